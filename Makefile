@@ -1,0 +1,51 @@
+# The project's commands. `make demo` runs the sagas end to end; `make test`
+# runs every test. Both install what they need (the pinned Temporal CLI) and
+# use the RabbitMQ at AMQP_URL, starting a locally installed one if needed.
+
+SHELL := /bin/bash
+GO ?= go
+TEMPORAL_CLI_VERSION := v1.5.1
+BIN := $(CURDIR)/bin
+TEMPORAL := $(BIN)/temporal
+AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/
+TEST_TIMEOUT ?= 40m
+
+export PATH := $(BIN):$(PATH)
+
+.PHONY: test unit temporal rabbitmq bench fmt vet
+
+## test: every test, race detector on (needs RabbitMQ and PostgreSQL; installs the Temporal CLI)
+test: temporal rabbitmq
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+## unit: the tests that need no external service
+unit:
+	$(GO) test -race -count=1 -short ./...
+
+## temporal: install the pinned Temporal CLI (dev server + Web UI) into ./bin
+temporal: $(TEMPORAL)
+
+$(TEMPORAL):
+	@mkdir -p $(BIN)
+	@gobin_cli="$$($(GO) env GOPATH)/bin/temporal"; \
+	if [ -x "$$gobin_cli" ] && "$$gobin_cli" --version 2>/dev/null | grep -q "$(TEMPORAL_CLI_VERSION:v%=%)"; then \
+		echo "reusing $$gobin_cli"; ln -sf "$$gobin_cli" $(TEMPORAL); \
+	else \
+		echo "installing the Temporal CLI $(TEMPORAL_CLI_VERSION) into ./bin (a few minutes, once)"; \
+		GOBIN=$(BIN) $(GO) install github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_CLI_VERSION); \
+	fi
+
+## rabbitmq: make sure a broker answers at AMQP_URL, starting a local rabbitmq-server if installed
+rabbitmq:
+	@bash internal/scripts/ensure-rabbitmq.sh "$(AMQP_URL)"
+
+## bench: the benchmarks whose results are written down in docs/BENCHMARKS.md
+bench: temporal rabbitmq
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+vet:
+	$(GO) vet ./...
