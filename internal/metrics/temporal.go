@@ -1,0 +1,212 @@
+// Package metrics exposes the worker's metrics to Prometheus: the Temporal
+// SDK's own metrics through a client.MetricsHandler, and the RabbitMQ
+// publisher and consumer counters.
+package metrics
+
+import (
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.temporal.io/sdk/client"
+)
+
+// TemporalHandler is a client.MetricsHandler that records the Temporal SDK's
+// metrics (counters, gauges, timers as histograms in seconds) and exposes them
+// as a prometheus.Collector.
+//
+// The SDK creates metrics by name with tags that differ from call site to
+// call site, which a plain prometheus.CounterVec cannot take (its label names
+// are fixed). The handler keeps one series per (name, tags) and, when
+// collected, pads each family to the union of its label names, as Prometheus
+// requires.
+type TemporalHandler struct {
+	reg  *series
+	tags map[string]string
+}
+
+var _ client.MetricsHandler = (*TemporalHandler)(nil)
+var _ prometheus.Collector = (*TemporalHandler)(nil)
+
+// NewTemporalHandler returns a handler whose metric names get prefix (for
+// example "temporal_"), sanitized for Prometheus.
+func NewTemporalHandler(prefix string) *TemporalHandler {
+	return &TemporalHandler{reg: &series{prefix: prefix, families: map[string]*family{}}}
+}
+
+// WithTags returns a handler adding tags to every metric it creates.
+func (h *TemporalHandler) WithTags(tags map[string]string) client.MetricsHandler {
+	merged := make(map[string]string, len(h.tags)+len(tags))
+	maps.Copy(merged, h.tags)
+	maps.Copy(merged, tags)
+	return &TemporalHandler{reg: h.reg, tags: merged}
+}
+
+// Counter returns the counter of that name and this handler's tags.
+func (h *TemporalHandler) Counter(name string) client.MetricsCounter {
+	s := h.reg.get(name, prometheus.CounterValue, h.tags)
+	return counterFunc(func(d int64) { s.add(float64(d)) })
+}
+
+// Gauge returns the gauge of that name and this handler's tags.
+func (h *TemporalHandler) Gauge(name string) client.MetricsGauge {
+	s := h.reg.get(name, prometheus.GaugeValue, h.tags)
+	return gaugeFunc(s.set)
+}
+
+// Timer returns a histogram (in seconds) of that name and this handler's tags.
+func (h *TemporalHandler) Timer(name string) client.MetricsTimer {
+	s := h.reg.get(name, prometheus.UntypedValue, h.tags)
+	return timerFunc(func(d time.Duration) { s.observe(d.Seconds()) })
+}
+
+// Describe sends nothing: the metric set grows as the SDK creates metrics,
+// so the handler is an unchecked collector.
+func (h *TemporalHandler) Describe(chan<- *prometheus.Desc) {}
+
+// Collect sends every series, each family padded to its union of labels.
+func (h *TemporalHandler) Collect(ch chan<- prometheus.Metric) { h.reg.collect(ch) }
+
+type counterFunc func(int64)
+
+func (f counterFunc) Inc(d int64) { f(d) }
+
+type gaugeFunc func(float64)
+
+func (f gaugeFunc) Update(v float64) { f(v) }
+
+type timerFunc func(time.Duration)
+
+func (f timerFunc) Record(d time.Duration) { f(d) }
+
+// timerBuckets are the histogram buckets of timers, in seconds: from 1ms
+// (a local activity) to 60s (a long poll).
+var timerBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}
+
+type series struct {
+	prefix   string
+	mu       sync.Mutex
+	families map[string]*family
+}
+
+type family struct {
+	name   string
+	kind   prometheus.ValueType // UntypedValue marks a histogram
+	series map[string]*sample
+}
+
+type sample struct {
+	mu      sync.Mutex
+	labels  map[string]string
+	value   float64
+	count   uint64
+	sum     float64
+	buckets []uint64
+}
+
+func (s *sample) add(d float64) { s.mu.Lock(); s.value += d; s.mu.Unlock() }
+func (s *sample) set(v float64) { s.mu.Lock(); s.value = v; s.mu.Unlock() }
+
+func (s *sample) observe(v float64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.count++
+	s.sum += v
+	for i, upper := range timerBuckets {
+		if v <= upper {
+			s.buckets[i]++
+		}
+	}
+}
+
+func (r *series) get(name string, kind prometheus.ValueType, tags map[string]string) *sample {
+	name = sanitize(r.prefix + name)
+	labels := make(map[string]string, len(tags))
+	for k, v := range tags {
+		labels[sanitize(k)] = v
+	}
+	key := labelKey(labels)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	f, ok := r.families[name]
+	if !ok {
+		f = &family{name: name, kind: kind, series: map[string]*sample{}}
+		r.families[name] = f
+	}
+	s, ok := f.series[key]
+	if !ok {
+		s = &sample{labels: labels}
+		if kind == prometheus.UntypedValue {
+			s.buckets = make([]uint64, len(timerBuckets))
+		}
+		f.series[key] = s
+	}
+	return s
+}
+
+func (r *series) collect(ch chan<- prometheus.Metric) {
+	r.mu.Lock()
+	families := slices.Collect(maps.Values(r.families))
+	r.mu.Unlock()
+	for _, f := range families {
+		r.mu.Lock()
+		samples := slices.Collect(maps.Values(f.series))
+		r.mu.Unlock()
+		names := map[string]struct{}{}
+		for _, s := range samples {
+			for k := range s.labels {
+				names[k] = struct{}{}
+			}
+		}
+		labelNames := slices.Sorted(maps.Keys(names))
+		desc := prometheus.NewDesc(f.name, "Temporal SDK metric "+f.name+".", labelNames, nil)
+		for _, s := range samples {
+			values := make([]string, len(labelNames))
+			for i, k := range labelNames {
+				values[i] = s.labels[k]
+			}
+			s.mu.Lock()
+			var m prometheus.Metric
+			var err error
+			if f.kind == prometheus.UntypedValue {
+				buckets := make(map[float64]uint64, len(timerBuckets))
+				for i, upper := range timerBuckets {
+					buckets[upper] = s.buckets[i]
+				}
+				m, err = prometheus.NewConstHistogram(desc, s.count, s.sum, buckets, values...)
+			} else {
+				m, err = prometheus.NewConstMetric(desc, f.kind, s.value, values...)
+			}
+			s.mu.Unlock()
+			if err == nil {
+				ch <- m
+			}
+		}
+	}
+}
+
+func labelKey(labels map[string]string) string {
+	var b strings.Builder
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
+		b.WriteString(k)
+		b.WriteByte('=')
+		b.WriteString(labels[k])
+		b.WriteByte(0)
+	}
+	return b.String()
+}
+
+// sanitize maps a Temporal metric or tag name onto Prometheus' alphabet.
+func sanitize(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		ok := c == '_' || c == ':' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (i > 0 && c >= '0' && c <= '9')
+		if !ok {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
