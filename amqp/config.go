@@ -1,0 +1,174 @@
+package amqp
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	amqp091 "github.com/rabbitmq/amqp091-go"
+)
+
+// EnvURL is the environment variable main reads the broker URL from.
+const EnvURL = "AMQP_URL"
+
+// DefaultURL is the broker URL used when EnvURL is unset: a local RabbitMQ
+// with its default account.
+const DefaultURL = "amqp://guest:guest@127.0.0.1:5672/"
+
+// DefaultExchange is the durable topic exchange every event is published to,
+// with the event type as routing key.
+const DefaultExchange = "sagas.events"
+
+// DefaultDeadLetterExchange is the durable direct exchange dead letters go
+// through, routed by the name of the consumer that gave up on them.
+const DefaultDeadLetterExchange = "sagas.dlx"
+
+// URLFromEnv returns the broker URL from getenv(EnvURL), or DefaultURL when it
+// is empty. It takes getenv as a parameter so that only main reads the
+// environment (pass os.Getenv).
+func URLFromEnv(getenv func(string) string) string {
+	if u := getenv(EnvURL); u != "" {
+		return u
+	}
+	return DefaultURL
+}
+
+// TLSConfig names the PEM files used for amqps:// URLs. Peer verification is
+// always on; the server name is the URL's host.
+type TLSConfig struct {
+	// CAFile is the CA bundle that signs the broker certificate. Empty means
+	// the system roots.
+	CAFile string
+	// CertFile is the client certificate for mutual TLS; optional, but it
+	// requires KeyFile.
+	CertFile string
+	// KeyFile is the client certificate's private key; it requires CertFile.
+	KeyFile string
+}
+
+func (t TLSConfig) isZero() bool { return t == TLSConfig{} }
+
+// Config configures a Conn. The zero value plus a URL is usable: Dial fills in
+// the defaults documented on each field.
+type Config struct {
+	// URL is the broker URL, amqp:// or amqps://. Default DefaultURL.
+	URL string
+	// TLS configures certificates for amqps:// URLs; it must stay empty for
+	// amqp:// URLs so that a forgotten "s" does not silently disable TLS.
+	TLS TLSConfig
+	// ConnectionName is shown in the management UI. Default "sagaflow".
+	ConnectionName string
+	// ReconnectInitial is the first delay before redialling a lost
+	// connection; it doubles up to ReconnectMax. Default 100ms.
+	ReconnectInitial time.Duration
+	// ReconnectMax caps the redial delay. Default 5s.
+	ReconnectMax time.Duration
+	// Heartbeat is the AMQP heartbeat interval that detects dead peers.
+	// Default 10s.
+	Heartbeat time.Duration
+	// Exchange is the durable topic exchange for events. Default
+	// DefaultExchange ("sagas.events").
+	Exchange string
+	// DeadLetterExchange is the durable direct exchange for dead letters.
+	// Default DefaultDeadLetterExchange ("sagas.dlx").
+	DeadLetterExchange string
+}
+
+func (c *Config) setDefaults() {
+	if c.URL == "" {
+		c.URL = DefaultURL
+	}
+	if c.ConnectionName == "" {
+		c.ConnectionName = "sagaflow"
+	}
+	if c.ReconnectInitial == 0 {
+		c.ReconnectInitial = 100 * time.Millisecond
+	}
+	if c.ReconnectMax == 0 {
+		c.ReconnectMax = 5 * time.Second
+	}
+	if c.Heartbeat == 0 {
+		c.Heartbeat = 10 * time.Second
+	}
+	if c.Exchange == "" {
+		c.Exchange = DefaultExchange
+	}
+	if c.DeadLetterExchange == "" {
+		c.DeadLetterExchange = DefaultDeadLetterExchange
+	}
+}
+
+// Validate reports every problem of the configuration at once. Unset fields
+// are checked with their defaults applied.
+func (c Config) Validate() error {
+	c.setDefaults()
+	var errs []error
+	uri, err := amqp091.ParseURI(c.URL)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("url: %w", err))
+	} else if uri.Scheme != "amqps" && !c.TLS.isZero() {
+		errs = append(errs, errors.New("tls: certificate files are set but the url scheme is not amqps"))
+	}
+	if c.TLS.KeyFile != "" && c.TLS.CertFile == "" {
+		errs = append(errs, errors.New("tls: key file set without a certificate file"))
+	}
+	if c.TLS.CertFile != "" && c.TLS.KeyFile == "" {
+		errs = append(errs, errors.New("tls: certificate file set without a key file"))
+	}
+	if c.ReconnectInitial < 0 {
+		errs = append(errs, fmt.Errorf("reconnect initial delay %v is negative", c.ReconnectInitial))
+	}
+	if c.ReconnectMax < c.ReconnectInitial {
+		errs = append(errs, fmt.Errorf("reconnect max delay %v is below the initial delay %v", c.ReconnectMax, c.ReconnectInitial))
+	}
+	if c.Heartbeat < 0 {
+		errs = append(errs, fmt.Errorf("heartbeat %v is negative", c.Heartbeat))
+	}
+	if c.Exchange == c.DeadLetterExchange {
+		errs = append(errs, fmt.Errorf("exchange and dead-letter exchange are both %q", c.Exchange))
+	}
+	return errors.Join(errs...)
+}
+
+// clientTLS builds the tls.Config for an amqps:// URL: peer verification on,
+// ServerName from the URL host, TLS 1.2 at least. It returns nil for amqp://.
+func (c Config) clientTLS() (*tls.Config, error) {
+	uri, err := amqp091.ParseURI(c.URL)
+	if err != nil {
+		return nil, fmt.Errorf("parse url: %w", err)
+	}
+	if uri.Scheme != "amqps" {
+		return nil, nil
+	}
+	cfg := &tls.Config{
+		ServerName: uri.Host,
+		MinVersion: tls.VersionTLS12,
+	}
+	if c.TLS.CAFile != "" {
+		pem, err := os.ReadFile(c.TLS.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls: read CA file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls: CA file %s holds no PEM certificate", c.TLS.CAFile)
+		}
+		cfg.RootCAs = pool
+	}
+	switch {
+	case c.TLS.CertFile != "" && c.TLS.KeyFile != "":
+		cert, err := tls.LoadX509KeyPair(c.TLS.CertFile, c.TLS.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls: load client certificate %s and key %s: %w", c.TLS.CertFile, c.TLS.KeyFile, err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	case c.TLS.CertFile != "":
+		return nil, errors.New("tls: client certificate file set without a key file")
+	case c.TLS.KeyFile != "":
+		return nil, errors.New("tls: client key file set without a certificate file")
+	}
+	return cfg, nil
+}

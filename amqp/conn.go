@@ -1,0 +1,264 @@
+package amqp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	amqp091 "github.com/rabbitmq/amqp091-go"
+)
+
+// Conn is a connection to RabbitMQ that recovers by itself. amqp091-go leaves
+// recovery to the application (its experimental Config.Recovery is not used
+// here because confirms lost with a connection must surface as errors), so
+// Conn watches NotifyClose, redials with exponential backoff and re-declares
+// the exchanges; each Publisher, Consumer and Requester watches its own
+// channel and reopens it, with its queues and consumers, on the new
+// connection.
+type Conn struct {
+	cfg     Config
+	dialCfg amqp091.Config
+	stats   Stats
+
+	mu    sync.Mutex
+	conn  *amqp091.Connection
+	ready chan struct{} // closed while conn is usable; replaced when it is lost
+	done  chan struct{} // closed by Close
+	wg    sync.WaitGroup
+	once  sync.Once
+}
+
+// Dial connects to the broker and declares the event exchange and the
+// dead-letter exchange. It retries a failing first dial with backoff until ctx
+// is done, so pass a context with a deadline. The returned Conn reconnects by
+// itself until Close.
+func Dial(ctx context.Context, cfg Config) (*Conn, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("amqp config: %w", err)
+	}
+	tlsCfg, err := cfg.clientTLS()
+	if err != nil {
+		return nil, fmt.Errorf("amqp config: %w", err)
+	}
+	props := amqp091.NewConnectionProperties()
+	props.SetClientConnectionName(cfg.ConnectionName)
+	c := &Conn{
+		cfg: cfg,
+		dialCfg: amqp091.Config{
+			Heartbeat:       cfg.Heartbeat,
+			TLSClientConfig: tlsCfg,
+			Properties:      props,
+			Locale:          "en_US",
+		},
+		ready: make(chan struct{}),
+		done:  make(chan struct{}),
+	}
+	conn, err := c.connectWithBackoff(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.conn = conn
+	close(c.ready)
+	c.wg.Add(1)
+	go c.supervise(conn)
+	return c, nil
+}
+
+// Config returns the configuration with defaults applied.
+func (c *Conn) Config() Config { return c.cfg }
+
+// Stats returns the counters shared by every publisher and consumer of c.
+func (c *Conn) Stats() *Stats { return &c.stats }
+
+// Close closes the connection and stops reconnecting. Publishers, consumers
+// and requesters of c fail with ErrClosed afterwards.
+func (c *Conn) Close() error {
+	var err error
+	c.once.Do(func() {
+		close(c.done)
+		c.mu.Lock()
+		conn := c.conn
+		c.mu.Unlock()
+		if conn != nil && !conn.IsClosed() {
+			err = conn.Close()
+		}
+		c.wg.Wait()
+	})
+	if errors.Is(err, amqp091.ErrClosed) {
+		err = nil
+	}
+	return err
+}
+
+func (c *Conn) closed() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// connect dials once and declares the exchanges.
+func (c *Conn) connect() (*amqp091.Connection, error) {
+	conn, err := amqp091.DialConfig(c.cfg.URL, c.dialCfg)
+	if err != nil {
+		return nil, fmt.Errorf("dial: %w", err)
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("open channel: %w", err)
+	}
+	defer func() { _ = ch.Close() }()
+	if err := ch.ExchangeDeclare(c.cfg.Exchange, amqp091.ExchangeTopic, true, false, false, false, nil); err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("declare exchange %s: %w", c.cfg.Exchange, err)
+	}
+	if err := ch.ExchangeDeclare(c.cfg.DeadLetterExchange, amqp091.ExchangeDirect, true, false, false, false, nil); err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("declare dead-letter exchange %s: %w", c.cfg.DeadLetterExchange, err)
+	}
+	return conn, nil
+}
+
+func (c *Conn) connectWithBackoff(ctx context.Context) (*amqp091.Connection, error) {
+	delay := c.cfg.ReconnectInitial
+	for {
+		conn, err := c.connect()
+		if err == nil {
+			return conn, nil
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("connect to broker: %w", errors.Join(err, ctx.Err()))
+		case <-c.done:
+			t.Stop()
+			return nil, ErrClosed
+		case <-t.C:
+		}
+		delay = min(delay*2, c.cfg.ReconnectMax)
+	}
+}
+
+// supervise waits for the connection to close and replaces it, until Close.
+func (c *Conn) supervise(conn *amqp091.Connection) {
+	defer c.wg.Done()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-c.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	for {
+		lost := conn.NotifyClose(make(chan *amqp091.Error, 1))
+		select {
+		case <-c.done:
+			return
+		case <-lost:
+		}
+		c.mu.Lock()
+		c.conn = nil
+		c.ready = make(chan struct{})
+		c.mu.Unlock()
+		next, err := c.connectWithBackoff(ctx)
+		if err != nil {
+			return // only when closed
+		}
+		c.stats.Reconnects.Add(1)
+		c.mu.Lock()
+		if c.closed() {
+			c.mu.Unlock()
+			_ = next.Close()
+			return
+		}
+		c.conn = next
+		close(c.ready)
+		c.mu.Unlock()
+		conn = next
+	}
+}
+
+// connection returns the current open connection, waiting for a reconnection
+// while there is none, until ctx is done or c is closed.
+func (c *Conn) connection(ctx context.Context) (*amqp091.Connection, error) {
+	for {
+		c.mu.Lock()
+		conn, ready := c.conn, c.ready
+		c.mu.Unlock()
+		if c.closed() {
+			return nil, ErrClosed
+		}
+		if conn != nil && !conn.IsClosed() {
+			return conn, nil
+		}
+		if conn != nil {
+			// Closed but not yet noticed by supervise: give it a moment
+			// rather than spinning.
+			ready = nil
+		}
+		t := time.NewTimer(10 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("wait for broker connection: %w", ctx.Err())
+		case <-c.done:
+			t.Stop()
+			return nil, ErrClosed
+		case <-ready:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// channel opens a channel on the current connection, waiting for a
+// reconnection and retrying with backoff until ctx is done or c is closed.
+func (c *Conn) channel(ctx context.Context) (*amqp091.Channel, error) {
+	delay := c.cfg.ReconnectInitial
+	for {
+		conn, err := c.connection(ctx)
+		if err != nil {
+			return nil, err
+		}
+		ch, err := conn.Channel()
+		if err == nil {
+			return ch, nil
+		}
+		if err := sleepCtx(ctx, c.done, delay); err != nil {
+			return nil, err
+		}
+		delay = min(delay*2, c.cfg.ReconnectMax)
+	}
+}
+
+// backoff is the delay before the attempt-th try: initial·2^(attempt-1),
+// capped at the reconnect maximum.
+func (c *Conn) backoff(attempt int) time.Duration {
+	d := c.cfg.ReconnectInitial
+	for i := 1; i < attempt && d < c.cfg.ReconnectMax; i++ {
+		d *= 2
+	}
+	return min(d, c.cfg.ReconnectMax)
+}
+
+func sleepCtx(ctx context.Context, done <-chan struct{}, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-done:
+		return ErrClosed
+	case <-t.C:
+		return nil
+	}
+}
