@@ -73,6 +73,18 @@ func (c *Conn) Config() Config { return c.cfg }
 // Stats returns the counters shared by every publisher and consumer of c.
 func (c *Conn) Stats() *Stats { return &c.stats }
 
+// Connected reports whether the broker connection is open right now; it is
+// false while a lost connection is being re-established and after Close.
+func (c *Conn) Connected() bool {
+	if c.closed() {
+		return false
+	}
+	c.mu.Lock()
+	conn := c.conn
+	c.mu.Unlock()
+	return conn != nil && !conn.IsClosed()
+}
+
 // Close closes the connection and stops reconnecting. Publishers, consumers
 // and requesters of c fail with ErrClosed afterwards.
 func (c *Conn) Close() error {

@@ -148,3 +148,13 @@ func TestNoMessageLostAcrossDroppedConnections(t *testing.T) {
 	t.Logf("published %d, publish retries %d, reconnects %d, deliveries %d, duplicates dropped %d, deferred %d",
 		sent, failures.Load(), st.Reconnects.Load(), st.Consumed.Load(), st.DuplicatesDropped.Load(), st.Deferred.Load())
 }
+
+func TestConnectedReflectsConnectionState(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := Dial(ctx, Config{URL: testenv.AMQPURL(t), ConnectionName: "connected-test"})
+	require.NoError(t, err)
+	require.True(t, c.Connected())
+	require.NoError(t, c.Close())
+	require.False(t, c.Connected(), "a closed Conn is not connected")
+}
