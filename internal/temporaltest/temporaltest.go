@@ -1,0 +1,314 @@
+// Package temporaltest runs integration tests against a real Temporal dev
+// server started from the pinned Temporal CLI binary. One server is shared by
+// all tests of a test binary because starting it takes seconds; every test
+// gets its own worker on a unique task queue so tests never steal each
+// other's tasks.
+//
+// A package opts in from its TestMain:
+//
+//	func TestMain(m *testing.M) { temporaltest.Main(m) }
+package temporaltest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/sagaflow/sagaflow/internal/testenv"
+)
+
+// CLIVersion is the Temporal CLI release the project pins (see `make temporal`).
+const CLIVersion = "v1.5.1"
+
+// SearchAttributes are the custom search attributes the sagas upsert; the
+// server registers them at start so workflows can set them.
+var SearchAttributes = []string{"SagaStatus=Keyword", "OrderId=Keyword", "CustomerId=Keyword"}
+
+const howToInstall = "run `make temporal` (installs github.com/temporalio/cli/cmd/temporal@" + CLIVersion + " into ./bin) or set TEMPORAL_CLI"
+
+// Config tunes the shared dev server.
+type Config struct {
+	// Namespace the server registers and clients use. Default "default".
+	Namespace string
+	// UIPort enables the Temporal Web UI on this port when non-zero, for
+	// browser tests; by default the server runs headless.
+	UIPort int
+	// LogLevel of the server process. Default "warn".
+	LogLevel string
+	// StartTimeout bounds how long the server may take to accept clients.
+	// Default 60s.
+	StartTimeout time.Duration
+	// ServerOutput receives the server's stdout and stderr. Default: discarded
+	// unless TEMPORAL_SERVER_LOG=1, in which case it goes to stderr.
+	ServerOutput io.Writer
+}
+
+func (c *Config) setDefaults() {
+	if c.Namespace == "" {
+		c.Namespace = "default"
+	}
+	if c.LogLevel == "" {
+		c.LogLevel = "warn"
+	}
+	if c.StartTimeout == 0 {
+		c.StartTimeout = 60 * time.Second
+	}
+	if c.ServerOutput == nil {
+		c.ServerOutput = io.Discard
+		if os.Getenv("TEMPORAL_SERVER_LOG") == "1" {
+			c.ServerOutput = os.Stderr
+		}
+	}
+}
+
+// Validate reports every problem with the configuration at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.UIPort < 0 || c.UIPort > 65535 {
+		errs = append(errs, fmt.Errorf("UIPort %d out of range", c.UIPort))
+	}
+	switch c.LogLevel {
+	case "", "debug", "info", "warn", "error", "never":
+	default:
+		errs = append(errs, fmt.Errorf("LogLevel %q is not one of debug, info, warn, error, never", c.LogLevel))
+	}
+	if c.StartTimeout < 0 {
+		errs = append(errs, errors.New("StartTimeout must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// shared is the state of the one dev server of this test binary.
+var shared struct {
+	mu       sync.Mutex
+	main     bool // Main or MainWith is in charge of stopping the server
+	cfg      Config
+	started  bool
+	server   *testsuite.DevServer
+	watchdog *watchdog
+	startErr error
+	missing  bool // no CLI binary: tests skip (or fail in CI)
+}
+
+// Main runs the package's tests with the default Config and stops the shared
+// server, if any test started it, before the process exits.
+func Main(m *testing.M) { MainWith(m, Config{}) }
+
+// MainWith is Main with a Config, for example to enable the Web UI.
+func MainWith(m *testing.M, cfg Config) {
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintln(os.Stderr, "temporaltest:", err)
+		os.Exit(2)
+	}
+	cfg.setDefaults()
+	shared.mu.Lock()
+	shared.main = true
+	shared.cfg = cfg
+	shared.mu.Unlock()
+
+	code := m.Run()
+	if err := stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "temporaltest: stopping dev server:", err)
+	}
+	os.Exit(code)
+}
+
+func stop() error {
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	if shared.server == nil {
+		return nil
+	}
+	shared.server.Client().Close()
+	err := shared.server.Stop()
+	shared.watchdog.stop()
+	shared.server = nil
+	var exitErr *exec.ExitError
+	if errors.As(err, &exitErr) {
+		// The server exits non-zero on interrupt; that is how it stops.
+		return nil
+	}
+	return err
+}
+
+// Server returns the shared dev server, starting it on first use. Without a
+// Temporal CLI binary it skips the test (fails it in CI).
+func Server(t testing.TB) *testsuite.DevServer {
+	t.Helper()
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	if !shared.main {
+		t.Fatal("temporaltest: call temporaltest.Main(m) from TestMain so the shared dev server is stopped")
+	}
+	if !shared.started {
+		shared.started = true
+		shared.server, shared.missing, shared.startErr = start(shared.cfg)
+		if shared.server != nil {
+			path, _ := CLIPath()
+			shared.watchdog = startWatchdog(path)
+		}
+	}
+	if shared.missing {
+		testenv.Unavailable(t, "Temporal CLI", howToInstall)
+	}
+	if shared.startErr != nil {
+		t.Fatalf("temporaltest: %v", shared.startErr)
+	}
+	return shared.server
+}
+
+func start(cfg Config) (*testsuite.DevServer, bool, error) {
+	path, ok := CLIPath()
+	if !ok {
+		return nil, true, nil
+	}
+	args := []string{
+		"--dynamic-config-value", "matching.numTaskqueueReadPartitions=1",
+		"--dynamic-config-value", "matching.numTaskqueueWritePartitions=1",
+	}
+	for _, sa := range SearchAttributes {
+		args = append(args, "--search-attribute", sa)
+	}
+	opts := testsuite.DevServerOptions{
+		ExistingPath: path,
+		ClientOptions: &client.Options{
+			Namespace: cfg.Namespace,
+			Logger:    quietLogger{},
+		},
+		LogLevel:  cfg.LogLevel,
+		ExtraArgs: args,
+		Stdout:    cfg.ServerOutput,
+		Stderr:    cfg.ServerOutput,
+	}
+	if cfg.UIPort != 0 {
+		opts.EnableUI = true
+		opts.UIPort = fmt.Sprint(cfg.UIPort)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.StartTimeout)
+	defer cancel()
+	srv, err := testsuite.StartDevServer(ctx, opts)
+	if err != nil {
+		return nil, false, fmt.Errorf("start dev server %s: %w", path, err)
+	}
+	return srv, false, nil
+}
+
+// CLIPath finds the Temporal CLI binary: $TEMPORAL_CLI, then <repo>/bin/temporal
+// (the repository root is the nearest directory holding go.mod), then
+// `temporal` on PATH, then $(go env GOPATH)/bin/temporal.
+func CLIPath() (string, bool) {
+	if p := os.Getenv("TEMPORAL_CLI"); p != "" {
+		return p, isExecutable(p)
+	}
+	if root, ok := repoRoot(); ok {
+		if p := filepath.Join(root, "bin", "temporal"); isExecutable(p) {
+			return p, true
+		}
+	}
+	if p, err := exec.LookPath("temporal"); err == nil {
+		return p, true
+	}
+	if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
+		for _, dir := range filepath.SplitList(strings.TrimSpace(string(out))) {
+			if p := filepath.Join(dir, "bin", "temporal"); isExecutable(p) {
+				return p, true
+			}
+		}
+	}
+	return "", false
+}
+
+func repoRoot() (string, bool) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", false
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, true
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", false
+		}
+		dir = parent
+	}
+}
+
+func isExecutable(p string) bool {
+	info, err := os.Stat(p)
+	return err == nil && info.Mode().IsRegular() && info.Mode()&0o111 != 0
+}
+
+// Client returns the shared server's client. Tests must not close it.
+func Client(t testing.TB) client.Client {
+	t.Helper()
+	return Server(t).Client()
+}
+
+var queueSeq atomic.Int64
+
+var unsafeQueueChars = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
+
+// TaskQueue returns a task queue name unique within the server's lifetime,
+// readable in the Web UI because it starts with the test's name.
+func TaskQueue(t testing.TB) string {
+	name := unsafeQueueChars.ReplaceAllString(t.Name(), "-")
+	if len(name) > 80 {
+		name = name[:80]
+	}
+	return fmt.Sprintf("%s-%d-%d", name, os.Getpid(), queueSeq.Add(1))
+}
+
+// NewWorker starts a worker on a fresh task queue of the shared server with
+// the workflows and activities register adds, and stops it when the test
+// ends. It returns the server's client and the task queue.
+func NewWorker(t testing.TB, register func(worker.Worker)) (client.Client, string) {
+	t.Helper()
+	return NewWorkerWithOptions(t, worker.Options{}, register)
+}
+
+// NewWorkerWithOptions is NewWorker with worker options, for example to raise
+// the number of concurrent activities in a benchmark.
+func NewWorkerWithOptions(t testing.TB, opts worker.Options, register func(worker.Worker)) (client.Client, string) {
+	t.Helper()
+	c := Client(t)
+	queue := TaskQueue(t)
+	w := worker.New(c, queue, opts)
+	register(w)
+	if err := w.Start(); err != nil {
+		t.Fatalf("temporaltest: start worker on %s: %v", queue, err)
+	}
+	t.Cleanup(w.Stop)
+	return c, queue
+}
+
+// quietLogger drops the SDK's info and debug chatter so test output shows
+// only what failed.
+type quietLogger struct{}
+
+func (quietLogger) Debug(string, ...any) {}
+func (quietLogger) Info(string, ...any)  {}
+func (quietLogger) Warn(msg string, kv ...any) {
+	fmt.Fprintln(os.Stderr, append([]any{"WARN", msg}, kv...)...)
+}
+func (quietLogger) Error(msg string, kv ...any) {
+	fmt.Fprintln(os.Stderr, append([]any{"ERROR", msg}, kv...)...)
+}
+
+var _ log.Logger = quietLogger{}
