@@ -1,0 +1,507 @@
+// Package inventory is the inventory participant service: stock per sku
+// (on hand, reserved, available = on hand − reserved) and reservations that
+// hold stock for an order until they are committed (sold) or released. It
+// takes inventory.restock, inventory.reserve, inventory.release and
+// inventory.commit from its RabbitMQ queue, answers inventory.stock and
+// inventory.reservations, and publishes inventory.reserved,
+// inventory.committed and inventory.released.
+//
+// Business rules:
+//   - A reservation of several lines holds all of them or none; a rejection
+//     lists every failing line in the reply's Result (ReserveResult).
+//   - Reserving an existing reservation id again with the same lines is
+//     accepted and changes nothing; with other lines it is rejected with
+//     reservation_exists.
+//   - Releasing a released reservation and committing a committed one are
+//     accepted and change nothing; committing a released one, or releasing a
+//     committed one, is rejected with reservation_not_held.
+package inventory
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"time"
+
+	"github.com/sagaflow/sagaflow/amqp"
+	"github.com/sagaflow/sagaflow/events"
+	"github.com/sagaflow/sagaflow/services/command"
+	"github.com/sagaflow/sagaflow/services/store"
+)
+
+// ServiceName is the source of the inventory's envelopes and the name of its
+// inbox and outbox.
+const ServiceName = "inventory"
+
+// DefaultQueue is the inventory's command queue.
+const DefaultQueue = "inventory.commands"
+
+// Query types the inventory answers on its command queue.
+const (
+	// QueryStock (inventory.stock) answers with []Stock.
+	QueryStock = "inventory.stock"
+	// QueryReservations (inventory.reservations) answers with []Reservation.
+	QueryReservations = "inventory.reservations"
+)
+
+// ReasonReservationExists rejects a reserve that reuses a reservation id
+// with other lines.
+const ReasonReservationExists = "reservation_exists"
+
+// StockQuery is the payload of an inventory.stock query.
+type StockQuery struct {
+	// SKUs to report; empty reports every sku.
+	SKUs []string `json:"skus,omitempty"`
+}
+
+// Validate accepts every query.
+func (StockQuery) Validate() error { return nil }
+
+// ReservationsQuery is the payload of an inventory.reservations query.
+type ReservationsQuery struct {
+	// ReservationID, when set, reports that reservation only.
+	ReservationID string `json:"reservation_id,omitempty"`
+	// OrderID, when set, reports the order's reservations only.
+	OrderID string `json:"order_id,omitempty"`
+}
+
+// Validate accepts every query.
+func (ReservationsQuery) Validate() error { return nil }
+
+func init() {
+	events.Register[StockQuery](events.KindCommand, QueryStock, 1)
+	events.Register[ReservationsQuery](events.KindCommand, QueryReservations, 1)
+}
+
+// Stock is a sku's stock level.
+type Stock struct {
+	SKU       string `json:"sku"`
+	OnHand    int64  `json:"on_hand"`
+	Reserved  int64  `json:"reserved"`
+	Available int64  `json:"available"`
+}
+
+// ReservationState is the life-cycle state of a reservation.
+type ReservationState string
+
+// The states of a reservation.
+const (
+	// StateHeld: the stock is reserved.
+	StateHeld ReservationState = "held"
+	// StateCommitted: the stock was sold (taken off on-hand).
+	StateCommitted ReservationState = "committed"
+	// StateReleased: the stock went back to available.
+	StateReleased ReservationState = "released"
+)
+
+// Reservation is a reservation and its lines.
+type Reservation struct {
+	ReservationID string             `json:"reservation_id"`
+	OrderID       string             `json:"order_id,omitempty"`
+	State         ReservationState   `json:"state"`
+	Reason        string             `json:"reason,omitempty"`
+	Lines         []events.StockLine `json:"lines"`
+}
+
+// FailedLine is a line a reservation could not hold.
+type FailedLine struct {
+	SKU       string `json:"sku"`
+	Requested int64  `json:"requested"`
+	Available int64  `json:"available"`
+	// Reason is unknown_sku or insufficient_stock.
+	Reason string `json:"reason"`
+}
+
+// ReserveResult is the Result of a reserve reply.
+type ReserveResult struct {
+	Reservation *Reservation `json:"reservation,omitempty"`
+	// FailedLines lists every line that failed when the reserve was rejected.
+	FailedLines []FailedLine `json:"failed_lines,omitempty"`
+}
+
+// ErrUnknownReservation is returned by Reservation for an unknown id.
+var ErrUnknownReservation = errors.New("inventory: unknown reservation")
+
+// Config configures the inventory service.
+type Config struct {
+	// Queue is the command queue. Default DefaultQueue ("inventory.commands").
+	Queue string
+	// Concurrency is the number of commands handled at once. Default 16.
+	Concurrency int
+	// Relay configures the outbox relay (its Producer is set by the service).
+	Relay store.RelayConfig
+}
+
+func (c *Config) setDefaults() {
+	if c.Queue == "" {
+		c.Queue = DefaultQueue
+	}
+}
+
+// Validate reports every problem with the configuration.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Concurrency < 0 {
+		errs = append(errs, errors.New("inventory: Concurrency must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+var migrations = []store.Migration{
+	{
+		Version: 1,
+		Name:    "stock and reservations",
+		Statements: []string{
+			`CREATE TABLE inventory_stock (
+				sku        TEXT PRIMARY KEY,
+				on_hand    BIGINT NOT NULL CHECK (on_hand >= 0),
+				reserved   BIGINT NOT NULL CHECK (reserved >= 0 AND reserved <= on_hand),
+				updated_at BIGINT NOT NULL)`,
+			`CREATE TABLE inventory_reservations (
+				reservation_id TEXT PRIMARY KEY,
+				order_id       TEXT NOT NULL,
+				state          TEXT NOT NULL,
+				reason         TEXT NOT NULL,
+				created_at     BIGINT NOT NULL,
+				updated_at     BIGINT NOT NULL)`,
+			`CREATE TABLE inventory_reservation_lines (
+				reservation_id TEXT NOT NULL REFERENCES inventory_reservations (reservation_id),
+				sku            TEXT NOT NULL,
+				quantity       BIGINT NOT NULL,
+				PRIMARY KEY (reservation_id, sku))`,
+			`CREATE INDEX inventory_reservations_order ON inventory_reservations (order_id)`,
+		},
+	},
+}
+
+// Service is the inventory.
+type Service struct {
+	db   *store.DB
+	cfg  Config
+	proc *command.Processor
+}
+
+// New migrates the inventory's schema and builds the service.
+func New(db *store.DB, cfg Config) (*Service, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := db.Migrate(ctx, ServiceName, migrations); err != nil {
+		return nil, err
+	}
+	proc, err := command.NewProcessor(db, command.Config{Service: ServiceName, InvalidPayload: invalidQuantity})
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{db: db, cfg: cfg, proc: proc}
+	proc.Handle(events.CmdInventoryRestock, s.restock)
+	proc.Handle(events.CmdInventoryReserve, s.reserve)
+	proc.Handle(events.CmdInventoryRelease, s.release)
+	proc.Handle(events.CmdInventoryCommit, s.commit)
+	proc.Query(QueryStock, func(ctx context.Context, q command.Command) (any, error) {
+		return s.Stock(ctx, q.Payload.(StockQuery).SKUs...)
+	})
+	proc.Query(QueryReservations, func(ctx context.Context, q command.Command) (any, error) {
+		p := q.Payload.(ReservationsQuery)
+		return s.Reservations(ctx, p.ReservationID, p.OrderID)
+	})
+	return s, nil
+}
+
+var quantityField = regexp.MustCompile(`^(quantity|lines\[\d+\]\.quantity)$`)
+
+// invalidQuantity maps a payload whose only problems are non-positive
+// quantities to an invalid_quantity rejection.
+func invalidQuantity(fields []*events.FieldError) (string, bool) {
+	for _, f := range fields {
+		if !quantityField.MatchString(f.Field) {
+			return "", false
+		}
+	}
+	return events.ReasonInvalidQuantity, true
+}
+
+// Run consumes the command queue and relays the outbox until ctx ends.
+func (s *Service) Run(ctx context.Context, conn *amqp.Conn) error {
+	srv, err := command.NewServer(conn, s.db, s.proc, command.ServeConfig{
+		Queue: s.cfg.Queue, Concurrency: s.cfg.Concurrency, Relay: s.cfg.Relay,
+	})
+	if err != nil {
+		return fmt.Errorf("inventory: %w", err)
+	}
+	return srv.Run(ctx)
+}
+
+// Stock returns the stock levels of the skus (of every sku when none is
+// given), ordered by sku; unknown skus are left out.
+func (s *Service) Stock(ctx context.Context, skus ...string) ([]Stock, error) {
+	rows, err := s.db.Query(ctx, "SELECT sku, on_hand, reserved FROM inventory_stock ORDER BY sku")
+	if err != nil {
+		return nil, fmt.Errorf("inventory: stock: %w", err)
+	}
+	defer rows.Close()
+	want := map[string]bool{}
+	for _, k := range skus {
+		want[k] = true
+	}
+	out := []Stock{}
+	for rows.Next() {
+		var st Stock
+		if err := rows.Scan(&st.SKU, &st.OnHand, &st.Reserved); err != nil {
+			return nil, fmt.Errorf("inventory: stock: %w", err)
+		}
+		if len(want) > 0 && !want[st.SKU] {
+			continue
+		}
+		st.Available = st.OnHand - st.Reserved
+		out = append(out, st)
+	}
+	return out, rows.Err()
+}
+
+// Reservations returns reservations with their state, filtered by
+// reservation id and order id when they are not empty.
+func (s *Service) Reservations(ctx context.Context, reservationID, orderID string) ([]Reservation, error) {
+	rows, err := s.db.Query(ctx, `SELECT r.reservation_id, r.order_id, r.state, r.reason, l.sku, l.quantity
+		FROM inventory_reservations r JOIN inventory_reservation_lines l ON l.reservation_id = r.reservation_id
+		WHERE (? = '' OR r.reservation_id = ?) AND (? = '' OR r.order_id = ?)
+		ORDER BY r.created_at, r.reservation_id, l.sku`, reservationID, reservationID, orderID, orderID)
+	if err != nil {
+		return nil, fmt.Errorf("inventory: reservations: %w", err)
+	}
+	defer rows.Close()
+	out := []Reservation{}
+	for rows.Next() {
+		var (
+			r Reservation
+			l events.StockLine
+		)
+		if err := rows.Scan(&r.ReservationID, &r.OrderID, &r.State, &r.Reason, &l.SKU, &l.Quantity); err != nil {
+			return nil, fmt.Errorf("inventory: reservations: %w", err)
+		}
+		if n := len(out); n > 0 && out[n-1].ReservationID == r.ReservationID {
+			out[n-1].Lines = append(out[n-1].Lines, l)
+			continue
+		}
+		r.Lines = []events.StockLine{l}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// --- command handlers ---
+
+func (s *Service) restock(ctx context.Context, tx *store.Tx, c command.Command) (command.Outcome, error) {
+	p := c.Payload.(events.InventoryRestock)
+	if p.Quantity <= 0 {
+		return command.Reject(events.ReasonInvalidQuantity, "quantity must be positive", nil), nil
+	}
+	now := time.Now().UnixMicro()
+	if _, err := tx.Exec(ctx, `INSERT INTO inventory_stock (sku, on_hand, reserved, updated_at) VALUES (?, ?, 0, ?)
+		ON CONFLICT (sku) DO UPDATE SET on_hand = inventory_stock.on_hand + excluded.on_hand, updated_at = excluded.updated_at`,
+		p.SKU, p.Quantity, now); err != nil {
+		return command.Outcome{}, fmt.Errorf("restock %s: %w", p.SKU, err)
+	}
+	st, err := stockOf(ctx, tx, p.SKU)
+	if err != nil {
+		return command.Outcome{}, err
+	}
+	return command.Accept(st), nil
+}
+
+// stockOf reads one sku's stock inside the transaction, locking the row on
+// PostgreSQL; found is false for an unknown sku.
+func stockOf(ctx context.Context, tx *store.Tx, sku string) (Stock, error) {
+	st := Stock{SKU: sku}
+	err := tx.QueryRow(ctx, "SELECT on_hand, reserved FROM inventory_stock WHERE sku = ?"+tx.DB().ForUpdate(), sku).Scan(&st.OnHand, &st.Reserved)
+	if err != nil {
+		return Stock{}, err
+	}
+	st.Available = st.OnHand - st.Reserved
+	return st, nil
+}
+
+// mergeLines adds up the lines of one sku and orders them by sku, the order
+// rows are locked in, so two reservations never deadlock.
+func mergeLines(lines []events.StockLine) []events.StockLine {
+	sum := map[string]int64{}
+	for _, l := range lines {
+		sum[l.SKU] += l.Quantity
+	}
+	out := make([]events.StockLine, 0, len(sum))
+	for sku, q := range sum {
+		out = append(out, events.StockLine{SKU: sku, Quantity: q})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].SKU < out[j].SKU })
+	return out
+}
+
+func (s *Service) reserve(ctx context.Context, tx *store.Tx, c command.Command) (command.Outcome, error) {
+	p := c.Payload.(events.InventoryReserve)
+	lines := mergeLines(p.Lines)
+	existing, err := reservationOf(ctx, tx, p.ReservationID)
+	switch {
+	case err == nil:
+		if sameLines(existing.Lines, lines) {
+			return command.Accept(ReserveResult{Reservation: &existing}), nil
+		}
+		return command.Reject(ReasonReservationExists,
+			fmt.Sprintf("reservation %s exists with other lines", p.ReservationID), ReserveResult{Reservation: &existing}), nil
+	case !errors.Is(err, ErrUnknownReservation):
+		return command.Outcome{}, err
+	}
+	var failed []FailedLine
+	for _, l := range lines {
+		if l.Quantity <= 0 {
+			failed = append(failed, FailedLine{SKU: l.SKU, Requested: l.Quantity, Reason: events.ReasonInvalidQuantity})
+			continue
+		}
+		st, err := stockOf(ctx, tx, l.SKU)
+		if errors.Is(err, sql.ErrNoRows) {
+			failed = append(failed, FailedLine{SKU: l.SKU, Requested: l.Quantity, Reason: events.ReasonUnknownSKU})
+			continue
+		}
+		if err != nil {
+			return command.Outcome{}, fmt.Errorf("reserve %s: %w", l.SKU, err)
+		}
+		if st.Available < l.Quantity {
+			failed = append(failed, FailedLine{SKU: l.SKU, Requested: l.Quantity, Available: st.Available, Reason: events.ReasonInsufficientStock})
+		}
+	}
+	if len(failed) > 0 {
+		// The most fundamental failure names the rejection: a sku that does
+		// not exist cannot be fixed by restocking later.
+		reason := events.ReasonInsufficientStock
+		for _, f := range failed {
+			if f.Reason == events.ReasonInvalidQuantity {
+				reason = f.Reason
+				break
+			}
+			if f.Reason == events.ReasonUnknownSKU {
+				reason = f.Reason
+			}
+		}
+		return command.Reject(reason, fmt.Sprintf("%d of %d lines cannot be reserved", len(failed), len(lines)),
+			ReserveResult{FailedLines: failed}), nil
+	}
+	now := time.Now().UnixMicro()
+	if _, err := tx.Exec(ctx, `INSERT INTO inventory_reservations (reservation_id, order_id, state, reason, created_at, updated_at)
+		VALUES (?, ?, ?, '', ?, ?)`, p.ReservationID, p.OrderID, string(StateHeld), now, now); err != nil {
+		return command.Outcome{}, fmt.Errorf("reserve %s: %w", p.ReservationID, err)
+	}
+	for _, l := range lines {
+		if _, err := tx.Exec(ctx, "INSERT INTO inventory_reservation_lines (reservation_id, sku, quantity) VALUES (?, ?, ?)",
+			p.ReservationID, l.SKU, l.Quantity); err != nil {
+			return command.Outcome{}, fmt.Errorf("reserve %s: %w", p.ReservationID, err)
+		}
+		if _, err := tx.Exec(ctx, "UPDATE inventory_stock SET reserved = reserved + ?, updated_at = ? WHERE sku = ?",
+			l.Quantity, now, l.SKU); err != nil {
+			return command.Outcome{}, fmt.Errorf("reserve %s: %w", l.SKU, err)
+		}
+	}
+	r := Reservation{ReservationID: p.ReservationID, OrderID: p.OrderID, State: StateHeld, Lines: lines}
+	return command.Accept(ReserveResult{Reservation: &r}, command.Event{
+		Type: events.TypeInventoryReserved, Subject: p.ReservationID,
+		Payload: events.InventoryReserved{ReservationID: p.ReservationID, OrderID: p.OrderID, Lines: lines},
+	}), nil
+}
+
+func sameLines(a, b []events.StockLine) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// reservationOf reads a reservation inside the transaction, locking it on
+// PostgreSQL, with its lines ordered by sku.
+func reservationOf(ctx context.Context, tx *store.Tx, id string) (Reservation, error) {
+	r := Reservation{ReservationID: id}
+	err := tx.QueryRow(ctx, "SELECT order_id, state, reason FROM inventory_reservations WHERE reservation_id = ?"+tx.DB().ForUpdate(), id).
+		Scan(&r.OrderID, &r.State, &r.Reason)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Reservation{}, fmt.Errorf("%w %q", ErrUnknownReservation, id)
+	}
+	if err != nil {
+		return Reservation{}, fmt.Errorf("read reservation %s: %w", id, err)
+	}
+	rows, err := tx.Query(ctx, "SELECT sku, quantity FROM inventory_reservation_lines WHERE reservation_id = ? ORDER BY sku", id)
+	if err != nil {
+		return Reservation{}, fmt.Errorf("read reservation %s: %w", id, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var l events.StockLine
+		if err := rows.Scan(&l.SKU, &l.Quantity); err != nil {
+			return Reservation{}, fmt.Errorf("read reservation %s: %w", id, err)
+		}
+		r.Lines = append(r.Lines, l)
+	}
+	return r, rows.Err()
+}
+
+func (s *Service) release(ctx context.Context, tx *store.Tx, c command.Command) (command.Outcome, error) {
+	p := c.Payload.(events.InventoryRelease)
+	return s.settle(ctx, tx, p.ReservationID, StateReleased, p.Reason)
+}
+
+func (s *Service) commit(ctx context.Context, tx *store.Tx, c command.Command) (command.Outcome, error) {
+	p := c.Payload.(events.InventoryCommit)
+	return s.settle(ctx, tx, p.ReservationID, StateCommitted, "")
+}
+
+// settle moves a held reservation to released or committed.
+func (s *Service) settle(ctx context.Context, tx *store.Tx, id string, to ReservationState, reason string) (command.Outcome, error) {
+	r, err := reservationOf(ctx, tx, id)
+	if errors.Is(err, ErrUnknownReservation) {
+		return command.Reject(events.ReasonUnknownReservation, err.Error(), nil), nil
+	}
+	if err != nil {
+		return command.Outcome{}, err
+	}
+	switch r.State {
+	case to:
+		return command.Accept(ReserveResult{Reservation: &r}), nil
+	case StateHeld:
+	default:
+		return command.Reject(events.ReasonReservationNotHeld,
+			fmt.Sprintf("reservation %s is %s", id, r.State), ReserveResult{Reservation: &r}), nil
+	}
+	now := time.Now().UnixMicro()
+	for _, l := range r.Lines {
+		q := "UPDATE inventory_stock SET reserved = reserved - ?, updated_at = ? WHERE sku = ?"
+		if to == StateCommitted {
+			q = "UPDATE inventory_stock SET reserved = reserved - ?, on_hand = on_hand - ?, updated_at = ? WHERE sku = ?"
+		}
+		args := []any{l.Quantity, now, l.SKU}
+		if to == StateCommitted {
+			args = []any{l.Quantity, l.Quantity, now, l.SKU}
+		}
+		if _, err := tx.Exec(ctx, q, args...); err != nil {
+			return command.Outcome{}, fmt.Errorf("%s %s: %w", to, id, err)
+		}
+	}
+	if _, err := tx.Exec(ctx, "UPDATE inventory_reservations SET state = ?, reason = ?, updated_at = ? WHERE reservation_id = ?",
+		string(to), reason, now, id); err != nil {
+		return command.Outcome{}, fmt.Errorf("%s %s: %w", to, id, err)
+	}
+	r.State, r.Reason = to, reason
+	ev := command.Event{Type: events.TypeInventoryCommitted, Subject: id,
+		Payload: events.InventoryCommitted{ReservationID: id, OrderID: r.OrderID, Lines: r.Lines}}
+	if to == StateReleased {
+		ev = command.Event{Type: events.TypeInventoryReleased, Subject: id,
+			Payload: events.InventoryReleased{ReservationID: id, OrderID: r.OrderID, Reason: reason, Lines: r.Lines}}
+	}
+	return command.Accept(ReserveResult{Reservation: &r}, ev), nil
+}

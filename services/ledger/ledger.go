@@ -1,0 +1,349 @@
+// Package ledger is the ledger participant service: event-sourced accounts
+// that take the commands ledger.open, ledger.deposit, ledger.withdraw,
+// ledger.refund, ledger.freeze and ledger.close from their RabbitMQ queue,
+// answer the queries ledger.balance and ledger.statement, and publish
+// funds.deposited, funds.withdrawn and funds.refunded.
+//
+// Business rules:
+//   - Amounts are integer minor units in the account's single currency; a
+//     non-positive amount is rejected with invalid_amount, another currency
+//     with currency_mismatch.
+//   - A frozen account refuses deposits and withdrawals (account_frozen); a
+//     closed one refuses everything but refunds (account_closed).
+//   - A refund is a saga's compensation of a withdrawal and is applied
+//     whatever the account's status, frozen or closed: money the ledger took
+//     is always given back, so the books balance and a compensation never
+//     fails for good. A closed account's balance after a refund is owed to
+//     its owner outside the ledger.
+//   - Freezing a frozen account is accepted and changes nothing; closing a
+//     closed account is rejected with account_closed.
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sagaflow/sagaflow/amqp"
+	"github.com/sagaflow/sagaflow/events"
+	"github.com/sagaflow/sagaflow/services/command"
+	"github.com/sagaflow/sagaflow/services/store"
+)
+
+// ServiceName is the source of the ledger's envelopes and the name of its
+// inbox and outbox.
+const ServiceName = "ledger"
+
+// DefaultQueue is the ledger's command queue.
+const DefaultQueue = "ledger.commands"
+
+// Query types the ledger answers on its command queue.
+const (
+	// QueryBalance (ledger.balance) answers with the Account.
+	QueryBalance = "ledger.balance"
+	// QueryStatement (ledger.statement) answers with a Statement.
+	QueryStatement = "ledger.statement"
+)
+
+// BalanceQuery is the payload of a ledger.balance query.
+type BalanceQuery struct {
+	AccountID string `json:"account_id"`
+}
+
+// Validate checks the account id.
+func (q BalanceQuery) Validate() error {
+	if q.AccountID == "" {
+		return &events.FieldError{Field: "account_id", Problem: "required"}
+	}
+	return nil
+}
+
+// StatementQuery is the payload of a ledger.statement query.
+type StatementQuery struct {
+	AccountID string `json:"account_id"`
+}
+
+// Validate checks the account id.
+func (q StatementQuery) Validate() error {
+	if q.AccountID == "" {
+		return &events.FieldError{Field: "account_id", Problem: "required"}
+	}
+	return nil
+}
+
+func init() {
+	events.Register[BalanceQuery](events.KindCommand, QueryBalance, 1)
+	events.Register[StatementQuery](events.KindCommand, QueryStatement, 1)
+}
+
+// Statement is an account's state and every event of its stream.
+type Statement struct {
+	Account Account       `json:"account"`
+	Events  []StreamEvent `json:"events"`
+}
+
+// ErrUnknownAccount is returned by the queries for an account never opened.
+var ErrUnknownAccount = errors.New("ledger: unknown account")
+
+// Config configures the ledger service.
+type Config struct {
+	// Queue is the command queue. Default DefaultQueue ("ledger.commands").
+	Queue string
+	// SnapshotEvery is the number of events between snapshots of a stream.
+	// Default 100.
+	SnapshotEvery int
+	// Concurrency is the number of commands handled at once. Default 16.
+	Concurrency int
+	// Relay configures the outbox relay (its Producer is set by the service).
+	Relay store.RelayConfig
+}
+
+func (c *Config) setDefaults() {
+	if c.Queue == "" {
+		c.Queue = DefaultQueue
+	}
+	if c.SnapshotEvery == 0 {
+		c.SnapshotEvery = 100
+	}
+}
+
+// Validate reports every problem with the configuration.
+func (c Config) Validate() error {
+	var errs []error
+	if c.SnapshotEvery < 1 {
+		errs = append(errs, errors.New("ledger: SnapshotEvery must be at least 1"))
+	}
+	if c.Concurrency < 0 {
+		errs = append(errs, errors.New("ledger: Concurrency must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// Service is the ledger.
+type Service struct {
+	db   *store.DB
+	cfg  Config
+	es   eventStore
+	proc *command.Processor
+}
+
+// New migrates the ledger's schema and builds the service.
+func New(db *store.DB, cfg Config) (*Service, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := db.Migrate(ctx, ServiceName, migrations); err != nil {
+		return nil, err
+	}
+	proc, err := command.NewProcessor(db, command.Config{Service: ServiceName, InvalidPayload: invalidAmount})
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{db: db, cfg: cfg, es: eventStore{snapshotEvery: int64(cfg.SnapshotEvery)}, proc: proc}
+	proc.Handle(events.CmdLedgerOpen, s.open)
+	proc.Handle(events.CmdLedgerDeposit, s.deposit)
+	proc.Handle(events.CmdLedgerWithdraw, s.withdraw)
+	proc.Handle(events.CmdLedgerRefund, s.refund)
+	proc.Handle(events.CmdLedgerFreeze, s.freeze)
+	proc.Handle(events.CmdLedgerClose, s.close)
+	proc.Query(QueryBalance, func(ctx context.Context, q command.Command) (any, error) {
+		return rejectUnknown(s.Balance(ctx, q.Payload.(BalanceQuery).AccountID))
+	})
+	proc.Query(QueryStatement, func(ctx context.Context, q command.Command) (any, error) {
+		return rejectUnknown(s.Statement(ctx, q.Payload.(StatementQuery).AccountID))
+	})
+	return s, nil
+}
+
+func rejectUnknown[T any](v T, err error) (any, error) {
+	if errors.Is(err, ErrUnknownAccount) {
+		return nil, &command.Rejection{Reason: events.ReasonUnknownAccount, Message: err.Error()}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// invalidAmount maps a payload whose only problems are a non-positive
+// amount or a negative initial balance to an invalid_amount rejection.
+func invalidAmount(fields []*events.FieldError) (string, bool) {
+	for _, f := range fields {
+		if f.Field != "amount.amount" && f.Field != "initial_balance" {
+			return "", false
+		}
+	}
+	return events.ReasonInvalidAmount, true
+}
+
+// Run consumes the command queue and relays the outbox until ctx ends.
+func (s *Service) Run(ctx context.Context, conn *amqp.Conn) error {
+	srv, err := command.NewServer(conn, s.db, s.proc, command.ServeConfig{
+		Queue: s.cfg.Queue, Concurrency: s.cfg.Concurrency, Relay: s.cfg.Relay,
+	})
+	if err != nil {
+		return fmt.Errorf("ledger: %w", err)
+	}
+	return srv.Run(ctx)
+}
+
+// Balance returns an account's current state (ErrUnknownAccount if it was
+// never opened).
+func (s *Service) Balance(ctx context.Context, accountID string) (Account, error) {
+	a, err := s.es.load(ctx, s.db, accountID)
+	if err != nil {
+		return Account{}, fmt.Errorf("ledger: balance of %s: %w", accountID, err)
+	}
+	if !a.Exists() {
+		return Account{}, fmt.Errorf("%w %q", ErrUnknownAccount, accountID)
+	}
+	return a, nil
+}
+
+// Statement returns an account's state and its whole stream, each event with
+// the command id and correlation id that caused it.
+func (s *Service) Statement(ctx context.Context, accountID string) (Statement, error) {
+	evs, err := s.es.events(ctx, s.db, accountID, 0)
+	if err != nil {
+		return Statement{}, fmt.Errorf("ledger: statement of %s: %w", accountID, err)
+	}
+	if len(evs) == 0 {
+		return Statement{}, fmt.Errorf("%w %q", ErrUnknownAccount, accountID)
+	}
+	a, err := Fold(Account{}, evs)
+	if err != nil {
+		return Statement{}, fmt.Errorf("ledger: statement of %s: %w", accountID, err)
+	}
+	return Statement{Account: a, Events: evs}, nil
+}
+
+// --- command handlers ---
+
+func (s *Service) open(ctx context.Context, tx *store.Tx, c command.Command) (command.Outcome, error) {
+	p := c.Payload.(events.LedgerOpen)
+	a, err := s.es.load(ctx, tx, p.AccountID)
+	if err != nil {
+		return command.Outcome{}, err
+	}
+	if a.Exists() {
+		return command.Reject(events.ReasonAccountExists, fmt.Sprintf("account %s already exists", p.AccountID), a), nil
+	}
+	a, err = s.es.append(ctx, tx, a, p.AccountID, []newEvent{{EventAccountOpened,
+		AccountOpened{Owner: p.Owner, Currency: p.Currency, InitialBalance: p.InitialBalance}}},
+		c.Envelope.ID, c.Envelope.CorrelationID)
+	if err != nil {
+		return command.Outcome{}, err
+	}
+	return command.Accept(a), nil
+}
+
+// movement is what deposit, withdraw and refund share.
+type movement struct {
+	typ        string
+	accountID  string
+	amount     events.Money
+	transferID string
+}
+
+func (s *Service) deposit(ctx context.Context, tx *store.Tx, c command.Command) (command.Outcome, error) {
+	p := c.Payload.(events.LedgerDeposit)
+	return s.move(ctx, tx, c, movement{EventFundsDeposited, p.AccountID, p.Amount, p.TransferID})
+}
+
+func (s *Service) withdraw(ctx context.Context, tx *store.Tx, c command.Command) (command.Outcome, error) {
+	p := c.Payload.(events.LedgerWithdraw)
+	return s.move(ctx, tx, c, movement{EventFundsWithdrawn, p.AccountID, p.Amount, p.TransferID})
+}
+
+func (s *Service) refund(ctx context.Context, tx *store.Tx, c command.Command) (command.Outcome, error) {
+	p := c.Payload.(events.LedgerRefund)
+	return s.move(ctx, tx, c, movement{EventFundsRefunded, p.AccountID, p.Amount, p.TransferID})
+}
+
+func (s *Service) move(ctx context.Context, tx *store.Tx, c command.Command, m movement) (command.Outcome, error) {
+	a, err := s.es.load(ctx, tx, m.accountID)
+	if err != nil {
+		return command.Outcome{}, err
+	}
+	if out, rejected := checkMovement(a, m); rejected {
+		return out, nil
+	}
+	balance := a.Balance + m.amount.Amount
+	if m.typ == EventFundsWithdrawn {
+		balance = a.Balance - m.amount.Amount
+	}
+	a, err = s.es.append(ctx, tx, a, m.accountID, []newEvent{{m.typ,
+		FundsMoved{Amount: m.amount.Amount, Balance: balance, TransferID: m.transferID}}},
+		c.Envelope.ID, c.Envelope.CorrelationID)
+	if err != nil {
+		return command.Outcome{}, err
+	}
+	var payload events.Payload
+	switch m.typ {
+	case EventFundsDeposited:
+		payload = events.FundsDeposited{AccountID: a.ID, Amount: m.amount, Balance: a.Money(), TransferID: m.transferID}
+	case EventFundsWithdrawn:
+		payload = events.FundsWithdrawn{AccountID: a.ID, Amount: m.amount, Balance: a.Money(), TransferID: m.transferID}
+	default:
+		payload = events.FundsRefunded{AccountID: a.ID, Amount: m.amount, Balance: a.Money(), TransferID: m.transferID}
+	}
+	return command.Accept(a, command.Event{Type: m.typ, Subject: a.ID, Payload: payload}), nil
+}
+
+// checkMovement applies the business rules of a movement to the state.
+func checkMovement(a Account, m movement) (command.Outcome, bool) {
+	switch {
+	case !a.Exists():
+		return command.Reject(events.ReasonUnknownAccount, fmt.Sprintf("account %s does not exist", m.accountID), nil), true
+	case m.amount.Amount <= 0:
+		return command.Reject(events.ReasonInvalidAmount, "amount must be positive", a), true
+	case m.amount.Currency != a.Currency:
+		return command.Reject(events.ReasonCurrencyMismatch,
+			fmt.Sprintf("account %s holds %s, not %s", a.ID, a.Currency, m.amount.Currency), a), true
+	case m.typ == EventFundsRefunded:
+		// A compensation: applied whatever the status (see the package doc).
+		return command.Outcome{}, false
+	case a.Status == StatusClosed:
+		return command.Reject(events.ReasonAccountClosed, fmt.Sprintf("account %s is closed", a.ID), a), true
+	case a.Status == StatusFrozen:
+		return command.Reject(events.ReasonAccountFrozen, fmt.Sprintf("account %s is frozen", a.ID), a), true
+	case m.typ == EventFundsWithdrawn && a.Balance < m.amount.Amount:
+		return command.Reject(events.ReasonInsufficientFunds,
+			fmt.Sprintf("balance %s does not cover %s", a.Money(), m.amount), a), true
+	}
+	return command.Outcome{}, false
+}
+
+func (s *Service) freeze(ctx context.Context, tx *store.Tx, c command.Command) (command.Outcome, error) {
+	p := c.Payload.(events.LedgerFreeze)
+	return s.changeStatus(ctx, tx, c, p.AccountID, EventAccountFrozen, p.Reason)
+}
+
+func (s *Service) close(ctx context.Context, tx *store.Tx, c command.Command) (command.Outcome, error) {
+	p := c.Payload.(events.LedgerClose)
+	return s.changeStatus(ctx, tx, c, p.AccountID, EventAccountClosed, p.Reason)
+}
+
+func (s *Service) changeStatus(ctx context.Context, tx *store.Tx, c command.Command, id, typ, reason string) (command.Outcome, error) {
+	a, err := s.es.load(ctx, tx, id)
+	if err != nil {
+		return command.Outcome{}, err
+	}
+	switch {
+	case !a.Exists():
+		return command.Reject(events.ReasonUnknownAccount, fmt.Sprintf("account %s does not exist", id), nil), nil
+	case a.Status == StatusClosed:
+		return command.Reject(events.ReasonAccountClosed, fmt.Sprintf("account %s is closed", id), a), nil
+	case typ == EventAccountFrozen && a.Status == StatusFrozen:
+		return command.Accept(a), nil
+	}
+	a, err = s.es.append(ctx, tx, a, id, []newEvent{{typ, StatusChanged{Reason: reason}}}, c.Envelope.ID, c.Envelope.CorrelationID)
+	if err != nil {
+		return command.Outcome{}, err
+	}
+	return command.Accept(a), nil
+}

@@ -1,0 +1,172 @@
+// Package orders is the orders read model (the query side of CQRS): a
+// projection of the order and inventory events into one row per order in
+// its own store, and the queries orders.get and orders.list answered over
+// RabbitMQ request-reply. The write side (the order saga) never reads it.
+//
+// The projection is idempotent and tolerates disorder, because RabbitMQ
+// delivers at least once and a consumer with several handlers does not keep
+// the publishing order:
+//   - an event id applied before changes nothing;
+//   - order.confirmed and order.cancelled are terminal: once one is applied,
+//     no later or late event changes the status;
+//   - another event changes the status only if it is not older (by its
+//     envelope time) than the newest event applied to the order;
+//   - order.placed always fills in the order's details, even when it arrives
+//     after events that created the row, because those facts never change.
+package orders
+
+import (
+	"time"
+
+	"github.com/sagaflow/sagaflow/events"
+)
+
+// ServiceName is the store component of the read model and the source of
+// its replies.
+const ServiceName = "orders"
+
+// Status is where an order stands in the read model.
+type Status string
+
+// The statuses of an order.
+const (
+	// StatusPlaced: the order was placed; nothing is held for it yet.
+	StatusPlaced Status = "placed"
+	// StatusReserved: its stock is held (or committed) and payment pending.
+	StatusReserved Status = "reserved"
+	// StatusConfirmed: stock committed and payment taken. Terminal.
+	StatusConfirmed Status = "confirmed"
+	// StatusCancelled: the order was undone. Terminal.
+	StatusCancelled Status = "cancelled"
+)
+
+// Terminal reports whether no event changes the status any more.
+func (s Status) Terminal() bool { return s == StatusConfirmed || s == StatusCancelled }
+
+// Valid reports whether s is one of the statuses.
+func (s Status) Valid() bool {
+	switch s {
+	case StatusPlaced, StatusReserved, StatusConfirmed, StatusCancelled:
+		return true
+	}
+	return false
+}
+
+// Order is one order as the read model knows it.
+type Order struct {
+	// OrderID identifies the order.
+	OrderID string `json:"order_id"`
+	// CustomerID, MerchantID, Lines, Total and Currency come from
+	// order.placed; they are empty while only later events have arrived.
+	CustomerID string             `json:"customer_id"`
+	MerchantID string             `json:"merchant_id"`
+	Lines      []events.OrderLine `json:"lines"`
+	Total      int64              `json:"total"`
+	Currency   string             `json:"currency"`
+	// Status is the order's status.
+	Status Status `json:"status"`
+	// FailureReason and FailedStep come from order.cancelled.
+	FailureReason string `json:"failure_reason,omitempty"`
+	FailedStep    string `json:"failed_step,omitempty"`
+	// CreatedAt is the time of order.placed (until it arrives, of the
+	// first event seen).
+	CreatedAt time.Time `json:"created_at"`
+	// UpdatedAt is when the projection last changed the row.
+	UpdatedAt time.Time `json:"updated_at"`
+	// LastEventAt and LastEventID are the time and id of the newest event
+	// applied to the order.
+	LastEventAt time.Time `json:"last_event_at"`
+	LastEventID string    `json:"last_event_id"`
+}
+
+// orderIDOf returns the order an event is about, or "" for an event the
+// projection ignores (a type it does not follow, an inventory event of a
+// reservation made outside an order).
+func orderIDOf(p events.Payload) string {
+	switch p := p.(type) {
+	case events.OrderPlaced:
+		return p.OrderID
+	case events.OrderConfirmed:
+		return p.OrderID
+	case events.OrderCancelled:
+		return p.OrderID
+	case events.InventoryReserved:
+		return p.OrderID
+	case events.InventoryCommitted:
+		return p.OrderID
+	case events.InventoryReservationFailed:
+		return p.OrderID
+	case events.InventoryReleased:
+		return p.OrderID
+	}
+	return ""
+}
+
+// fold applies one event to an order and reports whether it changed
+// anything. o is the zero Order for an order without a row. It is pure: the
+// rules of the package documentation live here.
+func fold(o Order, env events.Envelope, p events.Payload) (Order, bool) {
+	at := env.Time.UTC().Truncate(time.Microsecond)
+	before := o
+	isNew := o.LastEventID == ""
+	if isNew {
+		o.OrderID = orderIDOf(p)
+		o.Status = StatusPlaced
+		o.CreatedAt = at
+	}
+	// newer: not older than anything applied; equal times are applied in
+	// arrival order.
+	newer := isNew || !at.Before(o.LastEventAt)
+	terminal := o.Status.Terminal()
+	switch p := p.(type) {
+	case events.OrderPlaced:
+		if o.CustomerID == "" {
+			o.CustomerID, o.MerchantID = p.CustomerID, p.MerchantID
+			o.Lines = append([]events.OrderLine(nil), p.Lines...)
+			o.Total, o.Currency = p.Total, p.Currency
+		}
+		if at.Before(o.CreatedAt) {
+			o.CreatedAt = at
+		}
+	case events.OrderConfirmed:
+		if !terminal {
+			o.Status = StatusConfirmed
+		}
+	case events.OrderCancelled:
+		if !terminal {
+			o.Status = StatusCancelled
+			o.FailureReason, o.FailedStep = p.Reason, p.FailedStep
+		}
+	case events.InventoryReserved, events.InventoryCommitted:
+		if !terminal && newer {
+			o.Status = StatusReserved
+		}
+	case events.InventoryReservationFailed, events.InventoryReleased:
+		// The stock is not held, but the order is not over until the saga
+		// publishes order.cancelled (or retries): only the status the saga
+		// decides is shown.
+		if !terminal && newer && o.Status == StatusReserved {
+			o.Status = StatusPlaced
+		}
+	}
+	if newer {
+		o.LastEventAt, o.LastEventID = at, env.ID
+	}
+	return o, !sameOrder(before, o)
+}
+
+func sameOrder(a, b Order) bool {
+	if len(a.Lines) != len(b.Lines) {
+		return false
+	}
+	for i := range a.Lines {
+		if a.Lines[i] != b.Lines[i] {
+			return false
+		}
+	}
+	a.Lines, b.Lines = nil, nil
+	return a.OrderID == b.OrderID && a.CustomerID == b.CustomerID && a.MerchantID == b.MerchantID &&
+		a.Total == b.Total && a.Currency == b.Currency && a.Status == b.Status &&
+		a.FailureReason == b.FailureReason && a.FailedStep == b.FailedStep &&
+		a.CreatedAt.Equal(b.CreatedAt) && a.LastEventAt.Equal(b.LastEventAt) && a.LastEventID == b.LastEventID
+}

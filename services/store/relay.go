@@ -1,0 +1,331 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/sagaflow/sagaflow/amqp"
+)
+
+// Publisher is what the relay publishes through: *amqp.Publisher. Both
+// methods return only after the broker confirmed every message.
+type Publisher interface {
+	// Publish sends one message and waits for its confirm.
+	Publish(ctx context.Context, m amqp.Message) error
+	// PublishBatch sends messages in order with pipelined confirms and waits
+	// for all of them.
+	PublishBatch(ctx context.Context, ms []amqp.Message) error
+}
+
+// RelayConfig configures a Relay.
+type RelayConfig struct {
+	// Producer names the outbox rows this relay drains (the service name).
+	// Required.
+	Producer string
+	// BatchSize is the most rows published in one pipelined batch. Default 200.
+	BatchSize int
+	// SweepInterval is how often the relay looks for rows without being
+	// woken: rows of a crashed run, or of another process on the same
+	// PostgreSQL database. Default 5s.
+	SweepInterval time.Duration
+	// RetryDelay is the pause after a failed publish before the next try.
+	// Default 500ms.
+	RetryDelay time.Duration
+	// Retention is how long sent rows are kept before a sweep deletes them;
+	// negative keeps them for ever. Default 24h.
+	Retention time.Duration
+	// Logger receives publish failures the relay recovers from by retrying.
+	// Default slog.Default().
+	Logger *slog.Logger
+	// AfterPublish, when set, runs after a batch was confirmed and before it
+	// is marked sent; an error abandons the batch unmarked, as a crash at
+	// that point would. It exists to test that case.
+	AfterPublish func(ctx context.Context, batch []amqp.Message) error
+}
+
+func (c *RelayConfig) setDefaults() {
+	if c.BatchSize == 0 {
+		c.BatchSize = 200
+	}
+	if c.SweepInterval == 0 {
+		c.SweepInterval = 5 * time.Second
+	}
+	if c.RetryDelay == 0 {
+		c.RetryDelay = 500 * time.Millisecond
+	}
+	if c.Retention == 0 {
+		c.Retention = 24 * time.Hour
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Validate reports every problem with the configuration.
+func (c RelayConfig) Validate() error {
+	var errs []error
+	if c.Producer == "" {
+		errs = append(errs, errors.New("relay: Producer is required"))
+	}
+	if c.BatchSize < 0 {
+		errs = append(errs, errors.New("relay: BatchSize must not be negative"))
+	}
+	if c.SweepInterval < 0 || c.RetryDelay < 0 {
+		errs = append(errs, errors.New("relay: SweepInterval and RetryDelay must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// RelayStats counts what a relay did.
+type RelayStats struct {
+	// Published counts rows the broker confirmed.
+	Published atomic.Int64
+	// Unroutable counts rows no queue was bound for (a reply whose
+	// requester went away, an event nobody subscribes to); they are marked
+	// sent with last_error "unroutable" rather than blocking the outbox.
+	Unroutable atomic.Int64
+	// Failures counts batches that failed and were retried.
+	Failures atomic.Int64
+}
+
+// Relay drains one producer's outbox to RabbitMQ in creation order. It is
+// woken by every commit that wrote outbox rows and sweeps periodically.
+// Delivery is at least once: a crash between the broker's confirm and the
+// mark republishes the same message id, which consumers deduplicate. On
+// PostgreSQL several relays of one producer may run in several processes:
+// each batch is locked with FOR UPDATE SKIP LOCKED for the whole
+// publish-and-mark, so no row is published by two relays at once.
+type Relay struct {
+	db    *DB
+	pub   Publisher
+	cfg   RelayConfig
+	wake  <-chan struct{}
+	stats RelayStats
+}
+
+// NewRelay builds a relay; it does nothing until Run.
+func NewRelay(db *DB, pub Publisher, cfg RelayConfig) (*Relay, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if pub == nil {
+		return nil, errors.New("relay: nil publisher")
+	}
+	return &Relay{db: db, pub: pub, cfg: cfg, wake: db.Waker()}, nil
+}
+
+// Stats returns the relay's counters.
+func (r *Relay) Stats() *RelayStats { return &r.stats }
+
+// Run publishes pending rows until ctx ends, then returns nil. Failures are
+// logged and retried after RetryDelay; they never end Run.
+func (r *Relay) Run(ctx context.Context) error {
+	sweep := time.NewTicker(r.cfg.SweepInterval)
+	defer sweep.Stop()
+	for {
+		if _, err := r.Flush(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			r.stats.Failures.Add(1)
+			r.cfg.Logger.Warn("outbox relay: publish failed, retrying", "producer", r.cfg.Producer, "error", err)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(r.cfg.RetryDelay):
+			}
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-r.wake:
+		case <-sweep.C:
+			if err := r.prune(ctx); err != nil && ctx.Err() == nil {
+				r.cfg.Logger.Warn("outbox relay: prune failed", "producer", r.cfg.Producer, "error", err)
+			}
+		}
+	}
+}
+
+// Flush publishes pending rows in batches until none is left and returns how
+// many it published.
+func (r *Relay) Flush(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		n, err := r.flushBatch(ctx)
+		total += n
+		if err != nil {
+			return total, err
+		}
+		if n < r.cfg.BatchSize {
+			return total, nil
+		}
+	}
+}
+
+type pendingRow struct {
+	seq int64
+	msg amqp.Message
+}
+
+const selectPending = `SELECT seq, message_id, exchange, routing_key, message_type, correlation_id, envelope, created_at
+	FROM outbox WHERE producer = ? AND sent_at IS NULL ORDER BY seq LIMIT ?`
+
+func (r *Relay) flushBatch(ctx context.Context) (int, error) {
+	if r.db.engine == Postgres {
+		// The row locks live as long as this transaction, across the
+		// publish, so a relay in another process skips these rows instead of
+		// publishing them a second time.
+		n := 0
+		var pubErr error
+		err := r.db.InTx(ctx, func(tx *Tx) error {
+			rows, err := scanPending(tx.Query(ctx, selectPending+" FOR UPDATE SKIP LOCKED", r.cfg.Producer, r.cfg.BatchSize))
+			if err != nil {
+				return err
+			}
+			n = len(rows)
+			pubErr, err = r.publishAndMark(ctx, tx, rows)
+			return err
+		})
+		return n, errors.Join(err, pubErr)
+	}
+	// SQLite is single-process with one relay per producer: read outside a
+	// transaction so the database's only write lock is not held while
+	// waiting for the broker.
+	rows, err := scanPending(r.db.Query(ctx, selectPending, r.cfg.Producer, r.cfg.BatchSize))
+	if err != nil {
+		return 0, err
+	}
+	if len(rows) == 0 {
+		return 0, nil
+	}
+	var pubErr error
+	err = r.db.InTx(ctx, func(tx *Tx) error {
+		var err error
+		pubErr, err = r.publishAndMark(ctx, tx, rows)
+		return err
+	})
+	return len(rows), errors.Join(err, pubErr)
+}
+
+func scanPending(rows interface {
+	Next() bool
+	Scan(...any) error
+	Err() error
+	Close() error
+}, err error) ([]pendingRow, error) {
+	if err != nil {
+		return nil, fmt.Errorf("relay: read outbox: %w", err)
+	}
+	defer rows.Close()
+	var out []pendingRow
+	for rows.Next() {
+		var (
+			p       pendingRow
+			body    string
+			created int64
+		)
+		if err := rows.Scan(&p.seq, &p.msg.ID, &p.msg.Exchange, &p.msg.RoutingKey, &p.msg.Type, &p.msg.CorrelationID, &body, &created); err != nil {
+			return nil, fmt.Errorf("relay: read outbox: %w", err)
+		}
+		p.msg.Body = []byte(body)
+		p.msg.ContentType = "application/json"
+		p.msg.Timestamp = time.UnixMicro(created).UTC()
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("relay: read outbox: %w", err)
+	}
+	return out, nil
+}
+
+// publishAndMark publishes rows and marks those the broker took (or
+// returned as unroutable) as sent, in tx. On a publish failure it still
+// marks the prefix that was confirmed, so a retry does not republish it:
+// the failure comes back as pubErr, leaving the transaction to commit; err
+// means the transaction must roll back.
+func (r *Relay) publishAndMark(ctx context.Context, tx *Tx, rows []pendingRow) (pubErr, err error) {
+	if len(rows) == 0 {
+		return nil, nil
+	}
+	msgs := make([]amqp.Message, len(rows))
+	for i, p := range rows {
+		msgs[i] = p.msg
+	}
+	unroutable := map[int]bool{}
+	done := len(rows)
+	if err := r.pub.PublishBatch(ctx, msgs); err != nil {
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		// The batch error does not say which message failed: publish one by
+		// one to tell an unroutable row (skipped) from a broker failure
+		// (stop). Messages of the batch that did get through are sent again
+		// with the same id, which consumers deduplicate.
+		for i, m := range msgs {
+			err := r.pub.Publish(ctx, m)
+			if errors.Is(err, amqp.ErrUnroutable) {
+				unroutable[i] = true
+				continue
+			}
+			if err != nil {
+				done, pubErr = i, fmt.Errorf("relay: publish %s: %w", m.ID, err)
+				break
+			}
+		}
+	}
+	if r.cfg.AfterPublish != nil && done > 0 {
+		if err := r.cfg.AfterPublish(ctx, msgs[:done]); err != nil {
+			return nil, errors.Join(fmt.Errorf("relay: after publish: %w", err), pubErr)
+		}
+	}
+	if done > 0 {
+		if err := r.mark(ctx, tx, rows[:done], unroutable); err != nil {
+			return nil, errors.Join(err, pubErr)
+		}
+		r.stats.Published.Add(int64(done - len(unroutable)))
+		r.stats.Unroutable.Add(int64(len(unroutable)))
+	}
+	return pubErr, nil
+}
+
+func (r *Relay) mark(ctx context.Context, tx *Tx, rows []pendingRow, unroutable map[int]bool) error {
+	now := nowMicros()
+	var ok []any
+	for i, p := range rows {
+		if unroutable[i] {
+			if _, err := tx.Exec(ctx, "UPDATE outbox SET sent_at = ?, last_error = 'unroutable' WHERE seq = ?", now, p.seq); err != nil {
+				return fmt.Errorf("relay: mark %d: %w", p.seq, err)
+			}
+			continue
+		}
+		ok = append(ok, p.seq)
+	}
+	if len(ok) == 0 {
+		return nil
+	}
+	q := "UPDATE outbox SET sent_at = ? WHERE seq IN (?" + strings.Repeat(", ?", len(ok)-1) + ")"
+	if _, err := tx.Exec(ctx, q, append([]any{now}, ok...)...); err != nil {
+		return fmt.Errorf("relay: mark sent: %w", err)
+	}
+	return nil
+}
+
+func (r *Relay) prune(ctx context.Context) error {
+	if r.cfg.Retention < 0 {
+		return nil
+	}
+	cutoff := time.Now().Add(-r.cfg.Retention).UnixMicro()
+	_, err := r.db.Exec(ctx, "DELETE FROM outbox WHERE producer = ? AND sent_at IS NOT NULL AND sent_at < ?", r.cfg.Producer, cutoff)
+	if err != nil {
+		return fmt.Errorf("relay: prune: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,344 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sagaflow/sagaflow/amqp"
+	"github.com/sagaflow/sagaflow/services/store"
+	"github.com/sagaflow/sagaflow/services/store/storetest"
+)
+
+func TestRebind(t *testing.T) {
+	ctx := context.Background()
+	lite, err := store.Open(ctx, t.TempDir()+"/r.db")
+	require.NoError(t, err)
+	defer lite.Close()
+	tests := []struct {
+		name, in, sqlite string
+	}{
+		{"no placeholders", "SELECT 1", "SELECT 1"},
+		{"several", "a = ? AND b = ?", "a = ? AND b = ?"},
+		{"quoted question mark", "a = '?' AND b = ?", "a = '?' AND b = ?"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			require.Equal(t, tt.sqlite, lite.Rebind(tt.in))
+		})
+	}
+	pg := storetest.Open(t, store.Postgres)
+	require.Equal(t, "a = $1 AND b = $2", pg.Rebind("a = ? AND b = ?"))
+	require.Equal(t, "a = '?' AND b = $1", pg.Rebind("a = '?' AND b = ?"))
+}
+
+func TestMigrateIsIdempotent(t *testing.T) {
+	for _, engine := range []store.Engine{store.SQLite, store.Postgres} {
+		t.Run(string(engine), func(t *testing.T) {
+			ctx := context.Background()
+			dsn := storetest.DSN(t, engine)
+			migs := []store.Migration{
+				{Version: 2, Name: "second", Statements: []string{"ALTER TABLE widgets ADD COLUMN colour TEXT"}},
+				{Version: 1, Name: "first", Statements: []string{"CREATE TABLE widgets (id TEXT PRIMARY KEY)"}},
+			}
+			// Several processes starting at once: every one must succeed and
+			// every step must run once (a second ALTER TABLE would fail).
+			const starters = 4
+			var wg sync.WaitGroup
+			errs := make([]error, starters)
+			for i := range starters {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					db, err := store.Open(ctx, dsn)
+					if err != nil {
+						errs[i] = err
+						return
+					}
+					defer db.Close()
+					errs[i] = db.Migrate(ctx, "widgets", migs)
+				}()
+			}
+			wg.Wait()
+			for _, err := range errs {
+				require.NoError(t, err)
+			}
+			db, err := store.Open(ctx, dsn)
+			require.NoError(t, err)
+			defer db.Close()
+			require.NoError(t, db.Migrate(ctx, "widgets", migs), "running again is a no-op")
+			versions, err := db.AppliedVersions(ctx, "widgets")
+			require.NoError(t, err)
+			require.Equal(t, []int{1, 2}, versions)
+			versions, err = db.AppliedVersions(ctx, "store")
+			require.NoError(t, err)
+			require.Equal(t, []int{1}, versions)
+			_, err = db.Exec(ctx, "INSERT INTO widgets (id, colour) VALUES (?, ?)", "w1", "red")
+			require.NoError(t, err)
+		})
+	}
+}
+
+func TestInbox(t *testing.T) {
+	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		claim := func(id string) (bool, []byte) {
+			var (
+				claimed bool
+				reply   []byte
+			)
+			require.NoError(t, db.InTx(ctx, func(tx *store.Tx) error {
+				var err error
+				claimed, reply, err = tx.ClaimCommand(ctx, "svc", id, "x.do")
+				if err != nil || !claimed {
+					return err
+				}
+				return tx.StoreReply(ctx, "svc", id, []byte(`{"n":"`+id+`"}`))
+			}))
+			return claimed, reply
+		}
+		claimed, reply := claim("c1")
+		require.True(t, claimed)
+		require.Nil(t, reply)
+		for range 2 {
+			claimed, reply = claim("c1")
+			require.False(t, claimed)
+			require.JSONEq(t, `{"n":"c1"}`, string(reply))
+		}
+		claimed, _ = claim("c2")
+		require.True(t, claimed, "another id is new")
+
+		// A rolled-back claim leaves no trace.
+		err := db.InTx(ctx, func(tx *store.Tx) error {
+			_, _, err := tx.ClaimCommand(ctx, "svc", "c3", "x.do")
+			require.NoError(t, err)
+			return errors.New("boom")
+		})
+		require.Error(t, err)
+		_, found, err := db.InboxReply(ctx, "svc", "c3")
+		require.NoError(t, err)
+		require.False(t, found)
+	})
+}
+
+func TestIsUniqueViolation(t *testing.T) {
+	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		_, err := db.Exec(ctx, "INSERT INTO schema_migrations (component, version, name, applied_at) VALUES ('x', 1, 'x', 0)")
+		require.NoError(t, err)
+		_, err = db.Exec(ctx, "INSERT INTO schema_migrations (component, version, name, applied_at) VALUES ('x', 1, 'x', 0)")
+		require.Error(t, err)
+		require.True(t, store.IsUniqueViolation(err))
+		require.False(t, store.IsUniqueViolation(errors.New("other")))
+	})
+}
+
+// recordingPublisher records what it published; fail decides per message.
+type recordingPublisher struct {
+	mu        sync.Mutex
+	published []amqp.Message
+	fail      func(m amqp.Message) error
+	hold      chan struct{} // when set, PublishBatch waits on it
+}
+
+func (p *recordingPublisher) Publish(_ context.Context, m amqp.Message) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.fail != nil {
+		if err := p.fail(m); err != nil {
+			return err
+		}
+	}
+	p.published = append(p.published, m)
+	return nil
+}
+
+func (p *recordingPublisher) PublishBatch(ctx context.Context, ms []amqp.Message) error {
+	if p.hold != nil {
+		<-p.hold
+	}
+	var errs []error
+	for i, m := range ms {
+		if err := p.Publish(ctx, m); err != nil {
+			errs = append(errs, fmt.Errorf("batch message %d: %w", i, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (p *recordingPublisher) ids() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]string, len(p.published))
+	for i, m := range p.published {
+		out[i] = m.ID
+	}
+	return out
+}
+
+func enqueue(t *testing.T, db *store.DB, producer string, ids ...string) {
+	t.Helper()
+	require.NoError(t, db.InTx(context.Background(), func(tx *store.Tx) error {
+		for _, id := range ids {
+			if err := tx.Enqueue(context.Background(), producer, amqp.Message{
+				Exchange: "sagas.events", RoutingKey: "thing.happened", ID: id, Type: "thing.happened",
+				CorrelationID: "corr", Body: []byte(`{"id":"` + id + `"}`),
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+}
+
+func TestRelayPublishesInOrderAndMarksSent(t *testing.T) {
+	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		pub := &recordingPublisher{}
+		relay, err := store.NewRelay(db, pub, store.RelayConfig{Producer: "svc", BatchSize: 2})
+		require.NoError(t, err)
+		enqueue(t, db, "svc", "m1", "m2", "m3")
+		enqueue(t, db, "other", "o1")
+		n, err := relay.Flush(ctx)
+		require.NoError(t, err)
+		require.Equal(t, 3, n)
+		require.Equal(t, []string{"m1", "m2", "m3"}, pub.ids(), "only this producer's rows, in creation order")
+		pending, err := db.PendingCount(ctx, "svc")
+		require.NoError(t, err)
+		require.Zero(t, pending)
+		rows, err := db.Outbox(ctx, "svc")
+		require.NoError(t, err)
+		require.Len(t, rows, 3)
+		require.False(t, rows[0].SentAt.IsZero())
+		require.Equal(t, `{"id":"m1"}`, string(rows[0].Message.Body))
+		n, err = relay.Flush(ctx)
+		require.NoError(t, err)
+		require.Zero(t, n, "sent rows are not published again")
+	})
+}
+
+func TestRelayIsWokenByCommit(t *testing.T) {
+	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		published := make(chan string, 10)
+		pub := &recordingPublisher{fail: func(m amqp.Message) error { published <- m.ID; return nil }}
+		// A sweep interval far beyond the test's deadline: only the wake
+		// signal can get the row out in time.
+		relay, err := store.NewRelay(db, pub, store.RelayConfig{Producer: "svc", SweepInterval: time.Hour})
+		require.NoError(t, err)
+		done := make(chan error, 1)
+		go func() { done <- relay.Run(ctx) }()
+		enqueue(t, db, "svc", "w1")
+		select {
+		case id := <-published:
+			require.Equal(t, "w1", id)
+		case <-time.After(20 * time.Second):
+			t.Fatal("relay was not woken by the commit")
+		}
+		cancel()
+		require.NoError(t, <-done)
+	})
+}
+
+func TestRelayCrashBetweenPublishAndMarkRepublishesSameID(t *testing.T) {
+	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		pub := &recordingPublisher{}
+		crashes := 1
+		relay, err := store.NewRelay(db, pub, store.RelayConfig{Producer: "svc",
+			AfterPublish: func(context.Context, []amqp.Message) error {
+				if crashes > 0 {
+					crashes--
+					return errors.New("crash")
+				}
+				return nil
+			}})
+		require.NoError(t, err)
+		enqueue(t, db, "svc", "m1")
+		_, err = relay.Flush(ctx)
+		require.Error(t, err)
+		pending, err := db.PendingCount(ctx, "svc")
+		require.NoError(t, err)
+		require.Equal(t, 1, pending, "the crash left the row unmarked")
+		_, err = relay.Flush(ctx)
+		require.NoError(t, err)
+		require.Equal(t, []string{"m1", "m1"}, pub.ids(), "published again under the same message id")
+	})
+}
+
+func TestRelaySkipsUnroutableAndStopsAtFailure(t *testing.T) {
+	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		down := true
+		pub := &recordingPublisher{fail: func(m amqp.Message) error {
+			switch {
+			case m.ID == "lost":
+				return amqp.ErrUnroutable
+			case m.ID == "m3" && down:
+				return amqp.ErrConnectionLost
+			}
+			return nil
+		}}
+		relay, err := store.NewRelay(db, pub, store.RelayConfig{Producer: "svc"})
+		require.NoError(t, err)
+		enqueue(t, db, "svc", "m1", "lost", "m3", "m4")
+		_, err = relay.Flush(ctx)
+		require.ErrorIs(t, err, amqp.ErrConnectionLost)
+		rows, err := db.Outbox(ctx, "svc")
+		require.NoError(t, err)
+		require.False(t, rows[0].SentAt.IsZero())
+		require.Equal(t, "unroutable", rows[1].LastError)
+		require.True(t, rows[2].SentAt.IsZero(), "the failed row stays pending")
+		require.True(t, rows[3].SentAt.IsZero(), "rows after it wait, keeping the order")
+		down = false
+		_, err = relay.Flush(ctx)
+		require.NoError(t, err)
+		pending, err := db.PendingCount(ctx, "svc")
+		require.NoError(t, err)
+		require.Zero(t, pending)
+		require.EqualValues(t, 1, relay.Stats().Unroutable.Load())
+	})
+}
+
+func TestRelaysOnOnePostgresDoNotPublishARowTwice(t *testing.T) {
+	ctx := context.Background()
+	dsn := storetest.DSN(t, store.Postgres)
+	var ids []string
+	for i := range 50 {
+		ids = append(ids, fmt.Sprintf("m%02d", i))
+	}
+	db1, err := store.Open(ctx, dsn)
+	require.NoError(t, err)
+	defer db1.Close()
+	db2, err := store.Open(ctx, dsn)
+	require.NoError(t, err)
+	defer db2.Close()
+	enqueue(t, db1, "svc", ids...)
+
+	hold := make(chan struct{})
+	pub1 := &recordingPublisher{hold: hold}
+	pub2 := &recordingPublisher{hold: hold}
+	r1, err := store.NewRelay(db1, pub1, store.RelayConfig{Producer: "svc", BatchSize: 10})
+	require.NoError(t, err)
+	r2, err := store.NewRelay(db2, pub2, store.RelayConfig{Producer: "svc", BatchSize: 10})
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	for _, r := range []*store.Relay{r1, r2} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := r.Flush(ctx)
+			require.NoError(t, err)
+		}()
+	}
+	close(hold)
+	wg.Wait()
+	all := append(pub1.ids(), pub2.ids()...)
+	require.ElementsMatch(t, ids, all, "every row published exactly once across both relays")
+}
