@@ -1,0 +1,89 @@
+// Package activities holds the Temporal activities of the sagas. A step's
+// activity sends its command to a participant service over RabbitMQ and
+// returns activity.ErrResultPending; the service's reply, consumed from the
+// worker's reply queue by HandleReply, completes the activity. Activities are
+// methods on Activities, which holds the injected dependencies.
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/sagaflow/sagaflow/amqp"
+)
+
+// Queues the participant services take their commands from.
+const (
+	// LedgerQueue is the ledger service's command queue.
+	LedgerQueue = "ledger.commands"
+	// InventoryQueue is the inventory service's command queue.
+	InventoryQueue = "inventory.commands"
+)
+
+// Publisher sends one message and returns once the broker confirmed it.
+// It must be safe for concurrent use; *amqp.Publisher implements it.
+type Publisher interface {
+	Publish(ctx context.Context, m amqp.Message) error
+}
+
+// ActivityCompleter completes an activity that returned
+// activity.ErrResultPending; client.Client implements it.
+type ActivityCompleter interface {
+	CompleteActivityByID(ctx context.Context, namespace, workflowID, runID, activityID string, result interface{}, err error) error
+}
+
+// Config names the queues the activities use.
+type Config struct {
+	// ReplyQueue is the worker's queue services send replies to. Required.
+	ReplyQueue string
+	// LedgerQueue is where ledger commands go. Default LedgerQueue.
+	LedgerQueue string
+	// Source is the envelope source of commands and saga events. Default "sagaflow-worker".
+	Source string
+}
+
+func (c *Config) setDefaults() {
+	if c.LedgerQueue == "" {
+		c.LedgerQueue = LedgerQueue
+	}
+	if c.Source == "" {
+		c.Source = "sagaflow-worker"
+	}
+}
+
+// Validate reports every problem with the configuration at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.ReplyQueue == "" {
+		errs = append(errs, errors.New("ReplyQueue is required"))
+	}
+	return errors.Join(errs...)
+}
+
+// Activities are the saga activities with their dependencies. Register a
+// *Activities with worker.RegisterActivity; workflows call its methods
+// through a nil *Activities (`var a *activities.Activities`).
+type Activities struct {
+	cfg       Config
+	publisher Publisher
+	completer ActivityCompleter
+	logger    *slog.Logger
+}
+
+// New returns the activities publishing through p and completing pending
+// activities through c (a client.Client). logger may be nil (slog.Default).
+func New(cfg Config, p Publisher, c ActivityCompleter, logger *slog.Logger) (*Activities, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("activities config: %w", err)
+	}
+	if p == nil || c == nil {
+		return nil, errors.New("activities: publisher and completer are required")
+	}
+	cfg.setDefaults()
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &Activities{cfg: cfg, publisher: p, completer: c, logger: logger}, nil
+}

@@ -1,0 +1,108 @@
+package activities
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+
+	"github.com/sagaflow/sagaflow/amqp"
+	"github.com/sagaflow/sagaflow/events"
+)
+
+// LedgerCommand is the input of the ledger activities.
+type LedgerCommand struct {
+	// Step names the saga step; with the workflow id it derives the command
+	// id, so a retried activity resends the same id and the ledger applies
+	// the command once.
+	Step      string `json:"step"`
+	AccountID string `json:"account_id"`
+	// Amount in minor units of Currency.
+	Amount     int64  `json:"amount"`
+	Currency   string `json:"currency"`
+	TransferID string `json:"transfer_id"`
+}
+
+// CommandResult is what an accepted command's activity returns.
+type CommandResult struct {
+	CommandID   string `json:"command_id"`
+	CommandType string `json:"command_type"`
+	// Result is the service's command-specific result, such as a balance.
+	Result json.RawMessage `json:"result,omitempty"`
+}
+
+// Withdraw sends ledger.withdraw and completes with the ledger's reply: a
+// CommandResult, or a non-retryable application error of a rejection type
+// (RejectionType) such as "InsufficientFunds".
+func (a *Activities) Withdraw(ctx context.Context, cmd LedgerCommand) (CommandResult, error) {
+	return a.sendLedger(ctx, events.CmdLedgerWithdraw, cmd, func(m events.Money) events.Payload {
+		return events.LedgerWithdraw{AccountID: cmd.AccountID, Amount: m, TransferID: cmd.TransferID}
+	})
+}
+
+// Deposit sends ledger.deposit and completes with the ledger's reply.
+func (a *Activities) Deposit(ctx context.Context, cmd LedgerCommand) (CommandResult, error) {
+	return a.sendLedger(ctx, events.CmdLedgerDeposit, cmd, func(m events.Money) events.Payload {
+		return events.LedgerDeposit{AccountID: cmd.AccountID, Amount: m, TransferID: cmd.TransferID}
+	})
+}
+
+// Refund sends ledger.refund and completes with the ledger's reply.
+func (a *Activities) Refund(ctx context.Context, cmd LedgerCommand) (CommandResult, error) {
+	return a.sendLedger(ctx, events.CmdLedgerRefund, cmd, func(m events.Money) events.Payload {
+		return events.LedgerRefund{AccountID: cmd.AccountID, Amount: m, TransferID: cmd.TransferID}
+	})
+}
+
+func (a *Activities) sendLedger(ctx context.Context, typ string, cmd LedgerCommand, payload func(events.Money) events.Payload) (CommandResult, error) {
+	if cmd.Step == "" {
+		return CommandResult{}, fmt.Errorf("%s: step is required to derive the command id", typ)
+	}
+	data := payload(events.Money{Amount: cmd.Amount, Currency: cmd.Currency})
+	if err := a.sendCommand(ctx, a.cfg.LedgerQueue, typ, cmd.Step, cmd.AccountID, data); err != nil {
+		return CommandResult{}, err
+	}
+	return CommandResult{}, activity.ErrResultPending
+}
+
+// sendCommand publishes a command to queue with the id derived from the
+// workflow id and step, reply-to the worker's reply queue and a correlation
+// id naming this activity, so HandleReply can complete it.
+func (a *Activities) sendCommand(ctx context.Context, queue, typ, step, subject string, data events.Payload) error {
+	info := activity.GetInfo(ctx)
+	wfID := info.WorkflowExecution.ID
+	id := events.DeterministicID(wfID, step)
+	env, err := events.New(typ, a.cfg.Source, data,
+		events.WithID(id), events.WithCorrelationID(wfID), events.WithSubject(subject))
+	if err != nil {
+		return nonRetryable(fmt.Errorf("build %s for %s: %w", typ, wfID, err), "InvalidCommand")
+	}
+	body, err := env.Encode()
+	if err != nil {
+		return nonRetryable(fmt.Errorf("encode %s for %s: %w", typ, wfID, err), "InvalidCommand")
+	}
+	corr := ActivityRef{
+		Namespace:  info.WorkflowNamespace,
+		WorkflowID: wfID,
+		RunID:      info.WorkflowExecution.RunID,
+		ActivityID: info.ActivityID,
+	}.String()
+	msg := amqp.Message{
+		RoutingKey:    queue,
+		ID:            id,
+		Type:          typ,
+		CorrelationID: corr,
+		ReplyTo:       a.cfg.ReplyQueue,
+		Timestamp:     time.Now().UTC(),
+		ContentType:   events.ContentTypeJSON,
+		Body:          body,
+	}
+	if err := a.publisher.Publish(ctx, msg); err != nil {
+		// Retryable: the next attempt resends the same command id.
+		return fmt.Errorf("publish %s %s to %s: %w", typ, id, queue, err)
+	}
+	activity.GetLogger(ctx).Debug("Command sent", "Type", typ, "CommandID", id, "Queue", queue)
+	return nil
+}

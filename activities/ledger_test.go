@@ -1,0 +1,106 @@
+package activities
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/sagaflow/sagaflow/events"
+)
+
+func TestLedgerCommandsArePublishedWithDeterministicIDs(t *testing.T) {
+	cmd := LedgerCommand{Step: "withdraw", AccountID: "acc-1", Amount: 500, Currency: "EUR", TransferID: "t-1"}
+	tests := []struct {
+		name string
+		run  func(a *Activities) any
+		typ  string
+	}{
+		{"withdraw", func(a *Activities) any { return a.Withdraw }, events.CmdLedgerWithdraw},
+		{"deposit", func(a *Activities) any { return a.Deposit }, events.CmdLedgerDeposit},
+		{"refund", func(a *Activities) any { return a.Refund }, events.CmdLedgerRefund},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			pub := &fakePublisher{}
+			a := newTestActivities(t, pub, &fakeCompleter{})
+			var s testsuite.WorkflowTestSuite
+			env := s.NewTestActivityEnvironment()
+			env.RegisterActivity(a)
+			_, err := env.ExecuteActivity(tc.run(a), cmd)
+			require.ErrorIs(t, err, activity.ErrResultPending)
+			_, err = env.ExecuteActivity(tc.run(a), cmd) // a retry resends the same id
+			require.ErrorIs(t, err, activity.ErrResultPending)
+
+			require.Len(t, pub.msgs, 2)
+			m := pub.msgs[0]
+			ref, err := ParseActivityRef(m.CorrelationID)
+			require.NoError(t, err)
+			require.Equal(t, events.DeterministicID(ref.WorkflowID, "withdraw"), m.ID)
+			require.Equal(t, m.ID, pub.msgs[1].ID)
+			require.Equal(t, "", m.Exchange)
+			require.Equal(t, LedgerQueue, m.RoutingKey)
+			require.Equal(t, "worker.replies", m.ReplyTo)
+			require.Equal(t, tc.typ, m.Type)
+			env2, payload, err := events.Decode(m.Body)
+			require.NoError(t, err)
+			require.Equal(t, m.ID, env2.ID)
+			require.Equal(t, ref.WorkflowID, env2.CorrelationID)
+			require.Equal(t, tc.typ, env2.Type)
+			require.NoError(t, payload.Validate())
+		})
+	}
+}
+
+func TestLedgerCommandPublishFailureIsRetryable(t *testing.T) {
+	pub := &fakePublisher{err: errors.New("amqp: connection lost")}
+	a := newTestActivities(t, pub, &fakeCompleter{})
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(a)
+	_, err := env.ExecuteActivity(a.Deposit, LedgerCommand{Step: "deposit", AccountID: "acc-2", Amount: 1, Currency: "EUR", TransferID: "t-1"})
+	require.ErrorContains(t, err, "connection lost")
+	require.NotErrorIs(t, err, activity.ErrResultPending)
+	_, ok := RejectionReason(err)
+	require.False(t, ok)
+}
+
+func TestPublishTransferEvent(t *testing.T) {
+	pub := &fakePublisher{}
+	a := newTestActivities(t, pub, &fakeCompleter{})
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(a)
+	ev := TransferEvent{Step: "publish-outcome", Type: events.TypeTransferFailed, TransferID: "t-1", SourceAccountID: "a", TargetAccountID: "b", Amount: 10, Currency: "EUR", Reason: events.ReasonAccountClosed}
+	_, err := env.ExecuteActivity(a.PublishTransferEvent, ev)
+	require.NoError(t, err)
+	require.Len(t, pub.msgs, 1)
+	m := pub.msgs[0]
+	require.Equal(t, "sagas.events", m.Exchange)
+	require.Equal(t, events.TypeTransferFailed, m.RoutingKey)
+	_, got, err := events.DecodeAs[events.TransferFailed](m.Body)
+	require.NoError(t, err)
+	require.Equal(t, events.ReasonAccountClosed, got.Reason)
+	require.Equal(t, events.Money{Amount: 10, Currency: "EUR"}, got.Amount)
+
+	_, err = env.ExecuteActivity(a.PublishTransferEvent, TransferEvent{Step: "x", Type: "transfer.lost"})
+	require.ErrorContains(t, err, "unexpected type")
+}
+
+func TestPublishTransferEventIDIsDeterministic(t *testing.T) {
+	pub := &fakePublisher{}
+	a := newTestActivities(t, pub, &fakeCompleter{})
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(a)
+	ev := TransferEvent{Step: "publish-outcome", Type: events.TypeTransferCompleted, TransferID: "t-1", SourceAccountID: "a", TargetAccountID: "b", Amount: 10, Currency: "EUR"}
+	for range 2 {
+		_, err := env.ExecuteActivity(a.PublishTransferEvent, ev)
+		require.NoError(t, err)
+	}
+	require.Len(t, pub.msgs, 2)
+	require.Equal(t, pub.msgs[0].ID, pub.msgs[1].ID)
+	require.NotEmpty(t, pub.msgs[0].ID)
+}

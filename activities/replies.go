@@ -1,0 +1,155 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/sagaflow/sagaflow/amqp"
+	"github.com/sagaflow/sagaflow/events"
+)
+
+// Application error types of business rejections, derived from the reply's
+// reason by RejectionType. Workflows list them in NonRetryableErrorTypes and
+// branch on them; they are never retried because the service decided.
+const (
+	ErrTypeInsufficientFunds  = "InsufficientFunds"
+	ErrTypeAccountClosed      = "AccountClosed"
+	ErrTypeAccountFrozen      = "AccountFrozen"
+	ErrTypeUnknownAccount     = "UnknownAccount"
+	ErrTypeCurrencyMismatch   = "CurrencyMismatch"
+	ErrTypeInvalidAmount      = "InvalidAmount"
+	ErrTypeUnknownSKU         = "UnknownSku"
+	ErrTypeInsufficientStock  = "InsufficientStock"
+	ErrTypeUnknownReservation = "UnknownReservation"
+	ErrTypeInvalidQuantity    = "InvalidQuantity"
+	ErrTypeReservationNotHeld = "ReservationNotHeld"
+)
+
+// LedgerRejectionTypes are the rejection types a ledger command can end with.
+var LedgerRejectionTypes = []string{
+	ErrTypeInsufficientFunds, ErrTypeAccountClosed, ErrTypeAccountFrozen,
+	ErrTypeUnknownAccount, ErrTypeCurrencyMismatch, ErrTypeInvalidAmount,
+}
+
+// RejectionType turns a reply reason ("insufficient_funds") into the
+// application error type ("InsufficientFunds") the activity fails with.
+func RejectionType(reason string) string {
+	var b strings.Builder
+	for _, part := range strings.Split(reason, "_") {
+		if part == "" {
+			continue
+		}
+		b.WriteString(strings.ToUpper(part[:1]))
+		b.WriteString(part[1:])
+	}
+	if b.Len() == 0 {
+		return "Rejected"
+	}
+	return b.String()
+}
+
+// RejectionReason returns the reply reason ("insufficient_funds") of an
+// activity error that is a business rejection, and false otherwise.
+func RejectionReason(err error) (string, bool) {
+	var appErr *temporal.ApplicationError
+	if !errors.As(err, &appErr) || !appErr.NonRetryable() || !appErr.HasDetails() {
+		return "", false
+	}
+	var reason string
+	if appErr.Details(&reason) != nil || reason == "" {
+		return "", false
+	}
+	return reason, true
+}
+
+// RejectionError is the non-retryable error an activity completes with when
+// the service rejected its command. The reply's reason is the error's detail,
+// read back with RejectionReason.
+func RejectionError(r events.Reply) error {
+	msg := fmt.Sprintf("%s %s rejected: %s", r.CommandType, r.CommandID, r.Reason)
+	if r.Message != "" {
+		msg += ": " + r.Message
+	}
+	return temporal.NewNonRetryableApplicationError(msg, RejectionType(r.Reason), nil, r.Reason)
+}
+
+func nonRetryable(err error, typ string) error {
+	return temporal.NewNonRetryableApplicationError(err.Error(), typ, err)
+}
+
+// ActivityRef identifies a pending activity; it travels as a command's
+// correlation id and comes back on the reply.
+type ActivityRef struct {
+	Namespace  string
+	WorkflowID string
+	RunID      string
+	ActivityID string
+}
+
+// String encodes the reference as a query string, safe for any id.
+func (r ActivityRef) String() string {
+	v := url.Values{}
+	v.Set("ns", r.Namespace)
+	v.Set("wf", r.WorkflowID)
+	v.Set("run", r.RunID)
+	v.Set("act", r.ActivityID)
+	return v.Encode()
+}
+
+// ParseActivityRef decodes a correlation id made by ActivityRef.String.
+func ParseActivityRef(s string) (ActivityRef, error) {
+	v, err := url.ParseQuery(s)
+	if err != nil {
+		return ActivityRef{}, fmt.Errorf("parse activity ref %q: %w", s, err)
+	}
+	r := ActivityRef{Namespace: v.Get("ns"), WorkflowID: v.Get("wf"), RunID: v.Get("run"), ActivityID: v.Get("act")}
+	if r.Namespace == "" || r.WorkflowID == "" || r.ActivityID == "" {
+		return ActivityRef{}, fmt.Errorf("activity ref %q lacks namespace, workflow id or activity id", s)
+	}
+	return r, nil
+}
+
+// HandleReply is the amqp.Handler of the worker's reply queue: it completes
+// the activity named by the reply's correlation id with the reply. An
+// acceptance completes it with a CommandResult, a rejection with
+// RejectionError. A reply for an activity that no longer waits (completed,
+// timed out and retried, or its workflow closed) is acknowledged and logged:
+// retrying it could never succeed. An undecodable reply is dead-lettered.
+func (a *Activities) HandleReply(ctx context.Context, d amqp.Delivery) error {
+	_, reply, err := events.DecodeAs[events.Reply](d.Body)
+	if err != nil {
+		return amqp.Permanent(fmt.Errorf("decode reply %s: %w", d.ID, err))
+	}
+	ref, err := ParseActivityRef(d.CorrelationID)
+	if err != nil {
+		return amqp.Permanent(err)
+	}
+	var result any
+	var actErr error
+	if reply.Accepted() {
+		result = CommandResult{CommandID: reply.CommandID, CommandType: reply.CommandType, Result: reply.Result}
+	} else {
+		actErr = RejectionError(reply)
+	}
+	err = a.completer.CompleteActivityByID(ctx, ref.Namespace, ref.WorkflowID, ref.RunID, ref.ActivityID, result, actErr)
+	var notFound *serviceerror.NotFound
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &notFound):
+		a.logger.InfoContext(ctx, "Reply for an activity that no longer waits; dropped",
+			"command_id", reply.CommandID, "command_type", reply.CommandType,
+			"workflow_id", ref.WorkflowID, "activity_id", ref.ActivityID, "error", err)
+		return nil
+	default:
+		return fmt.Errorf("complete activity %s of %s with reply to %s: %w", ref.ActivityID, ref.WorkflowID, reply.CommandID, err)
+	}
+}
+
+var _ amqp.Handler = (*Activities)(nil).HandleReply

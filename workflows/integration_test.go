@@ -1,0 +1,404 @@
+package workflows
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/sagaflow/sagaflow/activities"
+	"github.com/sagaflow/sagaflow/amqp"
+	"github.com/sagaflow/sagaflow/events"
+	"github.com/sagaflow/sagaflow/internal/temporaltest"
+	"github.com/sagaflow/sagaflow/internal/testenv"
+	"github.com/sagaflow/sagaflow/services/ledger"
+	"github.com/sagaflow/sagaflow/services/store"
+)
+
+// liveSystem is the transfer saga wired end to end: the shared Temporal dev
+// server, a worker with the RabbitMQ activities, its reply consumer, and the
+// ledger service on SQLite. Its queues carry a unique suffix so concurrent
+// test runs on one broker never see each other's messages.
+type liveSystem struct {
+	client      client.Client
+	taskQueue   string
+	suffix      string
+	conn        *amqp.Conn
+	publisher   *amqp.Publisher
+	requester   *amqp.Requester
+	ledger      *ledger.Service
+	ledgerQueue string
+
+	mu          sync.Mutex
+	outcomeEvts map[string][]string // workflow id -> ids of transfer.* envelopes received
+}
+
+func startLiveSystem(tb testing.TB, workerOpts worker.Options) *liveSystem {
+	tb.Helper()
+	url := testenv.AMQPURL(tb)
+	temporaltest.Server(tb) // skips early without the Temporal CLI
+	suffix := strings.ToLower(strings.TrimPrefix(temporaltest.TaskQueue(tb), "Test"))
+	s := &liveSystem{suffix: suffix, ledgerQueue: "it.ledger." + suffix, outcomeEvts: map[string][]string{}}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+
+	runCtx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var closers []func() error
+	tb.Cleanup(func() {
+		stop()
+		wg.Wait()
+		for i := len(closers) - 1; i >= 0; i-- {
+			_ = closers[i]()
+		}
+		deleteQueues(url, "it.", suffix)
+	})
+	run := func(name string, fn func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fn(runCtx); err != nil && runCtx.Err() == nil {
+				tb.Errorf("%s stopped: %v", name, err)
+			}
+		}()
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var err error
+	s.conn, err = amqp.Dial(ctx, amqp.Config{URL: url, ConnectionName: "transfer-it-" + suffix})
+	require.NoError(tb, err)
+	closers = append(closers, s.conn.Close)
+	db, err := store.Open(ctx, filepath.Join(tb.TempDir(), "ledger.db"))
+	require.NoError(tb, err)
+	closers = append(closers, db.Close)
+	s.ledger, err = ledger.New(db, ledger.Config{Queue: s.ledgerQueue})
+	require.NoError(tb, err)
+	run("ledger", func(ctx context.Context) error { return s.ledger.Run(ctx, s.conn) })
+
+	s.publisher, err = s.conn.NewPublisher(amqp.PublisherConfig{})
+	require.NoError(tb, err)
+	closers = append(closers, s.publisher.Close)
+	s.requester, err = s.conn.NewRequester(amqp.RequesterConfig{})
+	require.NoError(tb, err)
+	closers = append(closers, s.requester.Close)
+
+	s.client = temporaltest.Client(tb)
+	replyQueue := "it.replies." + suffix
+	acts, err := activities.New(activities.Config{ReplyQueue: replyQueue, LedgerQueue: s.ledgerQueue}, s.publisher, s.client, quiet)
+	require.NoError(tb, err)
+	replies, err := s.conn.NewConsumer(amqp.ConsumerConfig{Name: replyQueue, Concurrency: 32, Prefetch: 128}, acts.HandleReply)
+	require.NoError(tb, err)
+	run("reply consumer", replies.Run)
+
+	outcomes, err := s.conn.NewConsumer(amqp.ConsumerConfig{
+		Name: "it.transfer-events." + suffix, Bindings: []string{"transfer.*"}, Decoder: amqp.DecodeEnvelope,
+	}, func(_ context.Context, d amqp.Delivery) error {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.outcomeEvts[d.CorrelationID] = append(s.outcomeEvts[d.CorrelationID], d.ID)
+		return nil
+	})
+	require.NoError(tb, err)
+	run("transfer event consumer", outcomes.Run)
+
+	// The consumers declare their queues when they start: wait until both
+	// take messages, so no reply or event is dropped as unroutable. The
+	// probe reply names an activity that does not exist: the handler must
+	// acknowledge it (a stale reply), not dead-letter it.
+	s.waitRoutable(tb, replyQueue, s.probeReply(tb))
+	probe := s.outcomeEvent(tb, "probe-"+suffix)
+	s.waitRoutable(tb, "", probe)
+	s.waitFor(tb, func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return len(s.outcomeEvts[probe.CorrelationID]) > 0
+	})
+
+	_, s.taskQueue = temporaltest.NewWorkerWithOptions(tb, workerOpts, func(w worker.Worker) {
+		w.RegisterWorkflow(TransferWorkflow)
+		w.RegisterActivity(acts)
+	})
+	return s
+}
+
+// deleteQueues removes the test's durable queues (their names start with
+// prefix and contain suffix) with rabbitmqctl, when the broker is local and
+// the tool installed; the amqp package declares but never deletes queues.
+func deleteQueues(url, prefix, suffix string) {
+	if !strings.Contains(url, "@127.0.0.1") && !strings.Contains(url, "@localhost") {
+		return
+	}
+	ctl, err := exec.LookPath("rabbitmqctl")
+	if err != nil {
+		return
+	}
+	out, err := exec.Command(ctl, "list_queues", "--quiet", "--no-table-headers", "name").Output()
+	if err != nil {
+		return
+	}
+	for _, name := range strings.Fields(string(out)) {
+		if strings.HasPrefix(name, prefix) && strings.Contains(name, suffix) {
+			_ = exec.Command(ctl, "delete_queue", name).Run()
+		}
+	}
+}
+
+func (s *liveSystem) probeReply(tb testing.TB) amqp.Message {
+	env, err := events.New(events.TypeCommandReplied, "ledger", events.Reply{
+		CommandID: events.DeterministicID("probe", s.suffix), CommandType: events.CmdLedgerWithdraw, Status: events.ReplyAccepted,
+	})
+	require.NoError(tb, err)
+	m, err := amqp.MessageFromEnvelope(env)
+	require.NoError(tb, err)
+	m.CorrelationID = activities.ActivityRef{Namespace: "default", WorkflowID: "probe-" + s.suffix, ActivityID: "1"}.String()
+	return m
+}
+
+func (s *liveSystem) outcomeEvent(tb testing.TB, wfID string) amqp.Message {
+	env, err := events.New(events.TypeTransferCompleted, "workflow/"+wfID, events.TransferCompleted{
+		TransferID: wfID, SourceAccountID: "a", TargetAccountID: "b", Amount: events.Money{Amount: 1, Currency: "EUR"},
+	}, events.WithCorrelationID(wfID))
+	require.NoError(tb, err)
+	m, err := amqp.MessageFromEnvelope(env)
+	require.NoError(tb, err)
+	return m
+}
+
+// waitRoutable publishes m (directly to queue when set) until the broker
+// routes it. Polling is the only way to learn that another component
+// declared its queue.
+func (s *liveSystem) waitRoutable(tb testing.TB, queue string, m amqp.Message) {
+	tb.Helper()
+	if queue != "" {
+		m.Exchange, m.RoutingKey = "", queue
+	}
+	s.waitFor(tb, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		err := s.publisher.Publish(ctx, m)
+		if err != nil && !errors.Is(err, amqp.ErrUnroutable) {
+			tb.Fatalf("publish probe: %v", err)
+		}
+		return err == nil
+	})
+}
+
+func (s *liveSystem) waitFor(tb testing.TB, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatal("condition not met within 30s")
+		}
+		<-time.After(50 * time.Millisecond)
+	}
+}
+
+// command sends a ledger command and returns the ledger's reply.
+func (s *liveSystem) command(tb testing.TB, typ string, p events.Payload) events.Reply {
+	tb.Helper()
+	env, err := events.New(typ, "transfer-it", p)
+	require.NoError(tb, err)
+	m, err := amqp.MessageFromEnvelope(env)
+	require.NoError(tb, err)
+	var d amqp.Delivery
+	s.waitFor(tb, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		d, err = s.requester.Request(ctx, s.ledgerQueue, m)
+		if errors.Is(err, amqp.ErrUnroutable) {
+			return false // the ledger has not declared its queue yet
+		}
+		require.NoError(tb, err)
+		return true
+	})
+	_, reply, err := events.DecodeAs[events.Reply](d.Body)
+	require.NoError(tb, err)
+	return reply
+}
+
+func (s *liveSystem) openAccounts(tb testing.TB, n int, balance int64) []string {
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("acc-%d-%s", i, s.suffix)
+		r := s.command(tb, events.CmdLedgerOpen, events.LedgerOpen{AccountID: ids[i], Currency: "EUR", InitialBalance: balance})
+		require.True(tb, r.Accepted(), "open %s: %+v", ids[i], r)
+	}
+	return ids
+}
+
+// transferRun is one started transfer and how it ended.
+type transferRun struct {
+	in     TransferInput
+	result TransferResult
+	err    error
+}
+
+func (s *liveSystem) runTransfers(ctx context.Context, inputs []TransferInput) []transferRun {
+	runs := make([]transferRun, len(inputs))
+	var wg sync.WaitGroup
+	for i, in := range inputs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			runs[i].in = in
+			run, err := s.client.ExecuteWorkflow(ctx, TransferStartOptions(in.TransferID, s.taskQueue), TransferWorkflow, in)
+			var started *serviceerror.WorkflowExecutionAlreadyStarted
+			if errors.As(err, &started) {
+				// The transfer already ran: read its outcome instead.
+				run = s.client.GetWorkflow(ctx, TransferWorkflowID(in.TransferID), "")
+				err = nil
+			}
+			if err != nil {
+				runs[i].err = err
+				return
+			}
+			runs[i].err = run.Get(ctx, &runs[i].result)
+		}()
+	}
+	wg.Wait()
+	return runs
+}
+
+// TestTransferSagaConservesMoney runs 300 random transfers concurrently
+// between 10 accounts through Temporal, RabbitMQ and the ledger: some to a
+// closed account, some overdrawing, some repeating a transfer id. Money is
+// conserved, every transfer ends, and the ledger recorded exactly the moves
+// each outcome implies.
+func TestTransferSagaConservesMoney(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	s := startLiveSystem(t, worker.Options{})
+	const (
+		accounts = 10
+		balance  = 10_000
+		count    = 300
+	)
+	ids := s.openAccounts(t, accounts, balance)
+	closed := ids[accounts-1]
+	r := s.command(t, events.CmdLedgerClose, events.LedgerClose{AccountID: closed, Reason: "test"})
+	require.True(t, r.Accepted(), "close: %+v", r)
+
+	rng := rand.New(rand.NewPCG(1, 2))
+	var inputs []TransferInput
+	for i := range count {
+		if i > 10 && rng.IntN(10) == 0 {
+			inputs = append(inputs, inputs[rng.IntN(len(inputs))]) // a repeated transfer id
+			continue
+		}
+		src := rng.IntN(accounts - 1)
+		dst := rng.IntN(accounts - 1)
+		if rng.IntN(10) == 0 {
+			dst = accounts - 1 // the closed account
+		}
+		for dst == src {
+			dst = rng.IntN(accounts - 1)
+		}
+		inputs = append(inputs, TransferInput{
+			TransferID:      fmt.Sprintf("%s-%d", s.suffix, i),
+			SourceAccountID: ids[src], TargetAccountID: ids[dst],
+			Amount: 1 + rng.Int64N(4000), Currency: "EUR",
+		})
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	runs := s.runTransfers(ctx, inputs)
+
+	byID := map[string]TransferResult{}
+	outcomes := map[TransferOutcome]int{}
+	for _, run := range runs {
+		require.NoError(t, run.err, "transfer %s", run.in.TransferID)
+		if prev, ok := byID[run.in.TransferID]; ok {
+			require.Equal(t, prev, run.result, "a repeated transfer id reports the first run's outcome")
+			continue
+		}
+		byID[run.in.TransferID] = run.result
+		outcomes[run.result.Outcome]++
+	}
+	t.Logf("outcomes of %d distinct transfers: %v", len(byID), outcomes)
+	require.Positive(t, outcomes[OutcomeCompleted])
+	require.Positive(t, outcomes[OutcomeFailed], "some transfers overdraw")
+	require.Positive(t, outcomes[OutcomeCompensated], "some transfers go to the closed account")
+	require.Equal(t, len(byID), outcomes[OutcomeCompleted]+outcomes[OutcomeFailed]+outcomes[OutcomeCompensated])
+
+	// Money is conserved.
+	var sum int64
+	funds := map[string]map[string]int{} // workflow id -> event type -> count
+	for _, id := range ids {
+		acc, err := s.ledger.Balance(ctx, id)
+		require.NoError(t, err)
+		require.GreaterOrEqual(t, acc.Balance, int64(0))
+		sum += acc.Balance
+		st, err := s.ledger.Statement(ctx, id)
+		require.NoError(t, err)
+		for _, ev := range st.Events {
+			if ev.CorrelationID == "" {
+				continue
+			}
+			if funds[ev.CorrelationID] == nil {
+				funds[ev.CorrelationID] = map[string]int{}
+			}
+			funds[ev.CorrelationID][ev.Type+"@"+id]++
+		}
+	}
+	require.Equal(t, int64(accounts*balance), sum, "the sum of all balances is unchanged")
+
+	// Every transfer is terminal and the ledger holds exactly its moves.
+	for _, in := range inputs {
+		wfID := TransferWorkflowID(in.TransferID)
+		desc, err := s.client.DescribeWorkflowExecution(ctx, wfID, "")
+		require.NoError(t, err)
+		require.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, desc.GetWorkflowExecutionInfo().GetStatus(), wfID)
+
+		want := map[string]int{}
+		switch res := byID[in.TransferID]; res.Outcome {
+		case OutcomeCompleted:
+			want[events.TypeFundsWithdrawn+"@"+in.SourceAccountID] = 1
+			want[events.TypeFundsDeposited+"@"+in.TargetAccountID] = 1
+		case OutcomeCompensated:
+			want[events.TypeFundsWithdrawn+"@"+in.SourceAccountID] = 1
+			want[events.TypeFundsRefunded+"@"+in.SourceAccountID] = 1
+			require.Equal(t, events.ReasonAccountClosed, res.Reason)
+		case OutcomeFailed:
+			require.Equal(t, events.ReasonInsufficientFunds, res.Reason)
+		}
+		got := funds[wfID]
+		if got == nil {
+			got = map[string]int{}
+		}
+		require.Equal(t, want, got, "ledger moves of %s (%s)", wfID, byID[in.TransferID].Outcome)
+	}
+
+	// Each transfer published its outcome exactly once (duplicates dropped by id).
+	s.waitFor(t, func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for id := range byID {
+			if len(s.outcomeEvts[TransferWorkflowID(id)]) == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id := range byID {
+		require.Len(t, s.outcomeEvts[TransferWorkflowID(id)], 1, id)
+	}
+}

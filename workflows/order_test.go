@@ -1,0 +1,521 @@
+package workflows
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/sdk/worker"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/sagaflow/sagaflow/activities"
+	"github.com/sagaflow/sagaflow/events"
+	"github.com/sagaflow/sagaflow/internal/temporaltest"
+)
+
+var testOrder = events.OrderPlaced{
+	OrderID:    "o-1",
+	CustomerID: "cust",
+	MerchantID: "shop",
+	Lines: []events.OrderLine{
+		{SKU: "sku-a", Quantity: 2, UnitPrice: 1000},
+		{SKU: "sku-b", Quantity: 1, UnitPrice: 500},
+	},
+	Currency: "EUR",
+	Total:    2500,
+}
+
+func orderState(t *testing.T, env *testsuite.TestWorkflowEnvironment) OrderState {
+	v, err := env.QueryWorkflow(QueryStatus)
+	require.NoError(t, err)
+	var st OrderState
+	require.NoError(t, v.Get(&st))
+	return st
+}
+
+func ledgerStep(step string) any {
+	return mock.MatchedBy(func(c activities.LedgerCommand) bool { return c.Step == step })
+}
+
+// The activities the order saga and its real children run, as sagaEnv
+// records them.
+const (
+	oReserve   = "ReserveInventory:reserve"
+	oCommit    = "CommitInventory:commit"
+	oRelease   = "ReleaseInventory:release:compensated"
+	oPay       = "Withdraw:withdraw:cust"
+	oPayIn     = "Deposit:deposit:shop"
+	oRefundOut = "Withdraw:withdraw:shop"
+	oRefundIn  = "Deposit:deposit:cust"
+	oTransfer  = "Publish:transfer.completed"
+	oTransferF = "Publish:transfer.failed"
+)
+
+// TestOrderWorkflow runs the order saga with its real children and mocked
+// activities, over every failure point and cancellation stage.
+func TestOrderWorkflow(t *testing.T) {
+	ok := activities.CommandResult{}
+	reserveOK := func(h *sagaEnv) {
+		h.env.OnActivity(inv.ReserveInventory, mock.Anything, mock.Anything).Return(ok, nil).Once()
+	}
+	payOK := func(h *sagaEnv) {
+		h.env.OnActivity(inv.Withdraw, mock.Anything, ledgerStep(StepWithdraw)).Return(ok, nil).Once()
+		h.env.OnActivity(inv.Deposit, mock.Anything, ledgerStep(StepDeposit)).Return(ok, nil).Once()
+	}
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, h *sagaEnv)
+		want  OrderResult
+		calls []string
+		// compensations are the order saga's own, in registration order.
+		compensations []CompensationState
+		status        SagaStatus
+		stage         OrderStage
+	}{
+		{
+			name: "confirmed",
+			setup: func(_ *testing.T, h *sagaEnv) {
+				reserveOK(h)
+				payOK(h)
+				h.env.OnActivity(inv.CommitInventory, mock.Anything, mock.Anything).Return(ok, nil).Once()
+			},
+			want:  OrderResult{OrderID: "o-1", Outcome: OrderConfirmed},
+			calls: []string{oReserve, oPay, oPayIn, oTransfer, oCommit, "Publish:order.confirmed::"},
+			compensations: []CompensationState{
+				{Name: StepOrderReserve, Status: CompensationRegistered},
+				{Name: StepOrderPayment, Status: CompensationRegistered},
+			},
+			status: StatusCompleted,
+			stage:  StageConfirmed,
+		},
+		{
+			name: "reservation refused: nothing to undo",
+			setup: func(_ *testing.T, h *sagaEnv) {
+				h.env.OnActivity(inv.ReserveInventory, mock.Anything, mock.Anything).
+					Return(ok, rejectionWith(events.CmdInventoryReserve, events.ReasonInsufficientStock, `{"failed_lines":[{"sku":"sku-b","quantity":1}]}`)).Once()
+			},
+			want:  OrderResult{OrderID: "o-1", Outcome: OrderCancelled, Reason: events.ReasonInsufficientStock, FailedStep: StepOrderReserve},
+			calls: []string{oReserve, "PublishReservationFailed:insufficient_stock", "Publish:order.cancelled:insufficient_stock:reserve-inventory"},
+			compensations: []CompensationState{
+				{Name: StepOrderReserve, Status: CompensationDropped},
+			},
+			status: StatusCompensated,
+			stage:  StageCancelled,
+		},
+		{
+			name: "payment refused: release the stock",
+			setup: func(_ *testing.T, h *sagaEnv) {
+				reserveOK(h)
+				h.env.OnActivity(inv.Withdraw, mock.Anything, mock.Anything).
+					Return(ok, rejectionWith(events.CmdLedgerWithdraw, events.ReasonInsufficientFunds, "")).Once()
+				h.env.OnActivity(inv.ReleaseInventory, mock.Anything, mock.Anything).Return(ok, nil).Once()
+			},
+			want:  OrderResult{OrderID: "o-1", Outcome: OrderCancelled, Reason: events.ReasonInsufficientFunds, FailedStep: StepOrderPayment},
+			calls: []string{oReserve, oPay, oTransferF, oRelease, "Publish:order.cancelled:insufficient_funds:payment"},
+			compensations: []CompensationState{
+				{Name: StepOrderReserve, Status: CompensationSucceeded, Runs: 1},
+				{Name: StepOrderPayment, Status: CompensationDropped},
+			},
+			status: StatusCompensated,
+			stage:  StageCancelled,
+		},
+		{
+			// The reservation releases itself when its commit fails; the
+			// order then refunds the payment with a reverse transfer.
+			name: "commit fails: release, then refund",
+			setup: func(_ *testing.T, h *sagaEnv) {
+				reserveOK(h)
+				payOK(h)
+				h.env.OnActivity(inv.CommitInventory, mock.Anything, mock.Anything).
+					Return(ok, rejectionWith(events.CmdInventoryCommit, events.ReasonReservationNotHeld, "")).Once()
+				h.env.OnActivity(inv.ReleaseInventory, mock.Anything, mock.Anything).Return(ok, nil).Once()
+				h.env.OnActivity(inv.Withdraw, mock.Anything, ledgerStep(StepWithdraw)).Return(ok, nil).Once()
+				h.env.OnActivity(inv.Deposit, mock.Anything, ledgerStep(StepDeposit)).Return(ok, nil).Once()
+			},
+			want: OrderResult{OrderID: "o-1", Outcome: OrderCancelled, Reason: events.ReasonReservationNotHeld, FailedStep: StepOrderCommit},
+			calls: []string{oReserve, oPay, oPayIn, oTransfer, oCommit, oRelease,
+				oRefundOut, oRefundIn, oTransfer, "Publish:order.cancelled:reservation_not_held:commit-inventory"},
+			compensations: []CompensationState{
+				{Name: StepOrderReserve, Status: CompensationSucceeded, Runs: 1},
+				{Name: StepOrderPayment, Status: CompensationSucceeded, Runs: 1},
+			},
+			status: StatusCompensated,
+			stage:  StageCancelled,
+		},
+		{
+			name: "customer cancels while the stock is being reserved",
+			setup: func(_ *testing.T, h *sagaEnv) {
+				h.env.OnActivity(inv.ReserveInventory, mock.Anything, mock.Anything).After(5*time.Second).Return(ok, nil).Once()
+				h.env.OnActivity(inv.ReleaseInventory, mock.Anything, mock.Anything).Return(ok, nil).Once()
+				h.env.RegisterDelayedCallback(func() {
+					h.env.SignalWorkflow(SignalCancel, events.OrderCancelRequested{OrderID: "o-1", Reason: "changed my mind"})
+				}, time.Second)
+			},
+			want:  OrderResult{OrderID: "o-1", Outcome: OrderCancelled, Reason: "changed my mind"},
+			calls: []string{oReserve, oRelease, "Publish:order.cancelled:changed my mind:"},
+			compensations: []CompensationState{
+				{Name: StepOrderReserve, Status: CompensationSucceeded, Runs: 1},
+			},
+			status: StatusCancelled,
+			stage:  StageCancelled,
+		},
+		{
+			// The transfer child is cancelled: it learns its withdraw did not
+			// apply (the resent command is refused) and refunds nothing; the
+			// order then releases the stock.
+			name: "customer cancels by update during the payment",
+			setup: func(t *testing.T, h *sagaEnv) {
+				reserveOK(h)
+				h.env.OnActivity(inv.Withdraw, mock.Anything, mock.Anything).After(5*time.Second).Return(ok, nil).Once()
+				h.env.OnActivity(inv.Withdraw, mock.Anything, mock.Anything).
+					Return(ok, rejectionWith(events.CmdLedgerWithdraw, events.ReasonInsufficientFunds, "")).Once()
+				h.env.OnActivity(inv.ReleaseInventory, mock.Anything, mock.Anything).Return(ok, nil).Once()
+				var u updateOutcome
+				h.update(SignalCancel, time.Second, CancelRequest{}, u.callback())
+				t.Cleanup(func() {
+					require.NoError(t, u.rejected)
+					require.NoError(t, u.err)
+					require.Equal(t, OrderCancelled, u.result.(OrderResult).Outcome)
+				})
+			},
+			want:  OrderResult{OrderID: "o-1", Outcome: OrderCancelled, Reason: DefaultCancelReason},
+			calls: []string{oReserve, oPay, oPay, oTransferF, oRelease, "Publish:order.cancelled:" + DefaultCancelReason + ":"},
+			compensations: []CompensationState{
+				{Name: StepOrderReserve, Status: CompensationSucceeded, Runs: 1},
+				{Name: StepOrderPayment, Status: CompensationSucceeded, Runs: 1},
+			},
+			status: StatusCancelled,
+			stage:  StageCancelled,
+		},
+		{
+			name: "cancel during the commit is rejected, a cancel signal ignored",
+			setup: func(t *testing.T, h *sagaEnv) {
+				reserveOK(h)
+				payOK(h)
+				h.env.OnActivity(inv.CommitInventory, mock.Anything, mock.Anything).After(5*time.Second).Return(ok, nil).Once()
+				var u updateOutcome
+				h.update(SignalCancel, time.Second, CancelRequest{Reason: "too late"}, u.callback())
+				h.env.RegisterDelayedCallback(func() {
+					h.env.SignalWorkflow(SignalCancel, CancelRequest{Reason: "too late, signalled"})
+				}, 2*time.Second)
+				t.Cleanup(func() {
+					require.ErrorContains(t, u.rejected, "order o-1 is being confirmed and can no longer be cancelled")
+					require.Equal(t, []CancelRequest{{Reason: "too late, signalled"}}, orderState(t, h.env).IgnoredCancels)
+				})
+			},
+			want:  OrderResult{OrderID: "o-1", Outcome: OrderConfirmed},
+			calls: []string{oReserve, oPay, oPayIn, oTransfer, oCommit, "Publish:order.confirmed::"},
+			compensations: []CompensationState{
+				{Name: StepOrderReserve, Status: CompensationRegistered},
+				{Name: StepOrderPayment, Status: CompensationRegistered},
+			},
+			status: StatusCompleted,
+			stage:  StageConfirmed,
+		},
+		{
+			name: "cancel after confirmation is rejected",
+			setup: func(t *testing.T, h *sagaEnv) {
+				reserveOK(h)
+				payOK(h)
+				h.env.OnActivity(inv.CommitInventory, mock.Anything, mock.Anything).Return(ok, nil).Once()
+				h.env.OnActivity(inv.PublishOrderEvent, mock.Anything, mock.Anything).After(5 * time.Second).Return(nil).Once()
+				var u updateOutcome
+				h.update(SignalCancel, time.Second, CancelRequest{}, u.callback())
+				t.Cleanup(func() {
+					require.ErrorContains(t, u.rejected, "order o-1 is confirmed and can no longer be cancelled")
+				})
+			},
+			want:  OrderResult{OrderID: "o-1", Outcome: OrderConfirmed},
+			calls: []string{oReserve, oPay, oPayIn, oTransfer, oCommit, "Publish:order.confirmed::"},
+			compensations: []CompensationState{
+				{Name: StepOrderReserve, Status: CompensationRegistered},
+				{Name: StepOrderPayment, Status: CompensationRegistered},
+			},
+			status: StatusCompleted,
+			stage:  StageConfirmed,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newSagaEnv(t)
+			tc.setup(t, h)
+			h.env.OnActivity(inv.PublishReservationFailed, mock.Anything, mock.Anything).Return(nil).Maybe()
+			h.env.OnActivity(inv.PublishTransferEvent, mock.Anything, mock.Anything).Return(nil).Maybe()
+			h.env.OnActivity(inv.PublishOrderEvent, mock.Anything, mock.Anything).Return(nil).Maybe()
+			h.env.ExecuteWorkflow(OrderWorkflow, testOrder)
+			require.True(t, h.env.IsWorkflowCompleted())
+			require.NoError(t, h.env.GetWorkflowError())
+			var res OrderResult
+			require.NoError(t, h.env.GetWorkflowResult(&res))
+			res.Error = ""
+			require.Equal(t, tc.want, res)
+			require.Equal(t, tc.calls, h.calls)
+			st := orderState(t, h.env)
+			require.Equal(t, tc.status, st.Status)
+			require.Equal(t, tc.stage, st.Stage)
+			require.Equal(t, tc.compensations, st.Compensations)
+			h.env.AssertExpectations(t)
+		})
+	}
+}
+
+// TestOrderWorkflowCancelledByTemporal proves a cancellation of the
+// workflow itself (not the customer's signal) also undoes everything and
+// ends as a cancellation.
+func TestOrderWorkflowCancelledByTemporal(t *testing.T) {
+	ok := activities.CommandResult{}
+	h := newSagaEnv(t)
+	h.env.OnActivity(inv.ReserveInventory, mock.Anything, mock.Anything).Return(ok, nil).Once()
+	h.env.OnActivity(inv.Withdraw, mock.Anything, mock.Anything).After(5*time.Second).Return(ok, nil).Once()
+	h.env.OnActivity(inv.Withdraw, mock.Anything, mock.Anything).
+		Return(ok, rejectionWith(events.CmdLedgerWithdraw, events.ReasonInsufficientFunds, "")).Once()
+	h.env.OnActivity(inv.ReleaseInventory, mock.Anything, mock.Anything).Return(ok, nil).Once()
+	h.env.OnActivity(inv.PublishTransferEvent, mock.Anything, mock.Anything).Return(nil).Once()
+	h.env.OnActivity(inv.PublishOrderEvent, mock.Anything, mock.Anything).Return(nil).Once()
+	h.env.RegisterDelayedCallback(h.env.CancelWorkflow, time.Second)
+	h.env.ExecuteWorkflow(OrderWorkflow, testOrder)
+	require.True(t, temporal.IsCanceledError(h.env.GetWorkflowError()), "got %v", h.env.GetWorkflowError())
+	st := orderState(t, h.env)
+	require.Equal(t, StatusCancelled, st.Status)
+	require.Equal(t, StageCancelled, st.Stage)
+	// Both children are cancelled at once and undo their own work, so only
+	// the set of activities is fixed, and the outcome is published last.
+	require.ElementsMatch(t, []string{oReserve, oPay, oPay, oTransferF, oRelease, "Publish:order.cancelled:cancelled:"}, h.calls)
+	require.Equal(t, "Publish:order.cancelled:cancelled:", h.calls[len(h.calls)-1])
+	h.env.AssertExpectations(t)
+}
+
+func TestOrderWorkflowRejectsInvalidOrder(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(o *events.OrderPlaced)
+		want   string
+	}{
+		{"total differs from the lines", func(o *events.OrderPlaced) { o.Total = 2400 }, "must equal the sum of the lines"},
+		{"zero quantity", func(o *events.OrderPlaced) { o.Lines[0].Quantity = 0 }, "quantity"},
+		{"negative price", func(o *events.OrderPlaced) { o.Lines[1].UnitPrice = -5 }, "unit_price"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			order := testOrder
+			order.Lines = append([]events.OrderLine(nil), testOrder.Lines...)
+			tc.mutate(&order)
+			h := newSagaEnv(t)
+			h.env.ExecuteWorkflow(OrderWorkflow, order)
+			var appErr *temporal.ApplicationError
+			require.True(t, errors.As(h.env.GetWorkflowError(), &appErr))
+			require.Equal(t, ErrTypeInvalidOrder, appErr.Type())
+			require.True(t, appErr.NonRetryable())
+			require.ErrorContains(t, appErr, tc.want)
+			require.Empty(t, h.calls)
+		})
+	}
+}
+
+func TestOrderStartOptions(t *testing.T) {
+	opts := OrderStartOptions(testOrder, "")
+	want := client.StartWorkflowOptions{
+		ID:                       "order-o-1",
+		TaskQueue:                OrderTaskQueue,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		Memo:                     map[string]any{MemoOrderTotal: events.Money{Amount: 2500, Currency: "EUR"}},
+		TypedSearchAttributes:    temporal.NewSearchAttributes(OrderIDKey.ValueSet("o-1"), CustomerIDKey.ValueSet("cust")),
+	}
+	require.Equal(t, want, opts)
+	require.Equal(t, "q", OrderStartOptions(testOrder, "q").TaskQueue)
+}
+
+// standIns stand in for the inventory service, the ledger and the broker
+// with activities of the same names, for recording histories on a dev
+// server: sku "out-of-stock" is refused, withdrawals over 10000 too.
+type standIns struct{}
+
+func (standIns) ReserveInventory(_ context.Context, cmd activities.InventoryCommand) (activities.CommandResult, error) {
+	for _, l := range cmd.Lines {
+		if l.SKU == "out-of-stock" {
+			return activities.CommandResult{}, rejectionWith(events.CmdInventoryReserve, events.ReasonInsufficientStock, `{"failed_lines":[{"sku":"out-of-stock","quantity":1}]}`)
+		}
+	}
+	return activities.CommandResult{CommandType: events.CmdInventoryReserve}, nil
+}
+
+func (standIns) CommitInventory(context.Context, activities.InventoryCommand) (activities.CommandResult, error) {
+	return activities.CommandResult{CommandType: events.CmdInventoryCommit}, nil
+}
+
+func (standIns) ReleaseInventory(context.Context, activities.InventoryCommand) (activities.CommandResult, error) {
+	return activities.CommandResult{CommandType: events.CmdInventoryRelease}, nil
+}
+
+func (standIns) Withdraw(_ context.Context, cmd activities.LedgerCommand) (activities.CommandResult, error) {
+	if cmd.Amount > 10000 {
+		return activities.CommandResult{}, rejectionWith(events.CmdLedgerWithdraw, events.ReasonInsufficientFunds, "")
+	}
+	return activities.CommandResult{CommandType: events.CmdLedgerWithdraw}, nil
+}
+
+func (standIns) Deposit(context.Context, activities.LedgerCommand) (activities.CommandResult, error) {
+	return activities.CommandResult{CommandType: events.CmdLedgerDeposit}, nil
+}
+
+func (standIns) Refund(context.Context, activities.LedgerCommand) (activities.CommandResult, error) {
+	return activities.CommandResult{CommandType: events.CmdLedgerRefund}, nil
+}
+
+func (standIns) PublishTransferEvent(context.Context, activities.TransferEvent) error { return nil }
+func (standIns) PublishReservationFailed(context.Context, activities.ReservationFailedEvent) error {
+	return nil
+}
+func (standIns) PublishOrderEvent(context.Context, activities.OrderEvent) error { return nil }
+
+// recordHistories makes TestOrderLiveRunReplays store the histories it
+// records in testdata/ (RECORD_HISTORIES=1 go test ./workflows -run TestOrderLiveRunReplays).
+var recordHistories = os.Getenv("RECORD_HISTORIES") == "1"
+
+// sagaHistories are the recorded order and reservation histories.
+var sagaHistories = []struct {
+	file     string
+	workflow any
+}{
+	{"order_confirmed.json", OrderWorkflow},
+	{"order_payment_refused.json", OrderWorkflow},
+	{"order_reservation_refused.json", OrderWorkflow},
+	{"reservation_committed_by_parent.json", ReserveInventoryWorkflow},
+	{"reservation_released_by_update.json", ReserveInventoryWorkflow},
+}
+
+// TestOrderAndReservationReplayRecordedHistories replays histories
+// recorded on a real dev server: a change to OrderWorkflow or
+// ReserveInventoryWorkflow that would break running sagas fails here.
+func TestOrderAndReservationReplayRecordedHistories(t *testing.T) {
+	for _, hc := range sagaHistories {
+		t.Run(hc.file, func(t *testing.T) {
+			path := filepath.Join("testdata", hc.file)
+			_, err := os.Stat(path)
+			require.NoError(t, err, "record it with: RECORD_HISTORIES=1 go test ./workflows -run TestOrderLiveRunReplays")
+			replayer := worker.NewWorkflowReplayer()
+			replayer.RegisterWorkflow(hc.workflow)
+			require.NoError(t, replayer.ReplayWorkflowHistoryFromJSONFile(nil, path))
+		})
+	}
+}
+
+func fetchHistory(ctx context.Context, t *testing.T, c client.Client, id, runID string) *historypb.History {
+	hist := &historypb.History{}
+	iter := c.GetWorkflowHistory(ctx, id, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for iter.HasNext() {
+		ev, err := iter.Next()
+		require.NoError(t, err)
+		hist.Events = append(hist.Events, ev)
+	}
+	return hist
+}
+
+// checkHistory replays a fresh history and, when recording, stores it.
+func checkHistory(t *testing.T, hist *historypb.History, workflow any, file string) {
+	replayer := worker.NewWorkflowReplayer()
+	replayer.RegisterWorkflow(workflow)
+	require.NoError(t, replayer.ReplayWorkflowHistory(nil, hist))
+	if recordHistories {
+		b, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(hist)
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join("testdata", file), b, 0o644))
+	}
+}
+
+// TestOrderLiveRunReplays runs orders and a reservation on the dev server
+// with stand-in activities, checks their outcomes and replays each fresh
+// history; with RECORD_HISTORIES=1 it stores them in testdata/.
+func TestOrderLiveRunReplays(t *testing.T) {
+	c, queue := temporaltest.NewWorker(t, func(w worker.Worker) {
+		w.RegisterWorkflow(OrderWorkflow)
+		w.RegisterWorkflow(ReserveInventoryWorkflow)
+		w.RegisterWorkflow(TransferWorkflow)
+		w.RegisterActivity(&standIns{})
+	})
+	orders := []struct {
+		file    string
+		mutate  func(o *events.OrderPlaced)
+		outcome OrderOutcome
+		reason  string
+		// child, when set, also records the reservation child's history.
+		child string
+	}{
+		{"order_confirmed.json", func(*events.OrderPlaced) {}, OrderConfirmed, "", "reservation_committed_by_parent.json"},
+		{"order_payment_refused.json", func(o *events.OrderPlaced) {
+			o.Lines = []events.OrderLine{{SKU: "sku-a", Quantity: 3, UnitPrice: 5000}}
+			o.Total = 15000
+		}, OrderCancelled, events.ReasonInsufficientFunds, ""},
+		{"order_reservation_refused.json", func(o *events.OrderPlaced) {
+			o.Lines = []events.OrderLine{{SKU: "out-of-stock", Quantity: 1, UnitPrice: 2500}}
+		}, OrderCancelled, events.ReasonInsufficientStock, ""},
+	}
+	for i, oc := range orders {
+		t.Run(oc.file, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			order := testOrder
+			order.OrderID = fmt.Sprintf("replay-%d-%s", i, queue)
+			oc.mutate(&order)
+			run, err := c.ExecuteWorkflow(ctx, OrderStartOptions(order, queue), OrderWorkflow, order)
+			require.NoError(t, err)
+			var res OrderResult
+			require.NoError(t, run.Get(ctx, &res))
+			require.Equal(t, oc.outcome, res.Outcome, res.Error)
+			require.Equal(t, oc.reason, res.Reason)
+
+			desc, err := c.DescribeWorkflowExecution(ctx, run.GetID(), run.GetRunID())
+			require.NoError(t, err)
+			require.Contains(t, desc.GetWorkflowExecutionInfo().GetMemo().GetFields(), MemoOrderTotal)
+
+			checkHistory(t, fetchHistory(ctx, t, c, run.GetID(), run.GetRunID()), OrderWorkflow, oc.file)
+			if oc.child != "" {
+				checkHistory(t, fetchHistory(ctx, t, c, ReservationWorkflowID(order.OrderID), ""), ReserveInventoryWorkflow, oc.child)
+			}
+		})
+	}
+
+	t.Run("reservation_released_by_update.json", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		in := testReservation
+		in.ReservationID = "replay-release-" + queue
+		run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: ReservationWorkflowID(in.ReservationID), TaskQueue: queue}, ReserveInventoryWorkflow, in)
+		require.NoError(t, err)
+		// The update is rejected until the stock is held, and only the
+		// workflow knows when that is: poll its status with a deadline.
+		require.Eventually(t, func() bool {
+			v, err := c.QueryWorkflow(ctx, run.GetID(), run.GetRunID(), QueryStatus)
+			if err != nil {
+				return false
+			}
+			var st ReservationState
+			return v.Get(&st) == nil && st.Hold == HoldHeld
+		}, 30*time.Second, 50*time.Millisecond)
+		handle, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+			WorkflowID: run.GetID(), RunID: run.GetRunID(), UpdateName: SignalRelease,
+			Args: []any{ReleaseRequest{}}, WaitForStage: client.WorkflowUpdateStageCompleted,
+		})
+		require.NoError(t, err)
+		var upd ReservationResult
+		require.NoError(t, handle.Get(ctx, &upd))
+		require.Equal(t, ReservationReleased, upd.Outcome)
+		var res ReservationResult
+		require.NoError(t, run.Get(ctx, &res))
+		require.Equal(t, upd, res)
+		checkHistory(t, fetchHistory(ctx, t, c, run.GetID(), run.GetRunID()), ReserveInventoryWorkflow, "reservation_released_by_update.json")
+	})
+}

@@ -1,0 +1,219 @@
+package workflows
+
+import (
+	"errors"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/sagaflow/sagaflow/activities"
+	"github.com/sagaflow/sagaflow/events"
+)
+
+// Retry policies of the transfer's steps. Business rejections are never
+// retried: the ledger decided, and asking again gets the same answer.
+var (
+	// WithdrawRetry retries a withdraw whose reply did not come (the ledger or
+	// the broker is down); each attempt resends the same command id.
+	WithdrawRetry = &temporal.RetryPolicy{
+		InitialInterval:        time.Second,
+		BackoffCoefficient:     2,
+		MaximumInterval:        30 * time.Second,
+		MaximumAttempts:        5,
+		NonRetryableErrorTypes: activities.LedgerRejectionTypes,
+	}
+	// DepositRetry is longer than WithdrawRetry: giving up on a deposit costs
+	// a refund, so it is worth waiting for the ledger a little longer.
+	DepositRetry = &temporal.RetryPolicy{
+		InitialInterval:        time.Second,
+		BackoffCoefficient:     2,
+		MaximumInterval:        time.Minute,
+		MaximumAttempts:        8,
+		NonRetryableErrorTypes: activities.LedgerRejectionTypes,
+	}
+	// CompensationRetry retries refunds and reversals long, because a failed
+	// compensation needs an operator.
+	CompensationRetry = &temporal.RetryPolicy{
+		InitialInterval:        time.Second,
+		BackoffCoefficient:     2,
+		MaximumInterval:        time.Minute,
+		MaximumAttempts:        10,
+		NonRetryableErrorTypes: activities.LedgerRejectionTypes,
+	}
+	// PublishRetry retries publishing the outcome event until the broker
+	// takes it; the deterministic id lets consumers drop duplicates.
+	PublishRetry = &temporal.RetryPolicy{
+		InitialInterval:    time.Second,
+		BackoffCoefficient: 2,
+		MaximumInterval:    time.Minute,
+		MaximumAttempts:    20,
+	}
+)
+
+// CommandTimeout is how long a step waits for the service's reply before the
+// attempt times out and is retried with the same command id.
+const CommandTimeout = 10 * time.Second
+
+func ledgerOptions(ctx workflow.Context, retry *temporal.RetryPolicy) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: CommandTimeout,
+		RetryPolicy:         retry,
+	})
+}
+
+// TransferWorkflow moves an amount from one account to another: withdraw
+// from the source, deposit to the target; if the deposit fails for good, the
+// source is refunded. It ends by publishing transfer.completed or
+// transfer.failed. Invalid input fails it at once with ErrTypeInvalidTransfer.
+func TransferWorkflow(ctx workflow.Context, in TransferInput) (TransferResult, error) {
+	if err := in.Validate(); err != nil {
+		return TransferResult{}, invalidInput(err)
+	}
+	saga, err := NewSaga(ctx, SagaOptions{})
+	if err != nil {
+		return TransferResult{}, err
+	}
+	t := &transfer{in: in}
+
+	err = saga.Step(ctx, StepWithdraw, func(ctx workflow.Context) error {
+		if err := t.ledger(ctx, WithdrawRetry, t.a.Withdraw, StepWithdraw, in.SourceAccountID); err != nil {
+			return err
+		}
+		t.withdrawn = true
+		return nil
+	}, t.refundSource)
+	if err == nil {
+		err = saga.Step(ctx, StepDeposit, func(ctx workflow.Context) error {
+			return t.ledger(ctx, DepositRetry, t.a.Deposit, StepDeposit, in.TargetAccountID)
+		}, t.reverseDeposit)
+	}
+	if err == nil {
+		if err := t.publish(ctx, events.TypeTransferCompleted, ""); err != nil {
+			return TransferResult{}, err
+		}
+		return TransferResult{TransferID: in.TransferID, Outcome: OutcomeCompleted}, saga.Complete(ctx)
+	}
+
+	cancelled := temporal.IsCanceledError(err)
+	reason := failureReason(err)
+	compErr := saga.Compensate(ctx, err)
+	// The saga may have been cancelled: finish on a disconnected context so
+	// the outcome is still published.
+	dctx, cancel := workflow.NewDisconnectedContext(ctx)
+	defer cancel()
+
+	result := TransferResult{TransferID: in.TransferID, Outcome: OutcomeFailed, Reason: reason, Error: err.Error()}
+	if t.refunded {
+		result.Outcome = OutcomeCompensated
+	}
+	var ce *CompensationError
+	if errors.As(compErr, &ce) {
+		result.Outcome = OutcomeResolved
+		result.Error = ce.Error()
+		result.ResolvedBy = &ce.Resolution
+		reason = "resolved_by_operator"
+	} else if compErr != nil {
+		return result, compErr
+	}
+	if err := t.publish(dctx, events.TypeTransferFailed, reason); err != nil {
+		return result, err
+	}
+	if cancelled && ce == nil {
+		return result, temporal.NewCanceledError(reason)
+	}
+	return result, nil
+}
+
+// failureReason is the machine-readable reason of a failed step.
+func failureReason(err error) string {
+	if reason, ok := activities.RejectionReason(err); ok {
+		return reason
+	}
+	var timeoutErr *temporal.TimeoutError
+	switch {
+	case temporal.IsCanceledError(err):
+		return "cancelled"
+	case errors.As(err, &timeoutErr):
+		return "timeout"
+	default:
+		return "step_failed"
+	}
+}
+
+// transfer is the state of one TransferWorkflow run.
+type transfer struct {
+	a         *activities.Activities // nil: only its methods name the activities
+	in        TransferInput
+	withdrawn bool // the withdraw step succeeded
+	refunded  bool // the refund compensation moved the money back
+}
+
+func (t *transfer) command(step, account string) activities.LedgerCommand {
+	return activities.LedgerCommand{
+		Step:       step,
+		AccountID:  account,
+		Amount:     t.in.Amount,
+		Currency:   t.in.Currency,
+		TransferID: t.in.TransferID,
+	}
+}
+
+func (t *transfer) ledger(ctx workflow.Context, retry *temporal.RetryPolicy, activity any, step, account string) error {
+	return workflow.ExecuteActivity(ledgerOptions(ctx, retry), activity, t.command(step, account)).Get(ctx, nil)
+}
+
+// applied learns whether a step whose outcome is unknown (it timed out or
+// was cancelled) took effect, by resending its command with the same id: the
+// ledger answers a known id with its stored reply, and applies an unknown
+// one now, which the caller then undoes.
+func (t *transfer) applied(ctx workflow.Context, activity any, step, account string) (bool, error) {
+	err := t.ledger(ctx, CompensationRetry, activity, step, account)
+	if _, rejected := activities.RejectionReason(err); rejected {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// refundSource is the compensation of the withdraw.
+func (t *transfer) refundSource(ctx workflow.Context) error {
+	if !t.withdrawn {
+		ok, err := t.applied(ctx, t.a.Withdraw, StepWithdraw, t.in.SourceAccountID)
+		if err != nil || !ok {
+			return err
+		}
+	}
+	if err := t.ledger(ctx, CompensationRetry, t.a.Refund, StepRefund, t.in.SourceAccountID); err != nil {
+		return err
+	}
+	t.refunded = true
+	return nil
+}
+
+// reverseDeposit is the compensation of the deposit: it runs only when the
+// deposit's outcome is unknown, and takes the money back from the target if
+// the deposit did go through.
+func (t *transfer) reverseDeposit(ctx workflow.Context) error {
+	ok, err := t.applied(ctx, t.a.Deposit, StepDeposit, t.in.TargetAccountID)
+	if err != nil || !ok {
+		return err
+	}
+	return t.ledger(ctx, CompensationRetry, t.a.Withdraw, StepReverseDeposit, t.in.TargetAccountID)
+}
+
+func (t *transfer) publish(ctx workflow.Context, typ, reason string) error {
+	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: CommandTimeout,
+		RetryPolicy:         PublishRetry,
+	})
+	return workflow.ExecuteActivity(ctx, t.a.PublishTransferEvent, activities.TransferEvent{
+		Step:            StepPublishOutcome,
+		Type:            typ,
+		TransferID:      t.in.TransferID,
+		SourceAccountID: t.in.SourceAccountID,
+		TargetAccountID: t.in.TargetAccountID,
+		Amount:          t.in.Amount,
+		Currency:        t.in.Currency,
+		Reason:          reason,
+	}).Get(ctx, nil)
+}

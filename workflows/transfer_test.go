@@ -1,0 +1,309 @@
+package workflows
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/sagaflow/sagaflow/activities"
+	"github.com/sagaflow/sagaflow/events"
+)
+
+var a *activities.Activities
+
+var validTransfer = TransferInput{TransferID: "t-1", SourceAccountID: "acc-src", TargetAccountID: "acc-dst", Amount: 2500, Currency: "EUR"}
+
+func rejection(cmd, reason string) error {
+	return activities.RejectionError(events.Reply{CommandID: "c-1", CommandType: cmd, Status: events.ReplyRejected, Reason: reason})
+}
+
+var errBrokerDown = errors.New("publish ledger.deposit: amqp: connection lost")
+
+func step(name string) any {
+	return mock.MatchedBy(func(c activities.LedgerCommand) bool { return c.Step == name })
+}
+
+// harness wraps a test environment recording what the saga did.
+type harness struct {
+	env       *testsuite.TestWorkflowEnvironment
+	calls     []string // activity type and step, in start order
+	statuses  []SagaStatus
+	published []activities.TransferEvent
+}
+
+func newHarness(t *testing.T) *harness {
+	var s testsuite.WorkflowTestSuite
+	h := &harness{env: s.NewTestWorkflowEnvironment()}
+	h.env.RegisterActivity(&activities.Activities{})
+	h.env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, args converter.EncodedValues) {
+		name := info.ActivityType.Name
+		if name == "PublishTransferEvent" {
+			var ev activities.TransferEvent
+			require.NoError(t, args.Get(&ev))
+			h.published = append(h.published, ev)
+			h.calls = append(h.calls, "Publish:"+ev.Type)
+			return
+		}
+		var cmd activities.LedgerCommand
+		require.NoError(t, args.Get(&cmd))
+		h.calls = append(h.calls, name+":"+cmd.Step+":"+cmd.AccountID)
+	})
+	h.env.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(args mock.Arguments) {
+		sa := args.Get(0).(temporal.SearchAttributes)
+		v, ok := sa.GetKeyword(SagaStatusKey)
+		require.True(t, ok)
+		h.statuses = append(h.statuses, SagaStatus(v))
+	}).Return(nil)
+	h.env.OnActivity(a.PublishTransferEvent, mock.Anything, mock.Anything).Return(nil)
+	return h
+}
+
+func (h *harness) status(t *testing.T) SagaState {
+	v, err := h.env.QueryWorkflow(QueryStatus)
+	require.NoError(t, err)
+	var st SagaState
+	require.NoError(t, v.Get(&st))
+	return st
+}
+
+func repeat(s string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = s
+	}
+	return out
+}
+
+func concat(parts ...[]string) []string {
+	var out []string
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	return out
+}
+
+func TestTransferWorkflow(t *testing.T) {
+	ok := activities.CommandResult{}
+	const (
+		withdraw = "Withdraw:withdraw:acc-src"
+		deposit  = "Deposit:deposit:acc-dst"
+		refund   = "Refund:refund:acc-src"
+		reverse  = "Withdraw:reverse-deposit:acc-dst"
+	)
+	tests := []struct {
+		name     string
+		setup    func(t *testing.T, h *harness)
+		want     TransferResult
+		wantErr  string // substring of the workflow error, "" for none
+		calls    []string
+		statuses []SagaStatus
+		// published is the outcome event's type and reason.
+		published []string
+	}{
+		{
+			name: "success",
+			setup: func(_ *testing.T, h *harness) {
+				h.env.OnActivity(a.Withdraw, mock.Anything, mock.Anything).Return(ok, nil).Once()
+				h.env.OnActivity(a.Deposit, mock.Anything, mock.Anything).Return(ok, nil).Once()
+			},
+			want:      TransferResult{TransferID: "t-1", Outcome: OutcomeCompleted},
+			calls:     []string{withdraw, deposit, "Publish:transfer.completed"},
+			statuses:  []SagaStatus{StatusRunning, StatusCompleted},
+			published: []string{events.TypeTransferCompleted, ""},
+		},
+		{
+			name: "withdraw rejected: no deposit, no refund",
+			setup: func(_ *testing.T, h *harness) {
+				h.env.OnActivity(a.Withdraw, mock.Anything, mock.Anything).Return(ok, rejection(events.CmdLedgerWithdraw, events.ReasonInsufficientFunds)).Once()
+			},
+			want:      TransferResult{TransferID: "t-1", Outcome: OutcomeFailed, Reason: events.ReasonInsufficientFunds},
+			calls:     []string{withdraw, "Publish:transfer.failed"},
+			statuses:  []SagaStatus{StatusRunning, StatusCompensating, StatusCompensated},
+			published: []string{events.TypeTransferFailed, events.ReasonInsufficientFunds},
+		},
+		{
+			name: "deposit rejected: refund",
+			setup: func(_ *testing.T, h *harness) {
+				h.env.OnActivity(a.Withdraw, mock.Anything, mock.Anything).Return(ok, nil).Once()
+				h.env.OnActivity(a.Deposit, mock.Anything, mock.Anything).Return(ok, rejection(events.CmdLedgerDeposit, events.ReasonAccountClosed)).Once()
+				h.env.OnActivity(a.Refund, mock.Anything, mock.Anything).Return(ok, nil).Once()
+			},
+			want:      TransferResult{TransferID: "t-1", Outcome: OutcomeCompensated, Reason: events.ReasonAccountClosed},
+			calls:     []string{withdraw, deposit, refund, "Publish:transfer.failed"},
+			statuses:  []SagaStatus{StatusRunning, StatusCompensating, StatusCompensated},
+			published: []string{events.TypeTransferFailed, events.ReasonAccountClosed},
+		},
+		{
+			name: "deposit fails twice transiently then succeeds",
+			setup: func(_ *testing.T, h *harness) {
+				h.env.OnActivity(a.Withdraw, mock.Anything, mock.Anything).Return(ok, nil).Once()
+				h.env.OnActivity(a.Deposit, mock.Anything, mock.Anything).Return(ok, errBrokerDown).Twice()
+				h.env.OnActivity(a.Deposit, mock.Anything, mock.Anything).Return(ok, nil).Once()
+			},
+			want:      TransferResult{TransferID: "t-1", Outcome: OutcomeCompleted},
+			calls:     []string{withdraw, deposit, deposit, deposit, "Publish:transfer.completed"},
+			statuses:  []SagaStatus{StatusRunning, StatusCompleted},
+			published: []string{events.TypeTransferCompleted, ""},
+		},
+		{
+			// Every attempt the retry policy allows fails: the deposit's outcome
+			// is unknown, so the compensation resends it (same command id) to
+			// learn it, takes the money back from the target, and refunds.
+			name: "deposit outcome unknown after all attempts: reverse and refund",
+			setup: func(_ *testing.T, h *harness) {
+				h.env.OnActivity(a.Withdraw, mock.Anything, step(StepWithdraw)).Return(ok, nil).Once()
+				h.env.OnActivity(a.Deposit, mock.Anything, mock.Anything).Return(ok, errBrokerDown).Times(int(DepositRetry.MaximumAttempts))
+				h.env.OnActivity(a.Deposit, mock.Anything, mock.Anything).Return(ok, nil).Once()
+				h.env.OnActivity(a.Withdraw, mock.Anything, step(StepReverseDeposit)).Return(ok, nil).Once()
+				h.env.OnActivity(a.Refund, mock.Anything, mock.Anything).Return(ok, nil).Once()
+			},
+			want:      TransferResult{TransferID: "t-1", Outcome: OutcomeCompensated, Reason: "step_failed"},
+			calls:     concat([]string{withdraw}, repeat(deposit, int(DepositRetry.MaximumAttempts)+1), []string{reverse, refund, "Publish:transfer.failed"}),
+			statuses:  []SagaStatus{StatusRunning, StatusCompensating, StatusCompensated},
+			published: []string{events.TypeTransferFailed, "step_failed"},
+		},
+		{
+			name: "cancelled during the deposit: refund on a disconnected context",
+			setup: func(_ *testing.T, h *harness) {
+				h.env.OnActivity(a.Withdraw, mock.Anything, mock.Anything).Return(ok, nil).Once()
+				h.env.OnActivity(a.Deposit, mock.Anything, mock.Anything).After(5*time.Second).Return(ok, nil).Once()
+				h.env.OnActivity(a.Deposit, mock.Anything, mock.Anything).Return(ok, rejection(events.CmdLedgerDeposit, events.ReasonAccountClosed)).Once()
+				h.env.OnActivity(a.Refund, mock.Anything, mock.Anything).Return(ok, nil).Once()
+				h.env.RegisterDelayedCallback(h.env.CancelWorkflow, time.Second)
+			},
+			wantErr:   "canceled",
+			calls:     []string{withdraw, deposit, deposit, refund, "Publish:transfer.failed"},
+			statuses:  []SagaStatus{StatusRunning, StatusCompensating, StatusCancelled},
+			published: []string{events.TypeTransferFailed, "cancelled"},
+		},
+		{
+			name: "refund fails, operator retries: compensated",
+			setup: func(t *testing.T, h *harness) {
+				h.env.OnActivity(a.Withdraw, mock.Anything, mock.Anything).Return(ok, nil).Once()
+				h.env.OnActivity(a.Deposit, mock.Anything, mock.Anything).Return(ok, rejection(events.CmdLedgerDeposit, events.ReasonAccountClosed)).Once()
+				h.env.OnActivity(a.Refund, mock.Anything, mock.Anything).Return(ok, errBrokerDown).Times(int(CompensationRetry.MaximumAttempts))
+				h.env.OnActivity(a.Refund, mock.Anything, mock.Anything).Return(ok, nil).Once()
+				h.env.RegisterDelayedCallback(func() {
+					st := h.status(t)
+					require.Equal(t, StatusCompensationFailed, st.Status)
+					require.Equal(t, []string{StepWithdraw}, st.CompletedSteps)
+					require.Len(t, st.Compensations, 2)
+					require.Equal(t, CompensationState{Name: StepDeposit, Status: CompensationDropped}, st.Compensations[1])
+					require.Equal(t, CompensationFailed, st.Compensations[0].Status)
+					require.Contains(t, st.Compensations[0].Error, "connection lost")
+					require.Contains(t, st.Failure, events.ReasonAccountClosed)
+					h.env.SignalWorkflow(SignalRetryCompensation, OperatorAction{Operator: "alice", Reason: "broker back"})
+				}, 2*time.Hour)
+			},
+			want:      TransferResult{TransferID: "t-1", Outcome: OutcomeCompensated, Reason: events.ReasonAccountClosed},
+			calls:     concat([]string{withdraw, deposit}, repeat(refund, int(CompensationRetry.MaximumAttempts)+1), []string{"Publish:transfer.failed"}),
+			statuses:  []SagaStatus{StatusRunning, StatusCompensating, StatusCompensationFailed, StatusCompensating, StatusCompensated},
+			published: []string{events.TypeTransferFailed, events.ReasonAccountClosed},
+		},
+		{
+			name: "refund fails, operator resolves",
+			setup: func(_ *testing.T, h *harness) {
+				h.env.OnActivity(a.Withdraw, mock.Anything, mock.Anything).Return(ok, nil).Once()
+				h.env.OnActivity(a.Deposit, mock.Anything, mock.Anything).Return(ok, rejection(events.CmdLedgerDeposit, events.ReasonAccountClosed)).Once()
+				h.env.OnActivity(a.Refund, mock.Anything, mock.Anything).Return(ok, rejection(events.CmdLedgerRefund, events.ReasonAccountFrozen)).Once()
+				h.env.RegisterDelayedCallback(func() {
+					h.env.SignalWorkflow(SignalResolve, OperatorAction{Operator: "bob", Reason: "refunded by hand"})
+				}, time.Hour)
+			},
+			want:      TransferResult{TransferID: "t-1", Outcome: OutcomeResolved, Reason: events.ReasonAccountClosed, ResolvedBy: &OperatorAction{Operator: "bob", Reason: "refunded by hand"}},
+			calls:     []string{withdraw, deposit, refund, "Publish:transfer.failed"},
+			statuses:  []SagaStatus{StatusRunning, StatusCompensating, StatusCompensationFailed, StatusResolved},
+			published: []string{events.TypeTransferFailed, "resolved_by_operator"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			tc.setup(t, h)
+			h.env.ExecuteWorkflow(TransferWorkflow, validTransfer)
+			require.True(t, h.env.IsWorkflowCompleted())
+			if tc.wantErr != "" {
+				require.ErrorContains(t, h.env.GetWorkflowError(), tc.wantErr)
+			} else {
+				require.NoError(t, h.env.GetWorkflowError())
+				var got TransferResult
+				require.NoError(t, h.env.GetWorkflowResult(&got))
+				got.Error = "" // the full text is checked where it matters
+				require.Equal(t, tc.want, got)
+			}
+			require.Equal(t, tc.calls, h.calls)
+			require.Equal(t, tc.statuses, h.statuses)
+			require.Len(t, h.published, 1)
+			require.Equal(t, tc.published, []string{h.published[0].Type, h.published[0].Reason})
+			require.Equal(t, StepPublishOutcome, h.published[0].Step)
+			require.Equal(t, tc.statuses[len(tc.statuses)-1], h.status(t).Status)
+			h.env.AssertExpectations(t)
+		})
+	}
+}
+
+func TestTransferWorkflowRejectsInvalidInput(t *testing.T) {
+	tests := []struct {
+		name  string
+		input func(in *TransferInput)
+	}{
+		{"zero amount", func(in *TransferInput) { in.Amount = 0 }},
+		{"negative amount", func(in *TransferInput) { in.Amount = -5 }},
+		{"same account", func(in *TransferInput) { in.TargetAccountID = in.SourceAccountID }},
+		{"bad currency", func(in *TransferInput) { in.Currency = "euro" }},
+		{"missing transfer id", func(in *TransferInput) { in.TransferID = "" }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			in := validTransfer
+			tc.input(&in)
+			h.env.ExecuteWorkflow(TransferWorkflow, in)
+			err := h.env.GetWorkflowError()
+			var appErr *temporal.ApplicationError
+			require.ErrorAs(t, err, &appErr)
+			require.Equal(t, ErrTypeInvalidTransfer, appErr.Type())
+			require.True(t, appErr.NonRetryable())
+			require.Empty(t, h.calls)
+		})
+	}
+}
+
+func TestTransferStatusQueryWhileRunning(t *testing.T) {
+	h := newHarness(t)
+	ok := activities.CommandResult{}
+	h.env.OnActivity(a.Withdraw, mock.Anything, mock.Anything).Return(ok, nil).Once()
+	h.env.OnActivity(a.Deposit, mock.Anything, mock.Anything).After(5*time.Second).Return(ok, nil).Once()
+	h.env.RegisterDelayedCallback(func() {
+		st := h.status(t)
+		require.Equal(t, StatusRunning, st.Status)
+		require.Equal(t, StepDeposit, st.CurrentStep)
+		require.Equal(t, []string{StepWithdraw}, st.CompletedSteps)
+		require.Equal(t, []CompensationState{
+			{Name: StepWithdraw, Status: CompensationRegistered},
+			{Name: StepDeposit, Status: CompensationRegistered},
+		}, st.Compensations)
+	}, time.Second)
+	h.env.ExecuteWorkflow(TransferWorkflow, validTransfer)
+	require.NoError(t, h.env.GetWorkflowError())
+	st := h.status(t)
+	require.Equal(t, StatusCompleted, st.Status)
+	require.Empty(t, st.CurrentStep)
+	require.Equal(t, []string{StepWithdraw, StepDeposit}, st.CompletedSteps)
+}
+
+func TestTransferStartOptionsPreventDuplicates(t *testing.T) {
+	opts := TransferStartOptions("t-9", "")
+	require.Equal(t, "transfer-t-9", opts.ID)
+	require.Equal(t, TransferTaskQueue, opts.TaskQueue)
+	require.Equal(t, "RejectDuplicate", opts.WorkflowIDReusePolicy.String())
+	require.Equal(t, "UseExisting", opts.WorkflowIDConflictPolicy.String())
+}
