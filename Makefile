@@ -12,7 +12,11 @@ TEST_TIMEOUT ?= 40m
 
 export PATH := $(BIN):$(PATH)
 
-.PHONY: test unit temporal rabbitmq bench fmt vet
+.PHONY: demo test unit temporal rabbitmq bench fmt vet
+
+## demo: the sagas end to end on a Temporal dev server with its Web UI (Ctrl-C stops it)
+demo:
+	@bash internal/scripts/demo.sh
 
 ## test: every test, race detector on (needs RabbitMQ and PostgreSQL; installs the Temporal CLI)
 test: temporal rabbitmq

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# The one-command demo (`make demo`): a Temporal dev server with its Web UI,
+# the worker with both services on SQLite, and a mix of sagas driven by the
+# starter CLI. Ctrl-C stops everything. DEMO_KEEP_RUNNING=0 (the default when
+# stdin is not a terminal) exits after the summary instead of waiting.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+export AMQP_URL="${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/}"
+export TEMPORAL_ADDRESS="${TEMPORAL_ADDRESS:-127.0.0.1:7233}"
+export TEMPORAL_NAMESPACE="${TEMPORAL_NAMESPACE:-default}"
+export TEMPORAL_UI_URL="${TEMPORAL_UI_URL:-http://localhost:8233}"
+data=".data/demo"
+if [ -t 0 ]; then keep="${DEMO_KEEP_RUNNING:-1}"; else keep="${DEMO_KEEP_RUNNING:-0}"; fi
+
+pids=()
+cleanup() {
+	trap - INT TERM EXIT
+	if [ "${#pids[@]}" -gt 0 ]; then
+		echo
+		echo "stopping the worker and the Temporal dev server"
+		for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+			kill -TERM "${pids[i]}" 2>/dev/null || true
+			wait "${pids[i]}" 2>/dev/null || true
+		done
+	fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+host="${TEMPORAL_ADDRESS%:*}"
+port="${TEMPORAL_ADDRESS##*:}"
+answers() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+
+make --no-print-directory temporal
+bash internal/scripts/ensure-rabbitmq.sh "$AMQP_URL"
+mkdir -p bin "$data"
+rm -f "$data"/*.db "$data"/*.db-wal "$data"/*.db-shm "$data"/*.log
+echo "building the worker and the starter CLI"
+go build -o bin/worker ./worker
+go build -o bin/starter ./starter
+
+attrs=(SagaStatus OrderId CustomerId)
+if answers "$host" "$port"; then
+	echo "using the Temporal server already at $TEMPORAL_ADDRESS"
+	for a in "${attrs[@]}"; do
+		./bin/temporal operator search-attribute list --address "$TEMPORAL_ADDRESS" --namespace "$TEMPORAL_NAMESPACE" 2>/dev/null | grep -qw "$a" ||
+			./bin/temporal operator search-attribute create --address "$TEMPORAL_ADDRESS" --namespace "$TEMPORAL_NAMESPACE" --name "$a" --type Keyword >/dev/null
+	done
+else
+	echo "starting the Temporal dev server (gRPC $TEMPORAL_ADDRESS, Web UI $TEMPORAL_UI_URL)"
+	args=(server start-dev --ip "$host" --port "$port" --ui-port "${TEMPORAL_UI_URL##*:}" --namespace "$TEMPORAL_NAMESPACE" --log-level warn
+		--dynamic-config-value matching.numTaskqueueReadPartitions=1 --dynamic-config-value matching.numTaskqueueWritePartitions=1)
+	for a in "${attrs[@]}"; do args+=(--search-attribute "$a=Keyword"); done
+	./bin/temporal "${args[@]}" >"$data/temporal.log" 2>&1 &
+	pids+=($!)
+	for _ in $(seq 1 60); do
+		./bin/temporal operator cluster health --address "$TEMPORAL_ADDRESS" >/dev/null 2>&1 && break
+		sleep 1
+	done
+	./bin/temporal operator cluster health --address "$TEMPORAL_ADDRESS" >/dev/null || {
+		echo "the Temporal dev server did not start; see $data/temporal.log" >&2
+		exit 1
+	}
+fi
+
+echo "starting the worker (logs in $data/worker.log)"
+LEDGER_DSN="$data/ledger.db" INVENTORY_DSN="$data/inventory.db" ORDERS_DSN="$data/orders.db" \
+	METRICS_ADDR="${METRICS_ADDR:-127.0.0.1:9090}" LOG_FORMAT=json \
+	./bin/worker >"$data/worker.log" 2>&1 &
+pids+=($!)
+
+./bin/starter demo
+
+if [ "$keep" = "1" ]; then
+	echo
+	echo "Everything keeps running: open $TEMPORAL_UI_URL, try ./bin/starter --help. Ctrl-C stops it all."
+	wait "${pids[@]}"
+fi

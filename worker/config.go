@@ -1,0 +1,182 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sagaflow/sagaflow/amqp"
+)
+
+// Parts the worker can run; --run selects them. "services" and
+// "orchestration" name the two halves that scale separately.
+const (
+	partWorkflows     = "workflows"
+	partReplies       = "replies"
+	partBridge        = "bridge"
+	partLedger        = "ledger"
+	partInventory     = "inventory"
+	partProjection    = "projection"
+	partNotifications = "notifications"
+)
+
+var allParts = []string{partWorkflows, partReplies, partBridge, partLedger, partInventory, partProjection, partNotifications}
+
+var partGroups = map[string][]string{
+	"all":           allParts,
+	"orchestration": {partWorkflows, partReplies, partBridge},
+	"services":      {partLedger, partInventory, partProjection},
+}
+
+// config is the worker's configuration, read from flags whose defaults come
+// from the environment.
+type config struct {
+	TemporalAddress   string
+	TemporalNamespace string
+	TemporalTLSCert   string
+	TemporalTLSKey    string
+	TemporalTLSCA     string
+	TemporalTLSServer string
+	TaskQueue         string
+
+	AMQPURL     string
+	AMQPTLSCA   string
+	AMQPTLSCert string
+	AMQPTLSKey  string
+	ReplyQueue  string
+
+	LedgerDSN    string
+	InventoryDSN string
+	OrdersDSN    string
+
+	Parts         []string
+	HTTPAddr      string
+	ShutdownGrace time.Duration
+	LogLevel      string
+	LogFormat     string
+
+	MaxConcurrentActivities int
+	MaxConcurrentWorkflows  int
+	Pollers                 int
+}
+
+// has reports whether the worker runs part p.
+func (c config) has(p string) bool { return slices.Contains(c.Parts, p) }
+
+// parseConfig reads flags from args with defaults from getenv. --help prints
+// every flag, its environment variable and its default.
+func parseConfig(args []string, getenv func(string) string, out io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
+	fs.SetOutput(out)
+	env := func(name, def string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		return def
+	}
+	str := func(p *string, name, envName, def, usage string) {
+		fs.StringVar(p, name, env(envName, def), usage+" (env "+envName+")")
+	}
+	str(&c.TemporalAddress, "temporal-address", "TEMPORAL_ADDRESS", "127.0.0.1:7233", "Temporal frontend host:port")
+	str(&c.TemporalNamespace, "temporal-namespace", "TEMPORAL_NAMESPACE", "default", "Temporal namespace")
+	str(&c.TemporalTLSCert, "temporal-tls-cert", "TEMPORAL_TLS_CERT", "", "client certificate (PEM) for mTLS to Temporal; needs --temporal-tls-key")
+	str(&c.TemporalTLSKey, "temporal-tls-key", "TEMPORAL_TLS_KEY", "", "client private key (PEM) for mTLS to Temporal")
+	str(&c.TemporalTLSCA, "temporal-tls-ca", "TEMPORAL_TLS_CA", "", "CA bundle (PEM) that signs the Temporal server certificate; setting it turns TLS on")
+	str(&c.TemporalTLSServer, "temporal-tls-server-name", "TEMPORAL_TLS_SERVER_NAME", "", "server name to verify in the Temporal certificate (default: the address host)")
+	str(&c.TaskQueue, "task-queue", "TEMPORAL_TASK_QUEUE", "sagas", "task queue of the sagas' workflows and activities")
+	str(&c.AMQPURL, "amqp-url", amqp.EnvURL, amqp.DefaultURL, "RabbitMQ URL, amqp:// or amqps://")
+	str(&c.AMQPTLSCA, "amqp-tls-ca", "AMQP_TLS_CA", "", "CA bundle (PEM) for amqps:// (default: system roots)")
+	str(&c.AMQPTLSCert, "amqp-tls-cert", "AMQP_TLS_CERT", "", "client certificate (PEM) for amqps://")
+	str(&c.AMQPTLSKey, "amqp-tls-key", "AMQP_TLS_KEY", "", "client private key (PEM) for amqps://")
+	str(&c.ReplyQueue, "reply-queue", "REPLY_QUEUE", "sagas.replies", "durable queue the services' replies come back on; shared by every worker")
+	str(&c.LedgerDSN, "ledger-dsn", "LEDGER_DSN", ".data/ledger.db", "ledger database: a SQLite file path or a postgres:// DSN")
+	str(&c.InventoryDSN, "inventory-dsn", "INVENTORY_DSN", ".data/inventory.db", "inventory database: a SQLite file path or a postgres:// DSN")
+	str(&c.OrdersDSN, "orders-dsn", "ORDERS_DSN", ".data/orders.db", "orders read model database: a SQLite file path or a postgres:// DSN")
+	parts := fs.String("run", env("WORKER_RUN", "all"), "comma-separated parts to run: "+strings.Join(allParts, ", ")+", or the groups all, orchestration ("+strings.Join(partGroups["orchestration"], ",")+"), services ("+strings.Join(partGroups["services"], ",")+") (env WORKER_RUN)")
+	str(&c.HTTPAddr, "http-addr", "METRICS_ADDR", "127.0.0.1:9090", "address of the /metrics (Prometheus) and /healthz endpoints; empty disables them")
+	grace := fs.String("shutdown-grace", env("SHUTDOWN_GRACE", "30s"), "on SIGINT/SIGTERM, how long running activities and handlers may take to finish (env SHUTDOWN_GRACE)")
+	str(&c.LogLevel, "log-level", "LOG_LEVEL", "info", "log level: debug, info, warn or error")
+	str(&c.LogFormat, "log-format", "LOG_FORMAT", "text", "log format: text or json")
+	maxAct := fs.String("max-concurrent-activities", env("MAX_CONCURRENT_ACTIVITIES", "200"), "activities run at once by this worker (env MAX_CONCURRENT_ACTIVITIES)")
+	maxWf := fs.String("max-concurrent-workflow-tasks", env("MAX_CONCURRENT_WORKFLOW_TASKS", "200"), "workflow tasks run at once by this worker (env MAX_CONCURRENT_WORKFLOW_TASKS)")
+	pollers := fs.String("pollers", env("TEMPORAL_POLLERS", "4"), "task queue pollers for workflow and for activity tasks (env TEMPORAL_POLLERS)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: worker [flags]\n       worker healthcheck [--url URL]\n\n"+
+			"Runs the sagas' Temporal workflows and activities, the reply consumer, the\n"+
+			"RabbitMQ bridge, the ledger and inventory services with their outbox relays,\n"+
+			"the orders read model and the notifications consumer, as chosen by --run.\n"+
+			"Every flag defaults to its environment variable, then to the value shown.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
+	}
+
+	var errs []error
+	var err error
+	if c.ShutdownGrace, err = time.ParseDuration(*grace); err != nil || c.ShutdownGrace < 0 {
+		errs = append(errs, fmt.Errorf("--shutdown-grace %q: want a non-negative duration such as 30s", *grace))
+	}
+	positive := func(name, v string, dst *int) {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			errs = append(errs, fmt.Errorf("--%s %q: want a positive integer", name, v))
+		}
+		*dst = n
+	}
+	positive("max-concurrent-activities", *maxAct, &c.MaxConcurrentActivities)
+	positive("max-concurrent-workflow-tasks", *maxWf, &c.MaxConcurrentWorkflows)
+	positive("pollers", *pollers, &c.Pollers)
+	if c.Parts, err = parseParts(*parts); err != nil {
+		errs = append(errs, err)
+	}
+	if (c.TemporalTLSCert == "") != (c.TemporalTLSKey == "") {
+		errs = append(errs, errors.New("--temporal-tls-cert and --temporal-tls-key go together"))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("--log-level %q: want debug, info, warn or error", c.LogLevel))
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("--log-format %q: want text or json", c.LogFormat))
+	}
+	if c.TaskQueue == "" {
+		errs = append(errs, errors.New("--task-queue must not be empty"))
+	}
+	return c, errors.Join(errs...)
+}
+
+func parseParts(s string) ([]string, error) {
+	var parts []string
+	for _, p := range strings.Split(s, ",") {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		if group, ok := partGroups[p]; ok {
+			parts = append(parts, group...)
+			continue
+		}
+		if !slices.Contains(allParts, p) {
+			return nil, fmt.Errorf("--run: unknown part %q (want %s, or all, orchestration, services)", p, strings.Join(allParts, ", "))
+		}
+		parts = append(parts, p)
+	}
+	if len(parts) == 0 {
+		return nil, errors.New("--run: no part selected")
+	}
+	slices.Sort(parts)
+	return slices.Compact(parts), nil
+}

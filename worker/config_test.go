@@ -1,0 +1,113 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestConfigDefaultsAndEnvironment(t *testing.T) {
+	cfg, err := parseConfig(nil, env(nil), &bytes.Buffer{})
+	require.NoError(t, err)
+	require.Equal(t, "127.0.0.1:7233", cfg.TemporalAddress)
+	require.Equal(t, "default", cfg.TemporalNamespace)
+	require.Equal(t, "sagas", cfg.TaskQueue)
+	require.Equal(t, "amqp://guest:guest@127.0.0.1:5672/", cfg.AMQPURL)
+	require.Equal(t, ".data/ledger.db", cfg.LedgerDSN)
+	require.Equal(t, allPartsSorted(), cfg.Parts)
+	require.Equal(t, 30*time.Second, cfg.ShutdownGrace)
+
+	cfg, err = parseConfig([]string{"--task-queue", "from-flag"}, env(map[string]string{
+		"TEMPORAL_ADDRESS":    "temporal:7233",
+		"TEMPORAL_NAMESPACE":  "prod",
+		"TEMPORAL_TASK_QUEUE": "from-env",
+		"AMQP_URL":            "amqps://u:p@mq:5671/",
+		"LEDGER_DSN":          "postgres://db/ledger",
+		"WORKER_RUN":          "services",
+	}), &bytes.Buffer{})
+	require.NoError(t, err)
+	require.Equal(t, "temporal:7233", cfg.TemporalAddress)
+	require.Equal(t, "prod", cfg.TemporalNamespace)
+	require.Equal(t, "from-flag", cfg.TaskQueue, "a flag wins over the environment")
+	require.Equal(t, "amqps://u:p@mq:5671/", cfg.AMQPURL)
+	require.Equal(t, "postgres://db/ledger", cfg.LedgerDSN)
+	require.Equal(t, []string{partInventory, partLedger, partProjection}, cfg.Parts)
+}
+
+func allPartsSorted() []string {
+	parts, _ := parseParts("all")
+	return parts
+}
+
+func TestConfigRejectsBadInput(t *testing.T) {
+	cases := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"unknown part", []string{"--run", "workflows,mailer"}, nil, `unknown part "mailer"`},
+		{"empty run", []string{"--run", " , "}, nil, "no part selected"},
+		{"bad grace", []string{"--shutdown-grace", "soon"}, nil, "--shutdown-grace"},
+		{"negative pollers", []string{"--pollers", "-1"}, nil, "--pollers"},
+		{"cert without key", nil, map[string]string{"TEMPORAL_TLS_CERT": "c.pem"}, "go together"},
+		{"log level", []string{"--log-level", "loud"}, nil, "--log-level"},
+		{"stray argument", []string{"extra"}, nil, "unexpected argument"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parseConfig(tc.args, env(tc.env), &bytes.Buffer{})
+			require.ErrorContains(t, err, tc.want)
+		})
+	}
+}
+
+func TestHelpDocumentsEveryFlagWithItsEnvironmentVariable(t *testing.T) {
+	var out bytes.Buffer
+	_, err := parseConfig([]string{"--help"}, env(nil), &out)
+	require.True(t, errors.Is(err, flag.ErrHelp))
+	for _, want := range []string{"TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "TEMPORAL_TLS_CERT", "TEMPORAL_TLS_KEY",
+		"TEMPORAL_TLS_CA", "AMQP_URL", "LEDGER_DSN", "INVENTORY_DSN", "ORDERS_DSN", "TEMPORAL_TASK_QUEUE", "(default \"127.0.0.1:7233\")"} {
+		require.Contains(t, out.String(), want)
+	}
+}
+
+func TestRunExitCodes(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	require.Equal(t, 0, run([]string{"--help"}, env(nil), &stdout, &stderr))
+	require.Equal(t, 2, run([]string{"--run", "nope"}, env(nil), &stdout, &stderr))
+	require.Contains(t, stderr.String(), `worker: --run: unknown part "nope"`)
+}
+
+func TestTemporalTLSConfig(t *testing.T) {
+	cfg := config{TemporalAddress: "temporal.example:7233"}
+	tlsCfg, err := temporalTLS(cfg)
+	require.NoError(t, err)
+	require.Nil(t, tlsCfg, "no certificates: plaintext")
+
+	cfg.TemporalTLSCA = filepath.Join(t.TempDir(), "missing.pem")
+	_, err = temporalTLS(cfg)
+	require.ErrorContains(t, err, "TEMPORAL_TLS_CA")
+
+	bad := filepath.Join(t.TempDir(), "bad.pem")
+	require.NoError(t, os.WriteFile(bad, []byte("not a certificate"), 0o600))
+	cfg.TemporalTLSCA = bad
+	_, err = temporalTLS(cfg)
+	require.ErrorContains(t, err, "no PEM certificate")
+}
+
+func TestRedactURL(t *testing.T) {
+	require.Equal(t, "amqp://guest:***@127.0.0.1:5672/", redactURL("amqp://guest:guest@127.0.0.1:5672/"))
+	require.Equal(t, "postgres://root@db/test", redactURL("postgres://root@db/test"))
+	require.Equal(t, ".data/ledger.db", redactURL(".data/ledger.db"))
+}

@@ -1,0 +1,290 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/sagaflow/sagaflow/activities"
+	"github.com/sagaflow/sagaflow/amqp"
+	"github.com/sagaflow/sagaflow/internal/metrics"
+	"github.com/sagaflow/sagaflow/internal/notifications"
+	"github.com/sagaflow/sagaflow/services/ledger"
+	"github.com/sagaflow/sagaflow/services/store"
+	"github.com/sagaflow/sagaflow/workflows"
+)
+
+// part is one thing the worker runs until its context ends.
+type part struct {
+	name string
+	run  func(ctx context.Context) error
+}
+
+// process holds what the parts share: one broker connection, one Temporal
+// client (when a part needs it), the metrics registry and the logger.
+type process struct {
+	cfg      config
+	logger   *slog.Logger
+	conn     *amqp.Conn
+	temporal client.Client
+	registry *prometheus.Registry
+	closers  []func() error
+}
+
+func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
+	p := &process{cfg: cfg, logger: logger, registry: prometheus.NewRegistry()}
+	defer p.close()
+	p.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	temporalMetrics := metrics.NewTemporalHandler("temporal_")
+	p.registry.MustRegister(temporalMetrics)
+
+	dialCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	conn, err := amqp.Dial(dialCtx, amqp.Config{
+		URL:            cfg.AMQPURL,
+		TLS:            amqp.TLSConfig{CAFile: cfg.AMQPTLSCA, CertFile: cfg.AMQPTLSCert, KeyFile: cfg.AMQPTLSKey},
+		ConnectionName: "sagaflow-worker " + strings.Join(cfg.Parts, ","),
+	})
+	if err != nil {
+		return fmt.Errorf("connect to RabbitMQ at %s: %w", redactURL(cfg.AMQPURL), err)
+	}
+	p.conn = conn
+	p.closers = append(p.closers, conn.Close)
+	if err := metrics.RegisterAMQP(p.registry, "worker", conn.Stats()); err != nil {
+		return err
+	}
+
+	if cfg.has(partWorkflows) || cfg.has(partReplies) || cfg.has(partBridge) {
+		tc, err := dialTemporal(cfg, logger, temporalMetrics)
+		if err != nil {
+			return err
+		}
+		p.temporal = tc
+		p.closers = append(p.closers, func() error { tc.Close(); return nil })
+	}
+
+	var parts []part
+	for _, build := range []struct {
+		name  string
+		build func(context.Context) (part, error)
+	}{
+		{partLedger, p.ledger},
+		{partWorkflows, p.workflows},
+		{partReplies, p.replies},
+		{partNotifications, p.notifications},
+	} {
+		if !cfg.has(build.name) {
+			continue
+		}
+		pt, err := build.build(ctx)
+		if err != nil {
+			return fmt.Errorf("%s: %w", build.name, err)
+		}
+		parts = append(parts, pt)
+	}
+
+	if cfg.HTTPAddr != "" {
+		srv, err := p.httpServer()
+		if err != nil {
+			return err
+		}
+		parts = append(parts, srv)
+	}
+	logger.Info("worker started", "parts", cfg.Parts, "task_queue", cfg.TaskQueue,
+		"temporal", cfg.TemporalAddress, "namespace", cfg.TemporalNamespace, "amqp", redactURL(cfg.AMQPURL), "http", cfg.HTTPAddr)
+	err = runParts(ctx, parts, logger)
+	logger.Info("worker stopped")
+	return err
+}
+
+// runParts runs every part until ctx ends or one fails, then stops the others
+// and waits for them: each part finishes its in-flight work as it returns.
+func runParts(ctx context.Context, parts []part, logger *slog.Logger) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make([]error, len(parts))
+	for i, pt := range parts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := pt.run(ctx)
+			if err != nil && !errors.Is(err, context.Canceled) {
+				errs[i] = fmt.Errorf("%s: %w", pt.name, err)
+				logger.Error("part failed; stopping the worker", "part", pt.name, "error", err)
+			}
+			cancel()
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (p *process) close() {
+	for i := len(p.closers) - 1; i >= 0; i-- {
+		if err := p.closers[i](); err != nil {
+			p.logger.Warn("close", "error", err)
+		}
+	}
+}
+
+// openStore opens a service's database, creating the directory of a SQLite
+// file when needed.
+func (p *process) openStore(ctx context.Context, dsn string) (*store.DB, error) {
+	if !strings.Contains(dsn, "://") {
+		if dir := filepath.Dir(strings.TrimPrefix(dsn, "file:")); dir != "." {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return nil, err
+			}
+		}
+	}
+	db, err := store.Open(ctx, dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", redactURL(dsn), err)
+	}
+	p.closers = append(p.closers, db.Close)
+	return db, nil
+}
+
+func (p *process) ledger(ctx context.Context) (part, error) {
+	db, err := p.openStore(ctx, p.cfg.LedgerDSN)
+	if err != nil {
+		return part{}, err
+	}
+	svc, err := ledger.New(db, ledger.Config{})
+	if err != nil {
+		return part{}, err
+	}
+	return part{partLedger, func(ctx context.Context) error { return svc.Run(ctx, p.conn) }}, nil
+}
+
+func (p *process) newActivities() (*activities.Activities, error) {
+	pub, err := p.conn.NewPublisher(amqp.PublisherConfig{})
+	if err != nil {
+		return nil, err
+	}
+	p.closers = append(p.closers, pub.Close)
+	return activities.New(activities.Config{ReplyQueue: p.cfg.ReplyQueue}, pub, p.temporal, p.logger.With("component", "activities"))
+}
+
+func (p *process) workflows(context.Context) (part, error) {
+	acts, err := p.newActivities()
+	if err != nil {
+		return part{}, err
+	}
+	w := worker.New(p.temporal, p.cfg.TaskQueue, worker.Options{
+		MaxConcurrentActivityExecutionSize:     p.cfg.MaxConcurrentActivities,
+		MaxConcurrentWorkflowTaskExecutionSize: p.cfg.MaxConcurrentWorkflows,
+		MaxConcurrentWorkflowTaskPollers:       p.cfg.Pollers,
+		MaxConcurrentActivityTaskPollers:       p.cfg.Pollers,
+		WorkerStopTimeout:                      p.cfg.ShutdownGrace,
+	})
+	workflows.Register(w)
+	w.RegisterActivity(acts)
+	return part{partWorkflows, func(ctx context.Context) error {
+		if err := w.Start(); err != nil {
+			return fmt.Errorf("start Temporal worker on task queue %s: %w", p.cfg.TaskQueue, err)
+		}
+		<-ctx.Done()
+		w.Stop()
+		return nil
+	}}, nil
+}
+
+func (p *process) replies(context.Context) (part, error) {
+	acts, err := p.newActivities()
+	if err != nil {
+		return part{}, err
+	}
+	cs, err := p.conn.NewConsumer(amqp.ConsumerConfig{
+		Name:            p.cfg.ReplyQueue,
+		Exchange:        "",
+		Concurrency:     16,
+		Prefetch:        64,
+		ShutdownTimeout: p.cfg.ShutdownGrace,
+	}, acts.HandleReply)
+	if err != nil {
+		return part{}, err
+	}
+	return part{partReplies, cs.Run}, nil
+}
+
+func (p *process) notifications(context.Context) (part, error) {
+	cfg := notifications.ConsumerConfig()
+	cfg.ShutdownTimeout = p.cfg.ShutdownGrace
+	cs, err := p.conn.NewConsumer(cfg, notifications.Handler(p.logger.With("component", "notifications")))
+	if err != nil {
+		return part{}, err
+	}
+	return part{partNotifications, cs.Run}, nil
+}
+
+// httpServer serves /metrics and /healthz. Health is the broker connection
+// and, when a part uses it, Temporal's.
+func (p *process) httpServer() (part, error) {
+	ln, err := net.Listen("tcp", p.cfg.HTTPAddr)
+	if err != nil {
+		return part{}, fmt.Errorf("listen on %s for /metrics and /healthz: %w", p.cfg.HTTPAddr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(p.registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		var problems []string
+		if !p.conn.Connected() {
+			problems = append(problems, "rabbitmq: not connected")
+		}
+		if p.temporal != nil {
+			ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+			defer cancel()
+			if _, err := p.temporal.CheckHealth(ctx, &client.CheckHealthRequest{}); err != nil {
+				problems = append(problems, "temporal: "+err.Error())
+			}
+		}
+		if len(problems) > 0 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintln(w, strings.Join(problems, "\n"))
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	return part{"http", func(ctx context.Context) error {
+		errc := make(chan error, 1)
+		go func() { errc <- srv.Serve(ln) }()
+		select {
+		case err := <-errc:
+			return err
+		case <-ctx.Done():
+			shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			return srv.Shutdown(shutdownCtx)
+		}
+	}}, nil
+}
+
+// redactURL hides the password of a URL or DSN for logs and errors.
+func redactURL(s string) string {
+	if i := strings.Index(s, "://"); i >= 0 {
+		if at := strings.LastIndex(s, "@"); at > i {
+			userinfo := s[i+3 : at]
+			if c := strings.Index(userinfo, ":"); c >= 0 {
+				return s[:i+3] + userinfo[:c] + ":***" + s[at:]
+			}
+		}
+	}
+	return s
+}
