@@ -40,6 +40,8 @@ type Config struct {
 	ReplyQueue string
 	// LedgerQueue is where ledger commands go. Default LedgerQueue.
 	LedgerQueue string
+	// InventoryQueue is where inventory commands go. Default InventoryQueue.
+	InventoryQueue string
 	// Source is the envelope source of commands and saga events. Default "sagaflow-worker".
 	Source string
 }
@@ -47,6 +49,9 @@ type Config struct {
 func (c *Config) setDefaults() {
 	if c.LedgerQueue == "" {
 		c.LedgerQueue = LedgerQueue
+	}
+	if c.InventoryQueue == "" {
+		c.InventoryQueue = InventoryQueue
 	}
 	if c.Source == "" {
 		c.Source = "sagaflow-worker"

@@ -63,7 +63,7 @@ func (a *Activities) sendInventory(ctx context.Context, typ string, cmd Inventor
 	if cmd.Step == "" {
 		return CommandResult{}, nonRetryable(fmt.Errorf("%s: step is required to derive the command id", typ), "InvalidCommand")
 	}
-	if err := a.sendCommand(ctx, InventoryQueue, typ, cmd.Step, cmd.ReservationID, data); err != nil {
+	if err := a.sendCommand(ctx, a.cfg.InventoryQueue, typ, cmd.Step, cmd.ReservationID, data); err != nil {
 		return CommandResult{}, err
 	}
 	return CommandResult{}, activity.ErrResultPending

@@ -161,3 +161,17 @@ func TestPublishOrderEventRejectsUnknownType(t *testing.T) {
 	require.True(t, appErr.NonRetryable())
 	require.Empty(t, pub.msgs)
 }
+
+func TestReservationRejectionCarriesFailingLinesFromTheReply(t *testing.T) {
+	err := RejectionError(events.Reply{
+		CommandID:   "c-1",
+		CommandType: events.CmdInventoryReserve,
+		Status:      events.ReplyRejected,
+		Reason:      events.ReasonInsufficientStock,
+		Result:      []byte(`{"failed_lines":[{"sku":"apple","requested":5,"available":2}]}`),
+	})
+	reason, lines, ok := ReservationRejection(err)
+	require.True(t, ok)
+	require.Equal(t, events.ReasonInsufficientStock, reason)
+	require.Equal(t, []events.StockLine{{SKU: "apple", Quantity: 5}}, lines)
+}

@@ -76,7 +76,9 @@ func RejectionError(r events.Reply) error {
 	if r.Message != "" {
 		msg += ": " + r.Message
 	}
-	return temporal.NewNonRetryableApplicationError(msg, RejectionType(r.Reason), nil, r.Reason)
+	// The reply's result is the second detail: a refused reservation lists its
+	// failing lines there.
+	return temporal.NewNonRetryableApplicationError(msg, RejectionType(r.Reason), nil, r.Reason, r.Result)
 }
 
 func nonRetryable(err error, typ string) error {

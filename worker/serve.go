@@ -21,9 +21,12 @@ import (
 
 	"github.com/sagaflow/sagaflow/activities"
 	"github.com/sagaflow/sagaflow/amqp"
+	"github.com/sagaflow/sagaflow/internal/bridge"
 	"github.com/sagaflow/sagaflow/internal/metrics"
 	"github.com/sagaflow/sagaflow/internal/notifications"
+	"github.com/sagaflow/sagaflow/services/inventory"
 	"github.com/sagaflow/sagaflow/services/ledger"
+	"github.com/sagaflow/sagaflow/services/orders"
 	"github.com/sagaflow/sagaflow/services/store"
 	"github.com/sagaflow/sagaflow/workflows"
 )
@@ -83,8 +86,11 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 		build func(context.Context) (part, error)
 	}{
 		{partLedger, p.ledger},
+		{partInventory, p.inventory},
+		{partProjection, p.projection},
 		{partWorkflows, p.workflows},
 		{partReplies, p.replies},
+		{partBridge, p.bridge},
 		{partNotifications, p.notifications},
 	} {
 		if !cfg.has(build.name) {
@@ -170,6 +176,38 @@ func (p *process) ledger(ctx context.Context) (part, error) {
 		return part{}, err
 	}
 	return part{partLedger, func(ctx context.Context) error { return svc.Run(ctx, p.conn) }}, nil
+}
+
+func (p *process) inventory(ctx context.Context) (part, error) {
+	db, err := p.openStore(ctx, p.cfg.InventoryDSN)
+	if err != nil {
+		return part{}, err
+	}
+	svc, err := inventory.New(db, inventory.Config{})
+	if err != nil {
+		return part{}, err
+	}
+	return part{partInventory, func(ctx context.Context) error { return svc.Run(ctx, p.conn) }}, nil
+}
+
+func (p *process) projection(ctx context.Context) (part, error) {
+	db, err := p.openStore(ctx, p.cfg.OrdersDSN)
+	if err != nil {
+		return part{}, err
+	}
+	proj, err := orders.New(db, orders.Config{})
+	if err != nil {
+		return part{}, err
+	}
+	return part{partProjection, func(ctx context.Context) error { return proj.Run(ctx, p.conn) }}, nil
+}
+
+func (p *process) bridge(context.Context) (part, error) {
+	b, err := bridge.New(p.temporal, bridge.Config{TaskQueue: p.cfg.TaskQueue})
+	if err != nil {
+		return part{}, err
+	}
+	return part{partBridge, func(ctx context.Context) error { return b.Run(ctx, p.conn) }}, nil
 }
 
 func (p *process) newActivities() (*activities.Activities, error) {

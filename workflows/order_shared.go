@@ -12,10 +12,6 @@ import (
 	"github.com/sagaflow/sagaflow/events"
 )
 
-// OrderTaskQueue is the default task queue of the order and reservation
-// sagas' workers. Their child workflows run on the parent's task queue.
-const OrderTaskQueue = "orders"
-
 // Application error types the order and reservation sagas fail with.
 const (
 	// ErrTypeInvalidOrder: the order.placed payload is invalid; the order saga
@@ -266,7 +262,7 @@ type OrderState struct {
 // runs twice).
 func OrderStartOptions(order events.OrderPlaced, taskQueue string) client.StartWorkflowOptions {
 	if taskQueue == "" {
-		taskQueue = OrderTaskQueue
+		taskQueue = TaskQueue
 	}
 	return client.StartWorkflowOptions{
 		ID:                       OrderWorkflowID(order.OrderID),

@@ -328,7 +328,7 @@ func TestOrderStartOptions(t *testing.T) {
 	opts := OrderStartOptions(testOrder, "")
 	want := client.StartWorkflowOptions{
 		ID:                       "order-o-1",
-		TaskQueue:                OrderTaskQueue,
+		TaskQueue:                TaskQueue,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		Memo:                     map[string]any{MemoOrderTotal: events.Money{Amount: 2500, Currency: "EUR"}},

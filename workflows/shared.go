@@ -14,8 +14,10 @@ import (
 	"github.com/sagaflow/sagaflow/events"
 )
 
-// TransferTaskQueue is the task queue of the transfer saga's workers.
-const TransferTaskQueue = "transfer"
+// TaskQueue is the default task queue of every saga's workflows and
+// activities: one worker binary hosts them all, and child workflows inherit
+// their parent's queue.
+const TaskQueue = "sagas"
 
 // Search attribute keys the sagas upsert; the server must have them
 // registered (Keyword). SagaStatusKey is declared with the Saga type.
@@ -105,7 +107,7 @@ func TransferWorkflowID(transferID string) string { return "transfer-" + transfe
 // command ids, a transfer id never moves money twice.
 func TransferStartOptions(transferID, taskQueue string) client.StartWorkflowOptions {
 	if taskQueue == "" {
-		taskQueue = TransferTaskQueue
+		taskQueue = TaskQueue
 	}
 	return client.StartWorkflowOptions{
 		ID:                       TransferWorkflowID(transferID),

@@ -303,7 +303,7 @@ func TestTransferStatusQueryWhileRunning(t *testing.T) {
 func TestTransferStartOptionsPreventDuplicates(t *testing.T) {
 	opts := TransferStartOptions("t-9", "")
 	require.Equal(t, "transfer-t-9", opts.ID)
-	require.Equal(t, TransferTaskQueue, opts.TaskQueue)
+	require.Equal(t, TaskQueue, opts.TaskQueue)
 	require.Equal(t, "RejectDuplicate", opts.WorkflowIDReusePolicy.String())
 	require.Equal(t, "UseExisting", opts.WorkflowIDConflictPolicy.String())
 }

@@ -30,7 +30,7 @@ const DefaultName = "bridge"
 
 // DefaultTaskQueue is the task queue workflows are started on unless a
 // route or the configuration names another.
-const DefaultTaskQueue = "orders"
+const DefaultTaskQueue = "sagas"
 
 // Temporal is the part of the Temporal client the bridge uses;
 // client.Client satisfies it.
@@ -48,7 +48,7 @@ type Config struct {
 	// "<Name>.dlq". Default DefaultName ("bridge").
 	Name string
 	// TaskQueue is where started workflows run, unless their route names
-	// another. Default DefaultTaskQueue ("orders").
+	// another. Default DefaultTaskQueue ("sagas").
 	TaskQueue string
 	// Routes maps event types to workflow starts and signals. Default
 	// DefaultRoutes().
@@ -63,10 +63,10 @@ type Config struct {
 	// max 10s.
 	Backoff amqp.BackoffConfig
 	// NotRunningAttempts is the number of deliveries of a signal whose
-	// workflow is not running before it is dead-lettered. The default 1
-	// dead-letters at once; a higher value lets a signal that overtook the
-	// event starting its workflow (the two are handled concurrently) wait
-	// for it through the retry queues. At most MaxAttempts.
+	// workflow is not running before it is dead-lettered. The default 3
+	// lets a signal that overtook the event starting its workflow (the two
+	// are handled concurrently) wait for it through the retry queues, about
+	// a second; 1 dead-letters at once. At most MaxAttempts.
 	NotRunningAttempts int
 }
 
@@ -87,7 +87,7 @@ func (c *Config) setDefaults() {
 		c.MaxAttempts = 10
 	}
 	if c.NotRunningAttempts == 0 {
-		c.NotRunningAttempts = 1
+		c.NotRunningAttempts = 3
 	}
 }
 

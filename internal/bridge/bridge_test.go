@@ -196,8 +196,10 @@ func TestHandleSignal(t *testing.T) {
 		wantSignalled      int64
 	}{
 		{name: "signals the running saga", attempt: 1, wantSignalled: 1},
-		{name: "no saga is dead-lettered with the reason", signalErr: serviceerror.NewNotFound("workflow not found"), attempt: 1,
-			wantErr: "order 42 has no running saga", wantPermanent: true},
+		{name: "no saga is dead-lettered at once with the reason when configured so", signalErr: serviceerror.NewNotFound("workflow not found"),
+			notRunningAttempts: 1, attempt: 1, wantErr: "order 42 has no running saga", wantPermanent: true},
+		{name: "no saga yet is retried by default", signalErr: serviceerror.NewNotFound("workflow not found"), attempt: 1,
+			wantErr: "order 42 has no running saga"},
 		{name: "no saga yet is retried while attempts remain", signalErr: serviceerror.NewNotFound("workflow not found"),
 			notRunningAttempts: 3, attempt: 2, wantErr: "order 42 has no running saga"},
 		{name: "no saga after the last attempt is dead-lettered", signalErr: serviceerror.NewNotFound("workflow not found"),
