@@ -28,6 +28,30 @@ type Conn struct {
 	done  chan struct{} // closed by Close
 	wg    sync.WaitGroup
 	once  sync.Once
+
+	consumers []*Consumer // every consumer made on c, for NotConsuming
+}
+
+func (c *Conn) track(cs *Consumer) {
+	c.mu.Lock()
+	c.consumers = append(c.consumers, cs)
+	c.mu.Unlock()
+}
+
+// NotConsuming names the consumers made on c whose Run has started but that
+// are not consuming yet (their queues are being declared, or their channel
+// is being recovered). A process is ready to take messages when it is empty.
+// Consumers whose Run was never called or has returned are not listed.
+func (c *Conn) NotConsuming() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var names []string
+	for _, cs := range c.consumers {
+		if cs.state.Load() == consumerStarting {
+			names = append(names, cs.cfg.Name)
+		}
+	}
+	return names
 }
 
 // Dial connects to the broker and declares the event exchange and the

@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
@@ -163,7 +164,24 @@ type Consumer struct {
 	h     Handler
 	pub   *Publisher
 	stats *Stats
+
+	// state is consumerNew until Run, consumerStarting until the broker
+	// accepted basic.consume and again while a lost channel is being
+	// recovered, consumerConsuming in between, consumerStopped after Run.
+	state atomic.Int32
 }
+
+const (
+	consumerNew int32 = iota
+	consumerStarting
+	consumerConsuming
+	consumerStopped
+)
+
+// Consuming reports whether the consumer's queues are declared and bound and
+// the broker is delivering to it: false before Run has got that far and while
+// a lost channel is being recovered.
+func (cs *Consumer) Consuming() bool { return cs.state.Load() == consumerConsuming }
 
 // NewConsumer validates cfg and prepares a consumer; Run starts it.
 func (c *Conn) NewConsumer(cfg ConsumerConfig, h Handler) (*Consumer, error) {
@@ -178,7 +196,9 @@ func (c *Conn) NewConsumer(cfg ConsumerConfig, h Handler) (*Consumer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("consumer %s: %w", cfg.Name, err)
 	}
-	return &Consumer{c: c, cfg: cfg, h: h, pub: pub, stats: &c.stats}, nil
+	cs := &Consumer{c: c, cfg: cfg, h: h, pub: pub, stats: &c.stats}
+	c.track(cs)
+	return cs, nil
 }
 
 // DeadLetterQueue returns the name of the consumer's dead-letter queue.
@@ -250,6 +270,8 @@ var errTopology = errors.New("topology refused")
 // was closed or the broker refused the queue declarations.
 func (cs *Consumer) Run(ctx context.Context) error {
 	defer func() { _ = cs.pub.Close() }()
+	cs.state.Store(consumerStarting)
+	defer cs.state.Store(consumerStopped)
 	hctx, hcancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer hcancel()
 	go func() {
@@ -310,6 +332,8 @@ func (cs *Consumer) session(ctx, hctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("consume %s: %w", cs.cfg.Name, err)
 	}
+	cs.state.Store(consumerConsuming)
+	defer cs.state.CompareAndSwap(consumerConsuming, consumerStarting)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for range cs.cfg.Concurrency {

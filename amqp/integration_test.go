@@ -493,3 +493,26 @@ func TestGracefulShutdownWaitsForInFlightHandler(t *testing.T) {
 	require.Eventually(t, func() bool { return b.depth(q) == 1 }, 5*time.Second, 20*time.Millisecond,
 		"the in-flight message was acked and the later one left for the next consumer")
 }
+
+func TestConsumingAndNotConsumingReportReadiness(t *testing.T) {
+	b := newTestBroker(t, testenv.AMQPURL(t))
+	q := b.name("ready")
+	cs, err := b.conn.NewConsumer(ConsumerConfig{Name: q, Bindings: []string{"ready.#"}},
+		func(context.Context, Delivery) error { return nil })
+	require.NoError(t, err)
+	require.False(t, cs.Consuming())
+	require.Empty(t, b.conn.NotConsuming(), "a consumer whose Run was not called is not waited for")
+
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- cs.Run(ctx) }()
+	require.Eventually(t, cs.Consuming, 10*time.Second, 10*time.Millisecond)
+	require.Empty(t, b.conn.NotConsuming())
+	// Consuming means the queue is bound: a publish is routable at once.
+	require.NoError(t, b.publisher().Publish(t.Context(), Message{Exchange: b.conn.Config().Exchange, RoutingKey: "ready.x", ID: "r-1", Body: []byte("{}")}))
+
+	cancel()
+	require.NoError(t, <-done)
+	require.False(t, cs.Consuming())
+	require.Empty(t, b.conn.NotConsuming(), "a stopped consumer is not waited for")
+}

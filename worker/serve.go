@@ -271,8 +271,9 @@ func (p *process) notifications(context.Context) (part, error) {
 	return part{partNotifications, cs.Run}, nil
 }
 
-// httpServer serves /metrics and /healthz. Health is the broker connection
-// and, when a part uses it, Temporal's.
+// httpServer serves /metrics and /healthz. Healthy means: connected to the
+// broker with every consumer consuming (so its queues exist and are bound),
+// and, when a part uses it, Temporal answering.
 func (p *process) httpServer() (part, error) {
 	ln, err := net.Listen("tcp", p.cfg.HTTPAddr)
 	if err != nil {
@@ -284,6 +285,8 @@ func (p *process) httpServer() (part, error) {
 		var problems []string
 		if !p.conn.Connected() {
 			problems = append(problems, "rabbitmq: not connected")
+		} else if waiting := p.conn.NotConsuming(); len(waiting) > 0 {
+			problems = append(problems, "rabbitmq: not consuming yet: "+strings.Join(waiting, ", "))
 		}
 		if p.temporal != nil {
 			ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
