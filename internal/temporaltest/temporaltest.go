@@ -103,6 +103,7 @@ var shared struct {
 	watchdog *watchdog
 	startErr error
 	missing  bool // no CLI binary: tests skip (or fail in CI)
+	atExit   []func()
 }
 
 // Main runs the package's tests with the default Config and stops the shared
@@ -125,7 +126,21 @@ func MainWith(m *testing.M, cfg Config) {
 	if err := stop(); err != nil {
 		fmt.Fprintln(os.Stderr, "temporaltest: stopping dev server:", err)
 	}
+	shared.mu.Lock()
+	atExit := shared.atExit
+	shared.mu.Unlock()
+	for i := len(atExit) - 1; i >= 0; i-- {
+		atExit[i]()
+	}
 	os.Exit(code)
+}
+
+// AtExit registers f to run after every test of the package, when Main
+// returns: for resources shared by the tests of one binary.
+func AtExit(f func()) {
+	shared.mu.Lock()
+	shared.atExit = append(shared.atExit, f)
+	shared.mu.Unlock()
 }
 
 func stop() error {

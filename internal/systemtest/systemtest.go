@@ -1,0 +1,392 @@
+// Package systemtest runs the whole system for end-to-end and fault tests:
+// the shared Temporal dev server (internal/temporaltest), a RabbitMQ virtual
+// host of the test's own, and worker processes built from ./worker with every
+// part (services on SQLite, workflows, replies, bridge, projection,
+// notifications). Faults are real: connections dropped with rabbitmqctl, the
+// broker restarted, worker processes killed.
+//
+// A package using it calls Main from TestMain.
+package systemtest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
+
+	"github.com/sagaflow/sagaflow/amqp"
+	"github.com/sagaflow/sagaflow/events"
+	"github.com/sagaflow/sagaflow/internal/temporaltest"
+	"github.com/sagaflow/sagaflow/internal/testenv"
+)
+
+// Main runs the package's tests and then stops the shared dev server and
+// removes the worker binary.
+func Main(m *testing.M) { temporaltest.Main(m) }
+
+var build struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// workerBinary builds ./worker once per test binary.
+func workerBinary(t testing.TB) string {
+	t.Helper()
+	build.once.Do(func() {
+		root, err := repoRoot()
+		if err != nil {
+			build.err = err
+			return
+		}
+		dir, err := os.MkdirTemp("", "sagaflow-systemtest-")
+		if err != nil {
+			build.err = err
+			return
+		}
+		temporaltest.AtExit(func() { _ = os.RemoveAll(dir) })
+		build.path = filepath.Join(dir, "worker")
+		cmd := exec.Command("go", "build", "-o", build.path, "./worker")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			build.err = fmt.Errorf("go build ./worker: %v\n%s", err, out)
+		}
+	})
+	require.NoError(t, build.err)
+	return build.path
+}
+
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("go.mod not found above the test's directory")
+		}
+		dir = parent
+	}
+}
+
+// Options configure a System.
+type Options struct {
+	// WorkerEnv adds KEY=VALUE environment entries to every worker process.
+	WorkerEnv []string
+}
+
+// System is one isolated deployment of the project for a test.
+type System struct {
+	// VHost is the test's RabbitMQ virtual host.
+	VHost string
+	// AMQPURL reaches the broker in VHost.
+	AMQPURL string
+	// Temporal is a client of the shared dev server.
+	Temporal client.Client
+	// TemporalAddress is the dev server's frontend host:port.
+	TemporalAddress string
+	// TaskQueue is the test's own task queue.
+	TaskQueue string
+	// Dir holds the services' SQLite files and the workers' logs.
+	Dir string
+	// Conn is the test's own broker connection in VHost.
+	Conn *amqp.Conn
+	// Publisher publishes with confirms on Conn.
+	Publisher *amqp.Publisher
+	// Requester sends commands and queries on Conn.
+	Requester *amqp.Requester
+
+	t       testing.TB
+	opts    Options
+	bin     string
+	mu      sync.Mutex
+	workers []*Worker
+}
+
+// Start creates the virtual host, connects to it and to Temporal, and starts
+// one worker process, returning once the worker reports healthy (every
+// consumer consuming). Everything is torn down when the test ends.
+func Start(t testing.TB, opts Options) *System {
+	t.Helper()
+	base := testenv.AMQPURL(t)
+	if _, err := exec.LookPath("rabbitmqctl"); err != nil {
+		testenv.Unavailable(t, "rabbitmqctl", "install RabbitMQ's CLI tools and put rabbitmqctl on PATH")
+	}
+	srv := temporaltest.Server(t)
+	s := &System{
+		t:               t,
+		opts:            opts,
+		bin:             workerBinary(t),
+		Temporal:        srv.Client(),
+		TemporalAddress: srv.FrontendHostPort(),
+		TaskQueue:       temporaltest.TaskQueue(t),
+		Dir:             t.TempDir(),
+	}
+	s.VHost = "sagaflow-system-" + uuid.NewString()[:8]
+	rabbitmqctl(t, "add_vhost", s.VHost)
+	t.Cleanup(func() { _ = exec.Command("rabbitmqctl", "delete_vhost", s.VHost).Run() })
+	u, err := url.Parse(base)
+	require.NoError(t, err)
+	rabbitmqctl(t, "set_permissions", "-p", s.VHost, u.User.Username(), ".*", ".*", ".*")
+	u.Path = "/" + s.VHost
+	s.AMQPURL = u.String()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s.Conn, err = amqp.Dial(ctx, amqp.Config{URL: s.AMQPURL, ConnectionName: "systemtest " + t.Name()})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Conn.Close() })
+	s.Publisher, err = s.Conn.NewPublisher(amqp.PublisherConfig{})
+	require.NoError(t, err)
+	s.Requester, err = s.Conn.NewRequester(amqp.RequesterConfig{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Requester.Close(); _ = s.Publisher.Close() })
+	// Workers stop before the connections and the vhost go (cleanups run
+	// last-in first-out).
+	t.Cleanup(s.stopWorkers)
+	s.StartWorker()
+	return s
+}
+
+func rabbitmqctl(t testing.TB, args ...string) {
+	t.Helper()
+	out, err := exec.Command("rabbitmqctl", args...).CombinedOutput()
+	require.NoError(t, err, "rabbitmqctl %v: %s", args, out)
+}
+
+// Worker is one worker process.
+type Worker struct {
+	// HTTPAddr serves its /metrics and /healthz.
+	HTTPAddr string
+	// LogPath is its combined output.
+	LogPath string
+
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+}
+
+// StartWorker starts another worker process with every part and waits until
+// it is healthy.
+func (s *System) StartWorker() *Worker {
+	s.t.Helper()
+	s.mu.Lock()
+	n := len(s.workers) + 1
+	s.mu.Unlock()
+	addr := freeAddr(s.t)
+	w := &Worker{HTTPAddr: addr, LogPath: filepath.Join(s.Dir, fmt.Sprintf("worker-%d.log", n)), done: make(chan struct{})}
+	logFile, err := os.OpenFile(w.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	require.NoError(s.t, err)
+	w.cmd = exec.Command(s.bin)
+	w.cmd.Env = append(os.Environ(),
+		"AMQP_URL="+s.AMQPURL,
+		"TEMPORAL_ADDRESS="+s.TemporalAddress,
+		"TEMPORAL_NAMESPACE=default",
+		"TEMPORAL_TASK_QUEUE="+s.TaskQueue,
+		"LEDGER_DSN="+filepath.Join(s.Dir, "ledger.db"),
+		"INVENTORY_DSN="+filepath.Join(s.Dir, "inventory.db"),
+		"ORDERS_DSN="+filepath.Join(s.Dir, "orders.db"),
+		"METRICS_ADDR="+addr,
+		"LOG_FORMAT=json",
+		"LOG_LEVEL=warn",
+		"SHUTDOWN_GRACE=10s",
+	)
+	w.cmd.Env = append(w.cmd.Env, s.opts.WorkerEnv...)
+	w.cmd.Stdout, w.cmd.Stderr = logFile, logFile
+	require.NoError(s.t, w.cmd.Start())
+	go func() {
+		w.err = w.cmd.Wait()
+		_ = logFile.Close()
+		close(w.done)
+	}()
+	s.mu.Lock()
+	s.workers = append(s.workers, w)
+	s.mu.Unlock()
+	s.waitHealthy(w)
+	return w
+}
+
+func freeAddr(t testing.TB) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	return addr
+}
+
+// waitHealthy polls the worker's /healthz: the process offers no other
+// signal that its consumers are consuming.
+func (s *System) waitHealthy(w *Worker) {
+	s.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	c := &http.Client{Timeout: 2 * time.Second}
+	var last string
+	for time.Now().Before(deadline) {
+		select {
+		case <-w.done:
+			s.t.Fatalf("worker exited while starting: %v\n%s", w.err, tail(w.LogPath, 40))
+		default:
+		}
+		resp, err := c.Get("http://" + w.HTTPAddr + "/healthz")
+		if err == nil {
+			body := new(bytes.Buffer)
+			_, _ = body.ReadFrom(resp.Body)
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+			last = body.String()
+		} else {
+			last = err.Error()
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	s.t.Fatalf("worker not healthy after 60s: %s\n%s", last, tail(w.LogPath, 40))
+}
+
+// Kill ends the worker with SIGKILL, as a crash would, and waits for it.
+func (w *Worker) Kill() {
+	_ = w.cmd.Process.Signal(syscall.SIGKILL)
+	<-w.done
+}
+
+// Stop sends SIGTERM and waits for a graceful exit; it returns the exit error.
+func (w *Worker) Stop() error {
+	_ = w.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-w.done:
+		return w.err
+	case <-time.After(60 * time.Second):
+		_ = w.cmd.Process.Kill()
+		<-w.done
+		return errors.New("worker did not stop within 60s of SIGTERM")
+	}
+}
+
+// Exited reports whether the worker process has ended.
+func (w *Worker) Exited() bool {
+	select {
+	case <-w.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func (s *System) stopWorkers() {
+	s.mu.Lock()
+	workers := s.workers
+	s.mu.Unlock()
+	for _, w := range workers {
+		if !w.Exited() {
+			if err := w.Stop(); err != nil {
+				s.t.Logf("worker stop: %v", err)
+			}
+		}
+		if s.t.Failed() {
+			s.t.Logf("worker log %s (tail):\n%s", w.LogPath, tail(w.LogPath, 60))
+		}
+	}
+}
+
+func tail(path string, n int) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return err.Error()
+	}
+	defer f.Close()
+	var lines []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+		if len(lines) > n {
+			lines = lines[1:]
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+// DropConnections closes every broker connection of the virtual host, the
+// workers' and the test's own, as a network failure would.
+func (s *System) DropConnections() {
+	s.t.Helper()
+	rabbitmqctl(s.t, "close_all_connections", "-p", s.VHost, "systemtest: connections dropped on purpose")
+}
+
+// RestartBroker stops and starts the RabbitMQ application. Unlike
+// DropConnections it affects every client of the broker, so tests using it
+// must not run beside other packages' broker tests.
+func (s *System) RestartBroker() {
+	s.t.Helper()
+	rabbitmqctl(s.t, "stop_app")
+	rabbitmqctl(s.t, "start_app")
+	rabbitmqctl(s.t, "await_startup")
+}
+
+// Send sends a command or query to a service queue and returns its reply. A
+// request that cannot be delivered yet (the broker is reconnecting) is
+// retried until ctx ends.
+func (s *System) Send(ctx context.Context, queue, typ string, payload events.Payload, opts ...events.Option) (events.Reply, error) {
+	env, err := events.New(typ, "systemtest", payload, opts...)
+	if err != nil {
+		return events.Reply{}, err
+	}
+	m, err := amqp.MessageFromEnvelope(env)
+	if err != nil {
+		return events.Reply{}, err
+	}
+	m.Exchange, m.RoutingKey = "", queue
+	for {
+		attemptCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		d, err := s.Requester.Request(attemptCtx, queue, m)
+		cancel()
+		if err == nil {
+			_, reply, err := events.DecodeAs[events.Reply](d.Body)
+			return reply, err
+		}
+		if ctx.Err() != nil {
+			return events.Reply{}, fmt.Errorf("%s to %s: %w", typ, queue, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// MustAccept sends a command and fails the test unless it is accepted.
+func (s *System) MustAccept(ctx context.Context, queue, typ string, payload events.Payload) events.Reply {
+	s.t.Helper()
+	r, err := s.Send(ctx, queue, typ, payload)
+	require.NoError(s.t, err)
+	require.True(s.t, r.Accepted(), "%s rejected: %s %s", typ, r.Reason, r.Message)
+	return r
+}
+
+// PublishEvent publishes an event on the exchange, retrying while the broker
+// is unreachable.
+func (s *System) PublishEvent(ctx context.Context, env events.Envelope) error {
+	m, err := amqp.MessageFromEnvelope(env)
+	if err != nil {
+		return err
+	}
+	return s.Publisher.Publish(ctx, m)
+}
