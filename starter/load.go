@@ -1,0 +1,382 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
+
+	"github.com/sagaflow/sagaflow/events"
+	"github.com/sagaflow/sagaflow/workflows"
+)
+
+// Saga types load can run.
+const (
+	loadTransfer = "transfer"
+	loadOrder    = "order"
+)
+
+// loadPlan is a validated load: what to run and how.
+type loadPlan struct {
+	Sagas       int
+	Concurrency int
+	Mix         []string
+	FailureRate float64
+	Currency    string
+	// Amount is the amount of each transfer and the unit price of each
+	// order's single line, in minor units.
+	Amount int64
+	Prefix string
+}
+
+// parseLoadPlan validates the load flags.
+func parseLoadPlan(sagas, concurrency int, mix string, failureRate float64, currency string) (loadPlan, error) {
+	p := loadPlan{Sagas: sagas, Concurrency: concurrency, FailureRate: failureRate, Amount: 100}
+	if sagas <= 0 {
+		return p, usagef("--sagas %d: must be positive", sagas)
+	}
+	if concurrency <= 0 {
+		return p, usagef("--concurrency %d: must be positive", concurrency)
+	}
+	if failureRate < 0 || failureRate > 1 || failureRate != failureRate {
+		return p, usagef("--failure-rate %v: must be between 0 and 1", failureRate)
+	}
+	for _, m := range strings.Split(mix, ",") {
+		m = strings.TrimSpace(m)
+		switch m {
+		case loadTransfer, loadOrder:
+			if !slices.Contains(p.Mix, m) {
+				p.Mix = append(p.Mix, m)
+			}
+		case "":
+		default:
+			return p, usagef("--mix: unknown saga type %q (want transfer, order)", m)
+		}
+	}
+	if len(p.Mix) == 0 {
+		return p, usagef("--mix: name at least one of transfer, order")
+	}
+	cur, err := parseCurrency(currency)
+	if err != nil {
+		return p, err
+	}
+	p.Currency = cur
+	p.Prefix = "load-" + newID()
+	return p, nil
+}
+
+// loadOutcome classifies how one saga ended.
+type loadOutcome string
+
+const (
+	loadCompleted   loadOutcome = "completed"
+	loadCompensated loadOutcome = "compensated"
+	loadFailed      loadOutcome = "failed"
+)
+
+// loadSample is one finished saga.
+type loadSample struct {
+	Type    string
+	Outcome loadOutcome
+	Latency time.Duration
+}
+
+// loadStats is the report of a load.
+type loadStats struct {
+	Sagas      int                      `json:"sagas"`
+	Elapsed    time.Duration            `json:"elapsed_ns"`
+	Throughput float64                  `json:"throughput_per_s"`
+	ByType     map[string]loadTypeStats `json:"by_type"`
+}
+
+type loadTypeStats struct {
+	Count       int     `json:"count"`
+	Completed   int     `json:"completed"`
+	Compensated int     `json:"compensated"`
+	Failed      int     `json:"failed"`
+	P50ms       float64 `json:"p50_ms"`
+	P95ms       float64 `json:"p95_ms"`
+	P99ms       float64 `json:"p99_ms"`
+	Throughput  float64 `json:"throughput_per_s"`
+}
+
+// percentile is the nearest-rank percentile of sorted durations.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	rank := int(p/100*float64(len(sorted)) + 0.999999)
+	rank = max(1, min(rank, len(sorted)))
+	return sorted[rank-1]
+}
+
+func summarize(samples []loadSample, elapsed time.Duration) loadStats {
+	st := loadStats{Sagas: len(samples), Elapsed: elapsed, ByType: map[string]loadTypeStats{}}
+	lat := map[string][]time.Duration{}
+	for _, s := range samples {
+		t := st.ByType[s.Type]
+		t.Count++
+		switch s.Outcome {
+		case loadCompleted:
+			t.Completed++
+		case loadCompensated:
+			t.Compensated++
+		default:
+			t.Failed++
+		}
+		st.ByType[s.Type] = t
+		lat[s.Type] = append(lat[s.Type], s.Latency)
+	}
+	secs := elapsed.Seconds()
+	if secs > 0 {
+		st.Throughput = float64(len(samples)) / secs
+	}
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	for typ, l := range lat {
+		slices.Sort(l)
+		t := st.ByType[typ]
+		t.P50ms, t.P95ms, t.P99ms = ms(percentile(l, 50)), ms(percentile(l, 95)), ms(percentile(l, 99))
+		if secs > 0 {
+			t.Throughput = float64(t.Count) / secs
+		}
+		st.ByType[typ] = t
+	}
+	return st
+}
+
+func writeLoadReport(w io.Writer, st loadStats) {
+	fmt.Fprintf(w, "%d sagas in %s: %.1f sagas/s\n", st.Sagas, st.Elapsed.Round(time.Millisecond), st.Throughput)
+	types := make([]string, 0, len(st.ByType))
+	for t := range st.ByType {
+		types = append(types, t)
+	}
+	slices.Sort(types)
+	for _, t := range types {
+		s := st.ByType[t]
+		fmt.Fprintf(w, "  %-9s %5d  completed %d, compensated %d, failed %d  p50 %.1fms  p95 %.1fms  p99 %.1fms  %.1f/s\n",
+			t, s.Count, s.Completed, s.Compensated, s.Failed, s.P50ms, s.P95ms, s.P99ms, s.Throughput)
+	}
+}
+
+// progress shows how far a load got: one line rewritten in place on a
+// terminal, a line every few seconds otherwise.
+type progress struct {
+	w        io.Writer
+	tty      bool
+	total    int
+	mu       sync.Mutex
+	last     time.Time
+	counts   map[loadOutcome]int
+	interval time.Duration
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	info, err := f.Stat()
+	return err == nil && info.Mode()&os.ModeCharDevice != 0
+}
+
+func (p *progress) add(o loadOutcome) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.counts[o]++
+	done := p.counts[loadCompleted] + p.counts[loadCompensated] + p.counts[loadFailed]
+	now := time.Now()
+	if done < p.total && now.Sub(p.last) < p.interval {
+		return
+	}
+	p.last = now
+	line := fmt.Sprintf("%d/%d sagas  completed %d  compensated %d  failed %d",
+		done, p.total, p.counts[loadCompleted], p.counts[loadCompensated], p.counts[loadFailed])
+	if p.tty {
+		const width = 30
+		filled := done * width / p.total
+		fmt.Fprintf(p.w, "\r[%s%s] %s", strings.Repeat("=", filled), strings.Repeat(" ", width-filled), line)
+		if done == p.total {
+			fmt.Fprintln(p.w)
+		}
+		return
+	}
+	fmt.Fprintln(p.w, line)
+}
+
+func (a *app) loadCommand() *cobra.Command {
+	c := newCommand("load", "Run sagas concurrently and report throughput and latency percentiles")
+	c.Long = `load opens the accounts and stocks the skus it needs (names start with
+load-<random>), runs --sagas sagas with --concurrency at a time, each started
+and awaited on Temporal, and prints throughput, latency percentiles
+(p50/p95/p99) per saga type and how many completed, were compensated or
+failed. --failure-rate makes that fraction of the sagas fail on purpose: a
+transfer from an empty account (insufficient funds) or an order of an
+unknown sku.`
+	sagas := c.Flags().Int("sagas", 100, "number of sagas")
+	concurrency := c.Flags().Int("concurrency", 10, "sagas running at once")
+	mix := c.Flags().String("mix", loadTransfer, "comma-separated saga types: transfer, order")
+	failureRate := c.Flags().Float64("failure-rate", 0, "fraction of sagas (0 to 1) made to fail on purpose")
+	currency := c.Flags().String("currency", "EUR", "currency of the accounts")
+	c.Args = cobra.NoArgs
+	c.RunE = func(cmd *cobra.Command, _ []string) error {
+		plan, err := parseLoadPlan(*sagas, *concurrency, *mix, *failureRate, *currency)
+		if err != nil {
+			return err
+		}
+		ctx, cancel := a.context(cmd.Context())
+		defer cancel()
+		tc, err := a.temporalClient(ctx)
+		if err != nil {
+			return err
+		}
+		if err := a.loadSetup(ctx, plan); err != nil {
+			return fmt.Errorf("load setup: %w", err)
+		}
+		prog := &progress{w: a.errOut, tty: isTerminal(a.errOut), total: plan.Sagas, counts: map[loadOutcome]int{}, interval: 2 * time.Second}
+		if prog.tty {
+			prog.interval = 100 * time.Millisecond
+		}
+		samples := make([]loadSample, plan.Sagas)
+		rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+		failing := make([]bool, plan.Sagas)
+		for i := range failing {
+			failing[i] = rng.Float64() < plan.FailureRate
+		}
+		jobs := make(chan int)
+		var wg sync.WaitGroup
+		began := time.Now()
+		for range plan.Concurrency {
+			wg.Go(func() {
+				for i := range jobs {
+					s := a.loadOne(ctx, tc, plan, i, failing[i])
+					samples[i] = s
+					prog.add(s.Outcome)
+				}
+			})
+		}
+		for i := range plan.Sagas {
+			select {
+			case jobs <- i:
+			case <-ctx.Done():
+			}
+		}
+		close(jobs)
+		wg.Wait()
+		st := summarize(samples, time.Since(began))
+		if a.cfg.JSON {
+			return a.printJSON(st)
+		}
+		writeLoadReport(a.out, st)
+		if ctx.Err() != nil {
+			return fmt.Errorf("load stopped by --timeout %s; raise it for longer loads", a.cfg.Timeout)
+		}
+		return nil
+	}
+	return c
+}
+
+// Accounts and skus of a load.
+func (p loadPlan) source() string   { return p.Prefix + "-source" }
+func (p loadPlan) empty() string    { return p.Prefix + "-empty" }
+func (p loadPlan) target() string   { return p.Prefix + "-target" }
+func (p loadPlan) customer() string { return p.Prefix + "-customer" }
+func (p loadPlan) merchant() string { return p.Prefix + "-merchant" }
+func (p loadPlan) sku() string      { return p.Prefix + "-sku" }
+
+// loadSetup opens the accounts and stocks the sku the load needs, with
+// enough money and stock for every saga.
+func (a *app) loadSetup(ctx context.Context, p loadPlan) error {
+	need := int64(p.Sagas) * p.Amount
+	open := func(id string, balance int64) error {
+		return a.request(ctx, serviceLedger, a.cfg.LedgerQueue, events.CmdLedgerOpen, id,
+			events.LedgerOpen{AccountID: id, Currency: p.Currency, Owner: "load", InitialBalance: balance}, nil)
+	}
+	if slices.Contains(p.Mix, loadTransfer) {
+		for _, acc := range []struct {
+			id      string
+			balance int64
+		}{{p.source(), need}, {p.empty(), 0}, {p.target(), 0}} {
+			if err := open(acc.id, acc.balance); err != nil {
+				return err
+			}
+		}
+	}
+	if slices.Contains(p.Mix, loadOrder) {
+		if err := open(p.customer(), need); err != nil {
+			return err
+		}
+		if err := open(p.merchant(), 0); err != nil {
+			return err
+		}
+		if err := a.request(ctx, serviceInventory, a.cfg.InventoryQueue, events.CmdInventoryRestock, p.sku(),
+			events.InventoryRestock{SKU: p.sku(), Quantity: int64(p.Sagas)}, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// loadOne runs saga i to its end.
+func (a *app) loadOne(ctx context.Context, tc client.Client, p loadPlan, i int, fail bool) loadSample {
+	typ := p.Mix[i%len(p.Mix)]
+	id := fmt.Sprintf("%s-%d", p.Prefix, i)
+	began := time.Now()
+	var (
+		run client.WorkflowRun
+		err error
+	)
+	switch typ {
+	case loadTransfer:
+		from := p.source()
+		if fail {
+			from = p.empty()
+		}
+		in := workflows.TransferInput{TransferID: id, SourceAccountID: from, TargetAccountID: p.target(), Amount: p.Amount, Currency: p.Currency}
+		run, err = tc.ExecuteWorkflow(ctx, workflows.TransferStartOptions(id, a.cfg.TaskQueue), workflows.TransferWorkflow, in)
+	default:
+		sku := p.sku()
+		if fail {
+			sku = p.Prefix + "-unknown-sku"
+		}
+		o := events.OrderPlaced{OrderID: id, CustomerID: p.customer(), MerchantID: p.merchant(),
+			Lines: []events.OrderLine{{SKU: sku, Quantity: 1, UnitPrice: p.Amount}}, Currency: p.Currency, Total: p.Amount}
+		run, err = tc.ExecuteWorkflow(ctx, workflows.OrderStartOptions(o, a.cfg.TaskQueue), workflows.OrderWorkflow, o)
+	}
+	if err != nil {
+		return loadSample{Type: typ, Outcome: loadFailed, Latency: time.Since(began)}
+	}
+	var res json.RawMessage
+	err = run.Get(ctx, &res)
+	return loadSample{Type: typ, Outcome: classify(res, err), Latency: time.Since(began)}
+}
+
+// classify maps a saga's result to a load outcome: a transfer that failed
+// or was compensated and a cancelled order ended by compensating.
+func classify(res json.RawMessage, err error) loadOutcome {
+	if err != nil {
+		return loadFailed
+	}
+	var r struct {
+		Outcome string `json:"outcome"`
+	}
+	if json.Unmarshal(res, &r) != nil {
+		return loadFailed
+	}
+	switch r.Outcome {
+	case string(workflows.OutcomeCompleted), string(workflows.OrderConfirmed):
+		return loadCompleted
+	case string(workflows.OutcomeFailed), string(workflows.OutcomeCompensated), string(workflows.OrderCancelled):
+		return loadCompensated
+	default:
+		return loadFailed
+	}
+}

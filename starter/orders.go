@@ -1,0 +1,90 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sagaflow/sagaflow/amqp"
+	"github.com/sagaflow/sagaflow/services/orders"
+	"github.com/sagaflow/sagaflow/workflows"
+)
+
+func (a *app) ordersCommand() *cobra.Command {
+	c := newCommand("orders [ORDER-ID]", "Show an order, or a customer's orders, from the orders read model")
+	customer := c.Flags().String("customer", "", "list this customer's orders (newest first)")
+	status := c.Flags().String("status", "", "with --customer: only orders with this status (placed, reserved, confirmed, cancelled)")
+	limit := c.Flags().Int("limit", orders.DefaultListLimit, fmt.Sprintf("with --customer: most orders to show (at most %d)", orders.MaxListLimit))
+	c.Args = cobra.MaximumNArgs(1)
+	c.RunE = func(cmd *cobra.Command, args []string) error {
+		switch {
+		case len(args) == 1 && *customer != "":
+			return usagef("give an order id or --customer, not both")
+		case len(args) == 0 && *customer == "":
+			return usagef("give an order id or --customer")
+		}
+		var q orders.ListQuery
+		if *customer != "" {
+			q = orders.ListQuery{CustomerID: *customer, Status: orders.Status(*status), Limit: *limit}
+			if err := q.Validate(); err != nil {
+				return &usageError{joinLines(err)}
+			}
+		}
+		ctx, cancel := a.context(cmd.Context())
+		defer cancel()
+		r, err := a.requesterFor(ctx)
+		if err != nil {
+			return err
+		}
+		oc, err := orders.NewClient(r, orders.ClientConfig{Queue: a.cfg.OrdersQueue, Source: source, Timeout: a.cfg.Timeout})
+		if err != nil {
+			return err
+		}
+		var list []orders.Order
+		if len(args) == 1 {
+			o, err := oc.Get(ctx, args[0])
+			if err != nil {
+				return a.ordersError(err)
+			}
+			if a.cfg.JSON {
+				return a.printJSON(o)
+			}
+			list = []orders.Order{o}
+		} else {
+			list, err = oc.List(ctx, q)
+			if err != nil {
+				return a.ordersError(err)
+			}
+			if a.cfg.JSON {
+				if list == nil {
+					list = []orders.Order{}
+				}
+				return a.printJSON(list)
+			}
+		}
+		tw := tabwriter.NewWriter(a.out, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "ORDER\tCUSTOMER\tMERCHANT\tTOTAL\tSTATUS\tREASON\tCREATED\tSAGA")
+		for _, o := range list {
+			reason := o.FailureReason
+			if o.FailedStep != "" {
+				reason += " at " + o.FailedStep
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\tstarter history %s\n", o.OrderID, o.CustomerID, o.MerchantID,
+				formatMoney(o.Total, o.Currency), o.Status, reason, stamp(o.CreatedAt), workflows.OrderWorkflowID(o.OrderID))
+		}
+		return tw.Flush()
+	}
+	return c
+}
+
+func (a *app) ordersError(err error) error {
+	switch {
+	case errors.Is(err, amqp.ErrUnroutable):
+		return fmt.Errorf("queue %s does not exist (is the orders read model running?)", a.cfg.OrdersQueue)
+	case errors.Is(err, amqp.ErrRequestTimeout):
+		return fmt.Errorf("no reply from %s within %s (is the orders read model running?)", a.cfg.OrdersQueue, a.cfg.Timeout)
+	}
+	return err
+}
