@@ -127,6 +127,7 @@ Every global flag defaults to its environment variable, then to the value shown.
 		a.cancelCommand(),
 		a.deadLettersCommand(),
 		a.loadCommand(),
+		a.demoCommand(),
 	)
 	root.CompletionOptions.DisableDefaultCmd = true
 	return root

@@ -13,7 +13,6 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
-	"github.com/sagaflow/sagaflow/amqp"
 	"github.com/sagaflow/sagaflow/events"
 	"github.com/sagaflow/sagaflow/workflows"
 )
@@ -303,26 +302,11 @@ func (a *app) publishCommand() *cobra.Command {
 			return err
 		}
 		wfID := workflows.OrderWorkflowID(o.OrderID)
-		env, err := events.New(events.TypeOrderPlaced, source, o, events.WithSubject(o.OrderID), events.WithCorrelationID(wfID))
-		if err != nil {
-			return &usageError{joinLines(err)}
-		}
-		m, err := amqp.MessageFromEnvelope(env)
-		if err != nil {
-			return err
-		}
-		m.Exchange = a.cfg.Exchange
 		ctx, cancel := a.context(cmd.Context())
 		defer cancel()
-		p, err := a.publisherFor(ctx)
+		env, m, err := a.publishOrder(ctx, o)
 		if err != nil {
 			return err
-		}
-		if err := p.Publish(ctx, m); err != nil {
-			if errors.Is(err, amqp.ErrUnroutable) {
-				return fmt.Errorf("publish %s: no queue is bound to %s on %s (is the bridge running?)", env.ID, m.RoutingKey, m.Exchange)
-			}
-			return fmt.Errorf("publish %s: %w", env.ID, err)
 		}
 		out := published{EventID: env.ID, Exchange: m.Exchange, RoutingKey: m.RoutingKey, WorkflowID: wfID, URL: a.cfg.workflowURL(wfID)}
 		if !a.cfg.JSON {
