@@ -20,6 +20,9 @@ type OrderEvent struct {
 	// FailedStep names the failed step of order.cancelled, empty for a
 	// customer's cancel.
 	FailedStep string `json:"failed_step,omitempty"`
+	// Details are the order's facts, carried by the event for consumers
+	// that never saw order.placed.
+	Details *events.OrderDetails `json:"details,omitempty"`
 }
 
 // PublishOrderEvent publishes the order saga's outcome event on the event
@@ -28,9 +31,9 @@ func (a *Activities) PublishOrderEvent(ctx context.Context, ev OrderEvent) error
 	var data events.Payload
 	switch ev.Type {
 	case events.TypeOrderConfirmed:
-		data = events.OrderConfirmed{OrderID: ev.OrderID}
+		data = events.OrderConfirmed{OrderID: ev.OrderID, Details: ev.Details}
 	case events.TypeOrderCancelled:
-		data = events.OrderCancelled{OrderID: ev.OrderID, Reason: ev.Reason, FailedStep: ev.FailedStep}
+		data = events.OrderCancelled{OrderID: ev.OrderID, Reason: ev.Reason, FailedStep: ev.FailedStep, Details: ev.Details}
 	default:
 		return nonRetryable(fmt.Errorf("publish order event: unexpected type %q", ev.Type), "InvalidEvent")
 	}

@@ -106,16 +106,52 @@ func (p OrderPlaced) Validate() error {
 	return v.err()
 }
 
+// OrderDetails are the facts of a placed order. The order saga's outcome
+// events carry them, so that a consumer that never saw order.placed (an order
+// started directly on Temporal, not through the event) still knows the order.
+type OrderDetails struct {
+	CustomerID string      `json:"customer_id"`
+	MerchantID string      `json:"merchant_id"`
+	Lines      []OrderLine `json:"lines"`
+	Currency   string      `json:"currency"`
+	// Total in minor units of Currency: the sum of the lines.
+	Total int64 `json:"total"`
+}
+
+// Details returns the order's details.
+func (p OrderPlaced) Details() *OrderDetails {
+	return &OrderDetails{CustomerID: p.CustomerID, MerchantID: p.MerchantID,
+		Lines: append([]OrderLine(nil), p.Lines...), Currency: p.Currency, Total: p.Total}
+}
+
+// details checks optional details with the order.placed rules,
+// reporting problems under "details.".
+func (v *validator) details(orderID string, d *OrderDetails) {
+	if d == nil {
+		return
+	}
+	err := OrderPlaced{OrderID: orderID, CustomerID: d.CustomerID, MerchantID: d.MerchantID,
+		Lines: d.Lines, Currency: d.Currency, Total: d.Total}.Validate()
+	for _, fe := range FieldErrors(err) {
+		if fe.Field != "order_id" {
+			v.add(path("details", fe.Field), fe.Problem)
+		}
+	}
+}
+
 // OrderConfirmed (order.confirmed) says an order's stock is committed and its
 // payment taken.
 type OrderConfirmed struct {
 	OrderID string `json:"order_id"`
+	// Details are the order's facts; optional, valid as order.placed's.
+	Details *OrderDetails `json:"details,omitempty"`
 }
 
-// Validate checks the order id.
+// Validate checks the order id and the details, if any.
 func (p OrderConfirmed) Validate() error {
 	var v validator
 	v.id("order_id", p.OrderID)
+	v.details(p.OrderID, p.Details)
 	return v.err()
 }
 
@@ -127,14 +163,18 @@ type OrderCancelled struct {
 	Reason string `json:"reason"`
 	// FailedStep names the step that failed, empty for a customer's cancel.
 	FailedStep string `json:"failed_step,omitempty"`
+	// Details are the order's facts; optional, valid as order.placed's.
+	Details *OrderDetails `json:"details,omitempty"`
 }
 
-// Validate checks the order id and that a reason is given.
+// Validate checks the order id, that a reason is given, and the details, if
+// any.
 func (p OrderCancelled) Validate() error {
 	var v validator
 	v.id("order_id", p.OrderID)
 	v.text("reason", p.Reason, true)
 	v.optionalID("failed_step", p.FailedStep)
+	v.details(p.OrderID, p.Details)
 	return v.err()
 }
 

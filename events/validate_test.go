@@ -149,3 +149,17 @@ func TestValidPayloadsPass(t *testing.T) {
 func TestMoneyString(t *testing.T) {
 	require.Equal(t, "1050 EUR", eur(1050).String())
 }
+
+func TestOrderOutcomeDetailsAreValidatedAsOrderPlaced(t *testing.T) {
+	details := &events.OrderDetails{CustomerID: "c", MerchantID: "m", Currency: "EUR", Total: 300,
+		Lines: []events.OrderLine{{SKU: "apple", Quantity: 2, UnitPrice: 150}}}
+	require.NoError(t, events.OrderConfirmed{OrderID: "o-1", Details: details}.Validate())
+	require.NoError(t, events.OrderConfirmed{OrderID: "o-1"}.Validate(), "details are optional")
+
+	bad := *details
+	bad.Total = 299
+	err := events.OrderCancelled{OrderID: "o-1", Reason: "x", Details: &bad}.Validate()
+	require.ErrorContains(t, err, "details.total: must equal the sum of the lines")
+	err = events.OrderConfirmed{OrderID: "o-1", Details: &events.OrderDetails{}}.Validate()
+	require.ErrorContains(t, err, "details.customer_id: required")
+}

@@ -1,112 +1,33 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.temporal.io/sdk/worker"
 
-	"github.com/sagaflow/sagaflow/activities"
 	"github.com/sagaflow/sagaflow/amqp"
-	"github.com/sagaflow/sagaflow/internal/temporaltest"
-	"github.com/sagaflow/sagaflow/internal/testenv"
+	"github.com/sagaflow/sagaflow/internal/systemtest"
 	"github.com/sagaflow/sagaflow/services/inventory"
 	"github.com/sagaflow/sagaflow/services/ledger"
-	"github.com/sagaflow/sagaflow/services/store"
-	"github.com/sagaflow/sagaflow/workflows"
 )
 
-// liveSystem is the system the CLI drives in the integration test: the
-// shared Temporal dev server with a worker as worker/serve.go wires it, the
-// ledger and inventory services on SQLite, the reply consumer, and a
-// subscriber to the sagas' outcome events, on queues unique to the test.
+// liveSystem is the whole system (internal/systemtest: the dev server, a
+// RabbitMQ vhost of the test's own and a real worker process with every
+// part) and the global flags pointing the CLI at it.
 type liveSystem struct {
-	args []string // global flags pointing the CLI at the system
+	*systemtest.System
+	args []string
 }
 
 func startLiveSystem(t *testing.T) *liveSystem {
 	t.Helper()
-	b := testenv.NewBroker(t)
-	srv := temporaltest.Server(t)
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	ledgerQueue, inventoryQueue := b.Name("ledger"), b.Name("inventory")
-	replyQueue, eventsQueue := b.Name("replies"), b.Name("events")
-
-	runCtx, stop := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	var closers []func() error
-	t.Cleanup(func() {
-		stop()
-		wg.Wait()
-		for i := len(closers) - 1; i >= 0; i-- {
-			_ = closers[i]()
-		}
-	})
-	run := func(name string, fn func(context.Context) error) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := fn(runCtx); err != nil && runCtx.Err() == nil {
-				t.Errorf("%s stopped: %v", name, err)
-			}
-		}()
-	}
-
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := amqp.Dial(ctx, amqp.Config{URL: b.URL, ConnectionName: t.Name()})
-	require.NoError(t, err)
-	closers = append(closers, conn.Close)
-
-	ldb, err := store.Open(ctx, filepath.Join(t.TempDir(), "ledger.db"))
-	require.NoError(t, err)
-	closers = append(closers, ldb.Close)
-	led, err := ledger.New(ldb, ledger.Config{Queue: ledgerQueue})
-	require.NoError(t, err)
-	run("ledger", func(ctx context.Context) error { return led.Run(ctx, conn) })
-
-	idb, err := store.Open(ctx, filepath.Join(t.TempDir(), "inventory.db"))
-	require.NoError(t, err)
-	closers = append(closers, idb.Close)
-	inv, err := inventory.New(idb, inventory.Config{Queue: inventoryQueue})
-	require.NoError(t, err)
-	run("inventory", func(ctx context.Context) error { return inv.Run(ctx, conn) })
-
-	pub, err := conn.NewPublisher(amqp.PublisherConfig{})
-	require.NoError(t, err)
-	closers = append(closers, pub.Close)
-	acts, err := activities.New(activities.Config{ReplyQueue: replyQueue, LedgerQueue: ledgerQueue}, pub, srv.Client(), quiet)
-	require.NoError(t, err)
-	replies, err := conn.NewConsumer(amqp.ConsumerConfig{Name: replyQueue, Exchange: ""}, acts.HandleReply)
-	require.NoError(t, err)
-	run("reply consumer", replies.Run)
-	// The sagas publish their outcome events with the mandatory flag: a
-	// subscriber must be bound, as the notifications consumer is in a
-	// deployment.
-	outcomes, err := conn.NewConsumer(amqp.ConsumerConfig{Name: eventsQueue, Bindings: []string{"transfer.#"}},
-		func(context.Context, amqp.Delivery) error { return nil })
-	require.NoError(t, err)
-	run("outcome subscriber", outcomes.Run)
-	for _, q := range []string{ledgerQueue, inventoryQueue, replyQueue, eventsQueue} {
-		b.WaitConsumer(q)
-	}
-
-	_, taskQueue := temporaltest.NewWorker(t, func(w worker.Worker) {
-		workflows.Register(w)
-		w.RegisterActivity(acts)
-	})
-	return &liveSystem{args: []string{
-		"--address", srv.FrontendHostPort(), "--namespace", "default", "--task-queue", taskQueue,
-		"--amqp-url", b.URL, "--ledger-queue", ledgerQueue, "--inventory-queue", inventoryQueue,
-		"--ui-url", "http://ui.test", "--timeout", "60s",
+	sys := systemtest.Start(t, systemtest.Options{})
+	return &liveSystem{System: sys, args: []string{
+		"--address", sys.TemporalAddress, "--namespace", "default", "--task-queue", sys.TaskQueue,
+		"--amqp-url", sys.AMQPURL, "--ui-url", "http://ui.test", "--timeout", "60s",
 	}}
 }
 
@@ -249,4 +170,86 @@ func requireInOrder(t *testing.T, s string, parts ...string) {
 		require.GreaterOrEqual(t, i, 0, "%q missing (or out of order) in:\n%s", p, s)
 		rest = rest[i+len(p):]
 	}
+}
+
+// TestCLIOrdersEventsAndDeadLetters drives the order saga from the CLI (a
+// direct start, an event through the bridge, a cancel), reads the orders read
+// model, and browses and redrives dead letters.
+func TestCLIOrdersEventsAndDeadLetters(t *testing.T) {
+	s := startLiveSystem(t)
+	suffix := strings.ToLower(newID())
+	cust, shop, sku := "cust-"+suffix, "shop-"+suffix, "apple-"+suffix
+	s.cli(t, exitOK, "account", "open", cust, "--initial", "50.00")
+	s.cli(t, exitOK, "account", "open", shop)
+	s.cli(t, exitOK, "stock", "add", sku, "--quantity", "5")
+
+	out, _ := s.cli(t, exitOK, "order", "--id", "o1-"+suffix, "--customer", cust, "--merchant", shop,
+		"--line", sku+":2:150", "--wait", "--json")
+	var o1 started
+	require.NoError(t, json.Unmarshal([]byte(out), &o1))
+	require.Equal(t, "order-o1-"+suffix, o1.WorkflowID)
+	require.JSONEq(t, `"confirmed"`, string(mustField(t, o1.Result, "outcome")))
+
+	out, _ = s.cli(t, exitOK, "publish", "--id", "o2-"+suffix, "--customer", cust, "--merchant", shop,
+		"--line", sku+":1:150", "--wait")
+	require.Contains(t, out, "the bridge starts order-o2-"+suffix)
+	require.Contains(t, out, `"outcome":"confirmed"`)
+
+	// A malformed order line is bad input, not a saga.
+	_, errOut := s.cli(t, exitUsage, "order", "--customer", cust, "--merchant", shop, "--line", sku+":two:150")
+	require.True(t, strings.HasPrefix(errOut, "starter: "), errOut)
+
+	// The read model catches up asynchronously: poll it.
+	require.Eventually(t, func() bool {
+		code, out, _ := runCLI(t, nil, append([]string{"orders", "--customer", cust, "--status", "confirmed", "--json"}, s.args...)...)
+		return code == exitOK && strings.Contains(out, "o1-"+suffix) && strings.Contains(out, "o2-"+suffix)
+	}, 30*time.Second, 200*time.Millisecond)
+
+	out, _ = s.cli(t, exitOK, "stock", "show", sku, "--json")
+	var stock []inventory.Stock
+	require.NoError(t, json.Unmarshal([]byte(out), &stock))
+	require.Equal(t, []inventory.Stock{{SKU: sku, OnHand: 2, Available: 2}}, stock)
+
+	// Cancelling a confirmed order is refused with a clear error.
+	_, errOut = s.cli(t, exitFailure, "cancel", "order-o1-"+suffix, "--reason", "too late")
+	require.Contains(t, errOut, "order-o1-"+suffix+" has ended (status Completed, saga Completed) and can no longer be cancelled")
+
+	// An invalid order.placed lands in the bridge's dead letters, with its
+	// reason; redriving it sends it back (and it fails again, as it must).
+	bad := `{"specversion":"1.0","id":"bad-` + suffix + `","source":"test","type":"order.placed","time":"2026-01-01T00:00:00Z","datacontenttype":"application/json","dataversion":2,"data":{"order_id":"x","customer_id":"a","merchant_id":"b","lines":[],"currency":"EUR","total":1}}`
+	require.NoError(t, s.Publisher.Publish(t.Context(), amqpMessage("order.placed", "bad-"+suffix, bad)))
+	require.Eventually(t, func() bool {
+		code, out, _ := runCLI(t, nil, append([]string{"dead-letters", "list", "bridge"}, s.args...)...)
+		return code == exitOK && strings.Contains(out, "bad-"+suffix)
+	}, 30*time.Second, 200*time.Millisecond)
+	out, _ = s.cli(t, exitOK, "dead-letters", "show", "bridge", "bad-"+suffix)
+	require.Contains(t, out, "lines")
+	out, _ = s.cli(t, exitOK, "dead-letters", "redrive", "bridge", "bad-"+suffix)
+	require.Contains(t, out, "bad-"+suffix)
+}
+
+// TestDemo runs the demo against the system: every saga of the mix ends as
+// the demo means it to.
+func TestDemo(t *testing.T) {
+	s := startLiveSystem(t)
+	out, errOut := s.cli(t, exitOK, "demo", "--worker-health", "")
+	t.Logf("starter demo:\n%s", out)
+	require.Empty(t, errOut)
+	for _, want := range []string{
+		"transfer 25.00 alice → bob                 completed",
+		"transfer 500.00 bob → alice (overdraws)    failed       insufficient_funds",
+		"transfer 10.00 alice → carol (closed)      compensated  account_closed",
+		"order: 2 apples + 1 pear for alice         confirmed",
+		"order: 5 pears (2 in stock)                cancelled    insufficient_stock",
+		"order: 60.00 of apples for bob (too poor)  cancelled    insufficient_funds",
+		"order.placed event → bridge → order saga   confirmed",
+	} {
+		require.Contains(t, out, want)
+	}
+	require.Regexp(t, `order: cancelled by alice\s+(cancelled\s+changed my mind|confirmed)`, out)
+}
+
+func amqpMessage(routingKey, id, body string) amqp.Message {
+	return amqp.Message{Exchange: amqp.DefaultExchange, RoutingKey: routingKey, ID: id, Type: routingKey,
+		ContentType: "application/json", Body: []byte(body)}
 }

@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"testing"
 
-	"github.com/sagaflow/sagaflow/internal/temporaltest"
+	"github.com/sagaflow/sagaflow/internal/systemtest"
 )
 
 // TestMain shares one Temporal dev server among the integration tests;
 // unit tests never start it.
-func TestMain(m *testing.M) { temporaltest.Main(m) }
+func TestMain(m *testing.M) { systemtest.Main(m) }
 
 // runCLI runs the command line in-process with an empty environment plus
 // env, returning the exit code, stdout and stderr.

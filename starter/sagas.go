@@ -379,7 +379,11 @@ func (a *app) cancelCommand() *cobra.Command {
 		}
 		info := desc.GetWorkflowExecutionInfo()
 		if info.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
-			return fmt.Errorf("%s is not running (status %s)", id, info.GetStatus())
+			saga := ""
+			if s := sagaStatusOf(desc); s != "" {
+				saga = ", saga " + s
+			}
+			return fmt.Errorf("%s has ended (status %s%s) and can no longer be cancelled", id, info.GetStatus(), saga)
 		}
 		if info.GetType().GetName() == "OrderWorkflow" {
 			h, err := tc.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{

@@ -382,5 +382,6 @@ func (o *orderSaga) publish(ctx workflow.Context, typ, reason, failedStep string
 		OrderID:    o.order.OrderID,
 		Reason:     reason,
 		FailedStep: failedStep,
+		Details:    o.order.Details(),
 	}).Get(ctx, nil)
 }

@@ -57,7 +57,8 @@ type Order struct {
 	// OrderID identifies the order.
 	OrderID string `json:"order_id"`
 	// CustomerID, MerchantID, Lines, Total and Currency come from
-	// order.placed; they are empty while only later events have arrived.
+	// order.placed, or from the details of order.confirmed or
+	// order.cancelled; they are empty while only other events have arrived.
 	CustomerID string             `json:"customer_id"`
 	MerchantID string             `json:"merchant_id"`
 	Lines      []events.OrderLine `json:"lines"`
@@ -120,19 +121,17 @@ func fold(o Order, env events.Envelope, p events.Payload) (Order, bool) {
 	terminal := o.Status.Terminal()
 	switch p := p.(type) {
 	case events.OrderPlaced:
-		if o.CustomerID == "" {
-			o.CustomerID, o.MerchantID = p.CustomerID, p.MerchantID
-			o.Lines = append([]events.OrderLine(nil), p.Lines...)
-			o.Total, o.Currency = p.Total, p.Currency
-		}
+		o.fillDetails(p.Details())
 		if at.Before(o.CreatedAt) {
 			o.CreatedAt = at
 		}
 	case events.OrderConfirmed:
+		o.fillDetails(p.Details)
 		if !terminal {
 			o.Status = StatusConfirmed
 		}
 	case events.OrderCancelled:
+		o.fillDetails(p.Details)
 		if !terminal {
 			o.Status = StatusCancelled
 			o.FailureReason, o.FailedStep = p.Reason, p.FailedStep
@@ -153,6 +152,17 @@ func fold(o Order, env events.Envelope, p events.Payload) (Order, bool) {
 		o.LastEventAt, o.LastEventID = at, env.ID
 	}
 	return o, !sameOrder(before, o)
+}
+
+// fillDetails sets the order's facts from d unless they are known already:
+// they never change, whichever event brings them first.
+func (o *Order) fillDetails(d *events.OrderDetails) {
+	if d == nil || o.CustomerID != "" {
+		return
+	}
+	o.CustomerID, o.MerchantID = d.CustomerID, d.MerchantID
+	o.Lines = append([]events.OrderLine(nil), d.Lines...)
+	o.Total, o.Currency = d.Total, d.Currency
 }
 
 func sameOrder(a, b Order) bool {

@@ -63,6 +63,10 @@ func (f fixture) failed(id string, n int) events.Envelope {
 func (f fixture) confirmed(id string, n int) events.Envelope {
 	return mustEnv(f.t, events.TypeOrderConfirmed, events.OrderConfirmed{OrderID: f.orderID}, id, at(n))
 }
+func (f fixture) confirmedWithDetails(id string, n int) events.Envelope {
+	return mustEnv(f.t, events.TypeOrderConfirmed, events.OrderConfirmed{OrderID: f.orderID,
+		Details: placedPayload(f.orderID, "cust-1").Details()}, id, at(n))
+}
 func (f fixture) cancelled(id string, n int) events.Envelope {
 	return mustEnv(f.t, events.TypeOrderCancelled, events.OrderCancelled{OrderID: f.orderID, Reason: "insufficient_funds",
 		FailedStep: "payment"}, id, at(n))
@@ -161,6 +165,14 @@ func TestProjectionSequences(t *testing.T) {
 				ev(func(f fixture) events.Envelope { return f.reserved("r", 2) }, true),
 			},
 			wantStatus: orders.StatusReserved, wantCreated: at(2), wantLast: "r", wantLastAt: at(2), noDetails: true,
+		},
+		{
+			name: "an order started without order.placed gets its details from order.confirmed",
+			steps: []step{
+				ev(func(f fixture) events.Envelope { return f.reserved("r", 2) }, true),
+				ev(func(f fixture) events.Envelope { return f.confirmedWithDetails("ok", 4) }, true),
+			},
+			wantStatus: orders.StatusConfirmed, wantCreated: at(2), wantLast: "ok", wantLastAt: at(4),
 		},
 		{
 			name: "late placed after cancelled keeps cancelled and fills the details",
