@@ -1,6 +1,6 @@
 # The worker image: a static binary (the SQLite driver is pure Go) on a
 # minimal base.
-FROM golang:1.26 AS build
+FROM golang:1.26.8 AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
