@@ -42,12 +42,14 @@ var (
 		NonRetryableErrorTypes: activities.LedgerRejectionTypes,
 	}
 	// PublishRetry retries publishing the outcome event until the broker
-	// takes it; the deterministic id lets consumers drop duplicates.
+	// takes it, without a limit on attempts: the saga's effects are done,
+	// and giving up would fail the workflow after the money or the stock
+	// moved (a parent order would then take its payment for not made). The
+	// deterministic id lets consumers drop duplicates.
 	PublishRetry = &temporal.RetryPolicy{
 		InitialInterval:    time.Second,
 		BackoffCoefficient: 2,
 		MaximumInterval:    time.Minute,
-		MaximumAttempts:    20,
 	}
 )
 

@@ -226,6 +226,14 @@ func (s *System) StartWorker() *Worker {
 	return w
 }
 
+// Workers returns the worker processes started so far, the first one
+// first, running or not.
+func (s *System) Workers() []*Worker {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]*Worker(nil), s.workers...)
+}
+
 func freeAddr(t testing.TB) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)

@@ -1,0 +1,19 @@
+package workflows
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// A saga publishes its outcome after its effects are done: giving up on a
+// broker outage, however long, would fail the workflow after the money or
+// the stock moved, and a parent order would then be cancelled without its
+// payment refunded. So the publish retries without a limit on attempts. (The
+// test environment caps unlimited attempts at 10, so the policy itself is
+// the specification here.)
+func TestPublishRetryNeverGivesUp(t *testing.T) {
+	require.Zero(t, PublishRetry.MaximumAttempts, "unlimited attempts")
+	require.Empty(t, PublishRetry.NonRetryableErrorTypes, "only the activity's own non-retryable errors (a malformed event) stop it")
+	require.Positive(t, PublishRetry.MaximumInterval, "backs off, so an outage costs little")
+}
