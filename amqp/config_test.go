@@ -198,3 +198,13 @@ func TestPermanent(t *testing.T) {
 	require.ErrorIs(t, err, base)
 	require.False(t, IsPermanent(base))
 }
+
+func TestNoDedupLetsEveryDeliveryThrough(t *testing.T) {
+	var d DedupStore = NoDedup{}
+	for range 2 {
+		res, err := d.Claim(t.Context(), "m-1")
+		require.NoError(t, err)
+		require.Equal(t, ClaimAcquired, res)
+		require.NoError(t, d.Complete(t.Context(), "m-1", time.Minute))
+	}
+}

@@ -501,22 +501,27 @@ func (cs *Consumer) copyOf(d amqp091.Delivery, del Delivery, attempts int, cause
 	}
 }
 
+// messageOf is the Message a broker delivery carries.
+func messageOf(d amqp091.Delivery) Message {
+	return Message{
+		Exchange:      d.Exchange,
+		RoutingKey:    d.RoutingKey,
+		ID:            d.MessageId,
+		Type:          d.Type,
+		CorrelationID: d.CorrelationId,
+		ReplyTo:       d.ReplyTo,
+		Timestamp:     d.Timestamp,
+		ContentType:   d.ContentType,
+		Headers:       map[string]any(d.Headers),
+		Body:          d.Body,
+	}
+}
+
 // toDelivery converts d, restoring the original exchange and routing key of
 // a message that came back through a delay queue.
 func toDelivery(d amqp091.Delivery, queue string) Delivery {
 	del := Delivery{
-		Message: Message{
-			Exchange:      d.Exchange,
-			RoutingKey:    d.RoutingKey,
-			ID:            d.MessageId,
-			Type:          d.Type,
-			CorrelationID: d.CorrelationId,
-			ReplyTo:       d.ReplyTo,
-			Timestamp:     d.Timestamp,
-			ContentType:   d.ContentType,
-			Headers:       map[string]any(d.Headers),
-			Body:          d.Body,
-		},
+		Message:     messageOf(d),
 		Queue:       queue,
 		Attempt:     int(headerInt(d.Headers, HeaderAttempts)) + 1,
 		Redelivered: d.Redelivered,

@@ -231,18 +231,7 @@ func (c *Conn) browse(ctx context.Context, queue string, visit func(*amqp091.Cha
 
 func toDeadLetter(d amqp091.Delivery, consumer, dlq string, pos int) DeadLetter {
 	dl := DeadLetter{
-		Message: Message{
-			Exchange:      d.Exchange,
-			RoutingKey:    d.RoutingKey,
-			ID:            d.MessageId,
-			Type:          d.Type,
-			CorrelationID: d.CorrelationId,
-			ReplyTo:       d.ReplyTo,
-			Timestamp:     d.Timestamp,
-			ContentType:   d.ContentType,
-			Headers:       map[string]any(d.Headers),
-			Body:          d.Body,
-		},
+		Message:  messageOf(d),
 		Consumer: consumer,
 		Queue:    dlq,
 		Position: pos,

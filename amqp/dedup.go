@@ -134,3 +134,17 @@ func (m *MemoryDedup) Len() int {
 	defer m.mu.Unlock()
 	return len(m.entries)
 }
+
+// NoDedup is a DedupStore that lets every delivery through, for consumers
+// that must see repeats: a service whose inbox answers a repeated command
+// with its stored reply, or a query responder that answers every request.
+type NoDedup struct{}
+
+// Claim always acquires.
+func (NoDedup) Claim(context.Context, string) (ClaimResult, error) { return ClaimAcquired, nil }
+
+// Complete remembers nothing.
+func (NoDedup) Complete(context.Context, string, time.Duration) error { return nil }
+
+// Release has nothing to release.
+func (NoDedup) Release(context.Context, string) error { return nil }

@@ -89,7 +89,7 @@ func NewServer(conn *amqp.Conn, db *store.DB, proc *Processor, cfg ServeConfig) 
 		MaxAttempts: cfg.MaxAttempts,
 		// The inbox is the deduplication of commands: a repeated command id
 		// must reach the handler so that its stored reply is sent again.
-		Dedup: passThrough{},
+		Dedup: amqp.NoDedup{},
 	}, proc.Deliver)
 	if err != nil {
 		_ = pub.Close()
@@ -129,12 +129,3 @@ func (s *Server) Run(ctx context.Context) error {
 	_, _ = s.relay.Flush(fctx)
 	return errors.Join(err, relayErr)
 }
-
-// passThrough is an amqp.DedupStore that lets every delivery through.
-type passThrough struct{}
-
-func (passThrough) Claim(context.Context, string) (amqp.ClaimResult, error) {
-	return amqp.ClaimAcquired, nil
-}
-func (passThrough) Complete(context.Context, string, time.Duration) error { return nil }
-func (passThrough) Release(context.Context, string) error                 { return nil }

@@ -129,7 +129,7 @@ func (p *Projection) consumers(conn *amqp.Conn) (projection, queries *amqp.Consu
 		Backoff:     p.cfg.Backoff,
 		// A query changes nothing: a repeated id must be answered again,
 		// not dropped, or its requester would wait in vain.
-		Dedup: answerEvery{},
+		Dedup: amqp.NoDedup{},
 	}, p.proc.Deliver)
 	if err != nil {
 		_ = pub.Close()
@@ -137,15 +137,6 @@ func (p *Projection) consumers(conn *amqp.Conn) (projection, queries *amqp.Consu
 	}
 	return projection, queries, pub, nil
 }
-
-// answerEvery is an amqp.DedupStore that lets every delivery through.
-type answerEvery struct{}
-
-func (answerEvery) Claim(context.Context, string) (amqp.ClaimResult, error) {
-	return amqp.ClaimAcquired, nil
-}
-func (answerEvery) Complete(context.Context, string, time.Duration) error { return nil }
-func (answerEvery) Release(context.Context, string) error                 { return nil }
 
 // ClientConfig configures a Client.
 type ClientConfig struct {
