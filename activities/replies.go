@@ -117,6 +117,23 @@ func ParseActivityRef(s string) (ActivityRef, error) {
 	return r, nil
 }
 
+// ReplyConsumerConfig is the configuration of the consumer of a reply queue,
+// whose handler is HandleReply. Replies are sent straight to the queue, and
+// the consumer does not deduplicate: a service answers a resent command id
+// (an activity learning whether its step took effect) with its stored reply
+// under the same message id, and only that copy completes the new activity.
+// A reply seen twice is harmless, since HandleReply drops a reply whose
+// activity no longer waits.
+func ReplyConsumerConfig(queue string) amqp.ConsumerConfig {
+	return amqp.ConsumerConfig{
+		Name:        queue,
+		Exchange:    "",
+		Concurrency: 16,
+		Prefetch:    64,
+		Dedup:       amqp.NoDedup{},
+	}
+}
+
 // HandleReply is the amqp.Handler of the worker's reply queue: it completes
 // the activity named by the reply's correlation id with the reply. An
 // acceptance completes it with a CommandResult, a rejection with

@@ -280,17 +280,18 @@ func (p *process) replies(context.Context) (part, error) {
 	if err != nil {
 		return part{}, err
 	}
-	cs, err := p.conn.NewConsumer(amqp.ConsumerConfig{
-		Name:            p.cfg.ReplyQueue,
-		Exchange:        "",
-		Concurrency:     16,
-		Prefetch:        64,
-		ShutdownTimeout: p.cfg.ShutdownGrace,
-	}, acts.HandleReply)
+	cs, err := p.conn.NewConsumer(replyConsumerConfig(p.cfg), acts.HandleReply)
 	if err != nil {
 		return part{}, err
 	}
 	return part{partReplies, cs.Run}, nil
+}
+
+// replyConsumerConfig configures the consumer of the reply queue.
+func replyConsumerConfig(cfg config) amqp.ConsumerConfig {
+	c := activities.ReplyConsumerConfig(cfg.ReplyQueue)
+	c.ShutdownTimeout = cfg.ShutdownGrace
+	return c
 }
 
 func (p *process) notifications(context.Context) (part, error) {

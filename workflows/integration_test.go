@@ -100,7 +100,7 @@ func startLiveSystem(tb testing.TB, workerOpts worker.Options) *liveSystem {
 	replyQueue := "it.replies." + suffix
 	acts, err := activities.New(activities.Config{ReplyQueue: replyQueue, LedgerQueue: s.ledgerQueue}, s.publisher, s.client, quiet)
 	require.NoError(tb, err)
-	replies, err := s.conn.NewConsumer(amqp.ConsumerConfig{Name: replyQueue, Concurrency: 32, Prefetch: 128}, acts.HandleReply)
+	replies, err := s.conn.NewConsumer(activities.ReplyConsumerConfig(replyQueue), acts.HandleReply)
 	require.NoError(tb, err)
 	run("reply consumer", replies.Run)
 
