@@ -3,12 +3,14 @@ package systemtest_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/sagaflow/sagaflow/activities"
+	"github.com/sagaflow/sagaflow/amqp"
 	"github.com/sagaflow/sagaflow/events"
 	"github.com/sagaflow/sagaflow/internal/systemtest"
 	"github.com/sagaflow/sagaflow/services/ledger"
@@ -42,4 +44,45 @@ func TestTransferThroughWorkerProcess(t *testing.T) {
 		require.NoError(t, json.Unmarshal(r.Result, &acc))
 		require.Equal(t, want, acc.Balance, id)
 	}
+}
+
+// TestWorkerStopsGracefullyAndLosesNothing stops a worker with SIGTERM while
+// a stream of deposits is being handled: it exits cleanly, and a new worker
+// handles what was left, each deposit exactly once.
+func TestWorkerStopsGracefullyAndLosesNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts worker processes")
+	}
+	sys := systemtest.Start(t, systemtest.Options{})
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	sys.MustAccept(ctx, activities.LedgerQueue, events.CmdLedgerOpen, events.LedgerOpen{AccountID: "acc", Currency: "EUR"})
+
+	const deposits = 300
+	for i := range deposits {
+		env, err := events.New(events.CmdLedgerDeposit, "systemtest",
+			events.LedgerDeposit{AccountID: "acc", Amount: events.Money{Amount: 1, Currency: "EUR"}},
+			events.WithID(fmt.Sprintf("deposit-%d", i)))
+		require.NoError(t, err)
+		m, err := amqp.MessageFromEnvelope(env)
+		require.NoError(t, err)
+		m.Exchange, m.RoutingKey = "", activities.LedgerQueue
+		require.NoError(t, sys.Publisher.Publish(ctx, m))
+	}
+	first := sys.Workers()[0]
+	require.NoError(t, first.Stop(), "SIGTERM ends the worker with exit code 0")
+
+	sys.StartWorker()
+	require.Eventually(t, func() bool {
+		r, err := sys.Send(ctx, activities.LedgerQueue, ledger.QueryBalance, ledger.BalanceQuery{AccountID: "acc"})
+		if err != nil || !r.Accepted() {
+			return false
+		}
+		var acc ledger.Account
+		return json.Unmarshal(r.Result, &acc) == nil && acc.Balance == deposits
+	}, time.Minute, 100*time.Millisecond, "every deposit applied once")
+	r := sys.MustAccept(ctx, activities.LedgerQueue, ledger.QueryStatement, ledger.StatementQuery{AccountID: "acc"})
+	var st ledger.Statement
+	require.NoError(t, json.Unmarshal(r.Result, &st))
+	require.Len(t, st.Events, deposits+1, "the opening and one event per deposit")
 }
