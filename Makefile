@@ -9,10 +9,11 @@ BIN := $(CURDIR)/bin
 TEMPORAL := $(BIN)/temporal
 AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/
 TEST_TIMEOUT ?= 40m
+FAULTS_TIMEOUT ?= 25m
 
 export PATH := $(BIN):$(PATH)
 
-.PHONY: demo test unit temporal rabbitmq bench fmt vet
+.PHONY: demo test faults unit temporal rabbitmq bench fmt vet
 
 ## demo: the sagas end to end on a Temporal dev server with its Web UI (Ctrl-C stops it)
 demo:
@@ -22,6 +23,11 @@ demo:
 test: temporal rabbitmq
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+	$(MAKE) --no-print-directory faults
+
+## faults: the fault suite alone (build tag faults): it restarts the broker, which disturbs every other broker client
+faults: temporal rabbitmq
+	$(GO) test -race -count=1 -tags faults -p 1 -timeout $(FAULTS_TIMEOUT) ./internal/faulttest/
 
 ## unit: the tests that need no external service
 unit:
@@ -44,9 +50,9 @@ $(TEMPORAL):
 rabbitmq:
 	@bash internal/scripts/ensure-rabbitmq.sh "$(AMQP_URL)"
 
-## bench: the benchmarks whose results are written down in docs/BENCHMARKS.md
+## bench: the saga, publisher and ledger benchmarks, written to docs/BENCHMARKS.md (several minutes; BENCH_FLAGS="--sagas 100 --concurrency 20" for a quick run)
 bench: temporal rabbitmq
-	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
+	$(GO) run ./internal/bench --amqp-url "$(AMQP_URL)" --command "make bench$(if $(BENCH_FLAGS), BENCH_FLAGS='$(BENCH_FLAGS)')" $(BENCH_FLAGS)
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

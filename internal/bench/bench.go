@@ -1,0 +1,219 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+
+	"github.com/sagaflow/sagaflow/amqp"
+	"github.com/sagaflow/sagaflow/internal/temporaltest"
+)
+
+// Report is everything one run measured, ready to render.
+type Report struct {
+	Config  Config
+	Machine Machine
+	// Elapsed is the whole run's duration.
+	Elapsed time.Duration
+	Rows    []RowResult
+	// Publish and Ledger are the Go benchmarks' results, with the commands
+	// that produced them; empty when skipped.
+	Publish, Ledger               []GoBenchmark
+	PublishCommand, LedgerCommand string
+	// VHost is the RabbitMQ virtual host the run created (and deleted).
+	VHost string
+}
+
+// Row returns the result of a row with the default settings.
+func (r *Report) Row(row int) (RowResult, bool) {
+	for _, res := range r.Rows {
+		if res.Spec.Row == row && res.Spec.Default() {
+			return res, true
+		}
+	}
+	return RowResult{}, false
+}
+
+// Incomplete lists the rows where some saga did not complete.
+func (r *Report) Incomplete() []RowResult {
+	var out []RowResult
+	for _, res := range r.Rows {
+		if res.Completed < res.Sagas {
+			out = append(out, res)
+		}
+	}
+	return out
+}
+
+// Run runs the whole benchmark and returns its report. Everything it
+// starts (dev server, worker processes, vhost, temporary files) is gone
+// when it returns, also when ctx is cancelled (Ctrl-C). Progress goes to
+// log.
+func Run(ctx context.Context, cfg Config, log io.Writer) (_ *Report, err error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	began := time.Now()
+	root, err := repoRoot()
+	if err != nil {
+		return nil, err
+	}
+	cli, ok := temporaltest.CLIPath()
+	if !ok {
+		return nil, &errMissing{"Temporal CLI not found in ./bin, $TEMPORAL_CLI, PATH or $(go env GOPATH)/bin", "run `make temporal`"}
+	}
+	if err := checkBroker(cfg.AMQPURL); err != nil {
+		return nil, err
+	}
+	rep := &Report{Config: cfg, Machine: describeMachine(ctx, cli)}
+	dir, err := os.MkdirTemp("", "sagaflow-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil && ctx.Err() == nil {
+			fmt.Fprintf(log, "bench: logs kept in %s\n", dir)
+			return
+		}
+		_ = os.RemoveAll(dir)
+	}()
+
+	if !cfg.SkipGoBenchmarks {
+		if err := runGoBenchmarks(ctx, root, cfg, rep, log); err != nil {
+			return nil, err
+		}
+	}
+
+	env := rowEnv{dir: dir, log: log}
+	specs := planRows(cfg)
+	needsBroker := false
+	for _, s := range specs {
+		needsBroker = needsBroker || s.Row == rowOrder
+	}
+	if needsBroker {
+		fmt.Fprintln(log, "bench: building ./worker")
+		if env.workerBin, err = buildWorker(ctx, root, dir); err != nil {
+			return nil, err
+		}
+	}
+
+	if needsBroker {
+		env.vhost, err = createVhost(ctx, cfg.AMQPURL)
+		if err != nil {
+			return nil, err
+		}
+		rep.VHost = env.vhost.Name
+		defer func() {
+			if verr := env.vhost.delete(); verr != nil {
+				err = errors.Join(err, verr)
+			}
+		}()
+		dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		conn, err := amqp.Dial(dctx, amqp.Config{URL: env.vhost.URL, ConnectionName: "sagaflow-bench"})
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("connect to RabbitMQ vhost %s: %w", env.vhost.Name, err)
+		}
+		defer func() { _ = conn.Close() }()
+		if env.requester, err = conn.NewRequester(amqp.RequesterConfig{ReplyQueuePrefix: "bench.reply"}); err != nil {
+			return nil, err
+		}
+		defer func() { _ = env.requester.Close() }()
+	}
+
+	// Rows run in plan order; each server setting gets a dev server of its
+	// own, started when its first row comes and stopped after its last.
+	for start := 0; start < len(specs); {
+		end := start
+		for end < len(specs) && specs[end].TransferPollRPS == specs[start].TransferPollRPS {
+			end++
+		}
+		rows, err := runOnServer(ctx, env, cli, cfg, specs[start:end])
+		rep.Rows = append(rep.Rows, rows...)
+		if err != nil {
+			return nil, err
+		}
+		start = end
+	}
+	rep.Machine.LoadAfter = loadAverage()
+	rep.Elapsed = time.Since(began)
+	return rep, nil
+}
+
+// runOnServer starts a dev server for specs (which share its setting),
+// runs them one after the other, and stops it.
+func runOnServer(ctx context.Context, env rowEnv, cli string, cfg Config, specs []RowSpec) (_ []RowResult, err error) {
+	fmt.Fprintf(env.log, "bench: starting a Temporal dev server\n")
+	srv, err := startDevServer(ctx, cli, env.dir, specs[0].TransferPollRPS)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if serr := srv.stop(); serr != nil {
+			err = errors.Join(err, serr)
+		}
+	}()
+	env.temporalAddr, env.serverPID = srv.HostPort, srv.cmd.Process.Pid
+	env.client, err = client.Dial(client.Options{HostPort: srv.HostPort, Namespace: "default",
+		Logger: tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(env.log, &slog.HandlerOptions{Level: slog.LevelError})))})
+	if err != nil {
+		return nil, fmt.Errorf("connect to the dev server: %w", err)
+	}
+	defer env.client.Close()
+	var out []RowResult
+	for _, spec := range specs {
+		fmt.Fprintf(env.log, "bench: row %d (%s): %d sagas, %d at a time\n", spec.Row, spec.Settings(), cfg.Sagas, cfg.Concurrency)
+		res, err := runRow(ctx, env, cfg, spec)
+		if err != nil {
+			return out, fmt.Errorf("row %d (%s): %w", spec.Row, spec.Settings(), err)
+		}
+		fmt.Fprintf(env.log, "bench:   %d/%d completed, %.1f sagas/s, p50 %s p99 %s, alone %s\n", res.Completed, res.Sagas,
+			res.Throughput, res.Latency.P50.Round(time.Millisecond), res.Latency.P99.Round(time.Millisecond), res.Alone.Round(time.Millisecond))
+		out = append(out, res)
+	}
+	return out, nil
+}
+
+// runGoBenchmarks runs BenchmarkPublish and BenchmarkLedgerCommands before
+// the dev server starts, so they do not share the cores with it.
+func runGoBenchmarks(ctx context.Context, root string, cfg Config, rep *Report, log io.Writer) error {
+	env := append(os.Environ(), amqp.EnvURL+"="+cfg.AMQPURL)
+	publish := goBenchmarkRun{Package: "./amqp/", Pattern: "^BenchmarkPublish$", Benchtime: cfg.PublishBenchtime}
+	ledger := goBenchmarkRun{Package: "./services/ledger/", Pattern: "^BenchmarkLedgerCommands$", Benchtime: cfg.LedgerBenchtime}
+	var err error
+	fmt.Fprintf(log, "bench: %s\n", publish.Command())
+	if rep.Publish, err = runGoBenchmark(ctx, root, env, publish); err != nil {
+		return err
+	}
+	fmt.Fprintf(log, "bench: %s\n", ledger.Command())
+	if rep.Ledger, err = runGoBenchmark(ctx, root, env, ledger); err != nil {
+		return err
+	}
+	rep.PublishCommand, rep.LedgerCommand = publish.Command(), ledger.Command()
+	if len(rep.Publish) == 0 || len(rep.Ledger) == 0 {
+		return fmt.Errorf("go benchmarks printed no results (%d publish, %d ledger lines)", len(rep.Publish), len(rep.Ledger))
+	}
+	return nil
+}
+
+// incompleteError summarises the rows where sagas failed.
+func incompleteError(rows []RowResult) error {
+	var parts []string
+	for _, r := range rows {
+		parts = append(parts, fmt.Sprintf("row %d (%s): %d of %d sagas completed, first failure: %s",
+			r.Spec.Row, r.Spec.Settings(), r.Completed, r.Sagas, r.FirstError))
+	}
+	if len(parts) == 0 {
+		return nil
+	}
+	return errors.New(strings.Join(parts, "; "))
+}

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"context"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sagaflow/sagaflow/internal/temporaltest"
+	"github.com/sagaflow/sagaflow/internal/testenv"
+)
+
+// TestRunEndToEnd runs the benchmark's core with tiny numbers on a real dev
+// server, RabbitMQ and worker process: every row must complete every saga
+// and the report must have every column, so the command is known to work
+// without spending minutes.
+func TestRunEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a dev server and a worker process")
+	}
+	amqpURL := testenv.AMQPURL(t)
+	if _, err := exec.LookPath("rabbitmqctl"); err != nil {
+		testenv.Unavailable(t, "rabbitmqctl", "install RabbitMQ's CLI tools and put rabbitmqctl on PATH")
+	}
+	if _, ok := temporaltest.CLIPath(); !ok {
+		testenv.Unavailable(t, "Temporal CLI", "run `make temporal`")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cfg := Config{Sagas: 10, Concurrency: 5, Warmup: 1, Rows: []int{1, 2, 3}, HistorySample: 3,
+		SkipGoBenchmarks: true, AMQPURL: amqpURL, Command: "go test ./internal/bench"}
+	var log strings.Builder
+	rep, err := Run(ctx, cfg, &log)
+	require.NoError(t, err, log.String())
+
+	require.Len(t, rep.Rows, 3)
+	for i, row := range rep.Rows {
+		require.Equal(t, i+1, row.Spec.Row)
+		require.Equal(t, 10, row.Completed, "row %d: %s", row.Spec.Row, row.FirstError)
+		require.Positive(t, row.Throughput)
+		require.Positive(t, row.Latency.P50)
+		require.Equal(t, 3, row.Sampled)
+		require.Positive(t, row.WorkflowTasksPerSaga())
+	}
+	order, noop, empty := rep.Rows[0], rep.Rows[1], rep.Rows[2]
+	require.InDelta(t, 3.0, order.WorkflowsPerSaga(), 1e-9, "an order is its workflow and two children")
+	require.InDelta(t, order.ActivityTasksPerSaga(), noop.ActivityTasksPerSaga(), 1e-9, "the no-op row runs the same steps")
+	require.InDelta(t, 1.0, empty.WorkflowTasksPerSaga(), 1e-9)
+	require.Zero(t, empty.ActivityTasksPerSaga())
+	require.True(t, order.Broker)
+	require.Positive(t, order.PublishedPerSec)
+	require.Positive(t, order.PeakRSS)
+
+	var b strings.Builder
+	require.NoError(t, renderReport(&b, rep))
+	require.Contains(t, b.String(), "| "+strings.Join(tableColumns, " | ")+" |")
+	for _, title := range rowTitles {
+		require.Contains(t, b.String(), title)
+	}
+	require.Contains(t, b.String(), "Row 1 ÷ row 2")
+	require.Contains(t, b.String(), "Row 1 ÷ row 3")
+
+	out, err := exec.Command("rabbitmqctl", "list_vhosts").Output()
+	require.NoError(t, err)
+	require.NotEmpty(t, rep.VHost)
+	require.NotContains(t, string(out), rep.VHost, "the run deletes its vhost")
+}

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"io"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestParseFlags(t *testing.T) {
+	noEnv := func(string) string { return "" }
+	tests := []struct {
+		name    string
+		args    []string
+		env     func(string) string
+		check   func(t *testing.T, c Config)
+		wantErr string
+	}{
+		{name: "defaults are the issue's 1,000 sagas at 100", args: nil, env: noEnv, check: func(t *testing.T, c Config) {
+			require.Equal(t, 1000, c.Sagas)
+			require.Equal(t, 100, c.Concurrency)
+			require.Equal(t, []int{1, 2, 3}, c.Rows)
+			require.True(t, c.Variants)
+			require.Equal(t, 50, c.HistorySample)
+			require.Equal(t, "amqp://guest:guest@127.0.0.1:5672/", c.AMQPURL)
+		}},
+		{name: "smoke run", args: []string{"--sagas", "100", "--concurrency", "20", "--skip-go-benchmarks", "--rows", "3,1"}, env: noEnv,
+			check: func(t *testing.T, c Config) {
+				require.Equal(t, 100, c.Sagas)
+				require.Equal(t, 20, c.Concurrency)
+				require.True(t, c.SkipGoBenchmarks)
+				require.Equal(t, []int{1, 3}, c.Rows)
+			}},
+		{name: "AMQP_URL is the default broker", env: func(k string) string {
+			if k == "AMQP_URL" {
+				return "amqp://u:p@broker:5672/"
+			}
+			return ""
+		}, check: func(t *testing.T, c Config) { require.Equal(t, "amqp://u:p@broker:5672/", c.AMQPURL) }},
+		{name: "unknown row", args: []string{"--rows", "4"}, env: noEnv, wantErr: `"4" is not 1, 2 or 3`},
+		{name: "every problem at once", args: []string{"--sagas", "-1", "--concurrency", "-2"}, env: noEnv, wantErr: "concurrency -2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := parseFlags(tt.args, tt.env, io.Discard)
+			if tt.wantErr != "" {
+				require.ErrorContains(t, err, tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			tt.check(t, c)
+		})
+	}
+}
+
+func TestPlanRows(t *testing.T) {
+	c := Config{Rows: []int{1, 2, 3}, Variants: true, MorePollers: 16, TransferPollRPS: 1000}
+	require.Equal(t, []RowSpec{
+		{Row: 1}, {Row: 1, Pollers: 16},
+		{Row: 2}, {Row: 2, Pollers: 16}, {Row: 2, Eager: true},
+		{Row: 3}, {Row: 3, Eager: true},
+		{Row: 1, TransferPollRPS: 1000}, {Row: 2, TransferPollRPS: 1000}, {Row: 3, TransferPollRPS: 1000},
+	}, planRows(c))
+	c.Variants = false
+	require.Equal(t, []RowSpec{{Row: 1}, {Row: 2}, {Row: 3}}, planRows(c))
+}

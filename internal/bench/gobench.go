@@ -1,0 +1,112 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// GoBenchmark is one result line of `go test -bench`.
+type GoBenchmark struct {
+	// Name is the benchmark's full name without the -GOMAXPROCS suffix,
+	// such as "BenchmarkPublish/publishers=64/publisher".
+	Name string
+	// Iterations is b.N.
+	Iterations int
+	// Metrics maps a unit ("ns/op", "msgs/s", "p50_ms") to its value.
+	Metrics map[string]float64
+}
+
+// Sub returns the name's part after the top-level benchmark's name and its
+// slash: "publishers=64/publisher" for the example above.
+func (b GoBenchmark) Sub() string {
+	_, sub, _ := strings.Cut(b.Name, "/")
+	return sub
+}
+
+var procsSuffix = regexp.MustCompile(`-\d+$`)
+
+// parseGoBenchmarks reads the result lines of `go test -bench` output and
+// ignores everything else (logs, PASS, ok lines).
+func parseGoBenchmarks(r io.Reader) ([]GoBenchmark, error) {
+	var out []GoBenchmark
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 4 || !strings.HasPrefix(fields[0], "Benchmark") || len(fields)%2 != 0 {
+			continue
+		}
+		n, err := strconv.Atoi(fields[1])
+		if err != nil {
+			continue
+		}
+		b := GoBenchmark{Name: procsSuffix.ReplaceAllString(fields[0], ""), Iterations: n, Metrics: map[string]float64{}}
+		valid := true
+		for i := 2; i+1 < len(fields); i += 2 {
+			v, err := strconv.ParseFloat(fields[i], 64)
+			if err != nil {
+				valid = false
+				break
+			}
+			b.Metrics[fields[i+1]] = v
+		}
+		if valid {
+			out = append(out, b)
+		}
+	}
+	return out, sc.Err()
+}
+
+// goBenchmarkRun is one `go test -bench` invocation.
+type goBenchmarkRun struct {
+	// Package is the package path, such as "./amqp/".
+	Package string
+	// Pattern is the -bench regexp.
+	Pattern string
+	// Benchtime is -benchtime, such as "5000x".
+	Benchtime string
+}
+
+// Command is the command line that runs it.
+func (g goBenchmarkRun) Command() string {
+	return fmt.Sprintf("go test -run '^$' -bench '%s' -benchtime %s -count 1 %s", g.Pattern, g.Benchtime, g.Package)
+}
+
+func (g goBenchmarkRun) args() []string {
+	return []string{"test", "-run", "^$", "-bench", g.Pattern, "-benchtime", g.Benchtime, "-count", "1", g.Package}
+}
+
+// runGoBenchmark runs g in the repository root and parses its results.
+// Benchmarks that skipped (a service missing) are simply absent.
+func runGoBenchmark(ctx context.Context, root string, env []string, g goBenchmarkRun) ([]GoBenchmark, error) {
+	var out bytes.Buffer
+	cmd := command(ctx, "go", g.args()...)
+	cmd.Dir = root
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("%s: %w\n%s", g.Command(), err, lastLines(out.String(), 20))
+	}
+	res, err := parseGoBenchmarks(&out)
+	if err != nil {
+		return nil, fmt.Errorf("%s: parse output: %w", g.Command(), err)
+	}
+	return res, nil
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

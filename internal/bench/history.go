@@ -1,0 +1,223 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	commonpb "go.temporal.io/api/common/v1"
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/sdk/client"
+)
+
+// TaskCounts are the tasks a saga cost the server and the worker, counted
+// from its workflow's history and its children's.
+type TaskCounts struct {
+	// Workflows is how many workflow executions the saga ran (itself and
+	// its children).
+	Workflows int
+	// WorkflowTasks counts WorkflowTaskCompleted events.
+	WorkflowTasks int
+	// ActivityTasks counts activity attempts that ended: completed, failed
+	// or timed out.
+	ActivityTasks int
+	// ActivityRetries counts the activity attempts that failed or timed out
+	// (each one is retried or fails its step).
+	ActivityRetries int
+	// WorkflowTaskRetries counts workflow tasks that failed or timed out
+	// (a worker too slow to pick up or finish a task within its timeout).
+	WorkflowTaskRetries int
+}
+
+// Add returns the sum of two counts.
+func (c TaskCounts) Add(o TaskCounts) TaskCounts {
+	return TaskCounts{
+		Workflows:           c.Workflows + o.Workflows,
+		WorkflowTasks:       c.WorkflowTasks + o.WorkflowTasks,
+		ActivityTasks:       c.ActivityTasks + o.ActivityTasks,
+		ActivityRetries:     c.ActivityRetries + o.ActivityRetries,
+		WorkflowTaskRetries: c.WorkflowTaskRetries + o.WorkflowTaskRetries,
+	}
+}
+
+// countHistory counts the tasks of one workflow's history and returns the
+// child workflows it started, whose histories hold the rest of the saga.
+func countHistory(events []*historypb.HistoryEvent) (TaskCounts, []*commonpb.WorkflowExecution) {
+	c := TaskCounts{Workflows: 1}
+	var children []*commonpb.WorkflowExecution
+	for _, e := range events {
+		switch e.GetEventType() {
+		case enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+			c.WorkflowTasks++
+		case enumspb.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+			c.ActivityTasks++
+		case enumspb.EVENT_TYPE_ACTIVITY_TASK_FAILED,
+			enumspb.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT:
+			c.ActivityTasks++
+			c.ActivityRetries++
+		case enumspb.EVENT_TYPE_WORKFLOW_TASK_FAILED,
+			enumspb.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT:
+			c.WorkflowTaskRetries++
+		case enumspb.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED:
+			if we := e.GetChildWorkflowExecutionStartedEventAttributes().GetWorkflowExecution(); we != nil {
+				children = append(children, we)
+			}
+		}
+	}
+	return c, children
+}
+
+// historyReader reads one workflow's whole history.
+type historyReader func(ctx context.Context, workflowID, runID string) ([]*historypb.HistoryEvent, error)
+
+// temporalHistory reads histories through a Temporal client.
+func temporalHistory(c client.Client) historyReader {
+	return func(ctx context.Context, workflowID, runID string) ([]*historypb.HistoryEvent, error) {
+		it := c.GetWorkflowHistory(ctx, workflowID, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+		var events []*historypb.HistoryEvent
+		for it.HasNext() {
+			e, err := it.Next()
+			if err != nil {
+				return nil, fmt.Errorf("history of %s: %w", workflowID, err)
+			}
+			events = append(events, e)
+		}
+		return events, nil
+	}
+}
+
+// sagaTasks counts the tasks of a saga and measures where their time
+// went: its workflow and, recursively, every child workflow it started.
+func sagaTasks(ctx context.Context, read historyReader, workflowID, runID string) (TaskCounts, Breakdown, error) {
+	events, err := read(ctx, workflowID, runID)
+	if err != nil {
+		return TaskCounts{}, Breakdown{}, err
+	}
+	total, children := countHistory(events)
+	times := breakdown(events)
+	for _, ch := range children {
+		c, b, err := sagaTasks(ctx, read, ch.GetWorkflowId(), ch.GetRunId())
+		if err != nil {
+			return TaskCounts{}, Breakdown{}, err
+		}
+		total, times = total.Add(c), times.Add(b)
+	}
+	return total, times, nil
+}
+
+// Breakdown splits the time of a saga's tasks by where it went, summed
+// over its workflow and children.
+type Breakdown struct {
+	// WorkflowTaskQueue is workflow tasks waiting for a worker to poll them
+	// (WorkflowTaskScheduled → WorkflowTaskStarted).
+	WorkflowTaskQueue time.Duration
+	// WorkflowTaskRun is the worker running workflow code and the server
+	// recording its commands (WorkflowTaskStarted → WorkflowTaskCompleted).
+	WorkflowTaskRun time.Duration
+	// ActivityQueue is activities waiting for a worker to poll them
+	// (ActivityTaskScheduled → ActivityTaskStarted).
+	ActivityQueue time.Duration
+	// ActivityRun is activities running, until their result is recorded;
+	// for the real activities it includes the command's trip through
+	// RabbitMQ and the service (ActivityTaskStarted → Completed, Failed or
+	// TimedOut).
+	ActivityRun time.Duration
+}
+
+// Add returns the sum of two breakdowns.
+func (b Breakdown) Add(o Breakdown) Breakdown {
+	return Breakdown{
+		WorkflowTaskQueue: b.WorkflowTaskQueue + o.WorkflowTaskQueue,
+		WorkflowTaskRun:   b.WorkflowTaskRun + o.WorkflowTaskRun,
+		ActivityQueue:     b.ActivityQueue + o.ActivityQueue,
+		ActivityRun:       b.ActivityRun + o.ActivityRun,
+	}
+}
+
+// breakdown measures one history's task times by pairing each started
+// event with its scheduled event and each closing event with its started
+// event.
+func breakdown(events []*historypb.HistoryEvent) Breakdown {
+	at := make(map[int64]time.Time, len(events))
+	for _, e := range events {
+		at[e.GetEventId()] = e.GetEventTime().AsTime()
+	}
+	since := func(e *historypb.HistoryEvent, from int64) time.Duration {
+		t, ok := at[from]
+		if !ok {
+			return 0
+		}
+		return e.GetEventTime().AsTime().Sub(t)
+	}
+	var b Breakdown
+	for _, e := range events {
+		switch e.GetEventType() {
+		case enumspb.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+			b.WorkflowTaskQueue += since(e, e.GetWorkflowTaskStartedEventAttributes().GetScheduledEventId())
+		case enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+			b.WorkflowTaskRun += since(e, e.GetWorkflowTaskCompletedEventAttributes().GetStartedEventId())
+		case enumspb.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+			b.ActivityQueue += since(e, e.GetActivityTaskStartedEventAttributes().GetScheduledEventId())
+		case enumspb.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+			b.ActivityRun += since(e, e.GetActivityTaskCompletedEventAttributes().GetStartedEventId())
+		case enumspb.EVENT_TYPE_ACTIVITY_TASK_FAILED:
+			b.ActivityRun += since(e, e.GetActivityTaskFailedEventAttributes().GetStartedEventId())
+		case enumspb.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT:
+			b.ActivityRun += since(e, e.GetActivityTaskTimedOutEventAttributes().GetStartedEventId())
+		}
+	}
+	return b
+}
+
+// Gap is the longest wait between two consecutive events of a saga's
+// histories: where its time went.
+type Gap struct {
+	Duration   time.Duration
+	WorkflowID string
+	// Before and After are the event types on either side of the wait.
+	Before, After enumspb.EventType
+}
+
+// longestGap finds the longest wait between consecutive events of one
+// history.
+func longestGap(workflowID string, events []*historypb.HistoryEvent) Gap {
+	var g Gap
+	for i := 1; i < len(events); i++ {
+		d := events[i].GetEventTime().AsTime().Sub(events[i-1].GetEventTime().AsTime())
+		if d > g.Duration {
+			g = Gap{Duration: d, WorkflowID: workflowID, Before: events[i-1].GetEventType(), After: events[i].GetEventType()}
+		}
+	}
+	return g
+}
+
+// sagaGap is the longest wait across a saga's workflow and its children.
+func sagaGap(ctx context.Context, read historyReader, workflowID, runID string) (Gap, error) {
+	events, err := read(ctx, workflowID, runID)
+	if err != nil {
+		return Gap{}, err
+	}
+	g := longestGap(workflowID, events)
+	_, children := countHistory(events)
+	for _, ch := range children {
+		cg, err := sagaGap(ctx, read, ch.GetWorkflowId(), ch.GetRunId())
+		if err != nil {
+			return Gap{}, err
+		}
+		if cg.Duration > g.Duration {
+			g = cg
+		}
+	}
+	return g, nil
+}
+
+// sampleIndexes picks n of total indexes spread evenly, first included.
+func sampleIndexes(total, n int) []int {
+	n = min(n, total)
+	out := make([]int, 0, n)
+	for i := range n {
+		out = append(out, i*total/n)
+	}
+	return out
+}

@@ -1,0 +1,577 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Targets the report checks the measurements against.
+const (
+	// targetOrderVsNoop: the order saga at least 0.6× pure orchestration.
+	targetOrderVsNoop = 0.6
+	// targetPublishVsWaitEach and targetPublishVsPipelined: at 64
+	// publishers, the Publisher at least 10× one-at-a-time confirms and at
+	// least 0.8× raw pipelined confirms.
+	targetPublishVsWaitEach  = 10
+	targetPublishVsPipelined = 0.8
+	// targetLedgerCmds: commands per second on either engine.
+	targetLedgerCmds = 1000
+	// noiseBand: differences smaller than this fraction are reported as
+	// within the noise of a shared host.
+	noiseBand = 0.10
+)
+
+// tableColumns are the saga table's columns; a test checks the report has
+// every one.
+var tableColumns = []string{"row", "saga", "settings", "sagas", "completed", "sagas/s", "p50 ms", "p95 ms", "p99 ms",
+	"p50 alone ms", "workflow tasks/saga", "activity tasks/saga", "msgs published/s"}
+
+// renderReport writes the report as the Markdown of docs/BENCHMARKS.md.
+func renderReport(w io.Writer, r *Report) error {
+	p := &printer{w: w}
+	p.f("# Benchmarks\n\n")
+	p.f("Written by `%s` (the program in `internal/bench`) on %s; every figure\n", r.Config.Command, r.Machine.Date.Format("2006-01-02 15:04 UTC"))
+	p.f("below was measured by that run, none typed in. Run it again to update this page.\n\n")
+	renderReproduce(p, r)
+	renderMachine(p, r)
+	renderSagas(p, r)
+	renderPublisher(p, r)
+	renderLedger(p, r)
+	return p.err
+}
+
+type printer struct {
+	w   io.Writer
+	err error
+}
+
+func (p *printer) f(format string, args ...any) {
+	if p.err != nil {
+		return
+	}
+	_, p.err = fmt.Fprintf(p.w, format, args...)
+}
+
+func renderReproduce(p *printer, r *Report) {
+	p.f("## Reproduce\n\n")
+	p.f("With RabbitMQ at `AMQP_URL` (default `amqp://guest:guest@127.0.0.1:5672/`,\n")
+	p.f("`rabbitmqctl` on `PATH`) and the Temporal CLI in `./bin` (`make temporal`):\n\n")
+	p.f("```\n%s\n```\n\n", r.Config.Command)
+	p.f("`make bench` runs `go run ./internal/bench`; this run used %d sagas per row at\n", r.Config.Sagas)
+	p.f("concurrency %d, %d warm-up sagas per row, histories of %d sagas per row. A quick\n", r.Config.Concurrency, r.Config.Warmup, r.Config.HistorySample)
+	p.f("smoke run: `go run ./internal/bench --sagas 100 --concurrency 20 --skip-go-benchmarks --out -`\n")
+	p.f("(`--help` lists every flag). The run starts its own Temporal dev server\n")
+	p.f("(`temporal server start-dev`, in memory, one task queue partition, the sagas'\n")
+	p.f("search attributes, eager workflow start allowed), creates a RabbitMQ virtual host\n")
+	p.f("of its own, builds and starts `./worker`, and removes all of it at the end, also\n")
+	p.f("on Ctrl-C.\n\n")
+}
+
+func renderMachine(p *printer, r *Report) {
+	m := r.Machine
+	p.f("## Machine\n\n")
+	p.f("| | |\n|---|---|\n")
+	p.f("| CPU | %s × %d |\n", m.CPU, m.CPUs)
+	p.f("| memory | %s |\n", gib(m.MemoryBytes))
+	p.f("| OS | %s, Linux %s |\n", m.OS, m.Kernel)
+	p.f("| Go | %s |\n", m.Go)
+	p.f("| RabbitMQ | %s |\n", m.RabbitMQ)
+	p.f("| Temporal CLI | %s |\n", m.TemporalCLI)
+	p.f("| date | %s |\n", m.Date.Format(time.RFC3339))
+	p.f("| load average (1, 5, 15 min) | %s at the start, %s at the end |\n", m.LoadBefore, m.LoadAfter)
+	p.f("| run time | %s |\n\n", r.Elapsed.Round(time.Second))
+	p.f("The host is shared: the dev server, RabbitMQ, the worker, the benchmark\n")
+	p.f("itself and other people's processes compete for the same %d cores (see the load\n", m.CPUs)
+	p.f("average), so figures move by tens of percent from run to run. Compare rows of one\n")
+	p.f("run with each other rather than with another run's.\n\n")
+}
+
+func renderSagas(p *printer, r *Report) {
+	c := r.Config
+	p.f("## Sagas\n\n")
+	p.f("%s sagas per row, %d in flight at once, each started and awaited on one Temporal\n", num(float64(c.Sagas), 0), c.Concurrency)
+	p.f("dev server; latency is start → result. The rows run one after the other in the\n")
+	p.f("same run:\n\n")
+	p.f("1. **%s**: `OrderWorkflow` with its children\n", rowTitles[rowOrder])
+	p.f("   `ReserveInventoryWorkflow` and `TransferWorkflow`, run by the worker built from\n")
+	p.f("   `./worker` with every part (workflows, activities, reply consumer, bridge,\n")
+	p.f("   ledger and inventory services on SQLite with their outbox relays, orders\n")
+	p.f("   projection, notifications). Each step publishes its command with confirms and\n")
+	p.f("   completes on the service's reply; the sagas publish their outcome events.\n")
+	p.f("   Orders spread over %d customers, %d merchants and %d skus.\n", poolSize, poolSize, poolSize)
+	p.f("2. **%s**: the same three workflows\n", rowTitles[rowNoop])
+	p.f("   registered under their real names, with activities of the real names that\n")
+	p.f("   return at once; no broker, no services. The worker runs in the benchmark\n")
+	p.f("   process with the worker process's settings (%d pollers, %d concurrent\n", defaultPollers, defaultMaxConcurrent)
+	p.f("   workflow tasks and activities).\n")
+	p.f("3. **%s**, started and awaited the same way: the ceiling.\n\n", rowTitles[rowEmpty])
+	p.f("Tasks per saga are counted from the histories of %d sagas per row (their\n", c.HistorySample)
+	p.f("workflow and every child): `WorkflowTaskCompleted` events, and activity attempts\n")
+	p.f("that ended (`ActivityTaskCompleted`, `Failed`, `TimedOut`). Messages published\n")
+	p.f("per second is the worker's `sagaflow_amqp_published_total` (commands, replies,\n")
+	p.f("domain and outcome events) over the row.\n\n")
+
+	var defaults []RowResult
+	for _, res := range r.Rows {
+		if res.Spec.Default() {
+			defaults = append(defaults, res)
+		}
+	}
+	sagaTable(p, defaults)
+
+	order, hasOrder := r.Row(rowOrder)
+	noop, hasNoop := r.Row(rowNoop)
+	empty, hasEmpty := r.Row(rowEmpty)
+	if hasOrder && hasNoop {
+		x := ratio(order.Throughput, noop.Throughput)
+		p.f("- Row 1 ÷ row 2 (the cost of RabbitMQ and the services): **%s×**; target at\n", fx(x))
+		p.f("  least %s×: %s.\n", fx(targetOrderVsNoop), metOrNot(x >= targetOrderVsNoop))
+	}
+	if hasOrder && hasEmpty {
+		p.f("- Row 1 ÷ row 3: **%s×**.\n", fx(ratio(order.Throughput, empty.Throughput)))
+	}
+	if hasNoop && hasEmpty {
+		p.f("- Row 2 ÷ row 3 (three workflows and their steps against one empty workflow): %s×.\n",
+			fx(ratio(noop.Throughput, empty.Throughput)))
+	}
+	if hasOrder {
+		p.f("- Peak resident memory of the worker process (VmHWM at the end of row 1): **%s MiB**.\n",
+			num(float64(order.PeakRSS)/(1<<20), 0))
+		if order.Throughput > 0 {
+			p.f("- Messages published per order saga by the worker: %s.\n", num(order.PublishedPerSec/order.Throughput, 1))
+		}
+	}
+	p.f("\n")
+
+	renderSettings(p, r)
+	renderTail(p, r)
+	renderFindings(p, r)
+}
+
+// renderTail shows, per row, where a saga's time goes (from the sampled
+// histories), where the slowest saga waited longest, and whether any task
+// was retried: what makes the latencies what they are.
+func renderTail(p *printer, r *Report) {
+	p.f("### Where the time goes\n\n")
+	p.f("Per saga, averaged over the sampled histories (its workflow and children,\n")
+	p.f("summed): workflow tasks waiting for a poller (scheduled → started) and running\n")
+	p.f("(started → completed), activities waiting for a poller and running (for row 1\n")
+	p.f("that includes the command's trip through RabbitMQ and the service, and the\n")
+	p.f("reply's way back), and the rest of the latency: starting the workflows and\n")
+	p.f("children, delivering signals, returning the result. Then the slowest saga of\n")
+	p.f("the row with the longest wait between two consecutive events of its\n")
+	p.f("histories, and the activity attempts and workflow tasks that failed or timed\n")
+	p.f("out in the sample.\n\n")
+	p.f("| row | settings | latency ms | wf task queue ms | wf task run ms | activity queue ms | activity run ms | rest ms | slowest ms | its longest wait ms | in | between | activity retries | wf task retries |\n")
+	p.f("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|\n")
+	for _, res := range r.Rows {
+		n := time.Duration(max(res.Sampled, 1))
+		t := res.Times
+		lat := res.SampledLatency / n
+		// A child's first tasks overlap its parent's, so the parts can add
+		// up to a little more than the latency.
+		rest := max(0, lat-(t.WorkflowTaskQueue+t.WorkflowTaskRun+t.ActivityQueue+t.ActivityRun)/n)
+		g := res.SlowestGap
+		where, between := "—", "—"
+		if g.WorkflowID != "" {
+			where = "`" + workflowKind(g.WorkflowID) + "`"
+			between = fmt.Sprintf("%s → %s", eventName(g.Before), eventName(g.After))
+		}
+		p.f("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d | %d |\n", res.Spec.Row, res.Spec.Settings(),
+			ms(lat), ms(t.WorkflowTaskQueue/n), ms(t.WorkflowTaskRun/n), ms(t.ActivityQueue/n), ms(t.ActivityRun/n), ms(rest),
+			ms(res.Slowest), ms(g.Duration), where, between, res.Tasks.ActivityRetries, res.Tasks.WorkflowTaskRetries)
+	}
+	p.f("\n")
+	p.f("CPU during each row, in cores kept busy on average (from `/proc`): the dev\n")
+	p.f("server, the worker process (row 1), the benchmark process (starting and\n")
+	p.f("awaiting sagas; the in-process worker of rows 2 and 3), RabbitMQ, and every\n")
+	p.f("other process on the host, out of %d cores:\n\n", r.Machine.CPUs)
+	p.f("| row | settings | dev server | worker | benchmark | RabbitMQ | other processes | host busy |\n")
+	p.f("|---:|---|---:|---:|---:|---:|---:|---:|\n")
+	for _, res := range r.Rows {
+		c := res.CPU
+		p.f("| %d | %s | %s | %s | %s | %s | %s | %s |\n", res.Spec.Row, res.Spec.Settings(),
+			fx(c.DevServer), fx(c.Worker), fx(c.Benchmark), fx(c.RabbitMQ), fx(c.Others), fx(c.HostBusy))
+	}
+	p.f("\n")
+}
+
+// workflowKind names a saga's workflow by its id's prefix (order-,
+// reservation-, transfer-), the part that says which workflow it is.
+func workflowKind(id string) string {
+	for _, prefix := range []string{"order-", "reservation-", "transfer-"} {
+		if strings.HasPrefix(id, prefix) {
+			return strings.TrimSuffix(prefix, "-")
+		}
+	}
+	return "empty"
+}
+
+// eventName turns EVENT_TYPE_WORKFLOW_TASK_STARTED (or the enum's own
+// WorkflowTaskStarted) into WorkflowTaskStarted.
+func eventName(t fmt.Stringer) string {
+	name := t.String()
+	if !strings.Contains(name, "_") {
+		return name
+	}
+	var b strings.Builder
+	for _, part := range strings.Split(strings.TrimPrefix(name, "EVENT_TYPE_"), "_") {
+		if part == "" {
+			continue
+		}
+		b.WriteString(part[:1] + strings.ToLower(part[1:]))
+	}
+	return b.String()
+}
+
+func sagaTable(p *printer, rows []RowResult) {
+	p.f("| %s |\n", strings.Join(tableColumns, " | "))
+	p.f("|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, res := range rows {
+		msgs := "—"
+		if res.Broker {
+			msgs = num(res.PublishedPerSec, 0)
+		}
+		tasks := func(v float64) string {
+			if res.Sampled == 0 {
+				return "—"
+			}
+			return num(v, 1)
+		}
+		alone := "—"
+		if res.Alone > 0 {
+			alone = ms(res.Alone)
+		}
+		p.f("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+			res.Spec.Row, rowTitles[res.Spec.Row], res.Spec.Settings(), num(float64(res.Sagas), 0), num(float64(res.Completed), 0),
+			num(res.Throughput, 1), ms(res.Latency.P50), ms(res.Latency.P95), ms(res.Latency.P99), alone,
+			tasks(res.WorkflowTasksPerSaga()), tasks(res.ActivityTasksPerSaga()), msgs)
+	}
+	p.f("\n")
+	for _, res := range rows {
+		if res.FirstError != "" {
+			p.f("Row %d (%s): %d of %d sagas did not complete; first failure: `%s`\n\n",
+				res.Spec.Row, res.Spec.Settings(), res.Sagas-res.Completed, res.Sagas, res.FirstError)
+		}
+	}
+}
+
+// variantOf returns the default row a variant is compared with.
+func (r *Report) variantOf(v RowResult) (RowResult, bool) {
+	if v.Spec.Default() {
+		return RowResult{}, false
+	}
+	return r.Row(v.Spec.Row)
+}
+
+func renderSettings(p *printer, r *Report) {
+	var variants []RowResult
+	for _, res := range r.Rows {
+		if !res.Spec.Default() {
+			variants = append(variants, res)
+		}
+	}
+	p.f("### Settings\n\n")
+	if len(variants) == 0 {
+		p.f("No variants ran (`--variants=false`).\n\n")
+		return
+	}
+	p.f("Each variant runs right after its row with one setting changed: more task\n")
+	p.f("queue pollers (`--pollers` of the worker; `MaxConcurrentWorkflowTaskPollers`\n")
+	p.f("and `MaxConcurrentActivityTaskPollers`), or eager workflow start\n")
+	p.f("(`StartWorkflowOptions.EnableEagerStart`: the server hands the first workflow\n")
+	p.f("task back in the start response to a worker in the starting process, so it\n")
+	p.f("applies to rows 2 and 3, whose worker runs in the benchmark process). Last,\n")
+	p.f("every row runs again on a second dev server started with\n")
+	p.f("`--dynamic-config-value history.transferProcessorMaxPollRPS=%d` (default 20):\n", r.Config.TransferPollRPS)
+	p.f("the history service reads its transfer queue at most that often, and nearly\n")
+	p.f("every step of a saga (dispatching a workflow or activity task, starting a\n")
+	p.f("child, delivering a signal) is a transfer task. At 20 reads a second a step can\n")
+	p.f("wait up to 50 ms for the next read once the limiter's burst is spent.\n\n")
+	sagaTable(p, variants)
+	p.f("| row | settings | sagas/s | default's sagas/s | change | p50 ms | default's p50 ms |\n")
+	p.f("|---:|---|---:|---:|---:|---:|---:|\n")
+	for _, v := range variants {
+		d, ok := r.variantOf(v)
+		if !ok {
+			continue
+		}
+		p.f("| %d | %s | %s | %s | %s | %s | %s |\n", v.Spec.Row, v.Spec.Settings(), num(v.Throughput, 1), num(d.Throughput, 1),
+			change(v.Throughput, d.Throughput), ms(v.Latency.P50), ms(d.Latency.P50))
+	}
+	p.f("\n")
+}
+
+func renderFindings(p *printer, r *Report) {
+	p.f("### What the numbers say\n\n")
+	c := r.Config
+	cores := float64(r.Machine.CPUs)
+	for _, row := range []int{rowOrder, rowNoop, rowEmpty} {
+		res, ok := r.Row(row)
+		if !ok || res.Sampled == 0 {
+			continue
+		}
+		n := time.Duration(res.Sampled)
+		lat, t := res.SampledLatency/n, res.Times
+		queue := t.WorkflowTaskQueue / n
+		p.f("- Row %d: of the %s ms a sampled saga took, %s ms (%.0f%%) were its workflow tasks\n", row,
+			ms(lat), ms(queue), 100*ratio(queue.Seconds(), lat.Seconds()))
+		p.f("  waiting to be picked up, %s ms workflow code running, %s ms activities waiting\n", ms(t.WorkflowTaskRun/n), ms(t.ActivityQueue/n))
+		p.f("  and %s ms activities running.", ms(t.ActivityRun/n))
+		if res.Alone > 0 {
+			p.f(" Alone (the warm-up runs one saga at a time) a saga takes %s ms,\n", ms(res.Alone))
+			p.f("  so with %d in flight it spends %s× as long, nearly all of it queued.", c.Concurrency, fx(ratio(res.Latency.P50.Seconds(), res.Alone.Seconds())))
+		}
+		p.f(" The host's %d cores were %.0f%% busy (dev server %s cores, other processes %s).\n",
+			r.Machine.CPUs, 100*ratio(res.CPU.HostBusy, cores), fx(res.CPU.DevServer), fx(res.CPU.Others))
+	}
+	if res, ok := r.Row(rowOrder); ok && res.Sampled > 0 && cores > 0 {
+		n := time.Duration(res.Sampled)
+		queued := ratio((res.Times.WorkflowTaskQueue / n).Seconds(), (res.SampledLatency / n).Seconds())
+		switch {
+		case queued > 0.5 && res.CPU.HostBusy >= 0.85*cores:
+			p.f("- So the sagas wait for CPU: workflow tasks queue while every core is busy, and\n")
+			p.f("  the dev server (history, matching and its in-memory SQLite in one process) is\n")
+			p.f("  the largest user. Settings that only move work around (pollers, eager start)\n")
+			p.f("  have little to gain on a saturated host, as the variants show; a Temporal\n")
+			p.f("  server on hosts of its own would.\n")
+		case queued > 0.5:
+			p.f("- Workflow tasks queue although cores are free: the rate at which tasks are\n")
+			p.f("  dispatched and polled (pollers, the server's transfer-queue reads) limits the\n")
+			p.f("  sagas; see the variants.\n")
+		default:
+			p.f("- Workflow tasks do not dominate the latency; the activities' round trips do.\n")
+		}
+	}
+	order, hasOrder := r.Row(rowOrder)
+	noop, hasNoop := r.Row(rowNoop)
+	if hasOrder && hasNoop && order.Sampled > 0 && noop.Sampled > 0 {
+		p.f("- Tasks per saga: row 1 %s workflow tasks and %s activity tasks over %s workflows, row 2 %s and %s\n",
+			num(order.WorkflowTasksPerSaga(), 1), num(order.ActivityTasksPerSaga(), 1), num(order.WorkflowsPerSaga(), 1),
+			num(noop.WorkflowTasksPerSaga(), 1), num(noop.ActivityTasksPerSaga(), 1))
+		p.f("  over %s. ", num(noop.WorkflowsPerSaga(), 1))
+		if math.Abs(order.WorkflowTasksPerSaga()-noop.WorkflowTasksPerSaga()) <= 1 && order.ActivityTasksPerSaga() == noop.ActivityTasksPerSaga() {
+			p.f("The server does the same work per saga in both rows (an activity completed by\n")
+			p.f("  the reply consumer with `CompleteActivityByID` costs one call like an ordinary\n")
+			p.f("  completion), so what row 1 adds is the worker process with the services\n")
+			p.f("  (%s cores) and RabbitMQ (%s cores) competing with the dev server for the\n", fx(order.CPU.Worker), fx(order.CPU.RabbitMQ))
+			p.f("  cores, and the commands' round trips (activities ran %s ms per saga against %s).\n",
+				ms(order.Times.ActivityRun/time.Duration(order.Sampled)), ms(noop.Times.ActivityRun/time.Duration(noop.Sampled)))
+		} else {
+			p.f("The rows differ in tasks per saga: in row 1 replies arrive at other moments\n")
+			p.f("  than no-op results do, so workflow tasks batch events differently, and any\n")
+			p.f("  activity retried or timed out adds attempts.\n")
+		}
+	}
+	if hasOrder && order.Throughput > 0 {
+		p.f("- Row 1's worker published %s messages/s, %s per saga; the publisher\n", num(order.PublishedPerSec, 0), num(order.PublishedPerSec/order.Throughput, 1))
+		if pub, ok := publisherAt(r.Publish, 64, "publisher"); ok {
+			p.f("  benchmark below reaches %s msgs/s at 64 publishers, so publishing is far\n  from its limit here.\n", num(pub, 0))
+		} else {
+			p.f("  benchmark (skipped in this run) measures its limit.\n")
+		}
+	}
+	for _, v := range r.Rows {
+		d, ok := r.variantOf(v)
+		if !ok || d.Throughput == 0 {
+			continue
+		}
+		what := fmt.Sprintf("%d pollers instead of %d", v.Spec.Pollers, defaultPollers)
+		switch {
+		case v.Spec.Eager:
+			what = "eager workflow start"
+		case v.Spec.TransferPollRPS > 0:
+			what = fmt.Sprintf("the server's transfer queue read up to %s times a second instead of 20", num(float64(v.Spec.TransferPollRPS), 0))
+		}
+		p.f("- Row %d with %s: %s sagas/s against %s (%s), p50 %s ms against %s ms: %s.", v.Spec.Row, what,
+			num(v.Throughput, 1), num(d.Throughput, 1), change(v.Throughput, d.Throughput), ms(v.Latency.P50), ms(d.Latency.P50),
+			verdict(v.Throughput, d.Throughput))
+		if v.Alone > 0 && d.Alone > 0 && ratio(d.Alone.Seconds(), v.Alone.Seconds()) >= 2 {
+			p.f(" Alone, a saga takes %s ms instead of %s ms: this setting\n", ms(v.Alone), ms(d.Alone))
+			p.f("  is what sets the latency of a saga that has the host to itself.")
+		}
+		p.f("\n")
+	}
+	p.f("- Not varied in this run, and why:\n")
+	p.f("  - Concurrency limits: the worker allows %d concurrent workflow tasks and %d\n", defaultMaxConcurrent, defaultMaxConcurrent)
+	p.f("    activities, above the %d sagas in flight, so they never bind here.\n", c.Concurrency)
+	p.f("  - Batching of relay publishes: already on. Each service's outbox relay sends\n")
+	p.f("    up to 200 rows per batch with pipelined confirms and is woken at commit, so\n")
+	p.f("    one confirm round trip serves every reply written meanwhile.\n")
+	p.f("  - Local activities: the command steps cannot be local activities, because they\n")
+	p.f("    complete asynchronously on the service's reply (`ErrResultPending`), which\n")
+	p.f("    local activities do not support. The outcome publishes could be: each would\n")
+	p.f("    then run inside the workflow task that schedules it, saving an activity task\n")
+	p.f("    and a workflow task per workflow, at the price of a workflow code change.\n")
+	p.f("  - Eager activity execution: off on the dev server by default\n")
+	p.f("    (`system.enableActivityEagerExecution`); it would save a matching round trip\n")
+	p.f("    per activity when the worker has a free slot.\n\n")
+}
+
+func renderPublisher(p *printer, r *Report) {
+	p.f("## Publisher\n\n")
+	p.f("Confirmed messages per second: 512-byte persistent payloads, mandatory flag,\n")
+	p.f("published to a durable queue through a topic exchange, with 1, 8 and 64\n")
+	p.f("goroutines publishing at once. Three variants run side by side in one run:\n\n")
+	p.f("- `publisher`: `amqp.Publisher.Publish` (one shared confirm channel,\n")
+	p.f("  pipelined confirms matched by delivery tag, basic.return matched to its\n")
+	p.f("  publish).\n")
+	p.f("- `raw-wait-each`: raw amqp091-go, one message in flight at a time (publish,\n")
+	p.f("  wait for its confirm, publish the next).\n")
+	p.f("- `raw-pipelined`: raw amqp091-go on one shared confirm channel, each\n")
+	p.f("  goroutine waiting for its own `DeferredConfirmation`.\n\n")
+	if len(r.Publish) == 0 {
+		p.f("Skipped in this run (`--skip-go-benchmarks`).\n\n")
+		return
+	}
+	p.f("Measured with `%s`, msgs/s:\n\n", r.PublishCommand)
+	p.f("| publishers | publisher | raw-wait-each | raw-pipelined | publisher ÷ wait-each | publisher ÷ pipelined |\n")
+	p.f("|-----------:|----------:|--------------:|--------------:|----------------------:|----------------------:|\n")
+	var counts []int
+	for _, b := range r.Publish {
+		if n, ok := publishers(b); ok && !slices.Contains(counts, n) {
+			counts = append(counts, n)
+		}
+	}
+	slices.Sort(counts)
+	for _, n := range counts {
+		pub, _ := publisherAt(r.Publish, n, "publisher")
+		wait, _ := publisherAt(r.Publish, n, "raw-wait-each")
+		pipe, _ := publisherAt(r.Publish, n, "raw-pipelined")
+		p.f("| %d | %s | %s | %s | %s× | %s× |\n", n, num(pub, 0), num(wait, 0), num(pipe, 0), fx(ratio(pub, wait)), fx(ratio(pub, pipe)))
+	}
+	p.f("\n")
+	pub, ok1 := publisherAt(r.Publish, 64, "publisher")
+	wait, ok2 := publisherAt(r.Publish, 64, "raw-wait-each")
+	pipe, ok3 := publisherAt(r.Publish, 64, "raw-pipelined")
+	if ok1 && ok2 && ok3 {
+		p.f("Targets at 64 publishers: at least %d× wait-each (%s×: %s) and at least %s×\n",
+			targetPublishVsWaitEach, fx(ratio(pub, wait)), metOrNot(ratio(pub, wait) >= targetPublishVsWaitEach), fx(targetPublishVsPipelined))
+		p.f("raw pipelined (%s×: %s). The wait-each figure depends on the broker's disk\n",
+			fx(ratio(pub, pipe)), metOrNot(ratio(pub, pipe) >= targetPublishVsPipelined))
+		p.f("syncs, shared with every other process on the host, so it and the ratio against\n")
+		p.f("it swing most between runs. Per-message cost is dominated by the broker's fsync\n")
+		p.f("and by amqp091-go flushing the socket once per publish; the Publisher adds one\n")
+		p.f("mutex, a map insert and a pooled waiter per message.\n\n")
+	}
+}
+
+// publishers reads the publisher count of a BenchmarkPublish sub-benchmark.
+func publishers(b GoBenchmark) (int, bool) {
+	first, _, _ := strings.Cut(b.Sub(), "/")
+	v, ok := strings.CutPrefix(first, "publishers=")
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.Atoi(v)
+	return n, err == nil
+}
+
+// publisherAt returns msgs/s of one variant at n publishers.
+func publisherAt(bs []GoBenchmark, n int, variant string) (float64, bool) {
+	for _, b := range bs {
+		if got, ok := publishers(b); ok && got == n && strings.HasSuffix(b.Sub(), "/"+variant) {
+			v, ok := b.Metrics["msgs/s"]
+			return v, ok
+		}
+	}
+	return 0, false
+}
+
+func renderLedger(p *printer, r *Report) {
+	p.f("## Ledger\n\n")
+	p.f("Commands handled per second by the ledger service through RabbitMQ\n")
+	p.f("request-reply: 64 goroutines each send a `ledger.deposit` or\n")
+	p.f("`ledger.withdraw` (alternating, 10 EUR, on 20 accounts) and wait for its\n")
+	p.f("reply, so every command makes the whole trip — requester publish with\n")
+	p.f("confirm, consumer, one database transaction (inbox claim, load from snapshot\n")
+	p.f("plus tail, optimistic append, reply and event into the outbox), outbox relay\n")
+	p.f("with pipelined confirms, reply consumed. Latency is command sent → reply\n")
+	p.f("received. The service runs with its defaults (16 concurrent handlers,\n")
+	p.f("prefetch 64, relay batches of up to 200 rows, snapshot every 100 events).\n\n")
+	if len(r.Ledger) == 0 {
+		p.f("Skipped in this run (`--skip-go-benchmarks`).\n\n")
+		return
+	}
+	p.f("Measured with `%s` (PostgreSQL at `POSTGRES_TEST_DSN`\n", r.LedgerCommand)
+	p.f("or the default of `internal/testenv`; an engine whose database is missing is left out):\n\n")
+	p.f("| engine | cmds/s | p50 ms | p99 ms | target %s cmds/s |\n", num(targetLedgerCmds, 0))
+	p.f("|--------|-------:|-------:|-------:|---|\n")
+	for _, b := range r.Ledger {
+		cmds := b.Metrics["cmds/s"]
+		p.f("| %s | %s | %s | %s | %s |\n", b.Sub(), num(cmds, 0), num(b.Metrics["p50_ms"], 0), num(b.Metrics["p99_ms"], 0),
+			metOrNot(cmds >= targetLedgerCmds))
+	}
+	p.f("\n")
+	p.f("Where the time goes: publishing is already batched (the relay drains up to\n")
+	p.f("200 rows per batch with pipelined confirms, woken at commit), and the outbox\n")
+	p.f("rows of a command are written in one multi-row INSERT. A PostgreSQL command\n")
+	p.f("costs about seven round trips and one WAL flush per commit (concurrent commits\n")
+	p.f("share flushes); 20 hot accounts turn extra handler concurrency into\n")
+	p.f("optimistic-concurrency retries. Further headroom, not taken:\n")
+	p.f("`synchronous_commit = off` on PostgreSQL (trades the last commits on a crash\n")
+	p.f("for throughput), and group commit of several commands in one transaction.\n")
+}
+
+// num formats v with decimals digits and thousands separators.
+func num(v float64, decimals int) string {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return "—"
+	}
+	s := strconv.FormatFloat(math.Abs(v), 'f', decimals, 64)
+	intPart, frac, _ := strings.Cut(s, ".")
+	var b strings.Builder
+	if v < 0 && strings.Trim(s, "0.") != "" {
+		b.WriteByte('-')
+	}
+	for i, ch := range intPart {
+		if i > 0 && (len(intPart)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(ch)
+	}
+	if frac != "" {
+		b.WriteByte('.')
+		b.WriteString(frac)
+	}
+	return b.String()
+}
+
+// ms formats a duration in whole milliseconds.
+func ms(d time.Duration) string { return num(float64(d.Microseconds())/1000, 0) }
+
+// fx formats a ratio with two decimals.
+func fx(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) }
+
+func metOrNot(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "not met"
+}
+
+// change formats v against base as a signed percentage.
+func change(v, base float64) string {
+	if base == 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%+.0f%%", (v/base-1)*100)
+}
+
+// verdict says whether a variant helped, hurt or made no difference
+// beyond the noise of a shared host.
+func verdict(v, base float64) string {
+	switch d := ratio(v, base) - 1; {
+	case d > noiseBand:
+		return "it helped"
+	case d < -noiseBand:
+		return "it hurt"
+	default:
+		return fmt.Sprintf("no difference beyond the noise (±%.0f%%)", noiseBand*100)
+	}
+}

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	enumspb "go.temporal.io/api/enums/v1"
+)
+
+func sampleReport() *Report {
+	cfg := Config{Command: "make bench"}
+	cfg.setDefaults()
+	row := func(spec RowSpec, tput float64, p50 time.Duration, broker bool) RowResult {
+		r := RowResult{Spec: spec, Sagas: 1000, Completed: 1000, Elapsed: time.Minute, Throughput: tput,
+			Latency: Latencies{P50: p50, P95: 2 * p50, P99: 3 * p50}, Alone: p50 / 4, Sampled: 50,
+			Tasks: TaskCounts{Workflows: 150, WorkflowTasks: 850, ActivityTasks: 300}, Broker: broker}
+		if broker {
+			r.PublishedPerSec, r.PeakRSS = 140, 64<<20
+		}
+		return r
+	}
+	return &Report{
+		Config:  cfg,
+		Machine: Machine{CPU: "AMD EPYC", CPUs: 2, MemoryBytes: 24 << 30, OS: "Debian", Kernel: "6.1", Go: "go1.26.8", RabbitMQ: "3.10.8", TemporalCLI: "1.5.1", Date: time.Date(2026, 1, 2, 3, 4, 0, 0, time.UTC), LoadBefore: "5.0 5.0 5.0", LoadAfter: "6.0 6.0 6.0"},
+		Elapsed: 10 * time.Minute,
+		Rows: []RowResult{
+			row(RowSpec{Row: 1}, 10, 9*time.Second, true),
+			row(RowSpec{Row: 1, Pollers: 16}, 10.5, 9*time.Second, true),
+			row(RowSpec{Row: 2}, 20, 5*time.Second, false),
+			row(RowSpec{Row: 2, Eager: true}, 30, 3*time.Second, false),
+			row(RowSpec{Row: 3}, 400, 250*time.Millisecond, false),
+			row(RowSpec{Row: 3, TransferPollRPS: 1000}, 500, 200*time.Millisecond, false),
+		},
+		Publish: []GoBenchmark{
+			{Name: "BenchmarkPublish/publishers=64/publisher", Metrics: map[string]float64{"msgs/s": 22000}},
+			{Name: "BenchmarkPublish/publishers=64/raw-wait-each", Metrics: map[string]float64{"msgs/s": 2000}},
+			{Name: "BenchmarkPublish/publishers=64/raw-pipelined", Metrics: map[string]float64{"msgs/s": 25000}},
+			{Name: "BenchmarkPublish/publishers=1/publisher", Metrics: map[string]float64{"msgs/s": 2400}},
+		},
+		PublishCommand: "go test publish",
+		Ledger:         []GoBenchmark{{Name: "BenchmarkLedgerCommands/sqlite", Metrics: map[string]float64{"cmds/s": 1207, "p50_ms": 50, "p99_ms": 101}}},
+		LedgerCommand:  "go test ledger",
+	}
+}
+
+func TestRenderReport(t *testing.T) {
+	var b strings.Builder
+	require.NoError(t, renderReport(&b, sampleReport()))
+	out := b.String()
+	for _, want := range []string{
+		"| " + strings.Join(tableColumns, " | ") + " |",
+		// Row 1: 10 sagas/s, p50/p95/p99, 17 workflow tasks and 6 activity tasks per saga, 140 msgs/s.
+		"| 1 | " + rowTitles[rowOrder] + " | pollers 4, eager start off | 1,000 | 1,000 | 10.0 | 9,000 | 18,000 | 27,000 | 2,250 | 17.0 | 6.0 | 140 |",
+		"| 3 | " + rowTitles[rowEmpty] + " | pollers 4, eager start off | 1,000 | 1,000 | 400.0 | 250 | 500 | 750 | 62 | 17.0 | 6.0 | — |",
+		"Row 1 ÷ row 2 (the cost of RabbitMQ and the services): **0.50×**; target at\n  least 0.60×: not met.",
+		"Row 1 ÷ row 3: **0.03×**",
+		"VmHWM at the end of row 1): **64 MiB**",
+		"Messages published per order saga by the worker: 14.0.",
+		"| 2 | pollers 4, eager start on | 30.0 | 20.0 | +50% |",
+		"Row 1 with 16 pollers instead of 4: 10.5 sagas/s against 10.0 (+5%)",
+		"no difference beyond the noise",
+		"Row 2 with eager workflow start: 30.0 sagas/s against 20.0 (+50%), p50 3,000 ms against 5,000 ms: it helped.",
+		"server transfer-queue polls 1,000/s",
+		"| 64 | 22,000 | 2,000 | 25,000 | 11.00× | 0.88× |",
+		"(11.00×: met)",
+		"| sqlite | 1,207 | 50 | 101 | met |",
+		"AMD EPYC × 2",
+		"RabbitMQ | 3.10.8",
+		"Temporal CLI | 1.5.1",
+		"```\nmake bench\n```",
+		"### Where the time goes",
+		"| row | settings | latency ms | wf task queue ms |",
+	} {
+		require.Contains(t, out, want)
+	}
+}
+
+func TestRenderReportWithoutGoBenchmarksOrVariants(t *testing.T) {
+	r := sampleReport()
+	r.Publish, r.Ledger = nil, nil
+	r.Rows = r.Rows[:1]
+	r.Rows[0].Completed, r.Rows[0].FirstError = 998, "order-x: timeout"
+	var b strings.Builder
+	require.NoError(t, renderReport(&b, r))
+	out := b.String()
+	require.Contains(t, out, "Skipped in this run (`--skip-go-benchmarks`).")
+	require.Contains(t, out, "No variants ran")
+	require.Contains(t, out, "2 of 1000 sagas did not complete; first failure: `order-x: timeout`")
+	require.Len(t, r.Incomplete(), 1)
+	require.ErrorContains(t, incompleteError(r.Incomplete()), "998 of 1000 sagas completed")
+}
+
+func TestNum(t *testing.T) {
+	tests := []struct {
+		v    float64
+		dec  int
+		want string
+	}{
+		{0, 0, "0"}, {999, 0, "999"}, {1000, 0, "1,000"}, {1234567.891, 1, "1,234,567.9"}, {-1234, 0, "-1,234"}, {0.04, 2, "0.04"},
+	}
+	for _, tt := range tests {
+		require.Equal(t, tt.want, num(tt.v, tt.dec))
+	}
+}
+
+func TestEventName(t *testing.T) {
+	require.Equal(t, "TimerStarted", eventName(enumspb.EVENT_TYPE_TIMER_STARTED))
+	require.Equal(t, "WorkflowTaskStarted", eventName(stringer("EVENT_TYPE_WORKFLOW_TASK_STARTED")))
+	require.Equal(t, "transfer", workflowKind("transfer-order-x-1"))
+	require.Equal(t, "empty", workflowKind("r3-abc-1"))
+}
+
+type stringer string
+
+func (s stringer) String() string { return string(s) }

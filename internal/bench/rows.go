@@ -1,0 +1,470 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/sagaflow/sagaflow/activities"
+	"github.com/sagaflow/sagaflow/amqp"
+	"github.com/sagaflow/sagaflow/events"
+	"github.com/sagaflow/sagaflow/workflows"
+)
+
+// The worker process's defaults (worker/config.go), which the in-process
+// worker of rows 2 and 3 copies so the rows differ only in what they
+// measure.
+const (
+	defaultPollers       = 4
+	defaultMaxConcurrent = 200
+)
+
+// Pools the order sagas of row 1 spread over. Each order touches one
+// customer, one merchant and one sku; 20 of each keeps the ledger's and
+// the inventory's optimistic-concurrency retries as rare as in the ledger
+// benchmark (20 accounts) instead of serialising every saga on one row.
+const (
+	poolSize   = 20
+	orderPrice = 100
+	currency   = "EUR"
+)
+
+// The benchmark's rows.
+const (
+	rowOrder = 1 // the order saga through the worker process, every part
+	rowNoop  = 2 // the same workflows with no-op activities
+	rowEmpty = 3 // an empty workflow
+)
+
+// rowTitles names the rows in the report.
+var rowTitles = map[int]string{
+	rowOrder: "order saga (worker process: RabbitMQ, ledger + inventory on SQLite, events)",
+	rowNoop:  "pure orchestration (same workflows, no-op activities)",
+	rowEmpty: "empty workflow",
+}
+
+// RowSpec is one measured row: which saga, with which settings.
+type RowSpec struct {
+	// Row is rowOrder, rowNoop or rowEmpty.
+	Row int
+	// Pollers are the workflow and activity task pollers; 0 is the worker's
+	// default (4).
+	Pollers int
+	// Eager requests eager workflow start; it needs the worker in the
+	// starting process, so rows 2 and 3 only.
+	Eager bool
+	// TransferPollRPS is the dev server's history.transferProcessorMaxPollRPS;
+	// 0 is the server's default (20). Rows with another value run on a dev
+	// server of their own.
+	TransferPollRPS int
+}
+
+// Default reports whether the spec runs with the project's default settings.
+func (s RowSpec) Default() bool { return s.Pollers == 0 && !s.Eager && s.TransferPollRPS == 0 }
+
+// Settings describes the spec's settings for the report.
+func (s RowSpec) Settings() string {
+	var parts []string
+	if s.Pollers == 0 {
+		parts = append(parts, fmt.Sprintf("pollers %d", defaultPollers))
+	} else {
+		parts = append(parts, fmt.Sprintf("pollers %d", s.Pollers))
+	}
+	if s.Eager {
+		parts = append(parts, "eager start on")
+	} else {
+		parts = append(parts, "eager start off")
+	}
+	if s.TransferPollRPS > 0 {
+		parts = append(parts, fmt.Sprintf("server transfer-queue polls %s/s", num(float64(s.TransferPollRPS), 0)))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func (s RowSpec) pollers() int {
+	if s.Pollers == 0 {
+		return defaultPollers
+	}
+	return s.Pollers
+}
+
+// planRows lists the rows to run: each selected row with the defaults,
+// followed by its variants, so a row and its variants run close in time
+// on a machine whose load drifts; then, when variants are on, every row
+// again on a dev server with a higher transfer-queue poll rate.
+func planRows(cfg Config) []RowSpec {
+	var specs []RowSpec
+	for _, r := range cfg.Rows {
+		specs = append(specs, RowSpec{Row: r})
+		if !cfg.Variants {
+			continue
+		}
+		if r == rowOrder || r == rowNoop {
+			specs = append(specs, RowSpec{Row: r, Pollers: cfg.MorePollers})
+		}
+		if r == rowNoop || r == rowEmpty {
+			specs = append(specs, RowSpec{Row: r, Eager: true})
+		}
+	}
+	if cfg.Variants && cfg.TransferPollRPS > 0 {
+		for _, r := range cfg.Rows {
+			specs = append(specs, RowSpec{Row: r, TransferPollRPS: cfg.TransferPollRPS})
+		}
+	}
+	return specs
+}
+
+// RowResult is what one row measured.
+type RowResult struct {
+	Spec RowSpec
+	// Sagas is how many were started; Completed how many ended as expected.
+	Sagas, Completed int
+	// FirstError is the first failure, empty when every saga completed.
+	FirstError string
+	Elapsed    time.Duration
+	// Throughput is sagas completed per second.
+	Throughput float64
+	Latency    Latencies
+	// Alone is the p50 latency of the warm-up sagas, run one at a time; 0
+	// without warm-up.
+	Alone time.Duration
+	// Tasks, Times and SampledLatency are summed over Sampled sagas.
+	Tasks          TaskCounts
+	Times          Breakdown
+	SampledLatency time.Duration
+	Sampled        int
+	// Slowest is the longest saga's latency, and SlowestGap the longest wait
+	// in its histories.
+	Slowest    time.Duration
+	SlowestGap Gap
+	// CPU is the cores each party kept busy during the measured load.
+	CPU CPUShare
+	// Broker is set when the row ran through RabbitMQ; then PublishedPerSec
+	// and PeakRSS are measured.
+	Broker          bool
+	PublishedPerSec float64
+	// PeakRSS is the worker process's VmHWM at the end of the row, in bytes.
+	PeakRSS int64
+}
+
+// WorkflowTasksPerSaga is the mean over the sampled sagas.
+func (r RowResult) WorkflowTasksPerSaga() float64 {
+	return ratio(float64(r.Tasks.WorkflowTasks), float64(r.Sampled))
+}
+
+// ActivityTasksPerSaga is the mean over the sampled sagas.
+func (r RowResult) ActivityTasksPerSaga() float64 {
+	return ratio(float64(r.Tasks.ActivityTasks), float64(r.Sampled))
+}
+
+// WorkflowsPerSaga is the mean number of workflow executions per saga.
+func (r RowResult) WorkflowsPerSaga() float64 {
+	return ratio(float64(r.Tasks.Workflows), float64(r.Sampled))
+}
+
+// sagaFunc runs saga i to its end and returns its workflow id; an error
+// means it did not end as expected.
+type sagaFunc func(ctx context.Context, i int) (workflowID string, err error)
+
+// loadResult is a finished load.
+type loadResult struct {
+	latencies []time.Duration
+	// lat is every saga's latency by index, completed or not.
+	lat []time.Duration
+	// slowest is the index of the completed saga that took longest, -1
+	// when none completed.
+	slowest    int
+	slowestLat time.Duration
+	ids        []string
+	completed  int
+	firstError error
+	elapsed    time.Duration
+}
+
+// runLoad runs n sagas, concurrency at a time.
+func runLoad(ctx context.Context, n, concurrency int, saga sagaFunc) loadResult {
+	res := loadResult{ids: make([]string, n), slowest: -1}
+	lat := make([]time.Duration, n)
+	ok := make([]bool, n)
+	var mu sync.Mutex
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range min(concurrency, n) {
+		wg.Go(func() {
+			for i := range jobs {
+				t0 := time.Now()
+				id, err := saga(ctx, i)
+				lat[i], res.ids[i] = time.Since(t0), id
+				if err == nil {
+					ok[i] = true
+					continue
+				}
+				mu.Lock()
+				if res.firstError == nil {
+					res.firstError = err
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	for i := range n {
+		select {
+		case jobs <- i:
+		case <-ctx.Done():
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	res.elapsed = time.Since(start)
+	res.lat = lat
+	for i := range n {
+		if ok[i] {
+			res.completed++
+			res.latencies = append(res.latencies, lat[i])
+			if lat[i] > res.slowestLat {
+				res.slowest, res.slowestLat = i, lat[i]
+			}
+		}
+	}
+	if res.firstError == nil && res.completed < n {
+		res.firstError = ctx.Err()
+	}
+	return res
+}
+
+// orderPools are the accounts and skus of one row's orders.
+type orderPools struct {
+	customers, merchants, skus []string
+}
+
+func newOrderPools(prefix string) orderPools {
+	var p orderPools
+	for i := range poolSize {
+		p.customers = append(p.customers, fmt.Sprintf("%s-customer-%d", prefix, i))
+		p.merchants = append(p.merchants, fmt.Sprintf("%s-merchant-%d", prefix, i))
+		p.skus = append(p.skus, fmt.Sprintf("%s-sku-%d", prefix, i))
+	}
+	return p
+}
+
+// order is the i-th order of a row: one line of one unit.
+func (p orderPools) order(prefix string, i int) events.OrderPlaced {
+	return events.OrderPlaced{
+		OrderID:    fmt.Sprintf("%s-%d", prefix, i),
+		CustomerID: p.customers[i%len(p.customers)],
+		// Offset so a customer pays several merchants.
+		MerchantID: p.merchants[(i/len(p.customers))%len(p.merchants)],
+		Lines:      []events.OrderLine{{SKU: p.skus[i%len(p.skus)], Quantity: 1, UnitPrice: orderPrice}},
+		Currency:   currency,
+		Total:      orderPrice,
+	}
+}
+
+// provision opens the accounts and stocks the skus for n orders through
+// the services' command queues.
+func (p orderPools) provision(ctx context.Context, r *amqp.Requester, n int) error {
+	budget := int64(n) * orderPrice // every customer could pay for every order
+	for _, id := range p.customers {
+		if err := sendCommand(ctx, r, activities.LedgerQueue, events.CmdLedgerOpen,
+			events.LedgerOpen{AccountID: id, Currency: currency, Owner: "bench", InitialBalance: budget}); err != nil {
+			return err
+		}
+	}
+	for _, id := range p.merchants {
+		if err := sendCommand(ctx, r, activities.LedgerQueue, events.CmdLedgerOpen,
+			events.LedgerOpen{AccountID: id, Currency: currency, Owner: "bench"}); err != nil {
+			return err
+		}
+	}
+	for _, sku := range p.skus {
+		if err := sendCommand(ctx, r, activities.InventoryQueue, events.CmdInventoryRestock,
+			events.InventoryRestock{SKU: sku, Quantity: int64(n)}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// orderSaga runs order sagas on queue and expects each confirmed.
+func orderSaga(c client.Client, queue, prefix string, eager bool, pools orderPools) sagaFunc {
+	return func(ctx context.Context, i int) (string, error) {
+		o := pools.order(prefix, i)
+		opts := workflows.OrderStartOptions(o, queue)
+		opts.EnableEagerStart = eager
+		run, err := c.ExecuteWorkflow(ctx, opts, workflows.OrderWorkflow, o)
+		if err != nil {
+			return opts.ID, fmt.Errorf("start %s: %w", opts.ID, err)
+		}
+		var res workflows.OrderResult
+		if err := run.Get(ctx, &res); err != nil {
+			return opts.ID, fmt.Errorf("%s: %w", opts.ID, err)
+		}
+		if res.Outcome != workflows.OrderConfirmed {
+			return opts.ID, fmt.Errorf("%s: %s %s", opts.ID, res.Outcome, res.Reason)
+		}
+		return opts.ID, nil
+	}
+}
+
+// emptySaga runs EmptyWorkflow on queue.
+func emptySaga(c client.Client, queue, prefix string, eager bool) sagaFunc {
+	return func(ctx context.Context, i int) (string, error) {
+		id := fmt.Sprintf("%s-%d", prefix, i)
+		run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: queue, EnableEagerStart: eager}, EmptyWorkflow)
+		if err != nil {
+			return id, fmt.Errorf("start %s: %w", id, err)
+		}
+		if err := run.Get(ctx, nil); err != nil {
+			return id, fmt.Errorf("%s: %w", id, err)
+		}
+		return id, nil
+	}
+}
+
+// rowEnv is what the rows share: the dev server's client and address, the
+// vhost and the worker binary (row 1 only), a directory for files.
+type rowEnv struct {
+	client       client.Client
+	temporalAddr string
+	serverPID    int
+	vhost        *vhost
+	requester    *amqp.Requester
+	workerBin    string
+	dir          string
+	log          io.Writer
+}
+
+// runRow runs one row: its worker, a warm-up, the measured load, then the
+// history sample.
+func runRow(ctx context.Context, env rowEnv, cfg Config, spec RowSpec) (RowResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, cfg.RowTimeout)
+	defer cancel()
+	res := RowResult{Spec: spec, Sagas: cfg.Sagas}
+	tag := fmt.Sprintf("r%d-%s", spec.Row, uuid.NewString()[:8])
+	queue := "bench-" + tag
+
+	var saga, warm sagaFunc
+	var proc *workerProcess
+	switch spec.Row {
+	case rowOrder:
+		if spec.Eager {
+			return res, errors.New("row 1 cannot start eagerly: its worker runs in another process")
+		}
+		var err error
+		proc, err = startWorker(ctx, env.workerBin, filepath.Join(env.dir, tag), env.temporalAddr, env.vhost.URL, queue, workerSettings{Pollers: spec.Pollers})
+		if err != nil {
+			return res, err
+		}
+		defer func() {
+			if err := proc.stop(); err != nil {
+				fmt.Fprintf(env.log, "bench: %v\n", err)
+			}
+		}()
+		pools := newOrderPools(tag)
+		if err := pools.provision(ctx, env.requester, cfg.Sagas+cfg.Warmup); err != nil {
+			return res, fmt.Errorf("provision accounts and stock: %w", err)
+		}
+		saga = orderSaga(env.client, queue, tag, false, pools)
+		warm = orderSaga(env.client, queue, tag+"-warmup", false, pools)
+		res.Broker = true
+	case rowNoop, rowEmpty:
+		w := worker.New(env.client, queue, worker.Options{
+			MaxConcurrentActivityExecutionSize:     defaultMaxConcurrent,
+			MaxConcurrentWorkflowTaskExecutionSize: defaultMaxConcurrent,
+			MaxConcurrentWorkflowTaskPollers:       spec.pollers(),
+			MaxConcurrentActivityTaskPollers:       spec.pollers(),
+		})
+		if spec.Row == rowNoop {
+			workflows.Register(w)
+			w.RegisterActivity(&noopActivities{})
+			pools := newOrderPools(tag)
+			saga = orderSaga(env.client, queue, tag, spec.Eager, pools)
+			warm = orderSaga(env.client, queue, tag+"-warmup", spec.Eager, pools)
+		} else {
+			w.RegisterWorkflow(EmptyWorkflow)
+			saga = emptySaga(env.client, queue, tag, spec.Eager)
+			warm = emptySaga(env.client, queue, tag+"-warmup", spec.Eager)
+		}
+		if err := w.Start(); err != nil {
+			return res, fmt.Errorf("start in-process worker: %w", err)
+		}
+		defer w.Stop()
+	default:
+		return res, fmt.Errorf("unknown row %d", spec.Row)
+	}
+
+	if cfg.Warmup > 0 {
+		// One at a time: the warm-up also measures a saga's latency when
+		// nothing else competes, against which the loaded latency is read.
+		wr := runLoad(ctx, cfg.Warmup, 1, warm)
+		if wr.firstError != nil {
+			return res, fmt.Errorf("warm-up: %w", wr.firstError)
+		}
+		res.Alone = latencies(wr.latencies).P50
+	}
+	workerPID := 0
+	if proc != nil {
+		workerPID = proc.cmd.Process.Pid
+	}
+	cpuBefore := takeCPU(env.serverPID, workerPID)
+	var before float64
+	if proc != nil {
+		var err error
+		if before, err = proc.published(ctx); err != nil {
+			return res, err
+		}
+	}
+	load := runLoad(ctx, cfg.Sagas, cfg.Concurrency, saga)
+	res.CPU = share(cpuBefore, takeCPU(env.serverPID, workerPID))
+	res.Elapsed, res.Completed = load.elapsed, load.completed
+	res.Throughput = ratio(float64(load.completed), load.elapsed.Seconds())
+	res.Latency = latencies(load.latencies)
+	if load.firstError != nil {
+		res.FirstError = load.firstError.Error()
+	}
+	if proc != nil {
+		after, err := proc.published(ctx)
+		if err != nil {
+			return res, err
+		}
+		res.PublishedPerSec = ratio(after-before, load.elapsed.Seconds())
+		if res.PeakRSS, err = proc.peakRSS(); err != nil {
+			return res, fmt.Errorf("worker peak memory: %w", err)
+		}
+	}
+	if ctx.Err() != nil {
+		return res, ctx.Err()
+	}
+
+	read := temporalHistory(env.client)
+	var err error
+	for _, i := range sampleIndexes(cfg.Sagas, cfg.HistorySample) {
+		if load.ids[i] == "" {
+			continue
+		}
+		c, b, err := sagaTasks(ctx, read, load.ids[i], "")
+		if err != nil {
+			return res, err
+		}
+		res.Tasks, res.Times = res.Tasks.Add(c), res.Times.Add(b)
+		res.SampledLatency += load.lat[i]
+		res.Sampled++
+	}
+	if load.slowest >= 0 {
+		res.Slowest = load.slowestLat
+		if res.SlowestGap, err = sagaGap(ctx, read, load.ids[load.slowest], ""); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}

@@ -1,0 +1,220 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// buildWorker builds ./worker into dir, as the system tests do.
+func buildWorker(ctx context.Context, root, dir string) (string, error) {
+	bin := filepath.Join(dir, "worker")
+	cmd := command(ctx, "go", "build", "-o", bin, "./worker")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./worker: %w\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// workerSettings are the worker process's settings a row varies.
+type workerSettings struct {
+	// Pollers is --pollers; 0 keeps the worker's default.
+	Pollers int
+}
+
+// workerProcess is one worker process with every part: workflows,
+// activities, replies, bridge, ledger and inventory on SQLite, projection,
+// notifications.
+type workerProcess struct {
+	HTTPAddr string
+	LogPath  string
+	cmd      *exec.Cmd
+	done     chan struct{}
+}
+
+// startWorker starts the worker binary against the dev server and the
+// vhost, with its SQLite files in dir, and waits until /healthz answers ok
+// (every consumer consuming).
+func startWorker(ctx context.Context, bin, dir, temporalAddr, amqpURL, taskQueue string, s workerSettings) (*workerProcess, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	w := &workerProcess{HTTPAddr: addr, LogPath: filepath.Join(dir, "worker.log"), done: make(chan struct{})}
+	logFile, err := os.Create(w.LogPath)
+	if err != nil {
+		return nil, err
+	}
+	// Stopped by stop (SIGTERM, graceful), not by ctx: a Ctrl-C must still
+	// let it drain before the dev server and the vhost go.
+	w.cmd = command(context.WithoutCancel(ctx), bin)
+	w.cmd.Env = append(os.Environ(),
+		"AMQP_URL="+amqpURL,
+		"TEMPORAL_ADDRESS="+temporalAddr,
+		"TEMPORAL_NAMESPACE=default",
+		"TEMPORAL_TASK_QUEUE="+taskQueue,
+		"LEDGER_DSN="+filepath.Join(dir, "ledger.db"),
+		"INVENTORY_DSN="+filepath.Join(dir, "inventory.db"),
+		"ORDERS_DSN="+filepath.Join(dir, "orders.db"),
+		"METRICS_ADDR="+addr,
+		"WORKER_RUN=all",
+		"LOG_FORMAT=json",
+		"LOG_LEVEL=warn",
+		"SHUTDOWN_GRACE=10s",
+	)
+	if s.Pollers > 0 {
+		w.cmd.Env = append(w.cmd.Env, "TEMPORAL_POLLERS="+strconv.Itoa(s.Pollers))
+	}
+	w.cmd.Stdout, w.cmd.Stderr = logFile, logFile
+	if err := w.cmd.Start(); err != nil {
+		_ = logFile.Close()
+		return nil, fmt.Errorf("start worker: %w", err)
+	}
+	go func() { _ = w.cmd.Wait(); _ = logFile.Close(); close(w.done) }()
+	if err := w.waitHealthy(ctx); err != nil {
+		_ = w.stop()
+		return nil, err
+	}
+	return w, nil
+}
+
+// waitHealthy polls /healthz: the process offers no other signal that its
+// consumers are consuming.
+func (w *workerProcess) waitHealthy(ctx context.Context) error {
+	deadline := time.Now().Add(60 * time.Second)
+	c := &http.Client{Timeout: 2 * time.Second}
+	var last string
+	for time.Now().Before(deadline) {
+		select {
+		case <-w.done:
+			return fmt.Errorf("worker exited while starting; see %s\n%s", w.LogPath, tailFile(w.LogPath, 20))
+		case <-ctx.Done():
+			return ctx.Err()
+		default:
+		}
+		resp, err := c.Get("http://" + w.HTTPAddr + "/healthz")
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			last = strings.TrimSpace(string(body))
+		} else {
+			last = err.Error()
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("worker not healthy after 60s: %s; see %s", last, w.LogPath)
+}
+
+// published reads sagaflow_amqp_published_total from /metrics.
+func (w *workerProcess) published(ctx context.Context) (float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+w.HTTPAddr+"/metrics", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("worker /metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	return metricSum(resp.Body, "sagaflow_amqp_published_total")
+}
+
+// peakRSS is the worker's peak resident memory so far, in bytes.
+func (w *workerProcess) peakRSS() (int64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", w.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	return vmHWM(f)
+}
+
+// stop sends SIGTERM and waits for the graceful exit.
+func (w *workerProcess) stop() error {
+	return stopProcess(w.cmd, w.done, syscall.SIGTERM, 30*time.Second)
+}
+
+// metricSum adds up every sample of a Prometheus metric (all its label
+// sets) in the text exposition format.
+func metricSum(r io.Reader, name string) (float64, error) {
+	var sum float64
+	found := false
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, name) {
+			continue
+		}
+		rest := line[len(name):]
+		if rest == "" || (rest[0] != ' ' && rest[0] != '{') {
+			continue // another metric whose name starts with this one
+		}
+		fields := strings.Fields(rest[strings.LastIndex(rest, "}")+1:])
+		if len(fields) == 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(fields[0], 64)
+		if err != nil {
+			return 0, fmt.Errorf("metric %s: %q: %w", name, line, err)
+		}
+		sum += v
+		found = true
+	}
+	if err := sc.Err(); err != nil {
+		return 0, err
+	}
+	if !found {
+		return 0, fmt.Errorf("metric %s not found", name)
+	}
+	return sum, nil
+}
+
+// vmHWM reads VmHWM (peak resident set size) from a /proc/<pid>/status.
+func vmHWM(r io.Reader) (int64, error) {
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:")
+		if !ok {
+			continue
+		}
+		fields := strings.Fields(rest)
+		if len(fields) != 2 || fields[1] != "kB" {
+			return 0, fmt.Errorf("VmHWM: unexpected %q", rest)
+		}
+		kb, err := strconv.ParseInt(fields[0], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("VmHWM: %w", err)
+		}
+		return kb * 1024, nil
+	}
+	if err := sc.Err(); err != nil {
+		return 0, err
+	}
+	return 0, fmt.Errorf("VmHWM not found")
+}
+
+// tailFile returns the last n lines of a file, for error messages.
+func tailFile(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	return lastLines(string(b), n)
+}

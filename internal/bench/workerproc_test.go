@@ -1,0 +1,38 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestMetricSum(t *testing.T) {
+	const metrics = `# HELP sagaflow_amqp_published_total Messages written to the broker.
+# TYPE sagaflow_amqp_published_total counter
+sagaflow_amqp_published_total{connection="worker"} 1234
+sagaflow_amqp_published_total{connection="services"} 6
+sagaflow_amqp_published_total_other 99
+sagaflow_amqp_confirmed_total{connection="worker"} 1240
+`
+	got, err := metricSum(strings.NewReader(metrics), "sagaflow_amqp_published_total")
+	require.NoError(t, err)
+	require.InDelta(t, 1240.0, got, 1e-9, "every label set, not metrics whose name merely starts the same")
+
+	got, err = metricSum(strings.NewReader("plain_total 3.5e+03\n"), "plain_total")
+	require.NoError(t, err)
+	require.InDelta(t, 3500.0, got, 1e-9)
+
+	_, err = metricSum(strings.NewReader(metrics), "sagaflow_missing_total")
+	require.ErrorContains(t, err, "not found")
+}
+
+func TestVmHWM(t *testing.T) {
+	const status = "Name:\tworker\nVmPeak:\t 2000000 kB\nVmHWM:\t   51200 kB\nVmRSS:\t   40000 kB\n"
+	got, err := vmHWM(strings.NewReader(status))
+	require.NoError(t, err)
+	require.Equal(t, int64(51200*1024), got)
+
+	_, err = vmHWM(strings.NewReader("Name:\tworker\n"))
+	require.Error(t, err)
+}
