@@ -29,7 +29,7 @@ test: temporal rabbitmq
 faults: temporal rabbitmq
 	$(GO) test -race -count=1 -tags faults -p 1 -timeout $(FAULTS_TIMEOUT) ./internal/faulttest/
 
-## unit: the tests that need no external service
+## unit: the quick tests: -short skips the end-to-end, load and browser tests
 unit:
 	$(GO) test -race -count=1 -short ./...
 
