@@ -25,9 +25,9 @@ test: temporal rabbitmq
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 	$(MAKE) --no-print-directory faults
 
-## faults: the fault suite alone (build tag faults): it restarts the broker, which disturbs every other broker client
+## faults: the fault suite alone (build tag faults), verbose so its table shows: it restarts the broker, which disturbs every other broker client
 faults: temporal rabbitmq
-	$(GO) test -race -count=1 -tags faults -p 1 -timeout $(FAULTS_TIMEOUT) ./internal/faulttest/
+	$(GO) test -race -count=1 -tags faults -p 1 -v -timeout $(FAULTS_TIMEOUT) ./internal/faulttest/
 
 ## unit: the quick tests: -short skips the end-to-end, load and browser tests
 unit:
