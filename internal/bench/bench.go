@@ -97,7 +97,7 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (_ *Report, err error) 
 	specs := planRows(cfg)
 	needsBroker := false
 	for _, s := range specs {
-		needsBroker = needsBroker || s.Row == rowOrder
+		needsBroker = needsBroker || throughWorker(s.Row)
 	}
 	if needsBroker {
 		fmt.Fprintln(log, "bench: building ./worker")

@@ -30,13 +30,13 @@ func TestRunEndToEnd(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cfg := Config{Sagas: 10, Concurrency: 5, Warmup: 1, Rows: []int{1, 2, 3}, HistorySample: 3,
+	cfg := Config{Sagas: 10, Concurrency: 5, Warmup: 1, Rows: []int{1, 2, 3, 4, 5}, HistorySample: 3,
 		SkipGoBenchmarks: true, AMQPURL: amqpURL, Command: "go test ./internal/bench"}
 	var log strings.Builder
 	rep, err := Run(ctx, cfg, &log)
 	require.NoError(t, err, log.String())
 
-	require.Len(t, rep.Rows, 3)
+	require.Len(t, rep.Rows, 5)
 	for i, row := range rep.Rows {
 		require.Equal(t, i+1, row.Spec.Row)
 		require.Equal(t, 10, row.Completed, "row %d: %s", row.Spec.Row, row.FirstError)
@@ -50,6 +50,10 @@ func TestRunEndToEnd(t *testing.T) {
 	require.InDelta(t, order.ActivityTasksPerSaga(), noop.ActivityTasksPerSaga(), 1e-9, "the no-op row runs the same steps")
 	require.InDelta(t, 1.0, empty.WorkflowTasksPerSaga(), 1e-9)
 	require.Zero(t, empty.ActivityTasksPerSaga())
+	transfer, transferNoop := rep.Rows[3], rep.Rows[4]
+	require.InDelta(t, 1.0, transfer.WorkflowsPerSaga(), 1e-9, "a transfer is one workflow")
+	require.InDelta(t, transfer.ActivityTasksPerSaga(), transferNoop.ActivityTasksPerSaga(), 1e-9, "the no-op row runs the same steps")
+	require.True(t, transfer.Broker)
 	require.True(t, order.Broker)
 	require.Positive(t, order.PublishedPerSec)
 	require.Positive(t, order.PeakRSS)
@@ -62,6 +66,7 @@ func TestRunEndToEnd(t *testing.T) {
 	}
 	require.Contains(t, b.String(), "Row 1 ÷ row 2")
 	require.Contains(t, b.String(), "Row 1 ÷ row 3")
+	require.Contains(t, b.String(), "Row 4 ÷ row 5")
 
 	out, err := exec.Command("rabbitmqctl", "list_vhosts").Output()
 	require.NoError(t, err)

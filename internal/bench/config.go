@@ -24,7 +24,9 @@ type Config struct {
 	// Default 20; 0 is allowed.
 	Warmup int
 	// Rows are the rows to run, from 1 (the order saga through the worker
-	// process), 2 (pure orchestration) and 3 (empty workflow). Default all.
+	// process), 2 (pure orchestration), 3 (empty workflow), 4 (the transfer
+	// saga through the worker process) and 5 (the transfer saga with no-op
+	// activities). Default all.
 	Rows []int
 	// Variants also runs the rows again with other settings (more pollers,
 	// eager workflow start). Default true.
@@ -68,7 +70,7 @@ func (c *Config) setDefaults() {
 		c.Concurrency = 100
 	}
 	if len(c.Rows) == 0 {
-		c.Rows = []int{1, 2, 3}
+		c.Rows = []int{1, 2, 3, 4, 5}
 	}
 	if c.MorePollers == 0 {
 		c.MorePollers = 16
@@ -112,8 +114,8 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("warmup %d: must not be negative", c.Warmup))
 	}
 	for _, r := range c.Rows {
-		if r < 1 || r > 3 {
-			errs = append(errs, fmt.Errorf("row %d: want 1, 2 or 3", r))
+		if r < 1 || r > maxRow {
+			errs = append(errs, fmt.Errorf("row %d: want 1 to %d", r, maxRow))
 		}
 	}
 	if c.MorePollers <= 0 {
@@ -136,7 +138,7 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (Confi
 	fs.IntVar(&c.Sagas, "sagas", 1000, "sagas per row")
 	fs.IntVar(&c.Concurrency, "concurrency", 100, "sagas in flight at once")
 	fs.IntVar(&c.Warmup, "warmup", 20, "uncounted sagas run before each row")
-	rows := fs.String("rows", "1,2,3", "rows to run: 1 order saga through the worker, 2 pure orchestration, 3 empty workflow")
+	rows := fs.String("rows", "1,2,3,4,5", "rows to run: 1 order saga through the worker, 2 its pure orchestration, 3 empty workflow, 4 transfer saga through the worker, 5 its pure orchestration")
 	fs.BoolVar(&c.Variants, "variants", true, "also run the rows with other settings (more pollers, eager workflow start)")
 	fs.IntVar(&c.MorePollers, "more-pollers", 16, "pollers of the more-pollers variant (the worker's default is 4)")
 	fs.IntVar(&c.TransferPollRPS, "transfer-poll-rps", 1000, "history.transferProcessorMaxPollRPS of the faster-server variant (server default 20); negative leaves it out")
@@ -183,15 +185,15 @@ func parseRows(s string) ([]int, error) {
 			continue
 		}
 		n, err := strconv.Atoi(f)
-		if err != nil || n < 1 || n > 3 {
-			return nil, fmt.Errorf("--rows: %q is not 1, 2 or 3", f)
+		if err != nil || n < 1 || n > maxRow {
+			return nil, fmt.Errorf("--rows: %q is not a row from 1 to %d", f, maxRow)
 		}
 		if !slices.Contains(rows, n) {
 			rows = append(rows, n)
 		}
 	}
 	if len(rows) == 0 {
-		return nil, errors.New("--rows: name at least one of 1, 2, 3")
+		return nil, fmt.Errorf("--rows: name at least one row from 1 to %d", maxRow)
 	}
 	slices.Sort(rows)
 	return rows, nil

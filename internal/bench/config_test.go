@@ -19,7 +19,7 @@ func TestParseFlags(t *testing.T) {
 		{name: "defaults are the issue's 1,000 sagas at 100", args: nil, env: noEnv, check: func(t *testing.T, c Config) {
 			require.Equal(t, 1000, c.Sagas)
 			require.Equal(t, 100, c.Concurrency)
-			require.Equal(t, []int{1, 2, 3}, c.Rows)
+			require.Equal(t, []int{1, 2, 3, 4, 5}, c.Rows)
 			require.True(t, c.Variants)
 			require.Equal(t, 50, c.HistorySample)
 			require.Equal(t, "amqp://guest:guest@127.0.0.1:5672/", c.AMQPURL)
@@ -37,7 +37,7 @@ func TestParseFlags(t *testing.T) {
 			}
 			return ""
 		}, check: func(t *testing.T, c Config) { require.Equal(t, "amqp://u:p@broker:5672/", c.AMQPURL) }},
-		{name: "unknown row", args: []string{"--rows", "4"}, env: noEnv, wantErr: `"4" is not 1, 2 or 3`},
+		{name: "unknown row", args: []string{"--rows", "6"}, env: noEnv, wantErr: `"6" is not a row from 1 to 5`},
 		{name: "every problem at once", args: []string{"--sagas", "-1", "--concurrency", "-2"}, env: noEnv, wantErr: "concurrency -2"},
 	}
 	for _, tt := range tests {
@@ -63,4 +63,8 @@ func TestPlanRows(t *testing.T) {
 	}, planRows(c))
 	c.Variants = false
 	require.Equal(t, []RowSpec{{Row: 1}, {Row: 2}, {Row: 3}}, planRows(c))
+
+	// The transfer rows run with the defaults only.
+	c = Config{Rows: []int{4, 5}, Variants: true, MorePollers: 16, TransferPollRPS: 1000}
+	require.Equal(t, []RowSpec{{Row: 4}, {Row: 5}}, planRows(c))
 }

@@ -14,6 +14,9 @@ import (
 const (
 	// targetOrderVsNoop: the order saga at least 0.6× pure orchestration.
 	targetOrderVsNoop = 0.6
+	// targetTransferVsNoop: the transfer saga at least 0.7× its pure
+	// orchestration.
+	targetTransferVsNoop = 0.7
 	// targetPublishVsWaitEach and targetPublishVsPipelined: at 64
 	// publishers, the Publisher at least 10× one-at-a-time confirms and at
 	// least 0.8× raw pipelined confirms.
@@ -109,7 +112,11 @@ func renderSagas(p *printer, r *Report) {
 	p.f("   return at once; no broker, no services. The worker runs in the benchmark\n")
 	p.f("   process with the worker process's settings (%d pollers, %d concurrent\n", defaultPollers, defaultMaxConcurrent)
 	p.f("   workflow tasks and activities).\n")
-	p.f("3. **%s**, started and awaited the same way: the ceiling.\n\n", rowTitles[rowEmpty])
+	p.f("3. **%s**, started and awaited the same way: the ceiling.\n", rowTitles[rowEmpty])
+	p.f("4. **%s**: `TransferWorkflow` alone (withdraw →\n", rowTitles[rowTransfer])
+	p.f("   deposit → `transfer.completed`) on the same worker process, over %d accounts.\n", poolSize)
+	p.f("5. **%s**: the same workflow with the no-op\n", rowTitles[rowTransferNoop])
+	p.f("   activities of row 2.\n\n")
 	p.f("Tasks per saga are counted from the histories of %d sagas per row (their\n", c.HistorySample)
 	p.f("workflow and every child): `WorkflowTaskCompleted` events, and activity attempts\n")
 	p.f("that ended (`ActivityTaskCompleted`, `Failed`, `TimedOut`). Messages published\n")
@@ -138,6 +145,13 @@ func renderSagas(p *printer, r *Report) {
 	if hasNoop && hasEmpty {
 		p.f("- Row 2 ÷ row 3 (three workflows and their steps against one empty workflow): %s×.\n",
 			fx(ratio(noop.Throughput, empty.Throughput)))
+	}
+	transfer, hasTransfer := r.Row(rowTransfer)
+	transferNoop, hasTransferNoop := r.Row(rowTransferNoop)
+	if hasTransfer && hasTransferNoop {
+		x := ratio(transfer.Throughput, transferNoop.Throughput)
+		p.f("- Row 4 ÷ row 5 (the transfer saga against its pure orchestration): **%s×**; target\n", fx(x))
+		p.f("  at least %s×: %s.\n", fx(targetTransferVsNoop), metOrNot(x >= targetTransferVsNoop))
 	}
 	if hasOrder {
 		p.f("- Peak resident memory of the worker process (VmHWM at the end of row 1): **%s MiB**.\n",
@@ -311,7 +325,7 @@ func renderFindings(p *printer, r *Report) {
 	p.f("### What the numbers say\n\n")
 	c := r.Config
 	cores := float64(r.Machine.CPUs)
-	for _, row := range []int{rowOrder, rowNoop, rowEmpty} {
+	for _, row := range []int{rowOrder, rowNoop, rowEmpty, rowTransfer, rowTransferNoop} {
 		res, ok := r.Row(row)
 		if !ok || res.Sampled == 0 {
 			continue

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -40,16 +39,25 @@ const (
 
 // The benchmark's rows.
 const (
-	rowOrder = 1 // the order saga through the worker process, every part
-	rowNoop  = 2 // the same workflows with no-op activities
-	rowEmpty = 3 // an empty workflow
+	rowOrder        = 1 // the order saga through the worker process, every part
+	rowNoop         = 2 // the same workflows with no-op activities
+	rowEmpty        = 3 // an empty workflow
+	rowTransfer     = 4 // the transfer saga through the worker process
+	rowTransferNoop = 5 // the transfer saga with no-op activities
+	maxRow          = rowTransferNoop
 )
+
+// throughWorker reports whether a row runs on the worker process (and so
+// needs the broker and the services).
+func throughWorker(row int) bool { return row == rowOrder || row == rowTransfer }
 
 // rowTitles names the rows in the report.
 var rowTitles = map[int]string{
 	rowOrder: "order saga (worker process: RabbitMQ, ledger + inventory on SQLite, events)",
 	rowNoop:  "pure orchestration (same workflows, no-op activities)",
 	rowEmpty: "empty workflow",
+	rowTransfer:     "transfer saga (worker process: RabbitMQ, ledger on SQLite, events)",
+	rowTransferNoop: "transfer saga, pure orchestration (no-op activities)",
 }
 
 // RowSpec is one measured row: which saga, with which settings.
@@ -111,12 +119,18 @@ func planRows(cfg Config) []RowSpec {
 		if r == rowOrder || r == rowNoop {
 			specs = append(specs, RowSpec{Row: r, Pollers: cfg.MorePollers})
 		}
+		if r == rowTransfer || r == rowTransferNoop {
+			continue // the transfer rows are measured with the defaults only
+		}
 		if r == rowNoop || r == rowEmpty {
 			specs = append(specs, RowSpec{Row: r, Eager: true})
 		}
 	}
 	if cfg.Variants && cfg.TransferPollRPS > 0 {
 		for _, r := range cfg.Rows {
+			if r == rowTransfer || r == rowTransferNoop {
+				continue
+			}
 			specs = append(specs, RowSpec{Row: r, TransferPollRPS: cfg.TransferPollRPS})
 		}
 	}
@@ -316,6 +330,60 @@ func orderSaga(c client.Client, queue, prefix string, eager bool, pools orderPoo
 	}
 }
 
+// transferAccounts are the accounts of one row's transfers: each transfer
+// moves one unit from one account to the next, over poolSize accounts.
+type transferAccounts []string
+
+func newTransferAccounts(prefix string) transferAccounts {
+	var a transferAccounts
+	for i := range poolSize {
+		a = append(a, fmt.Sprintf("%s-account-%d", prefix, i))
+	}
+	return a
+}
+
+// transfer is the i-th transfer of a row.
+func (a transferAccounts) transfer(prefix string, i int) workflows.TransferInput {
+	return workflows.TransferInput{
+		TransferID:      fmt.Sprintf("%s-%d", prefix, i),
+		SourceAccountID: a[i%len(a)],
+		TargetAccountID: a[(i+1)%len(a)],
+		Amount:          orderPrice,
+		Currency:        currency,
+	}
+}
+
+// provision opens the accounts with enough money for n transfers each.
+func (a transferAccounts) provision(ctx context.Context, r *amqp.Requester, n int) error {
+	for _, id := range a {
+		if err := sendCommand(ctx, r, activities.LedgerQueue, events.CmdLedgerOpen,
+			events.LedgerOpen{AccountID: id, Currency: currency, Owner: "bench", InitialBalance: int64(n) * orderPrice}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// transferSaga runs transfer sagas on queue and expects each completed.
+func transferSaga(c client.Client, queue, prefix string, accounts transferAccounts) sagaFunc {
+	return func(ctx context.Context, i int) (string, error) {
+		in := accounts.transfer(prefix, i)
+		opts := workflows.TransferStartOptions(in.TransferID, queue)
+		run, err := c.ExecuteWorkflow(ctx, opts, workflows.TransferWorkflow, in)
+		if err != nil {
+			return opts.ID, fmt.Errorf("start %s: %w", opts.ID, err)
+		}
+		var res workflows.TransferResult
+		if err := run.Get(ctx, &res); err != nil {
+			return opts.ID, fmt.Errorf("%s: %w", opts.ID, err)
+		}
+		if res.Outcome != workflows.OutcomeCompleted {
+			return opts.ID, fmt.Errorf("%s: %s %s", opts.ID, res.Outcome, res.Reason)
+		}
+		return opts.ID, nil
+	}
+}
+
 // emptySaga runs EmptyWorkflow on queue.
 func emptySaga(c client.Client, queue, prefix string, eager bool) sagaFunc {
 	return func(ctx context.Context, i int) (string, error) {
@@ -356,9 +424,9 @@ func runRow(ctx context.Context, env rowEnv, cfg Config, spec RowSpec) (RowResul
 	var saga, warm sagaFunc
 	var proc *workerProcess
 	switch spec.Row {
-	case rowOrder:
+	case rowOrder, rowTransfer:
 		if spec.Eager {
-			return res, errors.New("row 1 cannot start eagerly: its worker runs in another process")
+			return res, fmt.Errorf("row %d cannot start eagerly: its worker runs in another process", spec.Row)
 		}
 		var err error
 		proc, err = startWorker(ctx, env.workerBin, filepath.Join(env.dir, tag), env.temporalAddr, env.vhost.URL, queue, workerSettings{Pollers: spec.Pollers})
@@ -370,27 +438,43 @@ func runRow(ctx context.Context, env rowEnv, cfg Config, spec RowSpec) (RowResul
 				fmt.Fprintf(env.log, "bench: %v\n", err)
 			}
 		}()
-		pools := newOrderPools(tag)
-		if err := pools.provision(ctx, env.requester, cfg.Sagas+cfg.Warmup); err != nil {
-			return res, fmt.Errorf("provision accounts and stock: %w", err)
+		if spec.Row == rowTransfer {
+			accounts := newTransferAccounts(tag)
+			if err := accounts.provision(ctx, env.requester, cfg.Sagas+cfg.Warmup); err != nil {
+				return res, fmt.Errorf("provision accounts: %w", err)
+			}
+			saga = transferSaga(env.client, queue, tag, accounts)
+			warm = transferSaga(env.client, queue, tag+"-warmup", accounts)
+		} else {
+			pools := newOrderPools(tag)
+			if err := pools.provision(ctx, env.requester, cfg.Sagas+cfg.Warmup); err != nil {
+				return res, fmt.Errorf("provision accounts and stock: %w", err)
+			}
+			saga = orderSaga(env.client, queue, tag, false, pools)
+			warm = orderSaga(env.client, queue, tag+"-warmup", false, pools)
 		}
-		saga = orderSaga(env.client, queue, tag, false, pools)
-		warm = orderSaga(env.client, queue, tag+"-warmup", false, pools)
 		res.Broker = true
-	case rowNoop, rowEmpty:
+	case rowNoop, rowEmpty, rowTransferNoop:
 		w := worker.New(env.client, queue, worker.Options{
 			MaxConcurrentActivityExecutionSize:     defaultMaxConcurrent,
 			MaxConcurrentWorkflowTaskExecutionSize: defaultMaxConcurrent,
 			MaxConcurrentWorkflowTaskPollers:       spec.pollers(),
 			MaxConcurrentActivityTaskPollers:       spec.pollers(),
 		})
-		if spec.Row == rowNoop {
+		switch spec.Row {
+		case rowNoop:
 			workflows.Register(w)
 			w.RegisterActivity(&noopActivities{})
 			pools := newOrderPools(tag)
 			saga = orderSaga(env.client, queue, tag, spec.Eager, pools)
 			warm = orderSaga(env.client, queue, tag+"-warmup", spec.Eager, pools)
-		} else {
+		case rowTransferNoop:
+			workflows.Register(w)
+			w.RegisterActivity(&noopActivities{})
+			accounts := newTransferAccounts(tag)
+			saga = transferSaga(env.client, queue, tag, accounts)
+			warm = transferSaga(env.client, queue, tag+"-warmup", accounts)
+		default:
 			w.RegisterWorkflow(EmptyWorkflow)
 			saga = emptySaga(env.client, queue, tag, spec.Eager)
 			warm = emptySaga(env.client, queue, tag+"-warmup", spec.Eager)
