@@ -53,9 +53,9 @@ func throughWorker(row int) bool { return row == rowOrder || row == rowTransfer 
 
 // rowTitles names the rows in the report.
 var rowTitles = map[int]string{
-	rowOrder: "order saga (worker process: RabbitMQ, ledger + inventory on SQLite, events)",
-	rowNoop:  "pure orchestration (same workflows, no-op activities)",
-	rowEmpty: "empty workflow",
+	rowOrder:        "order saga (worker process: RabbitMQ, ledger + inventory on SQLite, events)",
+	rowNoop:         "pure orchestration (same workflows, no-op activities)",
+	rowEmpty:        "empty workflow",
 	rowTransfer:     "transfer saga (worker process: RabbitMQ, ledger on SQLite, events)",
 	rowTransferNoop: "transfer saga, pure orchestration (no-op activities)",
 }
