@@ -19,6 +19,7 @@ import (
 
 	"github.com/sagaflow/sagaflow/amqp"
 	"github.com/sagaflow/sagaflow/events"
+	"github.com/sagaflow/sagaflow/internal/redact"
 )
 
 // source is the envelope source of everything the CLI sends.
@@ -126,7 +127,7 @@ func (a *app) broker(ctx context.Context) (*amqp.Conn, error) {
 	defer cancel()
 	conn, err := amqp.Dial(dctx, amqp.Config{URL: a.cfg.AMQPURL, TLS: a.cfg.AMQPTLS, ConnectionName: "sagaflow-starter", Exchange: a.cfg.Exchange})
 	if err != nil {
-		return nil, fmt.Errorf("cannot reach RabbitMQ at %s: %s", redactURL(a.cfg.AMQPURL), shortError(err))
+		return nil, fmt.Errorf("cannot reach RabbitMQ at %s: %s", redact.URL(a.cfg.AMQPURL), shortError(err))
 	}
 	a.conn = conn
 	a.closers = append(a.closers, func() { _ = conn.Close() })
@@ -241,19 +242,6 @@ func shortError(err error) string {
 // joinLines turns a joined error into one line.
 func joinLines(err error) error {
 	return errors.New(strings.ReplaceAll(err.Error(), "\n", "; "))
-}
-
-// redactURL hides the password of a URL.
-func redactURL(s string) string {
-	if i := strings.Index(s, "://"); i >= 0 {
-		if at := strings.LastIndex(s, "@"); at > i {
-			userinfo := s[i+3 : at]
-			if c := strings.Index(userinfo, ":"); c >= 0 {
-				return s[:i+3] + userinfo[:c] + ":***" + s[at:]
-			}
-		}
-	}
-	return s
 }
 
 // printJSON writes v as indented JSON.

@@ -124,9 +124,3 @@ func TestTemporalTLSConfig(t *testing.T) {
 	_, err = temporalTLS(cfg)
 	require.ErrorContains(t, err, "no PEM certificate")
 }
-
-func TestRedactURL(t *testing.T) {
-	require.Equal(t, "amqp://guest:***@127.0.0.1:5672/", redactURL("amqp://guest:guest@127.0.0.1:5672/"))
-	require.Equal(t, "postgres://root@db/test", redactURL("postgres://root@db/test"))
-	require.Equal(t, ".data/ledger.db", redactURL(".data/ledger.db"))
-}

@@ -27,6 +27,7 @@ import (
 	"github.com/sagaflow/sagaflow/internal/faults"
 	"github.com/sagaflow/sagaflow/internal/metrics"
 	"github.com/sagaflow/sagaflow/internal/notifications"
+	"github.com/sagaflow/sagaflow/internal/redact"
 	"github.com/sagaflow/sagaflow/services/inventory"
 	"github.com/sagaflow/sagaflow/services/ledger"
 	"github.com/sagaflow/sagaflow/services/orders"
@@ -66,7 +67,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 		ConnectionName: "sagaflow-worker " + strings.Join(cfg.Parts, ","),
 	})
 	if err != nil {
-		return fmt.Errorf("connect to RabbitMQ at %s: %w", redactURL(cfg.AMQPURL), err)
+		return fmt.Errorf("connect to RabbitMQ at %s: %w", redact.URL(cfg.AMQPURL), err)
 	}
 	p.conn = conn
 	p.closers = append(p.closers, conn.Close)
@@ -114,7 +115,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 		parts = append(parts, srv)
 	}
 	logger.Info("worker started", "parts", cfg.Parts, "task_queue", cfg.TaskQueue,
-		"temporal", cfg.TemporalAddress, "namespace", cfg.TemporalNamespace, "amqp", redactURL(cfg.AMQPURL), "http", cfg.HTTPAddr)
+		"temporal", cfg.TemporalAddress, "namespace", cfg.TemporalNamespace, "amqp", redact.URL(cfg.AMQPURL), "http", cfg.HTTPAddr)
 	err = runParts(ctx, parts, logger)
 	logger.Info("worker stopped")
 	return err
@@ -163,7 +164,7 @@ func (p *process) openStore(ctx context.Context, dsn string) (*store.DB, error) 
 	}
 	db, err := store.Open(ctx, dsn)
 	if err != nil {
-		return nil, fmt.Errorf("open database %s: %w", redactURL(dsn), err)
+		return nil, fmt.Errorf("open database %s: %w", redact.URL(dsn), err)
 	}
 	p.closers = append(p.closers, db.Close)
 	return db, nil
@@ -348,17 +349,4 @@ func (p *process) httpServer() (part, error) {
 			return srv.Shutdown(shutdownCtx)
 		}
 	}}, nil
-}
-
-// redactURL hides the password of a URL or DSN for logs and errors.
-func redactURL(s string) string {
-	if i := strings.Index(s, "://"); i >= 0 {
-		if at := strings.LastIndex(s, "@"); at > i {
-			userinfo := s[i+3 : at]
-			if c := strings.Index(userinfo, ":"); c >= 0 {
-				return s[:i+3] + userinfo[:c] + ":***" + s[at:]
-			}
-		}
-	}
-	return s
 }

@@ -14,6 +14,7 @@ import (
 	tlog "go.temporal.io/sdk/log"
 
 	"github.com/sagaflow/sagaflow/amqp"
+	"github.com/sagaflow/sagaflow/internal/repo"
 	"github.com/sagaflow/sagaflow/internal/temporaltest"
 )
 
@@ -63,7 +64,7 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (_ *Report, err error) 
 		return nil, err
 	}
 	began := time.Now()
-	root, err := repoRoot()
+	root, err := repo.Root()
 	if err != nil {
 		return nil, err
 	}

@@ -22,6 +22,8 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+
+	"github.com/sagaflow/sagaflow/internal/repo"
 )
 
 func main() {
@@ -71,7 +73,7 @@ func writeReport(rep *Report, out string, stdout io.Writer) error {
 		return err
 	}
 	if !filepath.IsAbs(out) {
-		root, err := repoRoot()
+		root, err := repo.Root()
 		if err != nil {
 			return err
 		}

@@ -32,6 +32,7 @@ import (
 
 	"github.com/sagaflow/sagaflow/amqp"
 	"github.com/sagaflow/sagaflow/events"
+	"github.com/sagaflow/sagaflow/internal/repo"
 	"github.com/sagaflow/sagaflow/internal/temporaltest"
 	"github.com/sagaflow/sagaflow/internal/testenv"
 )
@@ -50,7 +51,7 @@ var build struct {
 func workerBinary(t testing.TB) string {
 	t.Helper()
 	build.once.Do(func() {
-		root, err := repoRoot()
+		root, err := repo.Root()
 		if err != nil {
 			build.err = err
 			return
@@ -70,23 +71,6 @@ func workerBinary(t testing.TB) string {
 	})
 	require.NoError(t, build.err)
 	return build.path
-}
-
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("go.mod not found above the test's directory")
-		}
-		dir = parent
-	}
 }
 
 // Options configure a System.

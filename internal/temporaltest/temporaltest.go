@@ -29,6 +29,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/worker"
 
+	"github.com/sagaflow/sagaflow/internal/repo"
 	"github.com/sagaflow/sagaflow/internal/testenv"
 )
 
@@ -230,7 +231,7 @@ func CLIPath() (string, bool) {
 	if p := os.Getenv("TEMPORAL_CLI"); p != "" {
 		return p, isExecutable(p)
 	}
-	if root, ok := repoRoot(); ok {
+	if root, err := repo.Root(); err == nil {
 		if p := filepath.Join(root, "bin", "temporal"); isExecutable(p) {
 			return p, true
 		}
@@ -246,23 +247,6 @@ func CLIPath() (string, bool) {
 		}
 	}
 	return "", false
-}
-
-func repoRoot() (string, bool) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", false
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, true
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", false
-		}
-		dir = parent
-	}
 }
 
 func isExecutable(p string) bool {
