@@ -22,14 +22,7 @@ type send func(t *testing.T, env events.Envelope) events.Reply
 func inProcess(s *Service) send {
 	return func(t *testing.T, env events.Envelope) events.Reply {
 		t.Helper()
-		ctx := context.Background()
-		require.NoError(t, s.proc.Deliver(ctx, commandtest.Delivery(t, env)))
-		body, found, err := s.db.InboxReply(ctx, ServiceName, env.ID)
-		require.NoError(t, err)
-		require.True(t, found)
-		_, r, err := events.DecodeAs[events.Reply](body)
-		require.NoError(t, err)
-		return r
+		return commandtest.DeliverInProcess(t, s.proc, s.db, ServiceName, env)
 	}
 }
 

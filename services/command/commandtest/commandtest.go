@@ -18,6 +18,7 @@ import (
 	"github.com/sagaflow/sagaflow/amqp"
 	"github.com/sagaflow/sagaflow/events"
 	"github.com/sagaflow/sagaflow/internal/testenv"
+	"github.com/sagaflow/sagaflow/services/command"
 	"github.com/sagaflow/sagaflow/services/store"
 )
 
@@ -44,6 +45,20 @@ func Delivery(t testing.TB, env events.Envelope) amqp.Delivery {
 	require.NoError(t, err)
 	return amqp.Delivery{Message: amqp.Message{ID: env.ID, Type: env.Type, ReplyTo: "replies",
 		CorrelationID: "rpc-" + env.ID, ContentType: events.ContentTypeJSON, Body: body}, Queue: "commands", Attempt: 1}
+}
+
+// DeliverInProcess hands env straight to proc, as the command consumer
+// would, and returns the reply the service stored in its inbox.
+func DeliverInProcess(t testing.TB, proc *command.Processor, db *store.DB, service string, env events.Envelope) events.Reply {
+	t.Helper()
+	ctx := context.Background()
+	require.NoError(t, proc.Deliver(ctx, Delivery(t, env)))
+	body, found, err := db.InboxReply(ctx, service, env.ID)
+	require.NoError(t, err)
+	require.True(t, found, "no stored reply for %s", env.ID)
+	_, r, err := events.DecodeAs[events.Reply](body)
+	require.NoError(t, err)
+	return r
 }
 
 // Outbox returns the producer's outbox rows split into replies (decoded)
