@@ -12,14 +12,7 @@ import (
 	"log/slog"
 
 	"github.com/sagaflow/sagaflow/amqp"
-)
-
-// Queues the participant services take their commands from.
-const (
-	// LedgerQueue is the ledger service's command queue.
-	LedgerQueue = "ledger.commands"
-	// InventoryQueue is the inventory service's command queue.
-	InventoryQueue = "inventory.commands"
+	"github.com/sagaflow/sagaflow/contract"
 )
 
 // Publisher sends one message and returns once the broker confirmed it.
@@ -38,9 +31,9 @@ type ActivityCompleter interface {
 type Config struct {
 	// ReplyQueue is the worker's queue services send replies to. Required.
 	ReplyQueue string
-	// LedgerQueue is where ledger commands go. Default LedgerQueue.
+	// LedgerQueue is where ledger commands go. Default contract.LedgerQueue.
 	LedgerQueue string
-	// InventoryQueue is where inventory commands go. Default InventoryQueue.
+	// InventoryQueue is where inventory commands go. Default contract.InventoryQueue.
 	InventoryQueue string
 	// Source is the envelope source of commands and saga events. Default "sagaflow-worker".
 	Source string
@@ -48,10 +41,10 @@ type Config struct {
 
 func (c *Config) setDefaults() {
 	if c.LedgerQueue == "" {
-		c.LedgerQueue = LedgerQueue
+		c.LedgerQueue = contract.LedgerQueue
 	}
 	if c.InventoryQueue == "" {
-		c.InventoryQueue = InventoryQueue
+		c.InventoryQueue = contract.InventoryQueue
 	}
 	if c.Source == "" {
 		c.Source = "sagaflow-worker"

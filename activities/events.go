@@ -38,17 +38,17 @@ func (a *Activities) PublishTransferEvent(ctx context.Context, ev TransferEvent)
 	case events.TypeTransferFailed:
 		data = events.TransferFailed{TransferID: ev.TransferID, SourceAccountID: ev.SourceAccountID, TargetAccountID: ev.TargetAccountID, Amount: money, Reason: ev.Reason}
 	default:
-		return nonRetryable(fmt.Errorf("publish transfer event: unexpected type %q", ev.Type), "InvalidEvent")
+		return nonRetryable(fmt.Errorf("publish transfer event: unexpected type %q", ev.Type), ErrTypeInvalidEvent)
 	}
 	env, err := events.New(ev.Type, "workflow/"+wfID, data,
 		events.WithID(events.DeterministicID(wfID, ev.Step)),
 		events.WithCorrelationID(wfID), events.WithSubject(ev.TransferID))
 	if err != nil {
-		return nonRetryable(fmt.Errorf("build %s for %s: %w", ev.Type, wfID, err), "InvalidEvent")
+		return nonRetryable(fmt.Errorf("build %s for %s: %w", ev.Type, wfID, err), ErrTypeInvalidEvent)
 	}
 	msg, err := amqp.MessageFromEnvelope(env)
 	if err != nil {
-		return nonRetryable(err, "InvalidEvent")
+		return nonRetryable(err, ErrTypeInvalidEvent)
 	}
 	if err := a.publisher.Publish(ctx, msg); err != nil {
 		return fmt.Errorf("publish %s %s: %w", ev.Type, env.ID, err)

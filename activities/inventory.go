@@ -13,11 +13,13 @@ import (
 	"github.com/sagaflow/sagaflow/events"
 )
 
-// InventoryRejectionTypes are the rejection types an inventory command can
-// end with; workflows list them in NonRetryableErrorTypes.
-var InventoryRejectionTypes = []string{
-	ErrTypeUnknownSKU, ErrTypeInsufficientStock, ErrTypeUnknownReservation,
-	ErrTypeInvalidQuantity, ErrTypeReservationNotHeld,
+// InventoryRejectionTypes returns the rejection types an inventory command
+// can end with; workflows list them in NonRetryableErrorTypes.
+func InventoryRejectionTypes() []string {
+	return []string{
+		ErrTypeUnknownSKU, ErrTypeInsufficientStock, ErrTypeUnknownReservation,
+		ErrTypeInvalidQuantity, ErrTypeReservationNotHeld,
+	}
 }
 
 // InventoryCommand is the input of the inventory activities.
@@ -61,7 +63,7 @@ func (a *Activities) CommitInventory(ctx context.Context, cmd InventoryCommand) 
 
 func (a *Activities) sendInventory(ctx context.Context, typ string, cmd InventoryCommand, data events.Payload) (CommandResult, error) {
 	if cmd.Step == "" {
-		return CommandResult{}, nonRetryable(fmt.Errorf("%s: step is required to derive the command id", typ), "InvalidCommand")
+		return CommandResult{}, nonRetryable(fmt.Errorf("%s: step is required to derive the command id", typ), ErrTypeInvalidCommand)
 	}
 	if err := a.sendCommand(ctx, a.cfg.InventoryQueue, typ, cmd.Step, cmd.ReservationID, data); err != nil {
 		return CommandResult{}, err
@@ -158,18 +160,18 @@ func (a *Activities) PublishReservationFailed(ctx context.Context, ev Reservatio
 // workflow id as correlation id.
 func (a *Activities) publishSagaEvent(ctx context.Context, typ, step, subject string, data events.Payload) error {
 	if step == "" {
-		return nonRetryable(fmt.Errorf("publish %s: step is required to derive the event id", typ), "InvalidEvent")
+		return nonRetryable(fmt.Errorf("publish %s: step is required to derive the event id", typ), ErrTypeInvalidEvent)
 	}
 	wfID := activity.GetInfo(ctx).WorkflowExecution.ID
 	env, err := events.New(typ, "workflow/"+wfID, data,
 		events.WithID(events.DeterministicID(wfID, step)),
 		events.WithCorrelationID(wfID), events.WithSubject(subject))
 	if err != nil {
-		return nonRetryable(fmt.Errorf("build %s for %s: %w", typ, wfID, err), "InvalidEvent")
+		return nonRetryable(fmt.Errorf("build %s for %s: %w", typ, wfID, err), ErrTypeInvalidEvent)
 	}
 	msg, err := amqp.MessageFromEnvelope(env)
 	if err != nil {
-		return nonRetryable(fmt.Errorf("message of %s for %s: %w", typ, wfID, err), "InvalidEvent")
+		return nonRetryable(fmt.Errorf("message of %s for %s: %w", typ, wfID, err), ErrTypeInvalidEvent)
 	}
 	if err := a.publisher.Publish(ctx, msg); err != nil {
 		// Retryable: the next attempt publishes the same id.

@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
+	"github.com/sagaflow/sagaflow/contract"
 	"github.com/sagaflow/sagaflow/events"
 )
 
@@ -50,7 +51,7 @@ func TestInventoryCommandsArePublishedWithDeterministicIDs(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, events.DeterministicID(ref.WorkflowID, tc.cmd.Step), m.ID)
 			require.Equal(t, m.ID, pub.msgs[1].ID)
-			require.Equal(t, InventoryQueue, m.RoutingKey)
+			require.Equal(t, contract.InventoryQueue, m.RoutingKey)
 			require.Equal(t, "worker.replies", m.ReplyTo)
 			require.Equal(t, tc.typ, m.Type)
 			got, payload, err := events.Decode(m.Body)

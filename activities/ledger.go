@@ -58,7 +58,7 @@ func (a *Activities) Refund(ctx context.Context, cmd LedgerCommand) (CommandResu
 
 func (a *Activities) sendLedger(ctx context.Context, typ string, cmd LedgerCommand, payload func(events.Money) events.Payload) (CommandResult, error) {
 	if cmd.Step == "" {
-		return CommandResult{}, fmt.Errorf("%s: step is required to derive the command id", typ)
+		return CommandResult{}, nonRetryable(fmt.Errorf("%s: step is required to derive the command id", typ), ErrTypeInvalidCommand)
 	}
 	data := payload(events.Money{Amount: cmd.Amount, Currency: cmd.Currency})
 	if err := a.sendCommand(ctx, a.cfg.LedgerQueue, typ, cmd.Step, cmd.AccountID, data); err != nil {
@@ -77,11 +77,11 @@ func (a *Activities) sendCommand(ctx context.Context, queue, typ, step, subject 
 	env, err := events.New(typ, a.cfg.Source, data,
 		events.WithID(id), events.WithCorrelationID(wfID), events.WithSubject(subject))
 	if err != nil {
-		return nonRetryable(fmt.Errorf("build %s for %s: %w", typ, wfID, err), "InvalidCommand")
+		return nonRetryable(fmt.Errorf("build %s for %s: %w", typ, wfID, err), ErrTypeInvalidCommand)
 	}
 	body, err := env.Encode()
 	if err != nil {
-		return nonRetryable(fmt.Errorf("encode %s for %s: %w", typ, wfID, err), "InvalidCommand")
+		return nonRetryable(fmt.Errorf("encode %s for %s: %w", typ, wfID, err), ErrTypeInvalidCommand)
 	}
 	corr := ActivityRef{
 		Namespace:  info.WorkflowNamespace,

@@ -6,8 +6,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
+	"github.com/sagaflow/sagaflow/contract"
 	"github.com/sagaflow/sagaflow/events"
 )
 
@@ -41,7 +43,7 @@ func TestLedgerCommandsArePublishedWithDeterministicIDs(t *testing.T) {
 			require.Equal(t, events.DeterministicID(ref.WorkflowID, "withdraw"), m.ID)
 			require.Equal(t, m.ID, pub.msgs[1].ID)
 			require.Equal(t, "", m.Exchange)
-			require.Equal(t, LedgerQueue, m.RoutingKey)
+			require.Equal(t, contract.LedgerQueue, m.RoutingKey)
 			require.Equal(t, "worker.replies", m.ReplyTo)
 			require.Equal(t, tc.typ, m.Type)
 			env2, payload, err := events.Decode(m.Body)
@@ -103,4 +105,34 @@ func TestPublishTransferEventIDIsDeterministic(t *testing.T) {
 	require.Len(t, pub.msgs, 2)
 	require.Equal(t, pub.msgs[0].ID, pub.msgs[1].ID)
 	require.NotEmpty(t, pub.msgs[0].ID)
+}
+
+// TestCommandWithoutStepIsInvalid: without a step there is no command id,
+// and retrying the same input cannot mend that, so every service's
+// activities fail the same way, non-retryable.
+func TestCommandWithoutStepIsInvalid(t *testing.T) {
+	tests := []struct {
+		name string
+		run  func(a *Activities) any
+		in   any
+	}{
+		{"ledger", func(a *Activities) any { return a.Withdraw }, LedgerCommand{AccountID: "acc-1", Amount: 5, Currency: "EUR", TransferID: "t-1"}},
+		{"inventory", func(a *Activities) any { return a.CommitInventory }, InventoryCommand{ReservationID: "r-1"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			pub := &fakePublisher{}
+			a := newTestActivities(t, pub, &fakeCompleter{})
+			var s testsuite.WorkflowTestSuite
+			env := s.NewTestActivityEnvironment()
+			env.RegisterActivity(a)
+			_, err := env.ExecuteActivity(tc.run(a), tc.in)
+			var appErr *temporal.ApplicationError
+			require.ErrorAs(t, err, &appErr)
+			require.Equal(t, ErrTypeInvalidCommand, appErr.Type())
+			require.True(t, appErr.NonRetryable())
+			require.ErrorContains(t, err, "step is required")
+			require.Empty(t, pub.msgs, "nothing is sent")
+		})
+	}
 }

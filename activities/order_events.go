@@ -35,7 +35,7 @@ func (a *Activities) PublishOrderEvent(ctx context.Context, ev OrderEvent) error
 	case events.TypeOrderCancelled:
 		data = events.OrderCancelled{OrderID: ev.OrderID, Reason: ev.Reason, FailedStep: ev.FailedStep, Details: ev.Details}
 	default:
-		return nonRetryable(fmt.Errorf("publish order event: unexpected type %q", ev.Type), "InvalidEvent")
+		return nonRetryable(fmt.Errorf("publish order event: unexpected type %q", ev.Type), ErrTypeInvalidEvent)
 	}
 	return a.publishSagaEvent(ctx, ev.Type, ev.Step, ev.OrderID, data)
 }

@@ -31,10 +31,25 @@ const (
 	ErrTypeReservationNotHeld = "ReservationNotHeld"
 )
 
-// LedgerRejectionTypes are the rejection types a ledger command can end with.
-var LedgerRejectionTypes = []string{
-	ErrTypeInsufficientFunds, ErrTypeAccountClosed, ErrTypeAccountFrozen,
-	ErrTypeUnknownAccount, ErrTypeCurrencyMismatch, ErrTypeInvalidAmount,
+// Application error types of an activity that cannot do its job with the
+// input it was given: retrying the same input fails the same way, so they
+// are non-retryable.
+const (
+	// ErrTypeInvalidCommand: the command could not be built (a missing
+	// step, an invalid payload).
+	ErrTypeInvalidCommand = "InvalidCommand"
+	// ErrTypeInvalidEvent: the event to publish could not be built (an
+	// unexpected type, a missing step, an invalid payload).
+	ErrTypeInvalidEvent = "InvalidEvent"
+)
+
+// LedgerRejectionTypes returns the rejection types a ledger command can end
+// with; workflows list them in NonRetryableErrorTypes.
+func LedgerRejectionTypes() []string {
+	return []string{
+		ErrTypeInsufficientFunds, ErrTypeAccountClosed, ErrTypeAccountFrozen,
+		ErrTypeUnknownAccount, ErrTypeCurrencyMismatch, ErrTypeInvalidAmount,
+	}
 }
 
 // RejectionType turns a reply reason ("insufficient_funds") into the

@@ -27,3 +27,8 @@ const (
 	// NotificationsQueue is the notifications consumer's event queue.
 	NotificationsQueue = "notifications"
 )
+
+// TaskQueue is the default task queue of every saga's workflows and
+// activities: one worker binary hosts them all, and child workflows inherit
+// their parent's queue.
+const TaskQueue = "sagas"

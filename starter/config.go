@@ -9,8 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/sagaflow/sagaflow/activities"
 	"github.com/sagaflow/sagaflow/amqp"
+	"github.com/sagaflow/sagaflow/contract"
 	"github.com/sagaflow/sagaflow/services/orders"
 )
 
@@ -75,15 +75,15 @@ func (c *config) bind(root *cobra.Command, getenv func(string) string) {
 	str(&c.TLSKey, "tls-key", "temporal-tls-key", "TEMPORAL_TLS_KEY", "", "client private key (PEM) for mTLS to Temporal")
 	str(&c.TLSCA, "tls-ca", "temporal-tls-ca", "TEMPORAL_TLS_CA", "", "CA bundle (PEM) of the Temporal server; setting it turns TLS on")
 	str(&c.TLSServerName, "tls-server-name", "temporal-tls-server-name", "TEMPORAL_TLS_SERVER_NAME", "", "server name to verify in the Temporal certificate (default: the address host)")
-	str(&c.TaskQueue, "task-queue", "", "TEMPORAL_TASK_QUEUE", "sagas", "task queue sagas are started on")
+	str(&c.TaskQueue, "task-queue", "", "TEMPORAL_TASK_QUEUE", contract.TaskQueue, "task queue sagas are started on")
 	str(&c.UIURL, "ui-url", "", "TEMPORAL_UI_URL", "http://localhost:8233", "Temporal Web UI base URL, for links")
 	str(&c.AMQPURL, "amqp-url", "", amqp.EnvURL, amqp.DefaultURL, "RabbitMQ URL, amqp:// or amqps://")
 	str(&c.AMQPTLS.CAFile, "amqp-tls-ca", "", "AMQP_TLS_CA", "", "CA bundle (PEM) for amqps://")
 	str(&c.AMQPTLS.CertFile, "amqp-tls-cert", "", "AMQP_TLS_CERT", "", "client certificate (PEM) for amqps://")
 	str(&c.AMQPTLS.KeyFile, "amqp-tls-key", "", "AMQP_TLS_KEY", "", "client private key (PEM) for amqps://")
 	str(&c.Exchange, "exchange", "", "AMQP_EXCHANGE", amqp.DefaultExchange, "event exchange order.placed is published to")
-	str(&c.LedgerQueue, "ledger-queue", "", "LEDGER_QUEUE", activities.LedgerQueue, "the ledger's command queue")
-	str(&c.InventoryQueue, "inventory-queue", "", "INVENTORY_QUEUE", activities.InventoryQueue, "the inventory's command queue")
+	str(&c.LedgerQueue, "ledger-queue", "", "LEDGER_QUEUE", contract.LedgerQueue, "the ledger's command queue")
+	str(&c.InventoryQueue, "inventory-queue", "", "INVENTORY_QUEUE", contract.InventoryQueue, "the inventory's command queue")
 	str(&c.OrdersQueue, "orders-queue", "", "ORDERS_QUEUE", orders.DefaultQueryQueue, "the orders read model's query queue")
 	timeout, err := time.ParseDuration(env("STARTER_TIMEOUT", "30s"))
 	if err != nil {

@@ -14,10 +14,10 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/sagaflow/sagaflow/amqp"
+	"github.com/sagaflow/sagaflow/contract"
 	"github.com/sagaflow/sagaflow/events"
 	"github.com/sagaflow/sagaflow/services/inventory"
 	"github.com/sagaflow/sagaflow/services/ledger"
-	"github.com/sagaflow/sagaflow/workflows"
 )
 
 // demoSaga is one saga of the demo and how it ended.
@@ -117,8 +117,8 @@ func (a *app) runDemo(ctx context.Context) error {
 	line := func(sku string, qty, price int64) events.OrderLine {
 		return events.OrderLine{SKU: id(sku), Quantity: qty, UnitPrice: price}
 	}
-	transfer := func(name, from, to string, amount int64) workflows.TransferInput {
-		return workflows.TransferInput{TransferID: id(name), SourceAccountID: id(from), TargetAccountID: id(to), Amount: amount, Currency: eur}
+	transfer := func(name, from, to string, amount int64) contract.TransferInput {
+		return contract.TransferInput{TransferID: id(name), SourceAccountID: id(from), TargetAccountID: id(to), Amount: amount, Currency: eur}
 	}
 
 	type job struct {
@@ -128,12 +128,12 @@ func (a *app) runDemo(ctx context.Context) error {
 	}
 	startOrder := func(o events.OrderPlaced) func() (client.WorkflowRun, error) {
 		return func() (client.WorkflowRun, error) {
-			return tc.ExecuteWorkflow(ctx, workflows.OrderStartOptions(o, a.cfg.TaskQueue), workflows.OrderWorkflow, o)
+			return tc.ExecuteWorkflow(ctx, contract.OrderStartOptions(o, a.cfg.TaskQueue), contract.OrderWorkflowType, o)
 		}
 	}
-	startTransfer := func(in workflows.TransferInput) func() (client.WorkflowRun, error) {
+	startTransfer := func(in contract.TransferInput) func() (client.WorkflowRun, error) {
 		return func() (client.WorkflowRun, error) {
-			return tc.ExecuteWorkflow(ctx, workflows.TransferStartOptions(in.TransferID, a.cfg.TaskQueue), workflows.TransferWorkflow, in)
+			return tc.ExecuteWorkflow(ctx, contract.TransferStartOptions(in.TransferID, a.cfg.TaskQueue), contract.TransferWorkflowType, in)
 		}
 	}
 	orderOK := order("order-1", "alice", line("apple", 2, 1_50), line("pear", 1, 2_00))
@@ -142,13 +142,13 @@ func (a *app) runDemo(ctx context.Context) error {
 	orderCancelled := order("order-4", "alice", line("apple", 1, 1_50))
 	orderByEvent := order("order-5", "bob", line("apple", 2, 1_50))
 	jobs := []job{
-		{"transfer 25.00 alice → bob", workflows.TransferWorkflowID(id("t-1")), startTransfer(transfer("t-1", "alice", "bob", 25_00))},
-		{"transfer 500.00 bob → alice (overdraws)", workflows.TransferWorkflowID(id("t-2")), startTransfer(transfer("t-2", "bob", "alice", 500_00))},
-		{"transfer 10.00 alice → carol (closed)", workflows.TransferWorkflowID(id("t-3")), startTransfer(transfer("t-3", "alice", "carol", 10_00))},
-		{"order: 2 apples + 1 pear for alice", workflows.OrderWorkflowID(orderOK.OrderID), startOrder(orderOK)},
-		{"order: 5 pears (2 in stock)", workflows.OrderWorkflowID(orderNoStock.OrderID), startOrder(orderNoStock)},
-		{"order: 60.00 of apples for bob (too poor)", workflows.OrderWorkflowID(orderNoFunds.OrderID), startOrder(orderNoFunds)},
-		{"order: cancelled by alice", workflows.OrderWorkflowID(orderCancelled.OrderID), startOrder(orderCancelled)},
+		{"transfer 25.00 alice → bob", contract.TransferWorkflowID(id("t-1")), startTransfer(transfer("t-1", "alice", "bob", 25_00))},
+		{"transfer 500.00 bob → alice (overdraws)", contract.TransferWorkflowID(id("t-2")), startTransfer(transfer("t-2", "bob", "alice", 500_00))},
+		{"transfer 10.00 alice → carol (closed)", contract.TransferWorkflowID(id("t-3")), startTransfer(transfer("t-3", "alice", "carol", 10_00))},
+		{"order: 2 apples + 1 pear for alice", contract.OrderWorkflowID(orderOK.OrderID), startOrder(orderOK)},
+		{"order: 5 pears (2 in stock)", contract.OrderWorkflowID(orderNoStock.OrderID), startOrder(orderNoStock)},
+		{"order: 60.00 of apples for bob (too poor)", contract.OrderWorkflowID(orderNoFunds.OrderID), startOrder(orderNoFunds)},
+		{"order: cancelled by alice", contract.OrderWorkflowID(orderCancelled.OrderID), startOrder(orderCancelled)},
 	}
 
 	a.printf("Starting %d sagas and publishing one order.placed event for the bridge\n", len(jobs)+1)
@@ -158,8 +158,8 @@ func (a *app) runDemo(ctx context.Context) error {
 		results[i] = demoSaga{What: j.what, WorkflowID: j.wfID, URL: a.cfg.workflowURL(j.wfID)}
 		wg.Go(func() {
 			wfRun, err := j.start()
-			if err == nil && j.wfID == workflows.OrderWorkflowID(orderCancelled.OrderID) {
-				err = tc.SignalWorkflow(ctx, j.wfID, "", workflows.SignalCancel, workflows.CancelRequest{Reason: "changed my mind"})
+			if err == nil && j.wfID == contract.OrderWorkflowID(orderCancelled.OrderID) {
+				err = tc.SignalWorkflow(ctx, j.wfID, "", contract.SignalCancel, contract.CancelRequest{Reason: "changed my mind"})
 			}
 			if err != nil {
 				results[i].Outcome, results[i].Reason = "not started", shortError(err)
@@ -169,7 +169,7 @@ func (a *app) runDemo(ctx context.Context) error {
 		})
 	}
 	last := len(jobs)
-	eventWF := workflows.OrderWorkflowID(orderByEvent.OrderID)
+	eventWF := contract.OrderWorkflowID(orderByEvent.OrderID)
 	results[last] = demoSaga{What: "order.placed event → bridge → order saga", WorkflowID: eventWF, URL: a.cfg.workflowURL(eventWF)}
 	wg.Go(func() {
 		if _, _, err := a.publishOrder(ctx, orderByEvent); err != nil {
@@ -236,7 +236,7 @@ func outcomeOf(err error, decode func(any) error) (string, string) {
 // returns the envelope and message it sent.
 func (a *app) publishOrder(ctx context.Context, o events.OrderPlaced) (events.Envelope, amqp.Message, error) {
 	env, err := events.New(events.TypeOrderPlaced, source, o, events.WithSubject(o.OrderID),
-		events.WithCorrelationID(workflows.OrderWorkflowID(o.OrderID)))
+		events.WithCorrelationID(contract.OrderWorkflowID(o.OrderID)))
 	if err != nil {
 		return env, amqp.Message{}, &usageError{joinLines(err)}
 	}

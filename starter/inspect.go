@@ -13,8 +13,8 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/converter"
 
+	"github.com/sagaflow/sagaflow/contract"
 	"github.com/sagaflow/sagaflow/internal/audit"
-	"github.com/sagaflow/sagaflow/workflows"
 )
 
 // statusView is what status prints.
@@ -82,7 +82,7 @@ func (a *app) statusCommand() *cobra.Command {
 		for _, ch := range desc.GetPendingChildren() {
 			v.Children = append(v.Children, map[string]any{"workflow_id": ch.GetWorkflowId(), "workflow_type": ch.GetWorkflowTypeName()})
 		}
-		resp, qerr := tc.QueryWorkflow(ctx, id, "", workflows.QueryStatus)
+		resp, qerr := tc.QueryWorkflow(ctx, id, "", contract.QueryStatus)
 		if qerr == nil {
 			var state json.RawMessage
 			if err := resp.Get(&state); err == nil {
@@ -141,7 +141,7 @@ func (a *app) statusCommand() *cobra.Command {
 // sagaStatusOf reads the SagaStatus search attribute of a described
 // workflow.
 func sagaStatusOf(desc *workflowservice.DescribeWorkflowExecutionResponse) string {
-	p, ok := desc.GetWorkflowExecutionInfo().GetSearchAttributes().GetIndexedFields()[audit.SagaStatusAttribute]
+	p, ok := desc.GetWorkflowExecutionInfo().GetSearchAttributes().GetIndexedFields()[contract.SagaStatusKey.GetName()]
 	if !ok {
 		return ""
 	}
@@ -238,9 +238,9 @@ func (f listFilter) query() (string, error) {
 }
 
 var sagaStatuses = []string{
-	string(workflows.StatusRunning), string(workflows.StatusCompensating), string(workflows.StatusCompleted),
-	string(workflows.StatusCompensated), string(workflows.StatusCompensationFailed), string(workflows.StatusCancelled),
-	string(workflows.StatusResolved),
+	string(contract.StatusRunning), string(contract.StatusCompensating), string(contract.StatusCompleted),
+	string(contract.StatusCompensated), string(contract.StatusCompensationFailed), string(contract.StatusCancelled),
+	string(contract.StatusResolved),
 }
 
 func (a *app) listCommand() *cobra.Command {
@@ -283,7 +283,7 @@ func (a *app) listCommand() *cobra.Command {
 				if e.GetCloseTime() != nil {
 					r.CloseTime = e.GetCloseTime().AsTime()
 				}
-				if p, ok := e.GetSearchAttributes().GetIndexedFields()[audit.SagaStatusAttribute]; ok {
+				if p, ok := e.GetSearchAttributes().GetIndexedFields()[contract.SagaStatusKey.GetName()]; ok {
 					_ = converter.GetDefaultDataConverter().FromPayload(p, &r.SagaStatus)
 				}
 				rows = append(rows, r)

@@ -15,8 +15,8 @@ import (
 	"github.com/spf13/cobra"
 	"go.temporal.io/sdk/client"
 
+	"github.com/sagaflow/sagaflow/contract"
 	"github.com/sagaflow/sagaflow/events"
-	"github.com/sagaflow/sagaflow/workflows"
 )
 
 // Saga types load can run.
@@ -340,8 +340,8 @@ func (a *app) loadOne(ctx context.Context, tc client.Client, p loadPlan, i int, 
 		if fail {
 			from = p.empty()
 		}
-		in := workflows.TransferInput{TransferID: id, SourceAccountID: from, TargetAccountID: p.target(), Amount: p.Amount, Currency: p.Currency}
-		run, err = tc.ExecuteWorkflow(ctx, workflows.TransferStartOptions(id, a.cfg.TaskQueue), workflows.TransferWorkflow, in)
+		in := contract.TransferInput{TransferID: id, SourceAccountID: from, TargetAccountID: p.target(), Amount: p.Amount, Currency: p.Currency}
+		run, err = tc.ExecuteWorkflow(ctx, contract.TransferStartOptions(id, a.cfg.TaskQueue), contract.TransferWorkflowType, in)
 	default:
 		sku := p.sku()
 		if fail {
@@ -349,7 +349,7 @@ func (a *app) loadOne(ctx context.Context, tc client.Client, p loadPlan, i int, 
 		}
 		o := events.OrderPlaced{OrderID: id, CustomerID: p.customer(), MerchantID: p.merchant(),
 			Lines: []events.OrderLine{{SKU: sku, Quantity: 1, UnitPrice: p.Amount}}, Currency: p.Currency, Total: p.Amount}
-		run, err = tc.ExecuteWorkflow(ctx, workflows.OrderStartOptions(o, a.cfg.TaskQueue), workflows.OrderWorkflow, o)
+		run, err = tc.ExecuteWorkflow(ctx, contract.OrderStartOptions(o, a.cfg.TaskQueue), contract.OrderWorkflowType, o)
 	}
 	if err != nil {
 		return loadSample{Type: typ, Outcome: loadFailed, Latency: time.Since(began)}
@@ -372,9 +372,9 @@ func classify(res json.RawMessage, err error) loadOutcome {
 		return loadFailed
 	}
 	switch r.Outcome {
-	case string(workflows.OutcomeCompleted), string(workflows.OrderConfirmed):
+	case string(contract.TransferCompleted), string(contract.OrderConfirmed):
 		return loadCompleted
-	case string(workflows.OutcomeFailed), string(workflows.OutcomeCompensated), string(workflows.OrderCancelled):
+	case string(contract.TransferFailed), string(contract.TransferCompensated), string(contract.OrderCancelled):
 		return loadCompensated
 	default:
 		return loadFailed

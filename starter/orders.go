@@ -8,8 +8,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sagaflow/sagaflow/amqp"
+	"github.com/sagaflow/sagaflow/contract"
 	"github.com/sagaflow/sagaflow/services/orders"
-	"github.com/sagaflow/sagaflow/workflows"
 )
 
 func (a *app) ordersCommand() *cobra.Command {
@@ -72,7 +72,7 @@ func (a *app) ordersCommand() *cobra.Command {
 				reason += " at " + o.FailedStep
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\tstarter history %s\n", o.OrderID, o.CustomerID, o.MerchantID,
-				formatMoney(o.Total, o.Currency), o.Status, reason, stamp(o.CreatedAt), workflows.OrderWorkflowID(o.OrderID))
+				formatMoney(o.Total, o.Currency), o.Status, reason, stamp(o.CreatedAt), contract.OrderWorkflowID(o.OrderID))
 		}
 		return tw.Flush()
 	}

@@ -13,8 +13,8 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
+	"github.com/sagaflow/sagaflow/contract"
 	"github.com/sagaflow/sagaflow/events"
-	"github.com/sagaflow/sagaflow/workflows"
 )
 
 // started is what a start command prints (and --json emits).
@@ -51,8 +51,6 @@ func (a *app) startSaga(ctx context.Context, opts client.StartWorkflowOptions, w
 	if err != nil {
 		return err
 	}
-	opts.WorkflowIDConflictPolicy = enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL
-	opts.WorkflowExecutionErrorWhenAlreadyStarted = true
 	out := started{WorkflowID: opts.ID, URL: a.cfg.workflowURL(opts.ID)}
 	run, err := c.ExecuteWorkflow(ctx, opts, workflow, input)
 	var dup *serviceerror.WorkflowExecutionAlreadyStarted
@@ -127,33 +125,33 @@ func (a *app) transferCommand() *cobra.Command {
 		}
 		ctx, cancel := a.context(cmd.Context())
 		defer cancel()
-		return a.startSaga(ctx, workflows.TransferStartOptions(in.TransferID, a.cfg.TaskQueue), workflows.TransferWorkflow, *wait, in)
+		return a.startSaga(ctx, contract.TransferStartOptions(in.TransferID, a.cfg.TaskQueue), contract.TransferWorkflowType, *wait, in)
 	}
 	return c
 }
 
 // transferInput validates the transfer flags.
-func transferInput(from, to, amount, currency, id string) (workflows.TransferInput, error) {
+func transferInput(from, to, amount, currency, id string) (contract.TransferInput, error) {
 	if from == "" || to == "" {
-		return workflows.TransferInput{}, usagef("--from and --to are required")
+		return contract.TransferInput{}, usagef("--from and --to are required")
 	}
 	if from == to {
-		return workflows.TransferInput{}, usagef("--from and --to are the same account %q", from)
+		return contract.TransferInput{}, usagef("--from and --to are the same account %q", from)
 	}
 	cur, err := parseCurrency(currency)
 	if err != nil {
-		return workflows.TransferInput{}, err
+		return contract.TransferInput{}, err
 	}
 	n, err := parseAmount(amount, cur)
 	if err != nil {
-		return workflows.TransferInput{}, err
+		return contract.TransferInput{}, err
 	}
 	if id == "" {
 		id = newID()
 	}
-	in := workflows.TransferInput{TransferID: id, SourceAccountID: from, TargetAccountID: to, Amount: n, Currency: cur}
+	in := contract.TransferInput{TransferID: id, SourceAccountID: from, TargetAccountID: to, Amount: n, Currency: cur}
 	if err := in.Validate(); err != nil {
-		return workflows.TransferInput{}, &usageError{joinLines(err)}
+		return contract.TransferInput{}, &usageError{joinLines(err)}
 	}
 	return in, nil
 }
@@ -163,7 +161,7 @@ func (a *app) reserveCommand() *cobra.Command {
 	var lines []string
 	c.Flags().StringArrayVar(&lines, "line", nil, "sku:quantity to reserve, repeatable (e.g. --line apple:2 --line pear:1); required")
 	order := c.Flags().String("order", "", "order the stock is held for (optional)")
-	ttl := c.Flags().Duration("ttl", workflows.DefaultReservationTTL, "how long the stock is held before it is released as expired")
+	ttl := c.Flags().Duration("ttl", contract.DefaultReservationTTL, "how long the stock is held before it is released as expired")
 	id := c.Flags().String("id", "", "reservation id (default: generated); the workflow id is reservation-<id>")
 	wait := c.Flags().Bool("wait", false, "wait for the saga's result and print it (it ends on commit, release or expiry)")
 	c.Args = cobra.NoArgs
@@ -174,42 +172,34 @@ func (a *app) reserveCommand() *cobra.Command {
 		}
 		ctx, cancel := a.context(cmd.Context())
 		defer cancel()
-		return a.startSaga(ctx, reservationStartOptions(in.ReservationID, a.cfg.TaskQueue), workflows.ReserveInventoryWorkflow, *wait, in)
+		return a.startSaga(ctx, contract.ReservationStartOptions(in.ReservationID, a.cfg.TaskQueue), contract.ReservationWorkflowType, *wait, in)
 	}
 	return c
 }
 
-func reservationInput(lines []string, order, id string, ttl time.Duration) (workflows.ReservationInput, error) {
+func reservationInput(lines []string, order, id string, ttl time.Duration) (contract.ReservationInput, error) {
 	if len(lines) == 0 {
-		return workflows.ReservationInput{}, usagef("at least one --line sku:quantity is required")
+		return contract.ReservationInput{}, usagef("at least one --line sku:quantity is required")
 	}
 	var stock []events.StockLine
 	for _, l := range lines {
 		sl, err := parseStockLine(l)
 		if err != nil {
-			return workflows.ReservationInput{}, err
+			return contract.ReservationInput{}, err
 		}
 		stock = append(stock, sl)
 	}
 	if ttl <= 0 {
-		return workflows.ReservationInput{}, usagef("--ttl %s: must be positive", ttl)
+		return contract.ReservationInput{}, usagef("--ttl %s: must be positive", ttl)
 	}
 	if id == "" {
 		id = newID()
 	}
-	in := workflows.ReservationInput{ReservationID: id, OrderID: order, Lines: stock, TTL: ttl}
+	in := contract.ReservationInput{ReservationID: id, OrderID: order, Lines: stock, TTL: ttl}
 	if err := in.Validate(); err != nil {
-		return workflows.ReservationInput{}, &usageError{joinLines(err)}
+		return contract.ReservationInput{}, &usageError{joinLines(err)}
 	}
 	return in, nil
-}
-
-// reservationStartOptions are the transfer's id policies applied to a
-// reservation: one saga per reservation id, ever.
-func reservationStartOptions(id, taskQueue string) client.StartWorkflowOptions {
-	opts := workflows.TransferStartOptions(id, taskQueue)
-	opts.ID = workflows.ReservationWorkflowID(id)
-	return opts
 }
 
 // orderFlags are the flags of order and publish.
@@ -274,7 +264,7 @@ func (a *app) orderCommand() *cobra.Command {
 		}
 		ctx, cancel := a.context(cmd.Context())
 		defer cancel()
-		return a.startSaga(ctx, workflows.OrderStartOptions(o, a.cfg.TaskQueue), workflows.OrderWorkflow, *wait, o)
+		return a.startSaga(ctx, contract.OrderStartOptions(o, a.cfg.TaskQueue), contract.OrderWorkflowType, *wait, o)
 	}
 	return c
 }
@@ -301,7 +291,7 @@ func (a *app) publishCommand() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		wfID := workflows.OrderWorkflowID(o.OrderID)
+		wfID := contract.OrderWorkflowID(o.OrderID)
 		ctx, cancel := a.context(cmd.Context())
 		defer cancel()
 		env, m, err := a.publishOrder(ctx, o)
@@ -387,8 +377,8 @@ func (a *app) cancelCommand() *cobra.Command {
 		}
 		if info.GetType().GetName() == "OrderWorkflow" {
 			h, err := tc.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-				WorkflowID: id, UpdateName: workflows.SignalCancel,
-				Args: []any{workflows.CancelRequest{Reason: *reason}}, WaitForStage: client.WorkflowUpdateStageCompleted,
+				WorkflowID: id, UpdateName: contract.SignalCancel,
+				Args: []any{contract.CancelRequest{Reason: *reason}}, WaitForStage: client.WorkflowUpdateStageCompleted,
 			})
 			if err != nil {
 				return fmt.Errorf("cancel %s: %s", id, shortError(err))

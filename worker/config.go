@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sagaflow/sagaflow/amqp"
+	"github.com/sagaflow/sagaflow/contract"
 	"github.com/sagaflow/sagaflow/internal/faults"
 )
 
@@ -93,12 +94,12 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	str(&c.TemporalTLSKey, "temporal-tls-key", "TEMPORAL_TLS_KEY", "", "client private key (PEM) for mTLS to Temporal")
 	str(&c.TemporalTLSCA, "temporal-tls-ca", "TEMPORAL_TLS_CA", "", "CA bundle (PEM) that signs the Temporal server certificate; setting it turns TLS on")
 	str(&c.TemporalTLSServer, "temporal-tls-server-name", "TEMPORAL_TLS_SERVER_NAME", "", "server name to verify in the Temporal certificate (default: the address host)")
-	str(&c.TaskQueue, "task-queue", "TEMPORAL_TASK_QUEUE", "sagas", "task queue of the sagas' workflows and activities")
+	str(&c.TaskQueue, "task-queue", "TEMPORAL_TASK_QUEUE", contract.TaskQueue, "task queue of the sagas' workflows and activities")
 	str(&c.AMQPURL, "amqp-url", amqp.EnvURL, amqp.DefaultURL, "RabbitMQ URL, amqp:// or amqps://")
 	str(&c.AMQPTLSCA, "amqp-tls-ca", "AMQP_TLS_CA", "", "CA bundle (PEM) for amqps:// (default: system roots)")
 	str(&c.AMQPTLSCert, "amqp-tls-cert", "AMQP_TLS_CERT", "", "client certificate (PEM) for amqps://")
 	str(&c.AMQPTLSKey, "amqp-tls-key", "AMQP_TLS_KEY", "", "client private key (PEM) for amqps://")
-	str(&c.ReplyQueue, "reply-queue", "REPLY_QUEUE", "sagas.replies", "durable queue the services' replies come back on; shared by every worker")
+	str(&c.ReplyQueue, "reply-queue", "REPLY_QUEUE", contract.ReplyQueue, "durable queue the services' replies come back on; shared by every worker")
 	str(&c.LedgerDSN, "ledger-dsn", "LEDGER_DSN", ".data/ledger.db", "ledger database: a SQLite file path or a postgres:// DSN")
 	str(&c.InventoryDSN, "inventory-dsn", "INVENTORY_DSN", ".data/inventory.db", "inventory database: a SQLite file path or a postgres:// DSN")
 	str(&c.OrdersDSN, "orders-dsn", "ORDERS_DSN", ".data/orders.db", "orders read model database: a SQLite file path or a postgres:// DSN")

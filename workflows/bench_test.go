@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
+	"github.com/sagaflow/sagaflow/contract"
 	"github.com/sagaflow/sagaflow/internal/temporaltest"
 )
 
@@ -56,19 +57,19 @@ func benchTransfers(b *testing.B, c client.Client, queue string, accounts []stri
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			in := TransferInput{
+			in := contract.TransferInput{
 				TransferID:      fmt.Sprintf("%s-%d-%d", prefix, b.N, i),
 				SourceAccountID: accounts[i%len(accounts)],
 				TargetAccountID: accounts[(i+1)%len(accounts)],
 				Amount:          1 + int64(i%100), Currency: "EUR",
 			}
 			t0 := time.Now()
-			run, err := c.ExecuteWorkflow(ctx, TransferStartOptions(in.TransferID, queue), TransferWorkflow, in)
-			var res TransferResult
+			run, err := c.ExecuteWorkflow(ctx, contract.TransferStartOptions(in.TransferID, queue), TransferWorkflow, in)
+			var res contract.TransferResult
 			if err == nil {
 				err = run.Get(ctx, &res)
 			}
-			if err == nil && res.Outcome != OutcomeCompleted {
+			if err == nil && res.Outcome != contract.TransferCompleted {
 				err = fmt.Errorf("transfer %s: %s %s", in.TransferID, res.Outcome, res.Reason)
 			}
 			latencies[i] = time.Since(t0)

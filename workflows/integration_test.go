@@ -22,6 +22,7 @@ import (
 
 	"github.com/sagaflow/sagaflow/activities"
 	"github.com/sagaflow/sagaflow/amqp"
+	"github.com/sagaflow/sagaflow/contract"
 	"github.com/sagaflow/sagaflow/events"
 	"github.com/sagaflow/sagaflow/internal/temporaltest"
 	"github.com/sagaflow/sagaflow/internal/testenv"
@@ -243,12 +244,12 @@ func (s *liveSystem) openAccounts(tb testing.TB, n int, balance int64) []string 
 
 // transferRun is one started transfer and how it ended.
 type transferRun struct {
-	in     TransferInput
-	result TransferResult
+	in     contract.TransferInput
+	result contract.TransferResult
 	err    error
 }
 
-func (s *liveSystem) runTransfers(ctx context.Context, inputs []TransferInput) []transferRun {
+func (s *liveSystem) runTransfers(ctx context.Context, inputs []contract.TransferInput) []transferRun {
 	runs := make([]transferRun, len(inputs))
 	var wg sync.WaitGroup
 	for i, in := range inputs {
@@ -256,11 +257,11 @@ func (s *liveSystem) runTransfers(ctx context.Context, inputs []TransferInput) [
 		go func() {
 			defer wg.Done()
 			runs[i].in = in
-			run, err := s.client.ExecuteWorkflow(ctx, TransferStartOptions(in.TransferID, s.taskQueue), TransferWorkflow, in)
+			run, err := s.client.ExecuteWorkflow(ctx, contract.TransferStartOptions(in.TransferID, s.taskQueue), TransferWorkflow, in)
 			var started *serviceerror.WorkflowExecutionAlreadyStarted
 			if errors.As(err, &started) {
 				// The transfer already ran: read its outcome instead.
-				run = s.client.GetWorkflow(ctx, TransferWorkflowID(in.TransferID), "")
+				run = s.client.GetWorkflow(ctx, contract.TransferWorkflowID(in.TransferID), "")
 				err = nil
 			}
 			if err != nil {
@@ -295,7 +296,7 @@ func TestTransferSagaConservesMoney(t *testing.T) {
 	require.True(t, r.Accepted(), "close: %+v", r)
 
 	rng := rand.New(rand.NewPCG(1, 2))
-	var inputs []TransferInput
+	var inputs []contract.TransferInput
 	for i := range count {
 		if i > 10 && rng.IntN(10) == 0 {
 			inputs = append(inputs, inputs[rng.IntN(len(inputs))]) // a repeated transfer id
@@ -309,7 +310,7 @@ func TestTransferSagaConservesMoney(t *testing.T) {
 		for dst == src {
 			dst = rng.IntN(accounts - 1)
 		}
-		inputs = append(inputs, TransferInput{
+		inputs = append(inputs, contract.TransferInput{
 			TransferID:      fmt.Sprintf("%s-%d", s.suffix, i),
 			SourceAccountID: ids[src], TargetAccountID: ids[dst],
 			Amount: 1 + rng.Int64N(4000), Currency: "EUR",
@@ -320,8 +321,8 @@ func TestTransferSagaConservesMoney(t *testing.T) {
 	defer cancel()
 	runs := s.runTransfers(ctx, inputs)
 
-	byID := map[string]TransferResult{}
-	outcomes := map[TransferOutcome]int{}
+	byID := map[string]contract.TransferResult{}
+	outcomes := map[contract.TransferOutcome]int{}
 	for _, run := range runs {
 		require.NoError(t, run.err, "transfer %s", run.in.TransferID)
 		if prev, ok := byID[run.in.TransferID]; ok {
@@ -332,10 +333,10 @@ func TestTransferSagaConservesMoney(t *testing.T) {
 		outcomes[run.result.Outcome]++
 	}
 	t.Logf("outcomes of %d distinct transfers: %v", len(byID), outcomes)
-	require.Positive(t, outcomes[OutcomeCompleted])
-	require.Positive(t, outcomes[OutcomeFailed], "some transfers overdraw")
-	require.Positive(t, outcomes[OutcomeCompensated], "some transfers go to the closed account")
-	require.Equal(t, len(byID), outcomes[OutcomeCompleted]+outcomes[OutcomeFailed]+outcomes[OutcomeCompensated])
+	require.Positive(t, outcomes[contract.TransferCompleted])
+	require.Positive(t, outcomes[contract.TransferFailed], "some transfers overdraw")
+	require.Positive(t, outcomes[contract.TransferCompensated], "some transfers go to the closed account")
+	require.Equal(t, len(byID), outcomes[contract.TransferCompleted]+outcomes[contract.TransferFailed]+outcomes[contract.TransferCompensated])
 
 	// Money is conserved.
 	var sum int64
@@ -361,21 +362,21 @@ func TestTransferSagaConservesMoney(t *testing.T) {
 
 	// Every transfer is terminal and the ledger holds exactly its moves.
 	for _, in := range inputs {
-		wfID := TransferWorkflowID(in.TransferID)
+		wfID := contract.TransferWorkflowID(in.TransferID)
 		desc, err := s.client.DescribeWorkflowExecution(ctx, wfID, "")
 		require.NoError(t, err)
 		require.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, desc.GetWorkflowExecutionInfo().GetStatus(), wfID)
 
 		want := map[string]int{}
 		switch res := byID[in.TransferID]; res.Outcome {
-		case OutcomeCompleted:
+		case contract.TransferCompleted:
 			want[events.TypeFundsWithdrawn+"@"+in.SourceAccountID] = 1
 			want[events.TypeFundsDeposited+"@"+in.TargetAccountID] = 1
-		case OutcomeCompensated:
+		case contract.TransferCompensated:
 			want[events.TypeFundsWithdrawn+"@"+in.SourceAccountID] = 1
 			want[events.TypeFundsRefunded+"@"+in.SourceAccountID] = 1
 			require.Equal(t, events.ReasonAccountClosed, res.Reason)
-		case OutcomeFailed:
+		case contract.TransferFailed:
 			require.Equal(t, events.ReasonInsufficientFunds, res.Reason)
 		}
 		got := funds[wfID]
@@ -390,7 +391,7 @@ func TestTransferSagaConservesMoney(t *testing.T) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		for id := range byID {
-			if len(s.outcomeEvts[TransferWorkflowID(id)]) == 0 {
+			if len(s.outcomeEvts[contract.TransferWorkflowID(id)]) == 0 {
 				return false
 			}
 		}
@@ -399,6 +400,6 @@ func TestTransferSagaConservesMoney(t *testing.T) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for id := range byID {
-		require.Len(t, s.outcomeEvts[TransferWorkflowID(id)], 1, id)
+		require.Len(t, s.outcomeEvts[contract.TransferWorkflowID(id)], 1, id)
 	}
 }

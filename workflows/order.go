@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/sagaflow/sagaflow/activities"
+	"github.com/sagaflow/sagaflow/contract"
 	"github.com/sagaflow/sagaflow/events"
 )
 
@@ -19,37 +20,37 @@ const DefaultCancelReason = "cancelled by customer"
 // OrderWorkflow runs the order-placed saga: reserve the stock (child
 // ReserveInventoryWorkflow), take the payment (child TransferWorkflow,
 // customer to merchant), commit the reservation, publish order.confirmed.
-// When a step fails, or the customer cancels (SignalCancel, as a signal or
+// When a step fails, or the customer cancels (contract.SignalCancel, as a signal or
 // an update) before the commit, it undoes what was done in reverse order
 // (refund the payment with a reverse transfer, release the stock) and
 // publishes order.cancelled with the reason and the failed step.
 //
 // Once the commit has started the order can no longer be cancelled: the
 // cancel update is rejected and a cancel signal is recorded and ignored.
-// Invalid input fails it at once with ErrTypeInvalidOrder.
-func OrderWorkflow(ctx workflow.Context, order events.OrderPlaced) (OrderResult, error) {
+// Invalid input fails it at once with contract.ErrTypeInvalidOrder.
+func OrderWorkflow(ctx workflow.Context, order events.OrderPlaced) (contract.OrderResult, error) {
 	if err := order.Validate(); err != nil {
-		return OrderResult{}, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("invalid order: %v", err), ErrTypeInvalidOrder, err)
+		return contract.OrderResult{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("invalid order: %v", err), contract.ErrTypeInvalidOrder, err)
 	}
-	// The starter sets them too (OrderStartOptions); upserting them here
+	// The starter sets them too (contract.OrderStartOptions); upserting them here
 	// covers an order started some other way.
 	if err := workflow.UpsertTypedSearchAttributes(ctx,
-		OrderIDKey.ValueSet(order.OrderID), CustomerIDKey.ValueSet(order.CustomerID)); err != nil {
-		return OrderResult{}, fmt.Errorf("upsert order search attributes: %w", err)
+		contract.OrderIDKey.ValueSet(order.OrderID), contract.CustomerIDKey.ValueSet(order.CustomerID)); err != nil {
+		return contract.OrderResult{}, fmt.Errorf("upsert order search attributes: %w", err)
 	}
 	saga, err := NewSaga(ctx, SagaOptions{})
 	if err != nil {
-		return OrderResult{}, err
+		return contract.OrderResult{}, err
 	}
-	o := &orderSaga{order: order, saga: saga, state: OrderState{OrderID: order.OrderID, Stage: StageReserving}}
+	o := &orderSaga{order: order, saga: saga, state: contract.OrderState{OrderID: order.OrderID, Stage: contract.StageReserving}}
 	// A customer's cancel cancels stepCtx, interrupting the running step;
 	// a cancellation of the workflow itself cancels both.
 	stepCtx, cancelSteps := workflow.WithCancel(ctx)
 	defer cancelSteps()
 	o.cancelSteps, o.root = cancelSteps, ctx
 	if err := o.register(ctx); err != nil {
-		return OrderResult{}, err
+		return contract.OrderResult{}, err
 	}
 
 	res, err := o.run(ctx, stepCtx)
@@ -65,7 +66,7 @@ type orderSaga struct {
 	a           *activities.Activities // nil: only its methods name the activities
 	order       events.OrderPlaced
 	saga        *Saga
-	state       OrderState
+	state       contract.OrderState
 	cancelSteps workflow.CancelFunc
 	// root is the workflow's context, cancelled only when the workflow is;
 	// the reservation child runs on it so that it outlives a customer's
@@ -81,28 +82,28 @@ type orderSaga struct {
 	refunds int
 
 	done   bool
-	result OrderResult
+	result contract.OrderResult
 	err    error
 }
 
 func (o *orderSaga) register(ctx workflow.Context) error {
 	// Replaces the saga's own status query with one that adds the stage.
-	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (OrderState, error) {
+	if err := workflow.SetQueryHandler(ctx, contract.QueryStatus, func() (contract.OrderState, error) {
 		st := o.state
 		st.SagaState = o.saga.State()
-		st.IgnoredCancels = append([]CancelRequest(nil), o.state.IgnoredCancels...)
+		st.IgnoredCancels = append([]contract.CancelRequest(nil), o.state.IgnoredCancels...)
 		return st, nil
 	}); err != nil {
-		return fmt.Errorf("register %s query: %w", QueryStatus, err)
+		return fmt.Errorf("register %s query: %w", contract.QueryStatus, err)
 	}
-	if err := workflow.SetUpdateHandlerWithOptions(ctx, SignalCancel, o.updateCancel,
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, contract.SignalCancel, o.updateCancel,
 		workflow.UpdateHandlerOptions{Validator: o.validateCancel}); err != nil {
-		return fmt.Errorf("register %s update: %w", SignalCancel, err)
+		return fmt.Errorf("register %s update: %w", contract.SignalCancel, err)
 	}
 	workflow.Go(ctx, func(ctx workflow.Context) {
-		ch := workflow.GetSignalChannel(ctx, SignalCancel)
+		ch := workflow.GetSignalChannel(ctx, contract.SignalCancel)
 		for {
-			var req CancelRequest
+			var req contract.CancelRequest
 			if !ch.Receive(ctx, &req) {
 				return
 			}
@@ -119,11 +120,11 @@ func (o *orderSaga) register(ctx workflow.Context) error {
 
 // validateCancel rejects a cancel once the commit has started: the stock
 // is being sold and the payment is taken.
-func (o *orderSaga) validateCancel(_ workflow.Context, _ CancelRequest) error {
+func (o *orderSaga) validateCancel(_ workflow.Context, _ contract.CancelRequest) error {
 	switch o.state.Stage {
-	case StageCommitting:
+	case contract.StageCommitting:
 		return fmt.Errorf("order %s is being confirmed and can no longer be cancelled", o.order.OrderID)
-	case StageConfirmed:
+	case contract.StageConfirmed:
 		return fmt.Errorf("order %s is confirmed and can no longer be cancelled", o.order.OrderID)
 	}
 	return nil
@@ -131,8 +132,8 @@ func (o *orderSaga) validateCancel(_ workflow.Context, _ CancelRequest) error {
 
 // requestCancel interrupts the running step; a second cancel, or one that
 // comes while a failure is being compensated, changes nothing.
-func (o *orderSaga) requestCancel(req CancelRequest) {
-	if o.state.CancelReason != "" || o.state.Stage == StageCancelling || o.state.Stage == StageCancelled {
+func (o *orderSaga) requestCancel(req contract.CancelRequest) {
+	if o.state.CancelReason != "" || o.state.Stage == contract.StageCancelling || o.state.Stage == contract.StageCancelled {
 		return
 	}
 	o.state.CancelReason = req.Reason
@@ -144,10 +145,10 @@ func (o *orderSaga) requestCancel(req CancelRequest) {
 
 // updateCancel cancels the order and returns its final result once the
 // compensations ran.
-func (o *orderSaga) updateCancel(ctx workflow.Context, req CancelRequest) (OrderResult, error) {
+func (o *orderSaga) updateCancel(ctx workflow.Context, req contract.CancelRequest) (contract.OrderResult, error) {
 	o.requestCancel(req)
 	if err := workflow.Await(ctx, func() bool { return o.done }); err != nil {
-		return OrderResult{}, err
+		return contract.OrderResult{}, err
 	}
 	return o.result, o.err
 }
@@ -161,11 +162,11 @@ func (o *orderSaga) step(ctx workflow.Context, name string, fn StepFunc, comp Co
 	return nil
 }
 
-func (o *orderSaga) run(ctx, stepCtx workflow.Context) (OrderResult, error) {
-	err := o.step(stepCtx, StepOrderReserve, o.reserve, o.releaseReservation)
+func (o *orderSaga) run(ctx, stepCtx workflow.Context) (contract.OrderResult, error) {
+	err := o.step(stepCtx, contract.StepOrderReserve, o.reserve, o.releaseReservation)
 	if err == nil {
-		o.state.Stage = StagePaying
-		err = o.step(stepCtx, StepOrderPayment, o.pay, o.refund)
+		o.state.Stage = contract.StagePaying
+		err = o.step(stepCtx, contract.StepOrderPayment, o.pay, o.refund)
 	}
 	if err == nil && stepCtx.Err() != nil {
 		// The cancel came in the same workflow task as the payment's result.
@@ -174,22 +175,22 @@ func (o *orderSaga) run(ctx, stepCtx workflow.Context) (OrderResult, error) {
 	if err == nil {
 		// The point of no return: from here cancels are refused, so the
 		// commit runs on the workflow's own context.
-		o.state.Stage = StageCommitting
-		err = o.step(ctx, StepOrderCommit, o.commit, nil)
+		o.state.Stage = contract.StageCommitting
+		err = o.step(ctx, contract.StepOrderCommit, o.commit, nil)
 	}
 	if err == nil {
-		o.state.Stage = StageConfirmed
+		o.state.Stage = contract.StageConfirmed
 		if err := o.publish(ctx, events.TypeOrderConfirmed, "", ""); err != nil {
-			return OrderResult{}, err
+			return contract.OrderResult{}, err
 		}
-		return OrderResult{OrderID: o.order.OrderID, Outcome: OrderConfirmed}, o.saga.Complete(ctx)
+		return contract.OrderResult{OrderID: o.order.OrderID, Outcome: contract.OrderConfirmed}, o.saga.Complete(ctx)
 	}
 	return o.cancel(ctx, stepCtx, err)
 }
 
 // cancel compensates after err and publishes order.cancelled.
-func (o *orderSaga) cancel(ctx, stepCtx workflow.Context, err error) (OrderResult, error) {
-	o.state.Stage = StageCancelling
+func (o *orderSaga) cancel(ctx, stepCtx workflow.Context, err error) (contract.OrderResult, error) {
+	o.state.Stage = contract.StageCancelling
 	workflowCancelled := errors.Is(ctx.Err(), workflow.ErrCanceled)
 	reason, failedStep := failureReason(err), o.failedStep
 	switch {
@@ -199,19 +200,19 @@ func (o *orderSaga) cancel(ctx, stepCtx workflow.Context, err error) (OrderResul
 	case workflowCancelled:
 		failedStep = ""
 	}
-	result := OrderResult{OrderID: o.order.OrderID, Outcome: OrderCancelled, Reason: reason, FailedStep: failedStep, Error: err.Error()}
+	result := contract.OrderResult{OrderID: o.order.OrderID, Outcome: contract.OrderCancelled, Reason: reason, FailedStep: failedStep, Error: err.Error()}
 
 	compErr := o.saga.Compensate(stepCtx, err)
 	dctx, cancel := workflow.NewDisconnectedContext(ctx)
 	defer cancel()
 	var ce *CompensationError
 	if errors.As(compErr, &ce) {
-		result.Outcome = OrderResolved
+		result.Outcome = contract.OrderResolved
 		result.Error = ce.Error()
 	} else if compErr != nil {
 		return result, compErr
 	}
-	o.state.Stage = StageCancelled
+	o.state.Stage = contract.StageCancelled
 	if err := o.publish(dctx, events.TypeOrderCancelled, reason, failedStep); err != nil {
 		return result, err
 	}
@@ -235,7 +236,7 @@ func childOptions(ctx workflow.Context, id string) workflow.Context {
 }
 
 // reserve starts the reservation child and waits until it holds the stock
-// (it signals SignalReservationHeld) or ends without holding it. The child
+// (it signals contract.SignalReservationHeld) or ends without holding it. The child
 // runs on the workflow's own context, not stepCtx: a customer's cancel is
 // undone by the release compensation, in reverse order, rather than by
 // cancelling the child mid-reserve.
@@ -244,19 +245,19 @@ func (o *orderSaga) reserve(stepCtx workflow.Context) error {
 	for i, l := range o.order.Lines {
 		lines[i] = events.StockLine{SKU: l.SKU, Quantity: l.Quantity}
 	}
-	in := ReservationInput{ReservationID: o.order.OrderID, OrderID: o.order.OrderID, Lines: lines, TTL: DefaultReservationTTL}
-	o.reservation = workflow.ExecuteChildWorkflow(childOptions(o.root, ReservationWorkflowID(in.ReservationID)), ReserveInventoryWorkflow, in)
+	in := contract.ReservationInput{ReservationID: o.order.OrderID, OrderID: o.order.OrderID, Lines: lines, TTL: contract.DefaultReservationTTL}
+	o.reservation = workflow.ExecuteChildWorkflow(childOptions(o.root, contract.ReservationWorkflowID(in.ReservationID)), ReserveInventoryWorkflow, in)
 
 	held := false
 	var childErr error
 	sel := workflow.NewSelector(stepCtx)
-	sel.AddReceive(workflow.GetSignalChannel(stepCtx, SignalReservationHeld), func(c workflow.ReceiveChannel, _ bool) {
-		var h ReservationHeld
+	sel.AddReceive(workflow.GetSignalChannel(stepCtx, contract.SignalReservationHeld), func(c workflow.ReceiveChannel, _ bool) {
+		var h contract.ReservationHeld
 		c.Receive(stepCtx, &h)
 		held = true
 	})
 	sel.AddFuture(o.reservation, func(f workflow.Future) {
-		var res ReservationResult
+		var res contract.ReservationResult
 		if childErr = f.Get(stepCtx, &res); childErr == nil {
 			childErr = notCommitted(res)
 		}
@@ -273,11 +274,11 @@ func (o *orderSaga) reserve(stepCtx workflow.Context) error {
 	}
 }
 
-func notCommitted(res ReservationResult) error {
+func notCommitted(res contract.ReservationResult) error {
 	reason := string(res.Outcome)
 	return temporal.NewNonRetryableApplicationError(
 		fmt.Sprintf("reservation %s ended %s before the order committed it", res.ReservationID, res.Outcome),
-		ErrTypeReservationNotCommitted, nil, reason)
+		contract.ErrTypeReservationNotCommitted, nil, reason)
 }
 
 // releaseReservation is the compensation of the reserve step: it asks a
@@ -290,13 +291,13 @@ func (o *orderSaga) releaseReservation(ctx workflow.Context) error {
 	}
 	if !o.reservation.IsReady() {
 		// An error means the child just ended; its result below says how.
-		_ = o.reservation.SignalChildWorkflow(ctx, SignalRelease, ReleaseRequest{Reason: events.ReleaseReasonCompensated}).Get(ctx, nil)
+		_ = o.reservation.SignalChildWorkflow(ctx, contract.SignalRelease, contract.ReleaseRequest{Reason: events.ReleaseReasonCompensated}).Get(ctx, nil)
 	}
-	var res ReservationResult
+	var res contract.ReservationResult
 	if err := o.reservation.Get(ctx, &res); err != nil {
 		return nil
 	}
-	if res.Outcome == ReservationCommitted {
+	if res.Outcome == contract.ReservationCommitted {
 		return fmt.Errorf("reservation %s is committed and cannot be released", res.ReservationID)
 	}
 	return nil
@@ -304,23 +305,23 @@ func (o *orderSaga) releaseReservation(ctx workflow.Context) error {
 
 // pay runs the payment transfer. A transfer that ends without moving the
 // money (refused, or compensated by itself) is a non-retryable
-// ErrTypePaymentFailed with the transfer's reason as detail.
+// contract.ErrTypePaymentFailed with the transfer's reason as detail.
 func (o *orderSaga) pay(ctx workflow.Context) error {
-	in := TransferInput{
-		TransferID:      OrderTransferID(o.order.OrderID),
+	in := contract.TransferInput{
+		TransferID:      contract.OrderTransferID(o.order.OrderID),
 		SourceAccountID: o.order.CustomerID,
 		TargetAccountID: o.order.MerchantID,
 		Amount:          o.order.Total,
 		Currency:        o.order.Currency,
 	}
-	var res TransferResult
-	if err := workflow.ExecuteChildWorkflow(childOptions(ctx, TransferWorkflowID(in.TransferID)), TransferWorkflow, in).Get(ctx, &res); err != nil {
+	var res contract.TransferResult
+	if err := workflow.ExecuteChildWorkflow(childOptions(ctx, contract.TransferWorkflowID(in.TransferID)), TransferWorkflow, in).Get(ctx, &res); err != nil {
 		return err
 	}
-	if res.Outcome != OutcomeCompleted {
+	if res.Outcome != contract.TransferCompleted {
 		return temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("payment %s %s: %s", in.TransferID, res.Outcome, res.Reason),
-			ErrTypePaymentFailed, nil, res.Reason)
+			contract.ErrTypePaymentFailed, nil, res.Reason)
 	}
 	o.state.Paid = true
 	return nil
@@ -337,18 +338,18 @@ func (o *orderSaga) refund(ctx workflow.Context) error {
 		return nil
 	}
 	o.refunds++
-	in := TransferInput{
-		TransferID:      OrderRefundTransferID(o.order.OrderID, o.refunds),
+	in := contract.TransferInput{
+		TransferID:      contract.OrderRefundTransferID(o.order.OrderID, o.refunds),
 		SourceAccountID: o.order.MerchantID,
 		TargetAccountID: o.order.CustomerID,
 		Amount:          o.order.Total,
 		Currency:        o.order.Currency,
 	}
-	var res TransferResult
-	if err := workflow.ExecuteChildWorkflow(childOptions(ctx, TransferWorkflowID(in.TransferID)), TransferWorkflow, in).Get(ctx, &res); err != nil {
+	var res contract.TransferResult
+	if err := workflow.ExecuteChildWorkflow(childOptions(ctx, contract.TransferWorkflowID(in.TransferID)), TransferWorkflow, in).Get(ctx, &res); err != nil {
 		return fmt.Errorf("refund transfer %s: %w", in.TransferID, err)
 	}
-	if res.Outcome != OutcomeCompleted {
+	if res.Outcome != contract.TransferCompleted {
 		return fmt.Errorf("refund transfer %s %s: %s", in.TransferID, res.Outcome, res.Reason)
 	}
 	o.state.Paid = false
@@ -359,13 +360,13 @@ func (o *orderSaga) refund(ctx workflow.Context) error {
 func (o *orderSaga) commit(ctx workflow.Context) error {
 	if !o.reservation.IsReady() {
 		// An error means the child just ended; its result below says how.
-		_ = o.reservation.SignalChildWorkflow(ctx, SignalCommit, nil).Get(ctx, nil)
+		_ = o.reservation.SignalChildWorkflow(ctx, contract.SignalCommit, nil).Get(ctx, nil)
 	}
-	var res ReservationResult
+	var res contract.ReservationResult
 	if err := o.reservation.Get(ctx, &res); err != nil {
 		return err
 	}
-	if res.Outcome != ReservationCommitted {
+	if res.Outcome != contract.ReservationCommitted {
 		return notCommitted(res)
 	}
 	return nil
@@ -374,10 +375,10 @@ func (o *orderSaga) commit(ctx workflow.Context) error {
 func (o *orderSaga) publish(ctx workflow.Context, typ, reason, failedStep string) error {
 	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: CommandTimeout,
-		RetryPolicy:         PublishRetry,
+		RetryPolicy:         publishRetry(),
 	})
 	return workflow.ExecuteActivity(ctx, o.a.PublishOrderEvent, activities.OrderEvent{
-		Step:       StepOrderPublishOutcome,
+		Step:       contract.StepOrderPublishOutcome,
 		Type:       typ,
 		OrderID:    o.order.OrderID,
 		Reason:     reason,

@@ -21,6 +21,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/sagaflow/sagaflow/activities"
+	"github.com/sagaflow/sagaflow/contract"
 	"github.com/sagaflow/sagaflow/events"
 	"github.com/sagaflow/sagaflow/internal/temporaltest"
 )
@@ -37,10 +38,10 @@ var testOrder = events.OrderPlaced{
 	Total:    2500,
 }
 
-func orderState(t *testing.T, env *testsuite.TestWorkflowEnvironment) OrderState {
-	v, err := env.QueryWorkflow(QueryStatus)
+func orderState(t *testing.T, env *testsuite.TestWorkflowEnvironment) contract.OrderState {
+	v, err := env.QueryWorkflow(contract.QueryStatus)
 	require.NoError(t, err)
-	var st OrderState
+	var st contract.OrderState
 	require.NoError(t, v.Get(&st))
 	return st
 }
@@ -71,18 +72,18 @@ func TestOrderWorkflow(t *testing.T) {
 		h.env.OnActivity(inv.ReserveInventory, mock.Anything, mock.Anything).Return(ok, nil).Once()
 	}
 	payOK := func(h *sagaEnv) {
-		h.env.OnActivity(inv.Withdraw, mock.Anything, ledgerStep(StepWithdraw)).Return(ok, nil).Once()
-		h.env.OnActivity(inv.Deposit, mock.Anything, ledgerStep(StepDeposit)).Return(ok, nil).Once()
+		h.env.OnActivity(inv.Withdraw, mock.Anything, ledgerStep(contract.StepWithdraw)).Return(ok, nil).Once()
+		h.env.OnActivity(inv.Deposit, mock.Anything, ledgerStep(contract.StepDeposit)).Return(ok, nil).Once()
 	}
 	tests := []struct {
 		name  string
 		setup func(t *testing.T, h *sagaEnv)
-		want  OrderResult
+		want  contract.OrderResult
 		calls []string
 		// compensations are the order saga's own, in registration order.
-		compensations []CompensationState
-		status        SagaStatus
-		stage         OrderStage
+		compensations []contract.CompensationState
+		status        contract.SagaStatus
+		stage         contract.OrderStage
 	}{
 		{
 			name: "confirmed",
@@ -91,14 +92,14 @@ func TestOrderWorkflow(t *testing.T) {
 				payOK(h)
 				h.env.OnActivity(inv.CommitInventory, mock.Anything, mock.Anything).Return(ok, nil).Once()
 			},
-			want:  OrderResult{OrderID: "o-1", Outcome: OrderConfirmed},
+			want:  contract.OrderResult{OrderID: "o-1", Outcome: contract.OrderConfirmed},
 			calls: []string{oReserve, oPay, oPayIn, oTransfer, oCommit, "Publish:order.confirmed::"},
-			compensations: []CompensationState{
-				{Name: StepOrderReserve, Status: CompensationRegistered},
-				{Name: StepOrderPayment, Status: CompensationRegistered},
+			compensations: []contract.CompensationState{
+				{Name: contract.StepOrderReserve, Status: contract.CompensationRegistered},
+				{Name: contract.StepOrderPayment, Status: contract.CompensationRegistered},
 			},
-			status: StatusCompleted,
-			stage:  StageConfirmed,
+			status: contract.StatusCompleted,
+			stage:  contract.StageConfirmed,
 		},
 		{
 			name: "reservation refused: nothing to undo",
@@ -106,13 +107,13 @@ func TestOrderWorkflow(t *testing.T) {
 				h.env.OnActivity(inv.ReserveInventory, mock.Anything, mock.Anything).
 					Return(ok, rejectionWith(events.CmdInventoryReserve, events.ReasonInsufficientStock, `{"failed_lines":[{"sku":"sku-b","quantity":1}]}`)).Once()
 			},
-			want:  OrderResult{OrderID: "o-1", Outcome: OrderCancelled, Reason: events.ReasonInsufficientStock, FailedStep: StepOrderReserve},
+			want:  contract.OrderResult{OrderID: "o-1", Outcome: contract.OrderCancelled, Reason: events.ReasonInsufficientStock, FailedStep: contract.StepOrderReserve},
 			calls: []string{oReserve, "PublishReservationFailed:insufficient_stock", "Publish:order.cancelled:insufficient_stock:reserve-inventory"},
-			compensations: []CompensationState{
-				{Name: StepOrderReserve, Status: CompensationDropped},
+			compensations: []contract.CompensationState{
+				{Name: contract.StepOrderReserve, Status: contract.CompensationDropped},
 			},
-			status: StatusCompensated,
-			stage:  StageCancelled,
+			status: contract.StatusCompensated,
+			stage:  contract.StageCancelled,
 		},
 		{
 			name: "payment refused: release the stock",
@@ -122,14 +123,14 @@ func TestOrderWorkflow(t *testing.T) {
 					Return(ok, rejectionWith(events.CmdLedgerWithdraw, events.ReasonInsufficientFunds, "")).Once()
 				h.env.OnActivity(inv.ReleaseInventory, mock.Anything, mock.Anything).Return(ok, nil).Once()
 			},
-			want:  OrderResult{OrderID: "o-1", Outcome: OrderCancelled, Reason: events.ReasonInsufficientFunds, FailedStep: StepOrderPayment},
+			want:  contract.OrderResult{OrderID: "o-1", Outcome: contract.OrderCancelled, Reason: events.ReasonInsufficientFunds, FailedStep: contract.StepOrderPayment},
 			calls: []string{oReserve, oPay, oTransferF, oRelease, "Publish:order.cancelled:insufficient_funds:payment"},
-			compensations: []CompensationState{
-				{Name: StepOrderReserve, Status: CompensationSucceeded, Runs: 1},
-				{Name: StepOrderPayment, Status: CompensationDropped},
+			compensations: []contract.CompensationState{
+				{Name: contract.StepOrderReserve, Status: contract.CompensationSucceeded, Runs: 1},
+				{Name: contract.StepOrderPayment, Status: contract.CompensationDropped},
 			},
-			status: StatusCompensated,
-			stage:  StageCancelled,
+			status: contract.StatusCompensated,
+			stage:  contract.StageCancelled,
 		},
 		{
 			// The reservation releases itself when its commit fails; the
@@ -141,18 +142,18 @@ func TestOrderWorkflow(t *testing.T) {
 				h.env.OnActivity(inv.CommitInventory, mock.Anything, mock.Anything).
 					Return(ok, rejectionWith(events.CmdInventoryCommit, events.ReasonReservationNotHeld, "")).Once()
 				h.env.OnActivity(inv.ReleaseInventory, mock.Anything, mock.Anything).Return(ok, nil).Once()
-				h.env.OnActivity(inv.Withdraw, mock.Anything, ledgerStep(StepWithdraw)).Return(ok, nil).Once()
-				h.env.OnActivity(inv.Deposit, mock.Anything, ledgerStep(StepDeposit)).Return(ok, nil).Once()
+				h.env.OnActivity(inv.Withdraw, mock.Anything, ledgerStep(contract.StepWithdraw)).Return(ok, nil).Once()
+				h.env.OnActivity(inv.Deposit, mock.Anything, ledgerStep(contract.StepDeposit)).Return(ok, nil).Once()
 			},
-			want: OrderResult{OrderID: "o-1", Outcome: OrderCancelled, Reason: events.ReasonReservationNotHeld, FailedStep: StepOrderCommit},
+			want: contract.OrderResult{OrderID: "o-1", Outcome: contract.OrderCancelled, Reason: events.ReasonReservationNotHeld, FailedStep: contract.StepOrderCommit},
 			calls: []string{oReserve, oPay, oPayIn, oTransfer, oCommit, oRelease,
 				oRefundOut, oRefundIn, oTransfer, "Publish:order.cancelled:reservation_not_held:commit-inventory"},
-			compensations: []CompensationState{
-				{Name: StepOrderReserve, Status: CompensationSucceeded, Runs: 1},
-				{Name: StepOrderPayment, Status: CompensationSucceeded, Runs: 1},
+			compensations: []contract.CompensationState{
+				{Name: contract.StepOrderReserve, Status: contract.CompensationSucceeded, Runs: 1},
+				{Name: contract.StepOrderPayment, Status: contract.CompensationSucceeded, Runs: 1},
 			},
-			status: StatusCompensated,
-			stage:  StageCancelled,
+			status: contract.StatusCompensated,
+			stage:  contract.StageCancelled,
 		},
 		{
 			name: "customer cancels while the stock is being reserved",
@@ -160,16 +161,16 @@ func TestOrderWorkflow(t *testing.T) {
 				h.env.OnActivity(inv.ReserveInventory, mock.Anything, mock.Anything).After(5*time.Second).Return(ok, nil).Once()
 				h.env.OnActivity(inv.ReleaseInventory, mock.Anything, mock.Anything).Return(ok, nil).Once()
 				h.env.RegisterDelayedCallback(func() {
-					h.env.SignalWorkflow(SignalCancel, events.OrderCancelRequested{OrderID: "o-1", Reason: "changed my mind"})
+					h.env.SignalWorkflow(contract.SignalCancel, events.OrderCancelRequested{OrderID: "o-1", Reason: "changed my mind"})
 				}, time.Second)
 			},
-			want:  OrderResult{OrderID: "o-1", Outcome: OrderCancelled, Reason: "changed my mind"},
+			want:  contract.OrderResult{OrderID: "o-1", Outcome: contract.OrderCancelled, Reason: "changed my mind"},
 			calls: []string{oReserve, oRelease, "Publish:order.cancelled:changed my mind:"},
-			compensations: []CompensationState{
-				{Name: StepOrderReserve, Status: CompensationSucceeded, Runs: 1},
+			compensations: []contract.CompensationState{
+				{Name: contract.StepOrderReserve, Status: contract.CompensationSucceeded, Runs: 1},
 			},
-			status: StatusCancelled,
-			stage:  StageCancelled,
+			status: contract.StatusCancelled,
+			stage:  contract.StageCancelled,
 		},
 		{
 			// The transfer child is cancelled: it learns its withdraw did not
@@ -183,21 +184,21 @@ func TestOrderWorkflow(t *testing.T) {
 					Return(ok, rejectionWith(events.CmdLedgerWithdraw, events.ReasonInsufficientFunds, "")).Once()
 				h.env.OnActivity(inv.ReleaseInventory, mock.Anything, mock.Anything).Return(ok, nil).Once()
 				var u updateOutcome
-				h.update(SignalCancel, time.Second, CancelRequest{}, u.callback())
+				h.update(contract.SignalCancel, time.Second, contract.CancelRequest{}, u.callback())
 				t.Cleanup(func() {
 					require.NoError(t, u.rejected)
 					require.NoError(t, u.err)
-					require.Equal(t, OrderCancelled, u.result.(OrderResult).Outcome)
+					require.Equal(t, contract.OrderCancelled, u.result.(contract.OrderResult).Outcome)
 				})
 			},
-			want:  OrderResult{OrderID: "o-1", Outcome: OrderCancelled, Reason: DefaultCancelReason},
+			want:  contract.OrderResult{OrderID: "o-1", Outcome: contract.OrderCancelled, Reason: DefaultCancelReason},
 			calls: []string{oReserve, oPay, oPay, oTransferF, oRelease, "Publish:order.cancelled:" + DefaultCancelReason + ":"},
-			compensations: []CompensationState{
-				{Name: StepOrderReserve, Status: CompensationSucceeded, Runs: 1},
-				{Name: StepOrderPayment, Status: CompensationSucceeded, Runs: 1},
+			compensations: []contract.CompensationState{
+				{Name: contract.StepOrderReserve, Status: contract.CompensationSucceeded, Runs: 1},
+				{Name: contract.StepOrderPayment, Status: contract.CompensationSucceeded, Runs: 1},
 			},
-			status: StatusCancelled,
-			stage:  StageCancelled,
+			status: contract.StatusCancelled,
+			stage:  contract.StageCancelled,
 		},
 		{
 			name: "cancel during the commit is rejected, a cancel signal ignored",
@@ -206,23 +207,23 @@ func TestOrderWorkflow(t *testing.T) {
 				payOK(h)
 				h.env.OnActivity(inv.CommitInventory, mock.Anything, mock.Anything).After(5*time.Second).Return(ok, nil).Once()
 				var u updateOutcome
-				h.update(SignalCancel, time.Second, CancelRequest{Reason: "too late"}, u.callback())
+				h.update(contract.SignalCancel, time.Second, contract.CancelRequest{Reason: "too late"}, u.callback())
 				h.env.RegisterDelayedCallback(func() {
-					h.env.SignalWorkflow(SignalCancel, CancelRequest{Reason: "too late, signalled"})
+					h.env.SignalWorkflow(contract.SignalCancel, contract.CancelRequest{Reason: "too late, signalled"})
 				}, 2*time.Second)
 				t.Cleanup(func() {
 					require.ErrorContains(t, u.rejected, "order o-1 is being confirmed and can no longer be cancelled")
-					require.Equal(t, []CancelRequest{{Reason: "too late, signalled"}}, orderState(t, h.env).IgnoredCancels)
+					require.Equal(t, []contract.CancelRequest{{Reason: "too late, signalled"}}, orderState(t, h.env).IgnoredCancels)
 				})
 			},
-			want:  OrderResult{OrderID: "o-1", Outcome: OrderConfirmed},
+			want:  contract.OrderResult{OrderID: "o-1", Outcome: contract.OrderConfirmed},
 			calls: []string{oReserve, oPay, oPayIn, oTransfer, oCommit, "Publish:order.confirmed::"},
-			compensations: []CompensationState{
-				{Name: StepOrderReserve, Status: CompensationRegistered},
-				{Name: StepOrderPayment, Status: CompensationRegistered},
+			compensations: []contract.CompensationState{
+				{Name: contract.StepOrderReserve, Status: contract.CompensationRegistered},
+				{Name: contract.StepOrderPayment, Status: contract.CompensationRegistered},
 			},
-			status: StatusCompleted,
-			stage:  StageConfirmed,
+			status: contract.StatusCompleted,
+			stage:  contract.StageConfirmed,
 		},
 		{
 			name: "cancel after confirmation is rejected",
@@ -232,19 +233,19 @@ func TestOrderWorkflow(t *testing.T) {
 				h.env.OnActivity(inv.CommitInventory, mock.Anything, mock.Anything).Return(ok, nil).Once()
 				h.env.OnActivity(inv.PublishOrderEvent, mock.Anything, mock.Anything).After(5 * time.Second).Return(nil).Once()
 				var u updateOutcome
-				h.update(SignalCancel, time.Second, CancelRequest{}, u.callback())
+				h.update(contract.SignalCancel, time.Second, contract.CancelRequest{}, u.callback())
 				t.Cleanup(func() {
 					require.ErrorContains(t, u.rejected, "order o-1 is confirmed and can no longer be cancelled")
 				})
 			},
-			want:  OrderResult{OrderID: "o-1", Outcome: OrderConfirmed},
+			want:  contract.OrderResult{OrderID: "o-1", Outcome: contract.OrderConfirmed},
 			calls: []string{oReserve, oPay, oPayIn, oTransfer, oCommit, "Publish:order.confirmed::"},
-			compensations: []CompensationState{
-				{Name: StepOrderReserve, Status: CompensationRegistered},
-				{Name: StepOrderPayment, Status: CompensationRegistered},
+			compensations: []contract.CompensationState{
+				{Name: contract.StepOrderReserve, Status: contract.CompensationRegistered},
+				{Name: contract.StepOrderPayment, Status: contract.CompensationRegistered},
 			},
-			status: StatusCompleted,
-			stage:  StageConfirmed,
+			status: contract.StatusCompleted,
+			stage:  contract.StageConfirmed,
 		},
 	}
 	for _, tc := range tests {
@@ -257,7 +258,7 @@ func TestOrderWorkflow(t *testing.T) {
 			h.env.ExecuteWorkflow(OrderWorkflow, testOrder)
 			require.True(t, h.env.IsWorkflowCompleted())
 			require.NoError(t, h.env.GetWorkflowError())
-			var res OrderResult
+			var res contract.OrderResult
 			require.NoError(t, h.env.GetWorkflowResult(&res))
 			res.Error = ""
 			require.Equal(t, tc.want, res)
@@ -288,8 +289,8 @@ func TestOrderWorkflowCancelledByTemporal(t *testing.T) {
 	h.env.ExecuteWorkflow(OrderWorkflow, testOrder)
 	require.True(t, temporal.IsCanceledError(h.env.GetWorkflowError()), "got %v", h.env.GetWorkflowError())
 	st := orderState(t, h.env)
-	require.Equal(t, StatusCancelled, st.Status)
-	require.Equal(t, StageCancelled, st.Stage)
+	require.Equal(t, contract.StatusCancelled, st.Status)
+	require.Equal(t, contract.StageCancelled, st.Stage)
 	// Both children are cancelled at once and undo their own work, so only
 	// the set of activities is fixed, and the outcome is published last.
 	require.ElementsMatch(t, []string{oReserve, oPay, oPay, oTransferF, oRelease, "Publish:order.cancelled:cancelled:"}, h.calls)
@@ -316,26 +317,12 @@ func TestOrderWorkflowRejectsInvalidOrder(t *testing.T) {
 			h.env.ExecuteWorkflow(OrderWorkflow, order)
 			var appErr *temporal.ApplicationError
 			require.True(t, errors.As(h.env.GetWorkflowError(), &appErr))
-			require.Equal(t, ErrTypeInvalidOrder, appErr.Type())
+			require.Equal(t, contract.ErrTypeInvalidOrder, appErr.Type())
 			require.True(t, appErr.NonRetryable())
 			require.ErrorContains(t, appErr, tc.want)
 			require.Empty(t, h.calls)
 		})
 	}
-}
-
-func TestOrderStartOptions(t *testing.T) {
-	opts := OrderStartOptions(testOrder, "")
-	want := client.StartWorkflowOptions{
-		ID:                       "order-o-1",
-		TaskQueue:                TaskQueue,
-		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-		Memo:                     map[string]any{MemoOrderTotal: events.Money{Amount: 2500, Currency: "EUR"}},
-		TypedSearchAttributes:    temporal.NewSearchAttributes(OrderIDKey.ValueSet("o-1"), CustomerIDKey.ValueSet("cust")),
-	}
-	require.Equal(t, want, opts)
-	require.Equal(t, "q", OrderStartOptions(testOrder, "q").TaskQueue)
 }
 
 // standIns stand in for the inventory service, the ledger and the broker
@@ -449,19 +436,19 @@ func TestOrderLiveRunReplays(t *testing.T) {
 	orders := []struct {
 		file    string
 		mutate  func(o *events.OrderPlaced)
-		outcome OrderOutcome
+		outcome contract.OrderOutcome
 		reason  string
 		// child, when set, also records the reservation child's history.
 		child string
 	}{
-		{"order_confirmed.json", func(*events.OrderPlaced) {}, OrderConfirmed, "", "reservation_committed_by_parent.json"},
+		{"order_confirmed.json", func(*events.OrderPlaced) {}, contract.OrderConfirmed, "", "reservation_committed_by_parent.json"},
 		{"order_payment_refused.json", func(o *events.OrderPlaced) {
 			o.Lines = []events.OrderLine{{SKU: "sku-a", Quantity: 3, UnitPrice: 5000}}
 			o.Total = 15000
-		}, OrderCancelled, events.ReasonInsufficientFunds, ""},
+		}, contract.OrderCancelled, events.ReasonInsufficientFunds, ""},
 		{"order_reservation_refused.json", func(o *events.OrderPlaced) {
 			o.Lines = []events.OrderLine{{SKU: "out-of-stock", Quantity: 1, UnitPrice: 2500}}
-		}, OrderCancelled, events.ReasonInsufficientStock, ""},
+		}, contract.OrderCancelled, events.ReasonInsufficientStock, ""},
 	}
 	for i, oc := range orders {
 		t.Run(oc.file, func(t *testing.T) {
@@ -470,20 +457,20 @@ func TestOrderLiveRunReplays(t *testing.T) {
 			order := testOrder
 			order.OrderID = fmt.Sprintf("replay-%d-%s", i, queue)
 			oc.mutate(&order)
-			run, err := c.ExecuteWorkflow(ctx, OrderStartOptions(order, queue), OrderWorkflow, order)
+			run, err := c.ExecuteWorkflow(ctx, contract.OrderStartOptions(order, queue), OrderWorkflow, order)
 			require.NoError(t, err)
-			var res OrderResult
+			var res contract.OrderResult
 			require.NoError(t, run.Get(ctx, &res))
 			require.Equal(t, oc.outcome, res.Outcome, res.Error)
 			require.Equal(t, oc.reason, res.Reason)
 
 			desc, err := c.DescribeWorkflowExecution(ctx, run.GetID(), run.GetRunID())
 			require.NoError(t, err)
-			require.Contains(t, desc.GetWorkflowExecutionInfo().GetMemo().GetFields(), MemoOrderTotal)
+			require.Contains(t, desc.GetWorkflowExecutionInfo().GetMemo().GetFields(), contract.MemoOrderTotal)
 
 			checkHistory(t, fetchHistory(ctx, t, c, run.GetID(), run.GetRunID()), OrderWorkflow, oc.file)
 			if oc.child != "" {
-				checkHistory(t, fetchHistory(ctx, t, c, ReservationWorkflowID(order.OrderID), ""), ReserveInventoryWorkflow, oc.child)
+				checkHistory(t, fetchHistory(ctx, t, c, contract.ReservationWorkflowID(order.OrderID), ""), ReserveInventoryWorkflow, oc.child)
 			}
 		})
 	}
@@ -493,27 +480,27 @@ func TestOrderLiveRunReplays(t *testing.T) {
 		defer cancel()
 		in := testReservation
 		in.ReservationID = "replay-release-" + queue
-		run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: ReservationWorkflowID(in.ReservationID), TaskQueue: queue}, ReserveInventoryWorkflow, in)
+		run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: contract.ReservationWorkflowID(in.ReservationID), TaskQueue: queue}, ReserveInventoryWorkflow, in)
 		require.NoError(t, err)
 		// The update is rejected until the stock is held, and only the
 		// workflow knows when that is: poll its status with a deadline.
 		require.Eventually(t, func() bool {
-			v, err := c.QueryWorkflow(ctx, run.GetID(), run.GetRunID(), QueryStatus)
+			v, err := c.QueryWorkflow(ctx, run.GetID(), run.GetRunID(), contract.QueryStatus)
 			if err != nil {
 				return false
 			}
-			var st ReservationState
-			return v.Get(&st) == nil && st.Hold == HoldHeld
+			var st contract.ReservationState
+			return v.Get(&st) == nil && st.Hold == contract.HoldHeld
 		}, 30*time.Second, 50*time.Millisecond)
 		handle, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-			WorkflowID: run.GetID(), RunID: run.GetRunID(), UpdateName: SignalRelease,
-			Args: []any{ReleaseRequest{}}, WaitForStage: client.WorkflowUpdateStageCompleted,
+			WorkflowID: run.GetID(), RunID: run.GetRunID(), UpdateName: contract.SignalRelease,
+			Args: []any{contract.ReleaseRequest{}}, WaitForStage: client.WorkflowUpdateStageCompleted,
 		})
 		require.NoError(t, err)
-		var upd ReservationResult
+		var upd contract.ReservationResult
 		require.NoError(t, handle.Get(ctx, &upd))
-		require.Equal(t, ReservationReleased, upd.Outcome)
-		var res ReservationResult
+		require.Equal(t, contract.ReservationReleased, upd.Outcome)
+		var res contract.ReservationResult
 		require.NoError(t, run.Get(ctx, &res))
 		require.Equal(t, upd, res)
 		checkHistory(t, fetchHistory(ctx, t, c, run.GetID(), run.GetRunID()), ReserveInventoryWorkflow, "reservation_released_by_update.json")

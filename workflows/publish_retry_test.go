@@ -13,7 +13,7 @@ import (
 // test environment caps unlimited attempts at 10, so the policy itself is
 // the specification here.)
 func TestPublishRetryNeverGivesUp(t *testing.T) {
-	require.Zero(t, PublishRetry.MaximumAttempts, "unlimited attempts")
-	require.Empty(t, PublishRetry.NonRetryableErrorTypes, "only the activity's own non-retryable errors (a malformed event) stop it")
-	require.Positive(t, PublishRetry.MaximumInterval, "backs off, so an outage costs little")
+	require.Zero(t, publishRetry().MaximumAttempts, "unlimited attempts")
+	require.Empty(t, publishRetry().NonRetryableErrorTypes, "only the activity's own non-retryable errors (a malformed event) stop it")
+	require.Positive(t, publishRetry().MaximumInterval, "backs off, so an outage costs little")
 }

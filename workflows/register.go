@@ -1,11 +1,16 @@
 package workflows
 
-import "go.temporal.io/sdk/worker"
+import (
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
 
-// Register registers every saga workflow with a worker (or a replayer), under
-// its function name, which is its workflow type.
+	"github.com/sagaflow/sagaflow/contract"
+)
+
+// Register registers every saga workflow with a worker (or a replayer)
+// under its contract type name, which clients start it by.
 func Register(r worker.WorkflowRegistry) {
-	r.RegisterWorkflow(TransferWorkflow)
-	r.RegisterWorkflow(ReserveInventoryWorkflow)
-	r.RegisterWorkflow(OrderWorkflow)
+	r.RegisterWorkflowWithOptions(TransferWorkflow, workflow.RegisterOptions{Name: contract.TransferWorkflowType})
+	r.RegisterWorkflowWithOptions(ReserveInventoryWorkflow, workflow.RegisterOptions{Name: contract.ReservationWorkflowType})
+	r.RegisterWorkflowWithOptions(OrderWorkflow, workflow.RegisterOptions{Name: contract.OrderWorkflowType})
 }

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/sagaflow/sagaflow/activities"
+	"github.com/sagaflow/sagaflow/contract"
 	"github.com/sagaflow/sagaflow/events"
 	"github.com/sagaflow/sagaflow/internal/temporaltest"
 )
@@ -50,12 +51,12 @@ func (scriptedLedger) PublishTransferEvent(context.Context, activities.TransferE
 // replayCases are the recorded histories: one per way a transfer ends.
 var replayCases = []struct {
 	file    string
-	input   TransferInput
-	outcome TransferOutcome
+	input   contract.TransferInput
+	outcome contract.TransferOutcome
 }{
-	{"transfer_completed.json", TransferInput{TransferID: "replay-completed", SourceAccountID: "alice", TargetAccountID: "bob", Amount: 500, Currency: "EUR"}, OutcomeCompleted},
-	{"transfer_insufficient_funds.json", TransferInput{TransferID: "replay-overdraw", SourceAccountID: "alice", TargetAccountID: "bob", Amount: 5000, Currency: "EUR"}, OutcomeFailed},
-	{"transfer_compensated.json", TransferInput{TransferID: "replay-closed", SourceAccountID: "alice", TargetAccountID: "closed", Amount: 500, Currency: "EUR"}, OutcomeCompensated},
+	{"transfer_completed.json", contract.TransferInput{TransferID: "replay-completed", SourceAccountID: "alice", TargetAccountID: "bob", Amount: 500, Currency: "EUR"}, contract.TransferCompleted},
+	{"transfer_insufficient_funds.json", contract.TransferInput{TransferID: "replay-overdraw", SourceAccountID: "alice", TargetAccountID: "bob", Amount: 5000, Currency: "EUR"}, contract.TransferFailed},
+	{"transfer_compensated.json", contract.TransferInput{TransferID: "replay-closed", SourceAccountID: "alice", TargetAccountID: "closed", Amount: 500, Currency: "EUR"}, contract.TransferCompensated},
 }
 
 // TestTransferReplaysRecordedHistories replays histories recorded on a real
@@ -85,10 +86,10 @@ func TestTransferLiveRunReplays(t *testing.T) {
 		t.Run(rc.file, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			opts := TransferStartOptions(rc.input.TransferID+"-"+queue, queue)
+			opts := contract.TransferStartOptions(rc.input.TransferID+"-"+queue, queue)
 			run, err := c.ExecuteWorkflow(ctx, opts, TransferWorkflow, rc.input)
 			require.NoError(t, err)
-			var res TransferResult
+			var res contract.TransferResult
 			require.NoError(t, run.Get(ctx, &res))
 			require.Equal(t, rc.outcome, res.Outcome)
 

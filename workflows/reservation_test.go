@@ -15,13 +15,14 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/sagaflow/sagaflow/activities"
+	"github.com/sagaflow/sagaflow/contract"
 	"github.com/sagaflow/sagaflow/events"
 )
 
 // inv names the activities in mocks; it is never called.
 var inv *activities.Activities
 
-var testReservation = ReservationInput{
+var testReservation = contract.ReservationInput{
 	ReservationID: "r-1",
 	OrderID:       "o-1",
 	Lines:         []events.StockLine{{SKU: "sku-a", Quantity: 2}, {SKU: "sku-b", Quantity: 1}},
@@ -112,10 +113,10 @@ func (u *updateOutcome) callback() *testsuite.TestUpdateCallback {
 	}
 }
 
-func reservationState(t *testing.T, env *testsuite.TestWorkflowEnvironment) ReservationState {
-	v, err := env.QueryWorkflow(QueryStatus)
+func reservationState(t *testing.T, env *testsuite.TestWorkflowEnvironment) contract.ReservationState {
+	v, err := env.QueryWorkflow(contract.QueryStatus)
 	require.NoError(t, err)
-	var st ReservationState
+	var st contract.ReservationState
 	require.NoError(t, v.Get(&st))
 	return st
 }
@@ -132,13 +133,13 @@ func TestReserveInventoryWorkflow(t *testing.T) {
 	tests := []struct {
 		name  string
 		setup func(t *testing.T, h *sagaEnv)
-		want  ReservationResult
+		want  contract.ReservationResult
 		// wantErrType is the application error type the workflow fails with;
 		// "canceled" for a cancellation.
 		wantErrType string
 		calls       []string
-		hold        HoldState
-		status      SagaStatus
+		hold        contract.HoldState
+		status      contract.SagaStatus
 		// elapsed is how far the workflow clock must have moved.
 		elapsed time.Duration
 	}{
@@ -148,30 +149,30 @@ func TestReserveInventoryWorkflow(t *testing.T) {
 				h.env.OnActivity(inv.ReserveInventory, mock.Anything, mock.Anything).Return(ok, nil).Once()
 				h.env.OnActivity(inv.CommitInventory, mock.Anything, mock.Anything).Return(ok, nil).Once()
 				var u updateOutcome
-				h.update(SignalCommit, time.Minute, nil, u.callback())
+				h.update(contract.SignalCommit, time.Minute, nil, u.callback())
 				t.Cleanup(func() {
 					require.True(t, u.done)
 					require.NoError(t, u.rejected)
 					require.NoError(t, u.err)
-					require.Equal(t, ReservationResult{ReservationID: "r-1", Outcome: ReservationCommitted}, u.result)
+					require.Equal(t, contract.ReservationResult{ReservationID: "r-1", Outcome: contract.ReservationCommitted}, u.result)
 				})
 			},
-			want:   ReservationResult{ReservationID: "r-1", Outcome: ReservationCommitted},
+			want:   contract.ReservationResult{ReservationID: "r-1", Outcome: contract.ReservationCommitted},
 			calls:  []string{reserve, commit},
-			hold:   HoldCommitted,
-			status: StatusCompleted,
+			hold:   contract.HoldCommitted,
+			status: contract.StatusCompleted,
 		},
 		{
 			name: "commit by signal",
 			setup: func(_ *testing.T, h *sagaEnv) {
 				h.env.OnActivity(inv.ReserveInventory, mock.Anything, mock.Anything).Return(ok, nil).Once()
 				h.env.OnActivity(inv.CommitInventory, mock.Anything, mock.Anything).Return(ok, nil).Once()
-				h.env.RegisterDelayedCallback(func() { h.env.SignalWorkflow(SignalCommit, nil) }, time.Minute)
+				h.env.RegisterDelayedCallback(func() { h.env.SignalWorkflow(contract.SignalCommit, nil) }, time.Minute)
 			},
-			want:   ReservationResult{ReservationID: "r-1", Outcome: ReservationCommitted},
+			want:   contract.ReservationResult{ReservationID: "r-1", Outcome: contract.ReservationCommitted},
 			calls:  []string{reserve, commit},
-			hold:   HoldCommitted,
-			status: StatusCompleted,
+			hold:   contract.HoldCommitted,
+			status: contract.StatusCompleted,
 		},
 		{
 			name: "release by update",
@@ -179,16 +180,16 @@ func TestReserveInventoryWorkflow(t *testing.T) {
 				h.env.OnActivity(inv.ReserveInventory, mock.Anything, mock.Anything).Return(ok, nil).Once()
 				h.env.OnActivity(inv.ReleaseInventory, mock.Anything, mock.Anything).Return(ok, nil).Once()
 				var u updateOutcome
-				h.update(SignalRelease, time.Minute, ReleaseRequest{}, u.callback())
+				h.update(contract.SignalRelease, time.Minute, contract.ReleaseRequest{}, u.callback())
 				t.Cleanup(func() {
 					require.NoError(t, u.err)
-					require.Equal(t, ReservationReleased, u.result.(ReservationResult).Outcome)
+					require.Equal(t, contract.ReservationReleased, u.result.(contract.ReservationResult).Outcome)
 				})
 			},
-			want:   ReservationResult{ReservationID: "r-1", Outcome: ReservationReleased, ReleaseReason: events.ReleaseReasonReleased},
+			want:   contract.ReservationResult{ReservationID: "r-1", Outcome: contract.ReservationReleased, ReleaseReason: events.ReleaseReasonReleased},
 			calls:  []string{reserve, released},
-			hold:   HoldReleased,
-			status: StatusCompleted,
+			hold:   contract.HoldReleased,
+			status: contract.StatusCompleted,
 		},
 		{
 			name: "release by signal with reason compensated",
@@ -196,13 +197,13 @@ func TestReserveInventoryWorkflow(t *testing.T) {
 				h.env.OnActivity(inv.ReserveInventory, mock.Anything, mock.Anything).Return(ok, nil).Once()
 				h.env.OnActivity(inv.ReleaseInventory, mock.Anything, mock.Anything).Return(ok, nil).Once()
 				h.env.RegisterDelayedCallback(func() {
-					h.env.SignalWorkflow(SignalRelease, ReleaseRequest{Reason: events.ReleaseReasonCompensated})
+					h.env.SignalWorkflow(contract.SignalRelease, contract.ReleaseRequest{Reason: events.ReleaseReasonCompensated})
 				}, time.Minute)
 			},
-			want:   ReservationResult{ReservationID: "r-1", Outcome: ReservationReleased, ReleaseReason: events.ReleaseReasonCompensated},
+			want:   contract.ReservationResult{ReservationID: "r-1", Outcome: contract.ReservationReleased, ReleaseReason: events.ReleaseReasonCompensated},
 			calls:  []string{reserve, undone},
-			hold:   HoldReleased,
-			status: StatusCompleted,
+			hold:   contract.HoldReleased,
+			status: contract.StatusCompleted,
 		},
 		{
 			// Nothing claims the hold: the workflow timer fires at the TTL.
@@ -211,10 +212,10 @@ func TestReserveInventoryWorkflow(t *testing.T) {
 				h.env.OnActivity(inv.ReserveInventory, mock.Anything, mock.Anything).Return(ok, nil).Once()
 				h.env.OnActivity(inv.ReleaseInventory, mock.Anything, mock.Anything).Return(ok, nil).Once()
 			},
-			want:    ReservationResult{ReservationID: "r-1", Outcome: ReservationExpired, ReleaseReason: events.ReleaseReasonExpired},
+			want:    contract.ReservationResult{ReservationID: "r-1", Outcome: contract.ReservationExpired, ReleaseReason: events.ReleaseReasonExpired},
 			calls:   []string{reserve, expired},
-			hold:    HoldReleased,
-			status:  StatusCompleted,
+			hold:    contract.HoldReleased,
+			status:  contract.StatusCompleted,
 			elapsed: time.Hour,
 		},
 		{
@@ -223,14 +224,14 @@ func TestReserveInventoryWorkflow(t *testing.T) {
 				h.env.OnActivity(inv.ReserveInventory, mock.Anything, mock.Anything).
 					Return(ok, rejectionWith(events.CmdInventoryReserve, events.ReasonInsufficientStock, `{"failed_lines":[{"sku":"sku-b","quantity":1}]}`)).Once()
 				h.env.OnActivity(inv.PublishReservationFailed, mock.Anything, mock.MatchedBy(func(ev activities.ReservationFailedEvent) bool {
-					return ev.Step == StepPublishReservationKO && ev.OrderID == "o-1" &&
+					return ev.Step == contract.StepPublishReservationKO && ev.OrderID == "o-1" &&
 						len(ev.FailedLines) == 1 && ev.FailedLines[0] == events.StockLine{SKU: "sku-b", Quantity: 1}
 				})).Return(nil).Once()
 			},
-			wantErrType: ErrTypeReservationFailed,
+			wantErrType: contract.ErrTypeReservationFailed,
 			calls:       []string{reserve, "PublishReservationFailed:insufficient_stock"},
-			hold:        HoldFailed,
-			status:      StatusCompensated,
+			hold:        contract.HoldFailed,
+			status:      contract.StatusCompensated,
 		},
 		{
 			// The commit is refused after the hold was lost: the saga
@@ -242,12 +243,12 @@ func TestReserveInventoryWorkflow(t *testing.T) {
 					Return(ok, rejectionWith(events.CmdInventoryCommit, events.ReasonReservationNotHeld, "")).Once()
 				h.env.OnActivity(inv.ReleaseInventory, mock.Anything, mock.Anything).
 					Return(ok, rejectionWith(events.CmdInventoryRelease, events.ReasonReservationNotHeld, "")).Once()
-				h.env.RegisterDelayedCallback(func() { h.env.SignalWorkflow(SignalCommit, nil) }, time.Minute)
+				h.env.RegisterDelayedCallback(func() { h.env.SignalWorkflow(contract.SignalCommit, nil) }, time.Minute)
 			},
-			wantErrType: ErrTypeReservationAborted,
+			wantErrType: contract.ErrTypeReservationAborted,
 			calls:       []string{reserve, commit, undone},
-			hold:        HoldReleased,
-			status:      StatusCompensated,
+			hold:        contract.HoldReleased,
+			status:      contract.StatusCompensated,
 		},
 		{
 			name: "commit update after a release is rejected by the validator",
@@ -255,17 +256,17 @@ func TestReserveInventoryWorkflow(t *testing.T) {
 				h.env.OnActivity(inv.ReserveInventory, mock.Anything, mock.Anything).Return(ok, nil).Once()
 				h.env.OnActivity(inv.ReleaseInventory, mock.Anything, mock.Anything).After(time.Minute).Return(ok, nil).Once()
 				var rel, com updateOutcome
-				h.update(SignalRelease, time.Minute, ReleaseRequest{}, rel.callback())
-				h.update(SignalCommit, 90*time.Second, nil, com.callback())
+				h.update(contract.SignalRelease, time.Minute, contract.ReleaseRequest{}, rel.callback())
+				h.update(contract.SignalCommit, 90*time.Second, nil, com.callback())
 				t.Cleanup(func() {
 					require.NoError(t, rel.err)
 					require.ErrorContains(t, com.rejected, "cannot commit reservation r-1: it is releasing")
 				})
 			},
-			want:   ReservationResult{ReservationID: "r-1", Outcome: ReservationReleased, ReleaseReason: events.ReleaseReasonReleased},
+			want:   contract.ReservationResult{ReservationID: "r-1", Outcome: contract.ReservationReleased, ReleaseReason: events.ReleaseReasonReleased},
 			calls:  []string{reserve, released},
-			hold:   HoldReleased,
-			status: StatusCompleted,
+			hold:   contract.HoldReleased,
+			status: contract.StatusCompleted,
 		},
 		{
 			name: "commit update before the stock is held is rejected",
@@ -273,13 +274,13 @@ func TestReserveInventoryWorkflow(t *testing.T) {
 				h.env.OnActivity(inv.ReserveInventory, mock.Anything, mock.Anything).After(time.Minute).Return(ok, nil).Once()
 				h.env.OnActivity(inv.ReleaseInventory, mock.Anything, mock.Anything).Return(ok, nil).Once()
 				var com updateOutcome
-				h.update(SignalCommit, time.Second, nil, com.callback())
+				h.update(contract.SignalCommit, time.Second, nil, com.callback())
 				t.Cleanup(func() { require.ErrorContains(t, com.rejected, "it is reserving") })
 			},
-			want:    ReservationResult{ReservationID: "r-1", Outcome: ReservationExpired, ReleaseReason: events.ReleaseReasonExpired},
+			want:    contract.ReservationResult{ReservationID: "r-1", Outcome: contract.ReservationExpired, ReleaseReason: events.ReleaseReasonExpired},
 			calls:   []string{reserve, expired},
-			hold:    HoldReleased,
-			status:  StatusCompleted,
+			hold:    contract.HoldReleased,
+			status:  contract.StatusCompleted,
 			elapsed: time.Hour + time.Minute,
 		},
 		{
@@ -291,8 +292,8 @@ func TestReserveInventoryWorkflow(t *testing.T) {
 			},
 			wantErrType: "canceled",
 			calls:       []string{reserve, undone},
-			hold:        HoldReleased,
-			status:      StatusCancelled,
+			hold:        contract.HoldReleased,
+			status:      contract.StatusCancelled,
 		},
 		{
 			// The reserve's reply never came and the workflow was cancelled:
@@ -307,8 +308,8 @@ func TestReserveInventoryWorkflow(t *testing.T) {
 			},
 			wantErrType: "canceled",
 			calls:       []string{reserve, reserve, undone},
-			hold:        HoldReleased,
-			status:      StatusCancelled,
+			hold:        contract.HoldReleased,
+			status:      contract.StatusCancelled,
 		},
 	}
 	for _, tc := range tests {
@@ -323,7 +324,7 @@ func TestReserveInventoryWorkflow(t *testing.T) {
 			switch tc.wantErrType {
 			case "":
 				require.NoError(t, err)
-				var res ReservationResult
+				var res contract.ReservationResult
 				require.NoError(t, h.env.GetWorkflowResult(&res))
 				require.Equal(t, tc.want, res)
 			case "canceled":
@@ -365,7 +366,7 @@ func TestReserveInventoryWorkflowRejectsInvalidInput(t *testing.T) {
 	h.env.ExecuteWorkflow(ReserveInventoryWorkflow, in)
 	var appErr *temporal.ApplicationError
 	require.True(t, errors.As(h.env.GetWorkflowError(), &appErr))
-	require.Equal(t, ErrTypeInvalidReservation, appErr.Type())
+	require.Equal(t, contract.ErrTypeInvalidReservation, appErr.Type())
 	require.True(t, appErr.NonRetryable())
 	require.ErrorContains(t, appErr, "ttl")
 	require.ErrorContains(t, appErr, "lines")

@@ -7,96 +7,9 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/sagaflow/sagaflow/contract"
 )
-
-// SagaStatus is where a saga stands; it is also the value of the SagaStatus
-// search attribute, so operators can list sagas that need them.
-type SagaStatus string
-
-// The statuses a saga moves through.
-const (
-	// StatusRunning: steps are executing.
-	StatusRunning SagaStatus = "Running"
-	// StatusCompensating: a step failed (or the saga was cancelled) and the
-	// registered compensations are running.
-	StatusCompensating SagaStatus = "Compensating"
-	// StatusCompleted: every step succeeded.
-	StatusCompleted SagaStatus = "Completed"
-	// StatusCompensated: a step failed and every compensation succeeded.
-	StatusCompensated SagaStatus = "Compensated"
-	// StatusCompensationFailed: a compensation failed after its retries; the
-	// saga waits for an operator's SignalRetryCompensation or SignalResolve.
-	StatusCompensationFailed SagaStatus = "CompensationFailed"
-	// StatusCancelled: the saga was cancelled and every compensation succeeded.
-	StatusCancelled SagaStatus = "Cancelled"
-	// StatusResolved: an operator ended a saga whose compensation had failed.
-	StatusResolved SagaStatus = "Resolved"
-)
-
-// Names of the saga's query and signals, part of its public interface.
-const (
-	// QueryStatus returns the saga's SagaState.
-	QueryStatus = "status"
-	// SignalRetryCompensation reruns the failed compensations; payload OperatorAction.
-	SignalRetryCompensation = "retry-compensation"
-	// SignalResolve ends a saga whose compensation failed; payload OperatorAction.
-	SignalResolve = "resolve"
-)
-
-// CompensationStatus is the outcome of one compensation.
-type CompensationStatus string
-
-// The outcomes of a compensation.
-const (
-	// CompensationRegistered: registered, not run (the saga has not failed).
-	CompensationRegistered CompensationStatus = "registered"
-	// CompensationRunning: running now.
-	CompensationRunning CompensationStatus = "running"
-	// CompensationSucceeded: ran and succeeded.
-	CompensationSucceeded CompensationStatus = "succeeded"
-	// CompensationFailed: ran and failed after its retries.
-	CompensationFailed CompensationStatus = "failed"
-	// CompensationDropped: its step was rejected, so it had nothing to undo.
-	CompensationDropped CompensationStatus = "dropped"
-)
-
-// CompensationState is one compensation as the status query reports it.
-type CompensationState struct {
-	// Name of the compensation, usually the step it undoes.
-	Name   string             `json:"name"`
-	Status CompensationStatus `json:"status"`
-	// Runs counts how often the saga ran it (each run has its own activity retries).
-	Runs int `json:"runs"`
-	// Error of the last failed run.
-	Error string `json:"error,omitempty"`
-}
-
-// OperatorAction is the payload of SignalRetryCompensation and SignalResolve:
-// who acted and why, kept in the saga's state and history for the audit trail.
-type OperatorAction struct {
-	Operator string `json:"operator"`
-	Reason   string `json:"reason"`
-}
-
-// SagaState is the saga's progress, returned by the QueryStatus query.
-type SagaState struct {
-	Status SagaStatus `json:"status"`
-	// CurrentStep is the step running now, "" between steps and at the end.
-	CurrentStep string `json:"current_step,omitempty"`
-	// CompletedSteps in the order they succeeded.
-	CompletedSteps []string `json:"completed_steps"`
-	// Compensations in registration order.
-	Compensations []CompensationState `json:"compensations"`
-	// Failure is the error that made the saga compensate.
-	Failure string `json:"failure,omitempty"`
-	// Retries are the operator's retry-compensation signals, in order.
-	Retries []OperatorAction `json:"retries,omitempty"`
-	// Resolution is set when an operator resolved the saga.
-	Resolution *OperatorAction `json:"resolution,omitempty"`
-}
-
-// SagaStatusKey is the SagaStatus search attribute (Keyword).
-var SagaStatusKey = temporal.NewSearchAttributeKeyKeyword("SagaStatus")
 
 // StepFunc runs one step of a saga on the workflow context.
 type StepFunc func(ctx workflow.Context) error
@@ -145,7 +58,7 @@ type CompensationError struct {
 	// Failed are the compensations that failed in the last run.
 	Failed []FailedCompensation
 	// Resolution is who resolved the saga and why.
-	Resolution OperatorAction
+	Resolution contract.OperatorAction
 }
 
 // Error names the cause and each failed compensation.
@@ -182,41 +95,41 @@ type compensation struct {
 // deterministic command ids as the steps).
 type Saga struct {
 	opts  SagaOptions
-	state SagaState
+	state contract.SagaState
 	comps []compensation
 }
 
 // NewSaga creates the saga of the calling workflow, registers the
-// QueryStatus query and sets SagaStatus to Running.
+// contract.QueryStatus query and sets contract.SagaStatus to Running.
 func NewSaga(ctx workflow.Context, opts SagaOptions) (*Saga, error) {
 	if opts.StepNotApplied == nil {
 		opts.StepNotApplied = IsRejection
 	}
-	s := &Saga{opts: opts, state: SagaState{CompletedSteps: []string{}, Compensations: []CompensationState{}}}
-	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (SagaState, error) {
+	s := &Saga{opts: opts, state: contract.SagaState{CompletedSteps: []string{}, Compensations: []contract.CompensationState{}}}
+	if err := workflow.SetQueryHandler(ctx, contract.QueryStatus, func() (contract.SagaState, error) {
 		return s.State(), nil
 	}); err != nil {
-		return nil, fmt.Errorf("register %s query: %w", QueryStatus, err)
+		return nil, fmt.Errorf("register %s query: %w", contract.QueryStatus, err)
 	}
-	if err := s.setStatus(ctx, StatusRunning); err != nil {
+	if err := s.setStatus(ctx, contract.StatusRunning); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
 // State returns a copy of the saga's progress.
-func (s *Saga) State() SagaState {
+func (s *Saga) State() contract.SagaState {
 	st := s.state
 	st.CompletedSteps = append([]string{}, s.state.CompletedSteps...)
-	st.Compensations = append([]CompensationState{}, s.state.Compensations...)
-	st.Retries = append([]OperatorAction(nil), s.state.Retries...)
+	st.Compensations = append([]contract.CompensationState{}, s.state.Compensations...)
+	st.Retries = append([]contract.OperatorAction(nil), s.state.Retries...)
 	return st
 }
 
-func (s *Saga) setStatus(ctx workflow.Context, status SagaStatus) error {
+func (s *Saga) setStatus(ctx workflow.Context, status contract.SagaStatus) error {
 	s.state.Status = status
-	if err := workflow.UpsertTypedSearchAttributes(ctx, SagaStatusKey.ValueSet(string(status))); err != nil {
-		return fmt.Errorf("upsert SagaStatus %s: %w", status, err)
+	if err := workflow.UpsertTypedSearchAttributes(ctx, contract.SagaStatusKey.ValueSet(string(status))); err != nil {
+		return fmt.Errorf("upsert contract.SagaStatus %s: %w", status, err)
 	}
 	return nil
 }
@@ -224,7 +137,7 @@ func (s *Saga) setStatus(ctx workflow.Context, status SagaStatus) error {
 // AddCompensation registers the compensation of a step about to run.
 func (s *Saga) AddCompensation(name string, fn CompensationFunc) {
 	s.comps = append(s.comps, compensation{name: name, fn: fn})
-	s.state.Compensations = append(s.state.Compensations, CompensationState{Name: name, Status: CompensationRegistered})
+	s.state.Compensations = append(s.state.Compensations, contract.CompensationState{Name: name, Status: contract.CompensationRegistered})
 }
 
 // Step registers compensate (when not nil) and then runs step. If step fails
@@ -243,7 +156,7 @@ func (s *Saga) Step(ctx workflow.Context, name string, step StepFunc, compensate
 	if err != nil {
 		if idx >= 0 && s.opts.StepNotApplied(err) {
 			s.comps[idx].fn = nil
-			s.state.Compensations[idx].Status = CompensationDropped
+			s.state.Compensations[idx].Status = contract.CompensationDropped
 		}
 		return fmt.Errorf("step %s: %w", name, err)
 	}
@@ -253,16 +166,16 @@ func (s *Saga) Step(ctx workflow.Context, name string, step StepFunc, compensate
 
 // Complete marks the saga Completed after its last step.
 func (s *Saga) Complete(ctx workflow.Context) error {
-	return s.setStatus(ctx, StatusCompleted)
+	return s.setStatus(ctx, contract.StatusCompleted)
 }
 
 // Compensate runs the registered compensations on a disconnected context (so
 // they run even when ctx was cancelled) because of cause. It returns nil when
 // all succeeded; the status is then Compensated, or Cancelled when cause is
 // a cancellation. When a compensation fails after its retries, the status
-// becomes CompensationFailed and Compensate blocks until an operator signals
-// SignalRetryCompensation (rerun the failed and not yet run compensations)
-// or SignalResolve (give up: Compensate returns a *CompensationError and the
+// becomes contract.CompensationFailed and Compensate blocks until an operator signals
+// contract.SignalRetryCompensation (rerun the failed and not yet run compensations)
+// or contract.SignalResolve (give up: Compensate returns a *CompensationError and the
 // status becomes Resolved).
 func (s *Saga) Compensate(ctx workflow.Context, cause error) error {
 	dctx, cancel := workflow.NewDisconnectedContext(ctx)
@@ -270,28 +183,28 @@ func (s *Saga) Compensate(ctx workflow.Context, cause error) error {
 	cancelled := temporal.IsCanceledError(cause) || errors.Is(ctx.Err(), workflow.ErrCanceled)
 	s.state.Failure = cause.Error()
 	s.state.CurrentStep = ""
-	if err := s.setStatus(dctx, StatusCompensating); err != nil {
+	if err := s.setStatus(dctx, contract.StatusCompensating); err != nil {
 		return errors.Join(cause, err)
 	}
 
-	retryCh := workflow.GetSignalChannel(dctx, SignalRetryCompensation)
-	resolveCh := workflow.GetSignalChannel(dctx, SignalResolve)
+	retryCh := workflow.GetSignalChannel(dctx, contract.SignalRetryCompensation)
+	resolveCh := workflow.GetSignalChannel(dctx, contract.SignalResolve)
 	for {
 		failed := s.runCompensations(dctx)
 		if len(failed) == 0 {
-			final := StatusCompensated
+			final := contract.StatusCompensated
 			if cancelled {
-				final = StatusCancelled
+				final = contract.StatusCancelled
 			}
 			return s.setStatus(dctx, final)
 		}
-		if err := s.setStatus(dctx, StatusCompensationFailed); err != nil {
+		if err := s.setStatus(dctx, contract.StatusCompensationFailed); err != nil {
 			return errors.Join(cause, err)
 		}
 		workflow.GetLogger(ctx).Error("Compensation failed; waiting for an operator",
-			"Cause", cause, "Failed", len(failed), "Signals", SignalRetryCompensation+"|"+SignalResolve)
+			"Cause", cause, "Failed", len(failed), "Signals", contract.SignalRetryCompensation+"|"+contract.SignalResolve)
 
-		var action OperatorAction
+		var action contract.OperatorAction
 		resolved := false
 		sel := workflow.NewSelector(dctx)
 		sel.AddReceive(retryCh, func(c workflow.ReceiveChannel, _ bool) { c.Receive(dctx, &action) })
@@ -302,13 +215,13 @@ func (s *Saga) Compensate(ctx workflow.Context, cause error) error {
 		sel.Select(dctx)
 		if resolved {
 			s.state.Resolution = &action
-			if err := s.setStatus(dctx, StatusResolved); err != nil {
+			if err := s.setStatus(dctx, contract.StatusResolved); err != nil {
 				return errors.Join(cause, err)
 			}
 			return &CompensationError{Cause: cause, Failed: failed, Resolution: action}
 		}
 		s.state.Retries = append(s.state.Retries, action)
-		if err := s.setStatus(dctx, StatusCompensating); err != nil {
+		if err := s.setStatus(dctx, contract.StatusCompensating); err != nil {
 			return errors.Join(cause, err)
 		}
 	}
@@ -323,7 +236,7 @@ func (s *Saga) pending() []int {
 			continue
 		}
 		switch s.state.Compensations[i].Status {
-		case CompensationRegistered, CompensationFailed:
+		case contract.CompensationRegistered, contract.CompensationFailed:
 			idx = append(idx, i)
 		}
 	}
@@ -332,14 +245,14 @@ func (s *Saga) pending() []int {
 
 func (s *Saga) runOne(ctx workflow.Context, i int) error {
 	st := &s.state.Compensations[i]
-	st.Status = CompensationRunning
+	st.Status = contract.CompensationRunning
 	st.Runs++
 	if err := s.comps[i].fn(ctx); err != nil {
-		st.Status = CompensationFailed
+		st.Status = contract.CompensationFailed
 		st.Error = err.Error()
 		return err
 	}
-	st.Status = CompensationSucceeded
+	st.Status = contract.CompensationSucceeded
 	st.Error = ""
 	return nil
 }

@@ -10,6 +10,8 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/sagaflow/sagaflow/contract"
 )
 
 // scenarioStep describes one step of a saga under test.
@@ -81,7 +83,7 @@ func scenarioWorkflow(ctx workflow.Context, sc scenario) error {
 	return saga.Complete(ctx)
 }
 
-func runScenario(t *testing.T, sc scenario, callbacks map[time.Duration]func(env *testsuite.TestWorkflowEnvironment)) (*testsuite.TestWorkflowEnvironment, []string, SagaState) {
+func runScenario(t *testing.T, sc scenario, callbacks map[time.Duration]func(env *testsuite.TestWorkflowEnvironment)) (*testsuite.TestWorkflowEnvironment, []string, contract.SagaState) {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
 	env.OnUpsertTypedSearchAttributes(mock.Anything).Return(nil)
@@ -94,16 +96,16 @@ func runScenario(t *testing.T, sc scenario, callbacks map[time.Duration]func(env
 	require.NoError(t, err)
 	var log []string
 	require.NoError(t, v.Get(&log))
-	v, err = env.QueryWorkflow(QueryStatus)
+	v, err = env.QueryWorkflow(contract.QueryStatus)
 	require.NoError(t, err)
-	var st SagaState
+	var st contract.SagaState
 	require.NoError(t, v.Get(&st))
 	return env, log, st
 }
 
 func signal(name, operator string) func(env *testsuite.TestWorkflowEnvironment) {
 	return func(env *testsuite.TestWorkflowEnvironment) {
-		env.SignalWorkflow(name, OperatorAction{Operator: operator, Reason: "checked the ledger"})
+		env.SignalWorkflow(name, contract.OperatorAction{Operator: operator, Reason: "checked the ledger"})
 	}
 }
 
@@ -114,17 +116,17 @@ func TestSaga(t *testing.T) {
 		callbacks map[time.Duration]func(env *testsuite.TestWorkflowEnvironment)
 		wantErr   []string // substrings of the workflow error; nil for success
 		log       []string
-		status    SagaStatus
+		status    contract.SagaStatus
 		completed []string
-		comps     []CompensationStatus
+		comps     []contract.CompensationStatus
 	}{
 		{
 			name:      "all steps succeed: nothing undone",
 			sc:        scenario{Steps: []scenarioStep{{Name: "a", Outcome: "ok"}, {Name: "b", Outcome: "ok"}}},
 			log:       nil,
-			status:    StatusCompleted,
+			status:    contract.StatusCompleted,
 			completed: []string{"a", "b"},
-			comps:     []CompensationStatus{CompensationRegistered, CompensationRegistered},
+			comps:     []contract.CompensationStatus{contract.CompensationRegistered, contract.CompensationRegistered},
 		},
 		{
 			// The failed step's own compensation runs first: it may have taken
@@ -133,18 +135,18 @@ func TestSaga(t *testing.T) {
 			sc:        scenario{Steps: []scenarioStep{{Name: "a", Outcome: "ok"}, {Name: "b", Outcome: "ok"}, {Name: "c", Outcome: "fail"}}},
 			wantErr:   []string{"c timed out"},
 			log:       []string{"undo:c@0", "undo:b@0", "undo:a@0"},
-			status:    StatusCompensated,
+			status:    contract.StatusCompensated,
 			completed: []string{"a", "b"},
-			comps:     []CompensationStatus{CompensationSucceeded, CompensationSucceeded, CompensationSucceeded},
+			comps:     []contract.CompensationStatus{contract.CompensationSucceeded, contract.CompensationSucceeded, contract.CompensationSucceeded},
 		},
 		{
 			name:      "a rejected step changed nothing: its compensation is dropped",
 			sc:        scenario{Steps: []scenarioStep{{Name: "a", Outcome: "ok"}, {Name: "b", Outcome: "reject"}}},
 			wantErr:   []string{"b rejected"},
 			log:       []string{"undo:a@0"},
-			status:    StatusCompensated,
+			status:    contract.StatusCompensated,
 			completed: []string{"a"},
-			comps:     []CompensationStatus{CompensationSucceeded, CompensationDropped},
+			comps:     []contract.CompensationStatus{contract.CompensationSucceeded, contract.CompensationDropped},
 		},
 		{
 			name: "sequential compensations take turns",
@@ -155,9 +157,9 @@ func TestSaga(t *testing.T) {
 			}},
 			wantErr:   []string{"c rejected"},
 			log:       []string{"undo:b@0", "undo:a@60"},
-			status:    StatusCompensated,
+			status:    contract.StatusCompensated,
 			completed: []string{"a", "b"},
-			comps:     []CompensationStatus{CompensationSucceeded, CompensationSucceeded, CompensationDropped},
+			comps:     []contract.CompensationStatus{contract.CompensationSucceeded, contract.CompensationSucceeded, contract.CompensationDropped},
 		},
 		{
 			name: "parallel compensations start together",
@@ -168,9 +170,9 @@ func TestSaga(t *testing.T) {
 			}},
 			wantErr:   []string{"c rejected"},
 			log:       []string{"undo:b@0", "undo:a@0"},
-			status:    StatusCompensated,
+			status:    contract.StatusCompensated,
 			completed: []string{"a", "b"},
-			comps:     []CompensationStatus{CompensationSucceeded, CompensationSucceeded, CompensationDropped},
+			comps:     []contract.CompensationStatus{contract.CompensationSucceeded, contract.CompensationSucceeded, contract.CompensationDropped},
 		},
 		{
 			name: "a failing compensation stops the rest until an operator retries",
@@ -179,12 +181,12 @@ func TestSaga(t *testing.T) {
 				{Name: "b", Outcome: "ok", CompFailures: 1},
 				{Name: "c", Outcome: "reject"},
 			}},
-			callbacks: map[time.Duration]func(*testsuite.TestWorkflowEnvironment){time.Hour: signal(SignalRetryCompensation, "alice")},
+			callbacks: map[time.Duration]func(*testsuite.TestWorkflowEnvironment){time.Hour: signal(contract.SignalRetryCompensation, "alice")},
 			wantErr:   []string{"c rejected"},
 			log:       []string{"undo:b@0!", "undo:b@3600", "undo:a@3600"},
-			status:    StatusCompensated,
+			status:    contract.StatusCompensated,
 			completed: []string{"a", "b"},
-			comps:     []CompensationStatus{CompensationSucceeded, CompensationSucceeded, CompensationDropped},
+			comps:     []contract.CompensationStatus{contract.CompensationSucceeded, contract.CompensationSucceeded, contract.CompensationDropped},
 		},
 		{
 			name: "continue on error runs the rest; resolve records both errors",
@@ -193,12 +195,12 @@ func TestSaga(t *testing.T) {
 				{Name: "b", Outcome: "ok", CompFailures: 10},
 				{Name: "c", Outcome: "reject"},
 			}},
-			callbacks: map[time.Duration]func(*testsuite.TestWorkflowEnvironment){time.Hour: signal(SignalResolve, "bob")},
+			callbacks: map[time.Duration]func(*testsuite.TestWorkflowEnvironment){time.Hour: signal(contract.SignalResolve, "bob")},
 			wantErr:   []string{"c rejected", "undo b failed", "resolved by bob"},
 			log:       []string{"undo:b@0!", "undo:a@0"},
-			status:    StatusResolved,
+			status:    contract.StatusResolved,
 			completed: []string{"a", "b"},
-			comps:     []CompensationStatus{CompensationSucceeded, CompensationFailed, CompensationDropped},
+			comps:     []contract.CompensationStatus{contract.CompensationSucceeded, contract.CompensationFailed, contract.CompensationDropped},
 		},
 		{
 			name: "cancellation compensates on a disconnected context",
@@ -209,9 +211,9 @@ func TestSaga(t *testing.T) {
 			callbacks: map[time.Duration]func(*testsuite.TestWorkflowEnvironment){time.Minute: func(env *testsuite.TestWorkflowEnvironment) { env.CancelWorkflow() }},
 			wantErr:   []string{"canceled"},
 			log:       []string{"undo:b@60", "undo:a@61"},
-			status:    StatusCancelled,
+			status:    contract.StatusCancelled,
 			completed: []string{"a"},
-			comps:     []CompensationStatus{CompensationSucceeded, CompensationSucceeded},
+			comps:     []contract.CompensationStatus{contract.CompensationSucceeded, contract.CompensationSucceeded},
 		},
 	}
 	for _, tc := range tests {
@@ -229,7 +231,7 @@ func TestSaga(t *testing.T) {
 			require.Equal(t, tc.log, log)
 			require.Equal(t, tc.status, st.Status)
 			require.Equal(t, tc.completed, st.CompletedSteps)
-			got := make([]CompensationStatus, len(st.Compensations))
+			got := make([]contract.CompensationStatus, len(st.Compensations))
 			for i, c := range st.Compensations {
 				got[i] = c.Status
 			}
@@ -241,10 +243,10 @@ func TestSaga(t *testing.T) {
 func TestSagaResolutionIsRecorded(t *testing.T) {
 	sc := scenario{Steps: []scenarioStep{{Name: "a", Outcome: "ok", CompFailures: 1}, {Name: "b", Outcome: "reject"}}}
 	_, _, st := runScenario(t, sc, map[time.Duration]func(*testsuite.TestWorkflowEnvironment){
-		time.Hour: signal(SignalResolve, "carol"),
+		time.Hour: signal(contract.SignalResolve, "carol"),
 	})
-	require.Equal(t, StatusResolved, st.Status)
-	require.Equal(t, &OperatorAction{Operator: "carol", Reason: "checked the ledger"}, st.Resolution)
+	require.Equal(t, contract.StatusResolved, st.Status)
+	require.Equal(t, &contract.OperatorAction{Operator: "carol", Reason: "checked the ledger"}, st.Resolution)
 	require.Contains(t, st.Failure, "b rejected")
 	require.Equal(t, 1, st.Compensations[0].Runs)
 	require.Contains(t, st.Compensations[0].Error, "undo a failed")
@@ -253,7 +255,7 @@ func TestSagaResolutionIsRecorded(t *testing.T) {
 func TestCompensationErrorUnwrapsEveryError(t *testing.T) {
 	cause := temporal.NewApplicationError("deposit failed", "X")
 	undo := temporal.NewApplicationError("refund failed", "Y")
-	err := &CompensationError{Cause: cause, Failed: []FailedCompensation{{Name: "refund", Err: undo}}, Resolution: OperatorAction{Operator: "dan", Reason: "manual"}}
+	err := &CompensationError{Cause: cause, Failed: []FailedCompensation{{Name: "refund", Err: undo}}, Resolution: contract.OperatorAction{Operator: "dan", Reason: "manual"}}
 	require.ErrorIs(t, err, cause)
 	require.ErrorIs(t, err, undo)
 	require.ErrorContains(t, err, "refund: refund failed")

@@ -8,49 +8,8 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/sagaflow/sagaflow/activities"
+	"github.com/sagaflow/sagaflow/contract"
 	"github.com/sagaflow/sagaflow/events"
-)
-
-// Retry policies of the transfer's steps. Business rejections are never
-// retried: the ledger decided, and asking again gets the same answer.
-var (
-	// WithdrawRetry retries a withdraw whose reply did not come (the ledger or
-	// the broker is down); each attempt resends the same command id.
-	WithdrawRetry = &temporal.RetryPolicy{
-		InitialInterval:        time.Second,
-		BackoffCoefficient:     2,
-		MaximumInterval:        30 * time.Second,
-		MaximumAttempts:        5,
-		NonRetryableErrorTypes: activities.LedgerRejectionTypes,
-	}
-	// DepositRetry is longer than WithdrawRetry: giving up on a deposit costs
-	// a refund, so it is worth waiting for the ledger a little longer.
-	DepositRetry = &temporal.RetryPolicy{
-		InitialInterval:        time.Second,
-		BackoffCoefficient:     2,
-		MaximumInterval:        time.Minute,
-		MaximumAttempts:        8,
-		NonRetryableErrorTypes: activities.LedgerRejectionTypes,
-	}
-	// CompensationRetry retries refunds and reversals long, because a failed
-	// compensation needs an operator.
-	CompensationRetry = &temporal.RetryPolicy{
-		InitialInterval:        time.Second,
-		BackoffCoefficient:     2,
-		MaximumInterval:        time.Minute,
-		MaximumAttempts:        10,
-		NonRetryableErrorTypes: activities.LedgerRejectionTypes,
-	}
-	// PublishRetry retries publishing the outcome event until the broker
-	// takes it, without a limit on attempts: the saga's effects are done,
-	// and giving up would fail the workflow after the money or the stock
-	// moved (a parent order would then take its payment for not made). The
-	// deterministic id lets consumers drop duplicates.
-	PublishRetry = &temporal.RetryPolicy{
-		InitialInterval:    time.Second,
-		BackoffCoefficient: 2,
-		MaximumInterval:    time.Minute,
-	}
 )
 
 // CommandTimeout is how long a step waits for the service's reply before the
@@ -67,34 +26,34 @@ func ledgerOptions(ctx workflow.Context, retry *temporal.RetryPolicy) workflow.C
 // TransferWorkflow moves an amount from one account to another: withdraw
 // from the source, deposit to the target; if the deposit fails for good, the
 // source is refunded. It ends by publishing transfer.completed or
-// transfer.failed. Invalid input fails it at once with ErrTypeInvalidTransfer.
-func TransferWorkflow(ctx workflow.Context, in TransferInput) (TransferResult, error) {
+// transfer.failed. Invalid input fails it at once with contract.ErrTypeInvalidTransfer.
+func TransferWorkflow(ctx workflow.Context, in contract.TransferInput) (contract.TransferResult, error) {
 	if err := in.Validate(); err != nil {
-		return TransferResult{}, invalidInput(err)
+		return contract.TransferResult{}, invalidInput(err)
 	}
 	saga, err := NewSaga(ctx, SagaOptions{})
 	if err != nil {
-		return TransferResult{}, err
+		return contract.TransferResult{}, err
 	}
 	t := &transfer{in: in}
 
-	err = saga.Step(ctx, StepWithdraw, func(ctx workflow.Context) error {
-		if err := t.ledger(ctx, WithdrawRetry, t.a.Withdraw, StepWithdraw, in.SourceAccountID); err != nil {
+	err = saga.Step(ctx, contract.StepWithdraw, func(ctx workflow.Context) error {
+		if err := t.ledger(ctx, withdrawRetry(), t.a.Withdraw, contract.StepWithdraw, in.SourceAccountID); err != nil {
 			return err
 		}
 		t.withdrawn = true
 		return nil
 	}, t.refundSource)
 	if err == nil {
-		err = saga.Step(ctx, StepDeposit, func(ctx workflow.Context) error {
-			return t.ledger(ctx, DepositRetry, t.a.Deposit, StepDeposit, in.TargetAccountID)
+		err = saga.Step(ctx, contract.StepDeposit, func(ctx workflow.Context) error {
+			return t.ledger(ctx, depositRetry(), t.a.Deposit, contract.StepDeposit, in.TargetAccountID)
 		}, t.reverseDeposit)
 	}
 	if err == nil {
 		if err := t.publish(ctx, events.TypeTransferCompleted, ""); err != nil {
-			return TransferResult{}, err
+			return contract.TransferResult{}, err
 		}
-		return TransferResult{TransferID: in.TransferID, Outcome: OutcomeCompleted}, saga.Complete(ctx)
+		return contract.TransferResult{TransferID: in.TransferID, Outcome: contract.TransferCompleted}, saga.Complete(ctx)
 	}
 
 	cancelled := temporal.IsCanceledError(err)
@@ -105,13 +64,13 @@ func TransferWorkflow(ctx workflow.Context, in TransferInput) (TransferResult, e
 	dctx, cancel := workflow.NewDisconnectedContext(ctx)
 	defer cancel()
 
-	result := TransferResult{TransferID: in.TransferID, Outcome: OutcomeFailed, Reason: reason, Error: err.Error()}
+	result := contract.TransferResult{TransferID: in.TransferID, Outcome: contract.TransferFailed, Reason: reason, Error: err.Error()}
 	if t.refunded {
-		result.Outcome = OutcomeCompensated
+		result.Outcome = contract.TransferCompensated
 	}
 	var ce *CompensationError
 	if errors.As(compErr, &ce) {
-		result.Outcome = OutcomeResolved
+		result.Outcome = contract.TransferResolved
 		result.Error = ce.Error()
 		result.ResolvedBy = &ce.Resolution
 		reason = "resolved_by_operator"
@@ -146,7 +105,7 @@ func failureReason(err error) string {
 // transfer is the state of one TransferWorkflow run.
 type transfer struct {
 	a         *activities.Activities // nil: only its methods name the activities
-	in        TransferInput
+	in        contract.TransferInput
 	withdrawn bool // the withdraw step succeeded
 	refunded  bool // the refund compensation moved the money back
 }
@@ -170,7 +129,7 @@ func (t *transfer) ledger(ctx workflow.Context, retry *temporal.RetryPolicy, act
 // ledger answers a known id with its stored reply, and applies an unknown
 // one now, which the caller then undoes.
 func (t *transfer) applied(ctx workflow.Context, activity any, step, account string) (bool, error) {
-	err := t.ledger(ctx, CompensationRetry, activity, step, account)
+	err := t.ledger(ctx, compensationRetry(), activity, step, account)
 	if _, rejected := activities.RejectionReason(err); rejected {
 		return false, nil
 	}
@@ -180,12 +139,12 @@ func (t *transfer) applied(ctx workflow.Context, activity any, step, account str
 // refundSource is the compensation of the withdraw.
 func (t *transfer) refundSource(ctx workflow.Context) error {
 	if !t.withdrawn {
-		ok, err := t.applied(ctx, t.a.Withdraw, StepWithdraw, t.in.SourceAccountID)
+		ok, err := t.applied(ctx, t.a.Withdraw, contract.StepWithdraw, t.in.SourceAccountID)
 		if err != nil || !ok {
 			return err
 		}
 	}
-	if err := t.ledger(ctx, CompensationRetry, t.a.Refund, StepRefund, t.in.SourceAccountID); err != nil {
+	if err := t.ledger(ctx, compensationRetry(), t.a.Refund, contract.StepRefund, t.in.SourceAccountID); err != nil {
 		return err
 	}
 	t.refunded = true
@@ -196,20 +155,20 @@ func (t *transfer) refundSource(ctx workflow.Context) error {
 // deposit's outcome is unknown, and takes the money back from the target if
 // the deposit did go through.
 func (t *transfer) reverseDeposit(ctx workflow.Context) error {
-	ok, err := t.applied(ctx, t.a.Deposit, StepDeposit, t.in.TargetAccountID)
+	ok, err := t.applied(ctx, t.a.Deposit, contract.StepDeposit, t.in.TargetAccountID)
 	if err != nil || !ok {
 		return err
 	}
-	return t.ledger(ctx, CompensationRetry, t.a.Withdraw, StepReverseDeposit, t.in.TargetAccountID)
+	return t.ledger(ctx, compensationRetry(), t.a.Withdraw, contract.StepReverseDeposit, t.in.TargetAccountID)
 }
 
 func (t *transfer) publish(ctx workflow.Context, typ, reason string) error {
 	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: CommandTimeout,
-		RetryPolicy:         PublishRetry,
+		RetryPolicy:         publishRetry(),
 	})
 	return workflow.ExecuteActivity(ctx, t.a.PublishTransferEvent, activities.TransferEvent{
-		Step:            StepPublishOutcome,
+		Step:            contract.StepPublishOutcome,
 		Type:            typ,
 		TransferID:      t.in.TransferID,
 		SourceAccountID: t.in.SourceAccountID,

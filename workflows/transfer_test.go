@@ -14,12 +14,13 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/sagaflow/sagaflow/activities"
+	"github.com/sagaflow/sagaflow/contract"
 	"github.com/sagaflow/sagaflow/events"
 )
 
 var a *activities.Activities
 
-var validTransfer = TransferInput{TransferID: "t-1", SourceAccountID: "acc-src", TargetAccountID: "acc-dst", Amount: 2500, Currency: "EUR"}
+var validTransfer = contract.TransferInput{TransferID: "t-1", SourceAccountID: "acc-src", TargetAccountID: "acc-dst", Amount: 2500, Currency: "EUR"}
 
 func rejection(cmd, reason string) error {
 	return activities.RejectionError(events.Reply{CommandID: "c-1", CommandType: cmd, Status: events.ReplyRejected, Reason: reason})
@@ -35,7 +36,7 @@ func step(name string) any {
 type harness struct {
 	env       *testsuite.TestWorkflowEnvironment
 	calls     []string // activity type and step, in start order
-	statuses  []SagaStatus
+	statuses  []contract.SagaStatus
 	published []activities.TransferEvent
 }
 
@@ -58,18 +59,18 @@ func newHarness(t *testing.T) *harness {
 	})
 	h.env.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(args mock.Arguments) {
 		sa := args.Get(0).(temporal.SearchAttributes)
-		v, ok := sa.GetKeyword(SagaStatusKey)
+		v, ok := sa.GetKeyword(contract.SagaStatusKey)
 		require.True(t, ok)
-		h.statuses = append(h.statuses, SagaStatus(v))
+		h.statuses = append(h.statuses, contract.SagaStatus(v))
 	}).Return(nil)
 	h.env.OnActivity(a.PublishTransferEvent, mock.Anything, mock.Anything).Return(nil)
 	return h
 }
 
-func (h *harness) status(t *testing.T) SagaState {
-	v, err := h.env.QueryWorkflow(QueryStatus)
+func (h *harness) status(t *testing.T) contract.SagaState {
+	v, err := h.env.QueryWorkflow(contract.QueryStatus)
 	require.NoError(t, err)
-	var st SagaState
+	var st contract.SagaState
 	require.NoError(t, v.Get(&st))
 	return st
 }
@@ -101,10 +102,10 @@ func TestTransferWorkflow(t *testing.T) {
 	tests := []struct {
 		name     string
 		setup    func(t *testing.T, h *harness)
-		want     TransferResult
+		want     contract.TransferResult
 		wantErr  string // substring of the workflow error, "" for none
 		calls    []string
-		statuses []SagaStatus
+		statuses []contract.SagaStatus
 		// published is the outcome event's type and reason.
 		published []string
 	}{
@@ -114,9 +115,9 @@ func TestTransferWorkflow(t *testing.T) {
 				h.env.OnActivity(a.Withdraw, mock.Anything, mock.Anything).Return(ok, nil).Once()
 				h.env.OnActivity(a.Deposit, mock.Anything, mock.Anything).Return(ok, nil).Once()
 			},
-			want:      TransferResult{TransferID: "t-1", Outcome: OutcomeCompleted},
+			want:      contract.TransferResult{TransferID: "t-1", Outcome: contract.TransferCompleted},
 			calls:     []string{withdraw, deposit, "Publish:transfer.completed"},
-			statuses:  []SagaStatus{StatusRunning, StatusCompleted},
+			statuses:  []contract.SagaStatus{contract.StatusRunning, contract.StatusCompleted},
 			published: []string{events.TypeTransferCompleted, ""},
 		},
 		{
@@ -124,9 +125,9 @@ func TestTransferWorkflow(t *testing.T) {
 			setup: func(_ *testing.T, h *harness) {
 				h.env.OnActivity(a.Withdraw, mock.Anything, mock.Anything).Return(ok, rejection(events.CmdLedgerWithdraw, events.ReasonInsufficientFunds)).Once()
 			},
-			want:      TransferResult{TransferID: "t-1", Outcome: OutcomeFailed, Reason: events.ReasonInsufficientFunds},
+			want:      contract.TransferResult{TransferID: "t-1", Outcome: contract.TransferFailed, Reason: events.ReasonInsufficientFunds},
 			calls:     []string{withdraw, "Publish:transfer.failed"},
-			statuses:  []SagaStatus{StatusRunning, StatusCompensating, StatusCompensated},
+			statuses:  []contract.SagaStatus{contract.StatusRunning, contract.StatusCompensating, contract.StatusCompensated},
 			published: []string{events.TypeTransferFailed, events.ReasonInsufficientFunds},
 		},
 		{
@@ -136,9 +137,9 @@ func TestTransferWorkflow(t *testing.T) {
 				h.env.OnActivity(a.Deposit, mock.Anything, mock.Anything).Return(ok, rejection(events.CmdLedgerDeposit, events.ReasonAccountClosed)).Once()
 				h.env.OnActivity(a.Refund, mock.Anything, mock.Anything).Return(ok, nil).Once()
 			},
-			want:      TransferResult{TransferID: "t-1", Outcome: OutcomeCompensated, Reason: events.ReasonAccountClosed},
+			want:      contract.TransferResult{TransferID: "t-1", Outcome: contract.TransferCompensated, Reason: events.ReasonAccountClosed},
 			calls:     []string{withdraw, deposit, refund, "Publish:transfer.failed"},
-			statuses:  []SagaStatus{StatusRunning, StatusCompensating, StatusCompensated},
+			statuses:  []contract.SagaStatus{contract.StatusRunning, contract.StatusCompensating, contract.StatusCompensated},
 			published: []string{events.TypeTransferFailed, events.ReasonAccountClosed},
 		},
 		{
@@ -148,9 +149,9 @@ func TestTransferWorkflow(t *testing.T) {
 				h.env.OnActivity(a.Deposit, mock.Anything, mock.Anything).Return(ok, errBrokerDown).Twice()
 				h.env.OnActivity(a.Deposit, mock.Anything, mock.Anything).Return(ok, nil).Once()
 			},
-			want:      TransferResult{TransferID: "t-1", Outcome: OutcomeCompleted},
+			want:      contract.TransferResult{TransferID: "t-1", Outcome: contract.TransferCompleted},
 			calls:     []string{withdraw, deposit, deposit, deposit, "Publish:transfer.completed"},
-			statuses:  []SagaStatus{StatusRunning, StatusCompleted},
+			statuses:  []contract.SagaStatus{contract.StatusRunning, contract.StatusCompleted},
 			published: []string{events.TypeTransferCompleted, ""},
 		},
 		{
@@ -159,15 +160,15 @@ func TestTransferWorkflow(t *testing.T) {
 			// learn it, takes the money back from the target, and refunds.
 			name: "deposit outcome unknown after all attempts: reverse and refund",
 			setup: func(_ *testing.T, h *harness) {
-				h.env.OnActivity(a.Withdraw, mock.Anything, step(StepWithdraw)).Return(ok, nil).Once()
-				h.env.OnActivity(a.Deposit, mock.Anything, mock.Anything).Return(ok, errBrokerDown).Times(int(DepositRetry.MaximumAttempts))
+				h.env.OnActivity(a.Withdraw, mock.Anything, step(contract.StepWithdraw)).Return(ok, nil).Once()
+				h.env.OnActivity(a.Deposit, mock.Anything, mock.Anything).Return(ok, errBrokerDown).Times(int(depositRetry().MaximumAttempts))
 				h.env.OnActivity(a.Deposit, mock.Anything, mock.Anything).Return(ok, nil).Once()
-				h.env.OnActivity(a.Withdraw, mock.Anything, step(StepReverseDeposit)).Return(ok, nil).Once()
+				h.env.OnActivity(a.Withdraw, mock.Anything, step(contract.StepReverseDeposit)).Return(ok, nil).Once()
 				h.env.OnActivity(a.Refund, mock.Anything, mock.Anything).Return(ok, nil).Once()
 			},
-			want:      TransferResult{TransferID: "t-1", Outcome: OutcomeCompensated, Reason: "step_failed"},
-			calls:     concat([]string{withdraw}, repeat(deposit, int(DepositRetry.MaximumAttempts)+1), []string{reverse, refund, "Publish:transfer.failed"}),
-			statuses:  []SagaStatus{StatusRunning, StatusCompensating, StatusCompensated},
+			want:      contract.TransferResult{TransferID: "t-1", Outcome: contract.TransferCompensated, Reason: "step_failed"},
+			calls:     concat([]string{withdraw}, repeat(deposit, int(depositRetry().MaximumAttempts)+1), []string{reverse, refund, "Publish:transfer.failed"}),
+			statuses:  []contract.SagaStatus{contract.StatusRunning, contract.StatusCompensating, contract.StatusCompensated},
 			published: []string{events.TypeTransferFailed, "step_failed"},
 		},
 		{
@@ -181,7 +182,7 @@ func TestTransferWorkflow(t *testing.T) {
 			},
 			wantErr:   "canceled",
 			calls:     []string{withdraw, deposit, deposit, refund, "Publish:transfer.failed"},
-			statuses:  []SagaStatus{StatusRunning, StatusCompensating, StatusCancelled},
+			statuses:  []contract.SagaStatus{contract.StatusRunning, contract.StatusCompensating, contract.StatusCancelled},
 			published: []string{events.TypeTransferFailed, "cancelled"},
 		},
 		{
@@ -189,23 +190,23 @@ func TestTransferWorkflow(t *testing.T) {
 			setup: func(t *testing.T, h *harness) {
 				h.env.OnActivity(a.Withdraw, mock.Anything, mock.Anything).Return(ok, nil).Once()
 				h.env.OnActivity(a.Deposit, mock.Anything, mock.Anything).Return(ok, rejection(events.CmdLedgerDeposit, events.ReasonAccountClosed)).Once()
-				h.env.OnActivity(a.Refund, mock.Anything, mock.Anything).Return(ok, errBrokerDown).Times(int(CompensationRetry.MaximumAttempts))
+				h.env.OnActivity(a.Refund, mock.Anything, mock.Anything).Return(ok, errBrokerDown).Times(int(compensationRetry().MaximumAttempts))
 				h.env.OnActivity(a.Refund, mock.Anything, mock.Anything).Return(ok, nil).Once()
 				h.env.RegisterDelayedCallback(func() {
 					st := h.status(t)
-					require.Equal(t, StatusCompensationFailed, st.Status)
-					require.Equal(t, []string{StepWithdraw}, st.CompletedSteps)
+					require.Equal(t, contract.StatusCompensationFailed, st.Status)
+					require.Equal(t, []string{contract.StepWithdraw}, st.CompletedSteps)
 					require.Len(t, st.Compensations, 2)
-					require.Equal(t, CompensationState{Name: StepDeposit, Status: CompensationDropped}, st.Compensations[1])
-					require.Equal(t, CompensationFailed, st.Compensations[0].Status)
+					require.Equal(t, contract.CompensationState{Name: contract.StepDeposit, Status: contract.CompensationDropped}, st.Compensations[1])
+					require.Equal(t, contract.CompensationFailed, st.Compensations[0].Status)
 					require.Contains(t, st.Compensations[0].Error, "connection lost")
 					require.Contains(t, st.Failure, events.ReasonAccountClosed)
-					h.env.SignalWorkflow(SignalRetryCompensation, OperatorAction{Operator: "alice", Reason: "broker back"})
+					h.env.SignalWorkflow(contract.SignalRetryCompensation, contract.OperatorAction{Operator: "alice", Reason: "broker back"})
 				}, 2*time.Hour)
 			},
-			want:      TransferResult{TransferID: "t-1", Outcome: OutcomeCompensated, Reason: events.ReasonAccountClosed},
-			calls:     concat([]string{withdraw, deposit}, repeat(refund, int(CompensationRetry.MaximumAttempts)+1), []string{"Publish:transfer.failed"}),
-			statuses:  []SagaStatus{StatusRunning, StatusCompensating, StatusCompensationFailed, StatusCompensating, StatusCompensated},
+			want:      contract.TransferResult{TransferID: "t-1", Outcome: contract.TransferCompensated, Reason: events.ReasonAccountClosed},
+			calls:     concat([]string{withdraw, deposit}, repeat(refund, int(compensationRetry().MaximumAttempts)+1), []string{"Publish:transfer.failed"}),
+			statuses:  []contract.SagaStatus{contract.StatusRunning, contract.StatusCompensating, contract.StatusCompensationFailed, contract.StatusCompensating, contract.StatusCompensated},
 			published: []string{events.TypeTransferFailed, events.ReasonAccountClosed},
 		},
 		{
@@ -215,12 +216,12 @@ func TestTransferWorkflow(t *testing.T) {
 				h.env.OnActivity(a.Deposit, mock.Anything, mock.Anything).Return(ok, rejection(events.CmdLedgerDeposit, events.ReasonAccountClosed)).Once()
 				h.env.OnActivity(a.Refund, mock.Anything, mock.Anything).Return(ok, rejection(events.CmdLedgerRefund, events.ReasonAccountFrozen)).Once()
 				h.env.RegisterDelayedCallback(func() {
-					h.env.SignalWorkflow(SignalResolve, OperatorAction{Operator: "bob", Reason: "refunded by hand"})
+					h.env.SignalWorkflow(contract.SignalResolve, contract.OperatorAction{Operator: "bob", Reason: "refunded by hand"})
 				}, time.Hour)
 			},
-			want:      TransferResult{TransferID: "t-1", Outcome: OutcomeResolved, Reason: events.ReasonAccountClosed, ResolvedBy: &OperatorAction{Operator: "bob", Reason: "refunded by hand"}},
+			want:      contract.TransferResult{TransferID: "t-1", Outcome: contract.TransferResolved, Reason: events.ReasonAccountClosed, ResolvedBy: &contract.OperatorAction{Operator: "bob", Reason: "refunded by hand"}},
 			calls:     []string{withdraw, deposit, refund, "Publish:transfer.failed"},
-			statuses:  []SagaStatus{StatusRunning, StatusCompensating, StatusCompensationFailed, StatusResolved},
+			statuses:  []contract.SagaStatus{contract.StatusRunning, contract.StatusCompensating, contract.StatusCompensationFailed, contract.StatusResolved},
 			published: []string{events.TypeTransferFailed, "resolved_by_operator"},
 		},
 	}
@@ -234,7 +235,7 @@ func TestTransferWorkflow(t *testing.T) {
 				require.ErrorContains(t, h.env.GetWorkflowError(), tc.wantErr)
 			} else {
 				require.NoError(t, h.env.GetWorkflowError())
-				var got TransferResult
+				var got contract.TransferResult
 				require.NoError(t, h.env.GetWorkflowResult(&got))
 				got.Error = "" // the full text is checked where it matters
 				require.Equal(t, tc.want, got)
@@ -243,7 +244,7 @@ func TestTransferWorkflow(t *testing.T) {
 			require.Equal(t, tc.statuses, h.statuses)
 			require.Len(t, h.published, 1)
 			require.Equal(t, tc.published, []string{h.published[0].Type, h.published[0].Reason})
-			require.Equal(t, StepPublishOutcome, h.published[0].Step)
+			require.Equal(t, contract.StepPublishOutcome, h.published[0].Step)
 			require.Equal(t, tc.statuses[len(tc.statuses)-1], h.status(t).Status)
 			h.env.AssertExpectations(t)
 		})
@@ -253,13 +254,13 @@ func TestTransferWorkflow(t *testing.T) {
 func TestTransferWorkflowRejectsInvalidInput(t *testing.T) {
 	tests := []struct {
 		name  string
-		input func(in *TransferInput)
+		input func(in *contract.TransferInput)
 	}{
-		{"zero amount", func(in *TransferInput) { in.Amount = 0 }},
-		{"negative amount", func(in *TransferInput) { in.Amount = -5 }},
-		{"same account", func(in *TransferInput) { in.TargetAccountID = in.SourceAccountID }},
-		{"bad currency", func(in *TransferInput) { in.Currency = "euro" }},
-		{"missing transfer id", func(in *TransferInput) { in.TransferID = "" }},
+		{"zero amount", func(in *contract.TransferInput) { in.Amount = 0 }},
+		{"negative amount", func(in *contract.TransferInput) { in.Amount = -5 }},
+		{"same account", func(in *contract.TransferInput) { in.TargetAccountID = in.SourceAccountID }},
+		{"bad currency", func(in *contract.TransferInput) { in.Currency = "euro" }},
+		{"missing transfer id", func(in *contract.TransferInput) { in.TransferID = "" }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -270,7 +271,7 @@ func TestTransferWorkflowRejectsInvalidInput(t *testing.T) {
 			err := h.env.GetWorkflowError()
 			var appErr *temporal.ApplicationError
 			require.ErrorAs(t, err, &appErr)
-			require.Equal(t, ErrTypeInvalidTransfer, appErr.Type())
+			require.Equal(t, contract.ErrTypeInvalidTransfer, appErr.Type())
 			require.True(t, appErr.NonRetryable())
 			require.Empty(t, h.calls)
 		})
@@ -284,26 +285,18 @@ func TestTransferStatusQueryWhileRunning(t *testing.T) {
 	h.env.OnActivity(a.Deposit, mock.Anything, mock.Anything).After(5*time.Second).Return(ok, nil).Once()
 	h.env.RegisterDelayedCallback(func() {
 		st := h.status(t)
-		require.Equal(t, StatusRunning, st.Status)
-		require.Equal(t, StepDeposit, st.CurrentStep)
-		require.Equal(t, []string{StepWithdraw}, st.CompletedSteps)
-		require.Equal(t, []CompensationState{
-			{Name: StepWithdraw, Status: CompensationRegistered},
-			{Name: StepDeposit, Status: CompensationRegistered},
+		require.Equal(t, contract.StatusRunning, st.Status)
+		require.Equal(t, contract.StepDeposit, st.CurrentStep)
+		require.Equal(t, []string{contract.StepWithdraw}, st.CompletedSteps)
+		require.Equal(t, []contract.CompensationState{
+			{Name: contract.StepWithdraw, Status: contract.CompensationRegistered},
+			{Name: contract.StepDeposit, Status: contract.CompensationRegistered},
 		}, st.Compensations)
 	}, time.Second)
 	h.env.ExecuteWorkflow(TransferWorkflow, validTransfer)
 	require.NoError(t, h.env.GetWorkflowError())
 	st := h.status(t)
-	require.Equal(t, StatusCompleted, st.Status)
+	require.Equal(t, contract.StatusCompleted, st.Status)
 	require.Empty(t, st.CurrentStep)
-	require.Equal(t, []string{StepWithdraw, StepDeposit}, st.CompletedSteps)
-}
-
-func TestTransferStartOptionsPreventDuplicates(t *testing.T) {
-	opts := TransferStartOptions("t-9", "")
-	require.Equal(t, "transfer-t-9", opts.ID)
-	require.Equal(t, TaskQueue, opts.TaskQueue)
-	require.Equal(t, "RejectDuplicate", opts.WorkflowIDReusePolicy.String())
-	require.Equal(t, "UseExisting", opts.WorkflowIDConflictPolicy.String())
+	require.Equal(t, []string{contract.StepWithdraw, contract.StepDeposit}, st.CompletedSteps)
 }

@@ -8,7 +8,6 @@ package audit
 
 import (
 	"encoding/json"
-	"slices"
 	"strings"
 	"time"
 
@@ -18,16 +17,23 @@ import (
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/converter"
+
+	"github.com/sagaflow/sagaflow/contract"
 )
 
-// SagaStatusAttribute is the search attribute the saga helper upserts on
+// sagaStatusAttribute is the search attribute the saga helper upserts on
 // every status change; its values mark the phases of the timeline.
-const SagaStatusAttribute = "SagaStatus"
+var sagaStatusAttribute = contract.SagaStatusKey.GetName()
 
-// Saga statuses during which the saga helper runs compensations. They are
-// the values of workflows.SagaStatus, repeated here so the audit trail does
-// not depend on workflow code.
-var compensatingStatuses = []string{"Compensating", "CompensationFailed"}
+// compensating reports whether the saga helper runs compensations in the
+// saga status s.
+func compensating(s string) bool {
+	switch contract.SagaStatus(s) {
+	case contract.StatusCompensating, contract.StatusCompensationFailed:
+		return true
+	}
+	return false
+}
 
 // Kind is what a timeline record is about.
 type Kind string
@@ -223,7 +229,7 @@ func (b *builder) event(e *historypb.HistoryEvent) {
 		input := b.payloads(a.GetInput())
 		summary := b.summary(e)
 		kind := KindStep
-		if slices.Contains(compensatingStatuses, b.status) || isCompensationSummary(summary) {
+		if compensating(b.status) || isCompensationSummary(summary) {
 			kind = KindCompensation
 		}
 		name := stepOf(input)
@@ -456,7 +462,7 @@ func (b *builder) close(id int64, at time.Time, status, outcome string, result j
 
 // upsert records a change of the saga status.
 func (b *builder) upsert(id int64, at time.Time, sa *commonpb.SearchAttributes) {
-	p, ok := sa.GetIndexedFields()[SagaStatusAttribute]
+	p, ok := sa.GetIndexedFields()[sagaStatusAttribute]
 	if !ok {
 		return
 	}
@@ -466,7 +472,7 @@ func (b *builder) upsert(id int64, at time.Time, sa *commonpb.SearchAttributes) 
 	}
 	b.status = status
 	b.tl.SagaStatus = status
-	b.add(Record{EventID: id, Time: at, Kind: KindStatus, Name: SagaStatusAttribute, Status: status})
+	b.add(Record{EventID: id, Time: at, Kind: KindStatus, Name: sagaStatusAttribute, Status: status})
 }
 
 // describe adds the pending activities' attempts and the search attributes
@@ -481,7 +487,7 @@ func (b *builder) describe(desc *workflowservice.DescribeWorkflowExecutionRespon
 		b.tl.RunID = info.GetExecution().GetRunId()
 		b.tl.WorkflowType = info.GetType().GetName()
 	}
-	if p, ok := info.GetSearchAttributes().GetIndexedFields()[SagaStatusAttribute]; ok {
+	if p, ok := info.GetSearchAttributes().GetIndexedFields()[sagaStatusAttribute]; ok {
 		var status string
 		if b.dc.FromPayload(p, &status) == nil && status != "" {
 			b.tl.SagaStatus = status

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/sagaflow/sagaflow/activities"
+	"github.com/sagaflow/sagaflow/contract"
 	"github.com/sagaflow/sagaflow/events"
 	"github.com/sagaflow/sagaflow/internal/temporaltest"
 	"github.com/sagaflow/sagaflow/workflows"
@@ -55,7 +56,7 @@ func (flakyLedger) PublishTransferEvent(context.Context, activities.TransferEven
 
 // auditParentWorkflow exercises what the audit trail shows besides
 // activities: an update, a signal racing a long timer, and a child saga.
-func auditParentWorkflow(ctx workflow.Context, in workflows.TransferInput) (string, error) {
+func auditParentWorkflow(ctx workflow.Context, in contract.TransferInput) (string, error) {
 	reason := ""
 	if err := workflow.SetUpdateHandler(ctx, "note", func(_ workflow.Context, r string) (string, error) {
 		reason = r
@@ -70,8 +71,8 @@ func auditParentWorkflow(ctx workflow.Context, in workflows.TransferInput) (stri
 	sel.AddReceive(workflow.GetSignalChannel(ctx, "proceed"), func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, nil) })
 	sel.Select(ctx)
 	cancelTimer()
-	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{WorkflowID: workflows.TransferWorkflowID(in.TransferID)})
-	var res workflows.TransferResult
+	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{WorkflowID: contract.TransferWorkflowID(in.TransferID)})
+	var res contract.TransferResult
 	if err := workflow.ExecuteChildWorkflow(cctx, workflows.TransferWorkflow, in).Get(ctx, &res); err != nil {
 		return "", err
 	}
@@ -92,14 +93,14 @@ func TestRecordHistories(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
-	run, err := c.ExecuteWorkflow(ctx, workflows.TransferStartOptions("retried-"+queue, queue), workflows.TransferWorkflow,
-		workflows.TransferInput{TransferID: "retried-" + queue, SourceAccountID: "alice", TargetAccountID: "closed", Amount: 500, Currency: "EUR"})
+	run, err := c.ExecuteWorkflow(ctx, contract.TransferStartOptions("retried-"+queue, queue), workflows.TransferWorkflow,
+		contract.TransferInput{TransferID: "retried-" + queue, SourceAccountID: "alice", TargetAccountID: "closed", Amount: 500, Currency: "EUR"})
 	require.NoError(t, err)
 	require.NoError(t, run.Get(ctx, nil))
 	saveHistory(ctx, t, c, run, "transfer_retried.json")
 
 	run, err = c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "parent-" + queue, TaskQueue: queue}, auditParentWorkflow,
-		workflows.TransferInput{TransferID: "child-" + queue, SourceAccountID: "alice", TargetAccountID: "bob", Amount: 700, Currency: "EUR"})
+		contract.TransferInput{TransferID: "child-" + queue, SourceAccountID: "alice", TargetAccountID: "bob", Amount: 700, Currency: "EUR"})
 	require.NoError(t, err)
 	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: run.GetID(), UpdateName: "note",
 		Args: []any{"urgent"}, WaitForStage: client.WorkflowUpdateStageCompleted})

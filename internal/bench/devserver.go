@@ -14,7 +14,7 @@ import (
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
 
-	"github.com/sagaflow/sagaflow/internal/temporaltest"
+	"github.com/sagaflow/sagaflow/contract"
 )
 
 // devServerArgs are the dev server's flags: in memory, one task queue
@@ -36,7 +36,7 @@ func devServerArgs(hostPort string, transferPollRPS int) []string {
 	if transferPollRPS > 0 {
 		args = append(args, "--dynamic-config-value", fmt.Sprintf("history.transferProcessorMaxPollRPS=%d", transferPollRPS))
 	}
-	for _, sa := range temporaltest.SearchAttributes {
+	for _, sa := range contract.SearchAttributes() {
 		args = append(args, "--search-attribute", sa)
 	}
 	return args

@@ -13,8 +13,8 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
-	"github.com/sagaflow/sagaflow/activities"
 	"github.com/sagaflow/sagaflow/amqp"
+	"github.com/sagaflow/sagaflow/contract"
 	"github.com/sagaflow/sagaflow/events"
 	"github.com/sagaflow/sagaflow/workflows"
 )
@@ -289,19 +289,19 @@ func (p orderPools) order(prefix string, i int) events.OrderPlaced {
 func (p orderPools) provision(ctx context.Context, r *amqp.Requester, n int) error {
 	budget := int64(n) * orderPrice // every customer could pay for every order
 	for _, id := range p.customers {
-		if err := sendCommand(ctx, r, activities.LedgerQueue, events.CmdLedgerOpen,
+		if err := sendCommand(ctx, r, contract.LedgerQueue, events.CmdLedgerOpen,
 			events.LedgerOpen{AccountID: id, Currency: currency, Owner: "bench", InitialBalance: budget}); err != nil {
 			return err
 		}
 	}
 	for _, id := range p.merchants {
-		if err := sendCommand(ctx, r, activities.LedgerQueue, events.CmdLedgerOpen,
+		if err := sendCommand(ctx, r, contract.LedgerQueue, events.CmdLedgerOpen,
 			events.LedgerOpen{AccountID: id, Currency: currency, Owner: "bench"}); err != nil {
 			return err
 		}
 	}
 	for _, sku := range p.skus {
-		if err := sendCommand(ctx, r, activities.InventoryQueue, events.CmdInventoryRestock,
+		if err := sendCommand(ctx, r, contract.InventoryQueue, events.CmdInventoryRestock,
 			events.InventoryRestock{SKU: sku, Quantity: int64(n)}); err != nil {
 			return err
 		}
@@ -313,17 +313,17 @@ func (p orderPools) provision(ctx context.Context, r *amqp.Requester, n int) err
 func orderSaga(c client.Client, queue, prefix string, eager bool, pools orderPools) sagaFunc {
 	return func(ctx context.Context, i int) (string, error) {
 		o := pools.order(prefix, i)
-		opts := workflows.OrderStartOptions(o, queue)
+		opts := contract.OrderStartOptions(o, queue)
 		opts.EnableEagerStart = eager
-		run, err := c.ExecuteWorkflow(ctx, opts, workflows.OrderWorkflow, o)
+		run, err := c.ExecuteWorkflow(ctx, opts, contract.OrderWorkflowType, o)
 		if err != nil {
 			return opts.ID, fmt.Errorf("start %s: %w", opts.ID, err)
 		}
-		var res workflows.OrderResult
+		var res contract.OrderResult
 		if err := run.Get(ctx, &res); err != nil {
 			return opts.ID, fmt.Errorf("%s: %w", opts.ID, err)
 		}
-		if res.Outcome != workflows.OrderConfirmed {
+		if res.Outcome != contract.OrderConfirmed {
 			return opts.ID, fmt.Errorf("%s: %s %s", opts.ID, res.Outcome, res.Reason)
 		}
 		return opts.ID, nil
@@ -343,8 +343,8 @@ func newTransferAccounts(prefix string) transferAccounts {
 }
 
 // transfer is the i-th transfer of a row.
-func (a transferAccounts) transfer(prefix string, i int) workflows.TransferInput {
-	return workflows.TransferInput{
+func (a transferAccounts) transfer(prefix string, i int) contract.TransferInput {
+	return contract.TransferInput{
 		TransferID:      fmt.Sprintf("%s-%d", prefix, i),
 		SourceAccountID: a[i%len(a)],
 		TargetAccountID: a[(i+1)%len(a)],
@@ -356,7 +356,7 @@ func (a transferAccounts) transfer(prefix string, i int) workflows.TransferInput
 // provision opens the accounts with enough money for n transfers each.
 func (a transferAccounts) provision(ctx context.Context, r *amqp.Requester, n int) error {
 	for _, id := range a {
-		if err := sendCommand(ctx, r, activities.LedgerQueue, events.CmdLedgerOpen,
+		if err := sendCommand(ctx, r, contract.LedgerQueue, events.CmdLedgerOpen,
 			events.LedgerOpen{AccountID: id, Currency: currency, Owner: "bench", InitialBalance: int64(n) * orderPrice}); err != nil {
 			return err
 		}
@@ -368,16 +368,16 @@ func (a transferAccounts) provision(ctx context.Context, r *amqp.Requester, n in
 func transferSaga(c client.Client, queue, prefix string, accounts transferAccounts) sagaFunc {
 	return func(ctx context.Context, i int) (string, error) {
 		in := accounts.transfer(prefix, i)
-		opts := workflows.TransferStartOptions(in.TransferID, queue)
-		run, err := c.ExecuteWorkflow(ctx, opts, workflows.TransferWorkflow, in)
+		opts := contract.TransferStartOptions(in.TransferID, queue)
+		run, err := c.ExecuteWorkflow(ctx, opts, contract.TransferWorkflowType, in)
 		if err != nil {
 			return opts.ID, fmt.Errorf("start %s: %w", opts.ID, err)
 		}
-		var res workflows.TransferResult
+		var res contract.TransferResult
 		if err := run.Get(ctx, &res); err != nil {
 			return opts.ID, fmt.Errorf("%s: %w", opts.ID, err)
 		}
-		if res.Outcome != workflows.OutcomeCompleted {
+		if res.Outcome != contract.TransferCompleted {
 			return opts.ID, fmt.Errorf("%s: %s %s", opts.ID, res.Outcome, res.Reason)
 		}
 		return opts.ID, nil

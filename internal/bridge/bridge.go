@@ -15,22 +15,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sync/atomic"
 
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
 	"github.com/sagaflow/sagaflow/amqp"
+	"github.com/sagaflow/sagaflow/contract"
 	"github.com/sagaflow/sagaflow/events"
 )
-
-// DefaultName is the bridge's queue on the event exchange.
-const DefaultName = "bridge"
-
-// DefaultTaskQueue is the task queue workflows are started on unless a
-// route or the configuration names another.
-const DefaultTaskQueue = "sagas"
 
 // Temporal is the part of the Temporal client the bridge uses;
 // client.Client satisfies it.
@@ -45,10 +39,10 @@ type Temporal interface {
 type Config struct {
 	// Name is the durable queue the bridge consumes, bound on the event
 	// exchange to the routes' event types; its dead letters go to
-	// "<Name>.dlq". Default DefaultName ("bridge").
+	// "<Name>.dlq". Default contract.BridgeQueue ("bridge").
 	Name string
-	// TaskQueue is where started workflows run, unless their route names
-	// another. Default DefaultTaskQueue ("sagas").
+	// TaskQueue is the task queue the routes' start options are built for.
+	// Default contract.TaskQueue ("sagas").
 	TaskQueue string
 	// Routes maps event types to workflow starts and signals. Default
 	// DefaultRoutes().
@@ -72,10 +66,10 @@ type Config struct {
 
 func (c *Config) setDefaults() {
 	if c.Name == "" {
-		c.Name = DefaultName
+		c.Name = contract.BridgeQueue
 	}
 	if c.TaskQueue == "" {
-		c.TaskQueue = DefaultTaskQueue
+		c.TaskQueue = contract.TaskQueue
 	}
 	if c.Routes == nil {
 		c.Routes = DefaultRoutes()
@@ -216,32 +210,16 @@ func (b *Bridge) handle(ctx context.Context, d amqp.Delivery) error {
 }
 
 func (b *Bridge) start(ctx context.Context, env events.Envelope, p events.Payload, r *StartRoute) error {
-	id := r.WorkflowID(p)
+	opts := r.Options(p, b.cfg.TaskQueue)
+	id := opts.ID
 	if id == "" {
 		return amqp.Permanent(fmt.Errorf("bridge: event %s (%s): empty workflow id", env.ID, env.Type))
 	}
-	opts := client.StartWorkflowOptions{
-		ID:        id,
-		TaskQueue: b.cfg.TaskQueue,
-		// Together with ErrorWhenAlreadyStarted these make a second start
-		// of the id fail with WorkflowExecutionAlreadyStarted whether the
-		// first run is still going or has ended: an order's saga runs once.
-		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-		WorkflowExecutionErrorWhenAlreadyStarted: true,
-		Memo:                                     memo(env),
-	}
-	if r.TaskQueue != "" {
-		opts.TaskQueue = r.TaskQueue
-	}
-	if r.Memo != nil {
-		for k, v := range r.Memo(env, p) {
-			opts.Memo[k] = v
-		}
-	}
-	if r.SearchAttributes != nil {
-		opts.TypedSearchAttributes = r.SearchAttributes(p)
-	}
+	// The saga's own memo plus the event's ids, in a map of the bridge's
+	// own: Options may hand out a shared one.
+	m := memo(env)
+	maps.Copy(m, opts.Memo)
+	opts.Memo = m
 	var input any = p
 	if r.Input != nil {
 		input = r.Input(env, p)
@@ -309,15 +287,15 @@ func isPermanentTemporal(err error) bool {
 // memo links a workflow to the envelope that started it.
 func memo(env events.Envelope) map[string]any {
 	m := map[string]any{
-		MemoEventID:     env.ID,
-		MemoEventType:   env.Type,
-		MemoEventSource: env.Source,
+		contract.MemoEventID:     env.ID,
+		contract.MemoEventType:   env.Type,
+		contract.MemoEventSource: env.Source,
 	}
 	if env.CorrelationID != "" {
-		m[MemoCorrelationID] = env.CorrelationID
+		m[contract.MemoCorrelationID] = env.CorrelationID
 	}
 	if env.CausationID != "" {
-		m[MemoCausationID] = env.CausationID
+		m[contract.MemoCausationID] = env.CausationID
 	}
 	return m
 }

@@ -7,11 +7,11 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
 	"github.com/sagaflow/sagaflow/amqp"
+	"github.com/sagaflow/sagaflow/contract"
 	"github.com/sagaflow/sagaflow/events"
 	"github.com/sagaflow/sagaflow/internal/bridge"
 )
@@ -75,7 +75,7 @@ func delivery(t *testing.T, env events.Envelope) amqp.Delivery {
 	t.Helper()
 	m, err := amqp.MessageFromEnvelope(env)
 	require.NoError(t, err)
-	return amqp.Delivery{Message: m, Queue: bridge.DefaultName, Attempt: 1}
+	return amqp.Delivery{Message: m, Queue: contract.BridgeQueue, Attempt: 1}
 }
 
 func envelope(t *testing.T, typ string, p events.Payload, opts ...events.Option) events.Envelope {
@@ -130,23 +130,16 @@ func TestHandleStart(t *testing.T) {
 			}
 			require.Len(t, ft.starts, 1)
 			call := ft.starts[0]
-			require.Equal(t, "order-42", call.opts.ID)
-			require.Equal(t, "orders-q", call.opts.TaskQueue)
-			require.Equal(t, bridge.OrderWorkflowType, call.workflow)
-			require.Equal(t, enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE, call.opts.WorkflowIDReusePolicy)
-			require.Equal(t, enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL, call.opts.WorkflowIDConflictPolicy)
-			require.True(t, call.opts.WorkflowExecutionErrorWhenAlreadyStarted)
-			require.Equal(t, map[string]any{
-				bridge.MemoEventID: "evt-1", bridge.MemoEventType: events.TypeOrderPlaced, bridge.MemoEventSource: "test",
-				bridge.MemoCorrelationID: "corr-1", bridge.MemoCausationID: "cause-1",
-				bridge.MemoOrderTotal: events.Money{Amount: 300, Currency: "EUR"},
-			}, call.opts.Memo)
-			orderID, ok := call.opts.TypedSearchAttributes.GetKeyword(bridge.OrderIDKey)
-			require.True(t, ok)
-			require.Equal(t, "42", orderID)
-			customerID, ok := call.opts.TypedSearchAttributes.GetKeyword(bridge.CustomerIDKey)
-			require.True(t, ok)
-			require.Equal(t, "cust-1", customerID)
+			// The order saga's own start options, plus the event's ids in
+			// the memo.
+			want := contract.OrderStartOptions(validOrder("42"), "orders-q")
+			want.Memo[contract.MemoEventID] = "evt-1"
+			want.Memo[contract.MemoEventType] = events.TypeOrderPlaced
+			want.Memo[contract.MemoEventSource] = "test"
+			want.Memo[contract.MemoCorrelationID] = "corr-1"
+			want.Memo[contract.MemoCausationID] = "cause-1"
+			require.Equal(t, want, call.opts)
+			require.Equal(t, contract.OrderWorkflowType, call.workflow)
 			require.Equal(t, []any{validOrder("42")}, call.args)
 			require.Equal(t, tt.wantStarted, b.Stats().Started.Load())
 			require.Equal(t, tt.wantDuplicate, b.Stats().AlreadyStarted.Load())
@@ -220,8 +213,8 @@ func TestHandleSignal(t *testing.T) {
 				require.ErrorContains(t, err, tt.wantErr)
 				require.Equal(t, tt.wantPermanent, amqp.IsPermanent(err))
 			}
-			require.Equal(t, []signalCall{{workflowID: "order-42", signal: bridge.SignalCancel,
-				arg: bridge.CancelRequest{Reason: "changed_mind", EventID: "evt-c", CorrelationID: "order-42"}}}, ft.signals)
+			require.Equal(t, []signalCall{{workflowID: "order-42", signal: contract.SignalCancel,
+				arg: contract.CancelRequest{Reason: "changed_mind", EventID: "evt-c", CorrelationID: "order-42"}}}, ft.signals)
 			require.Empty(t, ft.starts)
 			require.Equal(t, tt.wantSignalled, b.Stats().Signalled.Load())
 		})
@@ -229,20 +222,22 @@ func TestHandleSignal(t *testing.T) {
 }
 
 // TestCustomRoute shows that a saga is added with one route: its event
-// type, workflow, id, input, task queue and memo.
+// type, workflow, start options and input.
 func TestCustomRoute(t *testing.T) {
 	ft := &fakeTemporal{}
 	type audit struct{ Transfer, Event string }
 	b, err := bridge.New(ft, bridge.Config{Routes: []bridge.Route{{
 		EventType: events.TypeTransferFailed,
 		Start: &bridge.StartRoute{
-			Workflow:   "AuditWorkflow",
-			WorkflowID: func(p events.Payload) string { return "audit-" + p.(events.TransferFailed).TransferID },
+			Workflow: "AuditWorkflow",
+			Options: func(p events.Payload, _ string) client.StartWorkflowOptions {
+				opts := contract.StartOptions("audit-"+p.(events.TransferFailed).TransferID, "audit")
+				opts.Memo = map[string]any{"kind": "audit"}
+				return opts
+			},
 			Input: func(env events.Envelope, p events.Payload) any {
 				return audit{Transfer: p.(events.TransferFailed).TransferID, Event: env.ID}
 			},
-			TaskQueue: "audit",
-			Memo:      func(events.Envelope, events.Payload) map[string]any { return map[string]any{"kind": "audit"} },
 		},
 	}}})
 	require.NoError(t, err)
@@ -257,7 +252,7 @@ func TestCustomRoute(t *testing.T) {
 	require.Equal(t, "AuditWorkflow", ft.starts[0].workflow)
 	require.Equal(t, []any{audit{Transfer: "t1", Event: "evt-t"}}, ft.starts[0].args)
 	require.Equal(t, "audit", ft.starts[0].opts.Memo["kind"])
-	require.Equal(t, "evt-t", ft.starts[0].opts.Memo[bridge.MemoEventID])
+	require.Equal(t, "evt-t", ft.starts[0].opts.Memo[contract.MemoEventID])
 
 	// The placed event has no route in this table.
 	err = b.Handle(context.Background(), delivery(t, envelope(t, events.TypeOrderPlaced, validOrder("1"))))
@@ -266,6 +261,7 @@ func TestCustomRoute(t *testing.T) {
 
 func TestConfigValidate(t *testing.T) {
 	wid := func(events.Payload) string { return "x" }
+	opts := func(events.Payload, string) client.StartWorkflowOptions { return contract.StartOptions("x", "") }
 	tests := []struct {
 		name string
 		cfg  bridge.Config
@@ -278,14 +274,14 @@ func TestConfigValidate(t *testing.T) {
 			want: []string{"NotRunningAttempts"}},
 		{name: "empty route table", cfg: bridge.Config{Routes: []bridge.Route{}}, want: []string{"no routes"}},
 		{name: "bad routes", cfg: bridge.Config{Routes: []bridge.Route{
-			{EventType: "nope.nothing", Start: &bridge.StartRoute{Workflow: "W", WorkflowID: wid}},
+			{EventType: "nope.nothing", Start: &bridge.StartRoute{Workflow: "W", Options: opts}},
 			{EventType: events.TypeOrderPlaced},
 			{EventType: events.TypeOrderConfirmed, Start: &bridge.StartRoute{}},
 			{EventType: events.TypeOrderConfirmed, Signal: &bridge.SignalRoute{}},
 			{EventType: events.CmdLedgerOpen, Signal: &bridge.SignalRoute{WorkflowID: wid, Signal: "s"}},
 		}}, want: []string{
 			"not a registered event type", "exactly one of Start and Signal", "Start.Workflow is required",
-			"Start.WorkflowID is required", "declared twice", "Signal.WorkflowID is required", "Signal.Signal is required",
+			"Start.Options is required", "declared twice", "Signal.WorkflowID is required", "Signal.Signal is required",
 		}},
 	}
 	for _, tt := range tests {

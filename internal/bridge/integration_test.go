@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/sagaflow/sagaflow/amqp"
+	"github.com/sagaflow/sagaflow/contract"
 	"github.com/sagaflow/sagaflow/events"
 	"github.com/sagaflow/sagaflow/internal/bridge"
 	"github.com/sagaflow/sagaflow/internal/temporaltest"
@@ -26,10 +27,10 @@ func TestMain(m *testing.M) { temporaltest.Main(m) }
 // standInOrderWorkflow takes the place of the order saga: it waits for the
 // cancel signal or an hour and says which came first.
 func standInOrderWorkflow(ctx workflow.Context, order events.OrderPlaced) (string, error) {
-	var req bridge.CancelRequest
+	var req contract.CancelRequest
 	timerCtx, stopTimer := workflow.WithCancel(ctx)
 	sel := workflow.NewSelector(ctx)
-	sel.AddReceive(workflow.GetSignalChannel(ctx, bridge.SignalCancel), func(c workflow.ReceiveChannel, _ bool) {
+	sel.AddReceive(workflow.GetSignalChannel(ctx, contract.SignalCancel), func(c workflow.ReceiveChannel, _ bool) {
 		c.Receive(ctx, &req)
 	})
 	sel.AddFuture(workflow.NewTimer(timerCtx, time.Hour), func(workflow.Future) {})
@@ -60,7 +61,7 @@ func startBridge(t *testing.T) *bridgeEnv {
 	t.Helper()
 	broker := testenv.NewBroker(t)
 	tc, taskQueue := temporaltest.NewWorker(t, func(w worker.Worker) {
-		w.RegisterWorkflowWithOptions(standInOrderWorkflow, workflow.RegisterOptions{Name: bridge.OrderWorkflowType})
+		w.RegisterWorkflowWithOptions(standInOrderWorkflow, workflow.RegisterOptions{Name: contract.OrderWorkflowType})
 	})
 	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
 	defer cancel()
@@ -169,20 +170,20 @@ func TestIntegrationDuplicateEventsStartOneSaga(t *testing.T) {
 
 	require.Equal(t, int64(1), e.bridge.Stats().Started.Load())
 	require.GreaterOrEqual(t, e.bridge.Stats().AlreadyStarted.Load(), int64(1), "the second envelope id must reach Temporal and be recognised")
-	wid := bridge.OrderWorkflowID(orderID)
+	wid := contract.OrderWorkflowID(orderID)
 	require.Equal(t, 1, e.executions(t, wid, 1))
 
 	desc, err := e.temporal.DescribeWorkflowExecution(t.Context(), wid, "")
 	require.NoError(t, err)
 	var eventID, corr string
-	require.NoError(t, converter.GetDefaultDataConverter().FromPayload(desc.WorkflowExecutionInfo.Memo.Fields[bridge.MemoEventID], &eventID))
-	require.NoError(t, converter.GetDefaultDataConverter().FromPayload(desc.WorkflowExecutionInfo.Memo.Fields[bridge.MemoCorrelationID], &corr))
+	require.NoError(t, converter.GetDefaultDataConverter().FromPayload(desc.WorkflowExecutionInfo.Memo.Fields[contract.MemoEventID], &eventID))
+	require.NoError(t, converter.GetDefaultDataConverter().FromPayload(desc.WorkflowExecutionInfo.Memo.Fields[contract.MemoCorrelationID], &corr))
 	// The consumer handles deliveries concurrently: either envelope may win.
 	require.Contains(t, []string{placed.ID, again.ID}, eventID)
 	require.Equal(t, "corr-"+orderID, corr)
 
 	// Once the saga has ended, the order is never run again.
-	require.NoError(t, e.temporal.SignalWorkflow(t.Context(), wid, "", bridge.SignalCancel, bridge.CancelRequest{Reason: "test"}))
+	require.NoError(t, e.temporal.SignalWorkflow(t.Context(), wid, "", contract.SignalCancel, contract.CancelRequest{Reason: "test"}))
 	var result string
 	require.NoError(t, e.temporal.GetWorkflow(t.Context(), wid, "").Get(t.Context(), &result))
 	e.publish(t, envelope(t, events.TypeOrderPlaced, validOrder(orderID)))
@@ -202,7 +203,7 @@ func TestIntegrationInvalidPayloadIsDeadLettered(t *testing.T) {
 	require.Equal(t, body, d.body)
 	require.Contains(t, d.lastError, "total: must equal the sum of the lines")
 	require.Equal(t, int64(0), e.bridge.Stats().Started.Load())
-	_, err := e.temporal.DescribeWorkflowExecution(t.Context(), bridge.OrderWorkflowID(orderID), "")
+	_, err := e.temporal.DescribeWorkflowExecution(t.Context(), contract.OrderWorkflowID(orderID), "")
 	require.Error(t, err, "no saga may start for an invalid order")
 }
 
@@ -219,7 +220,7 @@ func TestIntegrationCancel(t *testing.T) {
 	t.Run("running order is signalled", func(t *testing.T) {
 		orderID := uuid.NewString()
 		e.publish(t, envelope(t, events.TypeOrderPlaced, validOrder(orderID)))
-		wid := bridge.OrderWorkflowID(orderID)
+		wid := contract.OrderWorkflowID(orderID)
 		require.Eventually(t, func() bool { return e.bridge.Stats().Started.Load() == 1 }, 20*time.Second, 10*time.Millisecond)
 
 		cancel := envelope(t, events.TypeOrderCancelRequested, events.OrderCancelRequested{OrderID: orderID, Reason: "changed_mind"})

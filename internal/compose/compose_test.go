@@ -23,9 +23,9 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"gopkg.in/yaml.v3"
 
+	"github.com/sagaflow/sagaflow/contract"
 	"github.com/sagaflow/sagaflow/internal/temporaltest"
 	"github.com/sagaflow/sagaflow/internal/testenv"
-	"github.com/sagaflow/sagaflow/workflows"
 )
 
 // The services of docker-compose.yml, by name.
@@ -694,13 +694,13 @@ func TestDockerfile(t *testing.T) {
 // the search attributes the sagas upsert, and runs its script under /bin/sh
 // with a stand-in `temporal` command.
 func TestSearchAttributes(t *testing.T) {
-	keys := []temporal.SearchAttributeKey{workflows.SagaStatusKey, workflows.OrderIDKey, workflows.CustomerIDKey}
+	keys := []temporal.SearchAttributeKey{contract.SagaStatusKey, contract.OrderIDKey, contract.CustomerIDKey}
 	var want, fromHarness []string
 	for _, k := range keys {
 		typ := strings.ToUpper(strings.TrimPrefix(k.GetValueType().String(), "INDEXED_VALUE_TYPE_"))
 		want = append(want, k.GetName()+"="+typ)
 	}
-	for _, sa := range temporaltest.SearchAttributes {
+	for _, sa := range contract.SearchAttributes() {
 		name, typ, _ := strings.Cut(sa, "=")
 		fromHarness = append(fromHarness, name+"="+strings.ToUpper(typ))
 	}

@@ -15,8 +15,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
-	"github.com/sagaflow/sagaflow/activities"
 	"github.com/sagaflow/sagaflow/amqp"
+	"github.com/sagaflow/sagaflow/contract"
 	"github.com/sagaflow/sagaflow/events"
 	"github.com/sagaflow/sagaflow/internal/faults"
 	"github.com/sagaflow/sagaflow/internal/systemtest"
@@ -238,11 +238,11 @@ func sendPoison(f *fixture) int {
 		event(events.TypeFundsWithdrawn, "application/octet-stream", raw("\x00\x01\xfe\xff"), notifyQ),
 		event(events.TypeTransferCompleted, events.ContentTypeJSON, raw(`null`), notifyQ),
 		// Commands: bad JSON, an unknown command, an invalid payload.
-		command(activities.LedgerQueue, raw(`{{{`), events.CmdLedgerWithdraw),
-		command(activities.LedgerQueue, env("ledger.explode", `{"account_id":"c-1"}`), "ledger.explode"),
-		command(activities.LedgerQueue, env(events.CmdLedgerWithdraw, `{"amount":{"amount":10,"currency":"EUR"}}`), events.CmdLedgerWithdraw),
-		command(activities.InventoryQueue, raw(`[1,2,`), events.CmdInventoryReserve),
-		command(activities.InventoryQueue, env(events.CmdInventoryReserve, `{"reservation_id":"","lines":"none"}`), events.CmdInventoryReserve),
+		command(contract.LedgerQueue, raw(`{{{`), events.CmdLedgerWithdraw),
+		command(contract.LedgerQueue, env("ledger.explode", `{"account_id":"c-1"}`), "ledger.explode"),
+		command(contract.LedgerQueue, env(events.CmdLedgerWithdraw, `{"amount":{"amount":10,"currency":"EUR"}}`), events.CmdLedgerWithdraw),
+		command(contract.InventoryQueue, raw(`[1,2,`), events.CmdInventoryReserve),
+		command(contract.InventoryQueue, env(events.CmdInventoryReserve, `{"reservation_id":"","lines":"none"}`), events.CmdInventoryReserve),
 	}
 	for _, p := range msgs {
 		for {

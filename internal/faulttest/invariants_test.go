@@ -18,23 +18,20 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/sagaflow/sagaflow/activities"
 	"github.com/sagaflow/sagaflow/amqp"
+	"github.com/sagaflow/sagaflow/contract"
 	"github.com/sagaflow/sagaflow/events"
-	"github.com/sagaflow/sagaflow/internal/bridge"
-	"github.com/sagaflow/sagaflow/internal/notifications"
 	"github.com/sagaflow/sagaflow/services/inventory"
 	"github.com/sagaflow/sagaflow/services/ledger"
 	"github.com/sagaflow/sagaflow/services/orders"
 	"github.com/sagaflow/sagaflow/services/store"
-	"github.com/sagaflow/sagaflow/workflows"
 )
 
 // consumerQueues are the queues of the worker's consumers; each has a
 // dead-letter queue the checker reads.
 var consumerQueues = []string{
-	bridge.DefaultName, orders.DefaultProjectionQueue, orders.DefaultQueryQueue, notifications.QueueName,
-	activities.LedgerQueue, activities.InventoryQueue, "sagas.replies",
+	contract.BridgeQueue, contract.OrdersProjectionQueue, contract.OrdersQueryQueue, contract.NotificationsQueue,
+	contract.LedgerQueue, contract.InventoryQueue, contract.ReplyQueue,
 }
 
 // result is one row of the suite's table.
@@ -114,12 +111,12 @@ func (c *checker) checkSagas() {
 			switch s.kind {
 			case kindTransfer:
 				outcomes["transfer "+string(s.transferRes.Outcome)+" "+s.transferRes.Reason]++
-				if s.transferRes.Outcome != workflows.OutcomeCompleted {
+				if s.transferRes.Outcome != contract.TransferCompleted {
 					c.res.compensated++
 				}
 			default:
 				outcomes["order "+string(s.orderRes.Outcome)+" "+s.orderRes.Reason+" "+s.orderRes.FailedStep]++
-				if s.orderRes.Outcome != workflows.OrderConfirmed {
+				if s.orderRes.Outcome != contract.OrderConfirmed {
 					c.res.compensated++
 				}
 			}
@@ -147,8 +144,8 @@ func (c *checker) awaitAllClosed() {
 
 // transferOutcome is how one transfer workflow, top-level or child, ended.
 type transferOutcome struct {
-	in     workflows.TransferInput
-	res    workflows.TransferResult
+	in     contract.TransferInput
+	res    contract.TransferResult
 	err    error
 	orders string // the order it belongs to, if any
 }
@@ -163,11 +160,11 @@ func (c *checker) transferResults() map[string]*transferOutcome {
 			inputs[s.transfer.TransferID] = &transferOutcome{in: s.transfer}
 		default:
 			o := s.order
-			pay := workflows.TransferInput{TransferID: workflows.OrderTransferID(o.OrderID), SourceAccountID: o.CustomerID,
+			pay := contract.TransferInput{TransferID: contract.OrderTransferID(o.OrderID), SourceAccountID: o.CustomerID,
 				TargetAccountID: o.MerchantID, Amount: o.Total, Currency: o.Currency}
 			inputs[pay.TransferID] = &transferOutcome{in: pay, orders: o.OrderID}
 			for attempt := 1; attempt <= 5; attempt++ {
-				refund := workflows.TransferInput{TransferID: workflows.OrderRefundTransferID(o.OrderID, attempt),
+				refund := contract.TransferInput{TransferID: contract.OrderRefundTransferID(o.OrderID, attempt),
 					SourceAccountID: o.MerchantID, TargetAccountID: o.CustomerID, Amount: o.Total, Currency: o.Currency}
 				inputs[refund.TransferID] = &transferOutcome{in: refund, orders: o.OrderID}
 			}
@@ -205,7 +202,7 @@ func (c *checker) checkMoney(transfers map[string]*transferOutcome) {
 	for _, a := range c.l.accounts {
 		initial += a.initial
 		var st ledger.Statement
-		r := c.send(activities.LedgerQueue, ledger.QueryStatement, ledger.StatementQuery{AccountID: a.id})
+		r := c.send(contract.LedgerQueue, ledger.QueryStatement, ledger.StatementQuery{AccountID: a.id})
 		require.NoError(c.l.t, json.Unmarshal(r.Result, &st), a.id)
 		total += st.Account.Balance
 		if st.Account.Balance < 0 {
@@ -248,10 +245,10 @@ func (c *checker) checkMoney(transfers map[string]*transferOutcome) {
 			}
 			customerNet[tr.orders] += net[key{id, customer}]
 		}
-		if tr.err != nil || tr.res.Outcome == workflows.OutcomeResolved {
+		if tr.err != nil || tr.res.Outcome == contract.TransferResolved {
 			continue
 		}
-		if tr.res.Outcome == workflows.OutcomeCompleted {
+		if tr.res.Outcome == contract.TransferCompleted {
 			if !slices.Equal(moves[src], []string{events.TypeFundsWithdrawn}) || !slices.Equal(moves[dst], []string{events.TypeFundsDeposited}) {
 				c.errorf("completed transfer %s: source saw %v, target saw %v; want one withdrawal and one deposit", id, moves[src], moves[dst])
 			}
@@ -266,11 +263,11 @@ func (c *checker) checkMoney(transfers map[string]*transferOutcome) {
 		}
 		got := customerNet[s.order.OrderID]
 		switch s.orderRes.Outcome {
-		case workflows.OrderConfirmed:
+		case contract.OrderConfirmed:
 			if got != -s.order.Total {
 				c.errorf("confirmed order %s: its customer paid %d, want %d", s.order.OrderID, -got, s.order.Total)
 			}
-		case workflows.OrderCancelled:
+		case contract.OrderCancelled:
 			if got != 0 {
 				c.errorf("cancelled order %s (%s at %s): its customer is out of %d", s.order.OrderID, s.orderRes.Reason, s.orderRes.FailedStep, -got)
 			}
@@ -283,9 +280,9 @@ func (c *checker) checkMoney(transfers map[string]*transferOutcome) {
 // their lines.
 func (c *checker) checkStock() {
 	var stock []inventory.Stock
-	require.NoError(c.l.t, json.Unmarshal(c.send(activities.InventoryQueue, inventory.QueryStock, inventory.StockQuery{}).Result, &stock))
+	require.NoError(c.l.t, json.Unmarshal(c.send(contract.InventoryQueue, inventory.QueryStock, inventory.StockQuery{}).Result, &stock))
 	var reservations []inventory.Reservation
-	require.NoError(c.l.t, json.Unmarshal(c.send(activities.InventoryQueue, inventory.QueryReservations, inventory.ReservationsQuery{}).Result, &reservations))
+	require.NoError(c.l.t, json.Unmarshal(c.send(contract.InventoryQueue, inventory.QueryReservations, inventory.ReservationsQuery{}).Result, &reservations))
 	committed := map[string]int64{}
 	committedOrders := map[string][]events.StockLine{}
 	for _, r := range reservations {
@@ -327,7 +324,7 @@ func (c *checker) checkStock() {
 			continue
 		}
 		lines, ok := committedOrders[s.order.OrderID]
-		confirmed := s.orderRes.Outcome == workflows.OrderConfirmed
+		confirmed := s.orderRes.Outcome == contract.OrderConfirmed
 		if confirmed != ok {
 			c.errorf("order %s ended %s but its reservation committed: %v", s.order.OrderID, s.orderRes.Outcome, ok)
 			continue
@@ -357,7 +354,7 @@ func (c *checker) checkReadModel() {
 			continue
 		}
 		want := orders.StatusCancelled
-		if s.orderRes.Outcome == workflows.OrderConfirmed {
+		if s.orderRes.Outcome == contract.OrderConfirmed {
 			want = orders.StatusConfirmed
 		}
 		// The outcome event is published just before the saga ends: give
@@ -447,10 +444,10 @@ func (c *checker) checkEvents(transfers map[string]*transferOutcome) {
 		}
 		if s.kind != kindTransfer && s.err == nil {
 			typ := events.TypeOrderCancelled
-			if s.orderRes.Outcome == workflows.OrderConfirmed {
+			if s.orderRes.Outcome == contract.OrderConfirmed {
 				typ = events.TypeOrderConfirmed
 			}
-			want = append(want, expected{events.DeterministicID(s.wfID, workflows.StepOrderPublishOutcome), typ, s.wfID})
+			want = append(want, expected{events.DeterministicID(s.wfID, contract.StepOrderPublishOutcome), typ, s.wfID})
 		}
 	}
 	for id, tr := range transfers {
@@ -458,19 +455,19 @@ func (c *checker) checkEvents(transfers map[string]*transferOutcome) {
 			continue
 		}
 		typ := events.TypeTransferFailed
-		if tr.res.Outcome == workflows.OutcomeCompleted {
+		if tr.res.Outcome == contract.TransferCompleted {
 			typ = events.TypeTransferCompleted
 		}
-		wfID := workflows.TransferWorkflowID(id)
-		want = append(want, expected{events.DeterministicID(wfID, workflows.StepPublishOutcome), typ, wfID})
+		wfID := contract.TransferWorkflowID(id)
+		want = append(want, expected{events.DeterministicID(wfID, contract.StepPublishOutcome), typ, wfID})
 	}
 	refused, err := c.l.list(c.ctx, fmt.Sprintf("TaskQueue = '%s' AND WorkflowType = 'ReserveInventoryWorkflow' AND ExecutionStatus = 'Failed'", c.l.sys.TaskQueue))
 	require.NoError(c.l.t, err)
 	for _, wfID := range refused {
 		err := c.l.sys.Temporal.GetWorkflow(c.ctx, wfID, "").Get(c.ctx, nil)
 		var appErr *temporal.ApplicationError
-		if errors.As(err, &appErr) && appErr.Type() == workflows.ErrTypeReservationFailed {
-			want = append(want, expected{events.DeterministicID(wfID, workflows.StepPublishReservationKO), events.TypeInventoryReservationFailed, wfID})
+		if errors.As(err, &appErr) && appErr.Type() == contract.ErrTypeReservationFailed {
+			want = append(want, expected{events.DeterministicID(wfID, contract.StepPublishReservationKO), events.TypeInventoryReservationFailed, wfID})
 		}
 	}
 	c.res.published = len(want)

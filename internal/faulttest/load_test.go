@@ -18,8 +18,8 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
-	"github.com/sagaflow/sagaflow/activities"
 	"github.com/sagaflow/sagaflow/amqp"
+	"github.com/sagaflow/sagaflow/contract"
 	"github.com/sagaflow/sagaflow/events"
 	"github.com/sagaflow/sagaflow/internal/notifications"
 	"github.com/sagaflow/sagaflow/internal/systemtest"
@@ -64,13 +64,13 @@ type saga struct {
 	kind     sagaKind
 	wfID     string
 	order    events.OrderPlaced
-	transfer workflows.TransferInput
+	transfer contract.TransferInput
 	// placedID is the id of the order.placed event of a bridge order.
 	placedID string
 
 	done        bool
-	orderRes    workflows.OrderResult
-	transferRes workflows.TransferResult
+	orderRes    contract.OrderResult
+	transferRes contract.TransferResult
 	err         error // the workflow failed, or never started
 }
 
@@ -140,7 +140,7 @@ func newLoad(t *testing.T, sys *systemtest.System, seed uint64) *load {
 			o.Lines = append(o.Lines, line)
 			o.Total += line.Quantity * line.UnitPrice
 		}
-		return &saga{kind: kind, wfID: workflows.OrderWorkflowID(id), order: o, placedID: uuid.NewString()}
+		return &saga{kind: kind, wfID: contract.OrderWorkflowID(id), order: o, placedID: uuid.NewString()}
 	}
 	for range bridgeOrders {
 		l.sagas = append(l.sagas, newOrder(kindBridgeOrder))
@@ -152,14 +152,14 @@ func newLoad(t *testing.T, sys *systemtest.System, seed uint64) *load {
 		id := fmt.Sprintf("%s-t%03d", l.prefix, i)
 		src := r.IntN(customers)
 		dst := (src + 1 + r.IntN(customers-1)) % customers
-		in := workflows.TransferInput{
+		in := contract.TransferInput{
 			TransferID:      id,
 			SourceAccountID: fmt.Sprintf("c-%d", src),
 			TargetAccountID: fmt.Sprintf("c-%d", dst),
 			Amount:          50 + r.Int64N(450),
 			Currency:        currency,
 		}
-		l.sagas = append(l.sagas, &saga{kind: kindTransfer, wfID: workflows.TransferWorkflowID(id), transfer: in})
+		l.sagas = append(l.sagas, &saga{kind: kindTransfer, wfID: contract.TransferWorkflowID(id), transfer: in})
 	}
 	r.Shuffle(len(l.sagas), func(i, j int) { l.sagas[i], l.sagas[j] = l.sagas[j], l.sagas[i] })
 	return l
@@ -169,11 +169,11 @@ func newLoad(t *testing.T, sys *systemtest.System, seed uint64) *load {
 // which records every business event on the exchange.
 func (l *load) setUp(ctx context.Context) {
 	for _, a := range l.accounts {
-		l.sys.MustAccept(ctx, activities.LedgerQueue, events.CmdLedgerOpen,
+		l.sys.MustAccept(ctx, contract.LedgerQueue, events.CmdLedgerOpen,
 			events.LedgerOpen{AccountID: a.id, Currency: currency, Owner: a.id, InitialBalance: a.initial})
 	}
 	for sku, n := range l.stock {
-		l.sys.MustAccept(ctx, activities.InventoryQueue, events.CmdInventoryRestock, events.InventoryRestock{SKU: sku, Quantity: n})
+		l.sys.MustAccept(ctx, contract.InventoryQueue, events.CmdInventoryRestock, events.InventoryRestock{SKU: sku, Quantity: n})
 	}
 	l.audit = startAudit(l.t, l.sys.Conn)
 }
@@ -258,13 +258,13 @@ func (l *load) runSaga(ctx context.Context, s *saga) {
 		}
 	case kindDirectOrder:
 		var run client.WorkflowRun
-		run, err = c.ExecuteWorkflow(ctx, workflows.OrderStartOptions(s.order, l.sys.TaskQueue), workflows.OrderWorkflow, s.order)
+		run, err = c.ExecuteWorkflow(ctx, contract.OrderStartOptions(s.order, l.sys.TaskQueue), workflows.OrderWorkflow, s.order)
 		if err == nil {
 			err = run.Get(ctx, &s.orderRes)
 		}
 	case kindTransfer:
 		var run client.WorkflowRun
-		run, err = c.ExecuteWorkflow(ctx, workflows.TransferStartOptions(s.transfer.TransferID, l.sys.TaskQueue), workflows.TransferWorkflow, s.transfer)
+		run, err = c.ExecuteWorkflow(ctx, contract.TransferStartOptions(s.transfer.TransferID, l.sys.TaskQueue), workflows.TransferWorkflow, s.transfer)
 		if err == nil {
 			err = run.Get(ctx, &s.transferRes)
 		}
@@ -326,7 +326,7 @@ var errLost = errors.New("lost")
 // injected fault) is gone.
 func (l *load) operate(ctx context.Context) {
 	q := fmt.Sprintf("TaskQueue = '%s' AND ExecutionStatus = 'Running' AND SagaStatus = '%s'",
-		l.sys.TaskQueue, workflows.StatusCompensationFailed)
+		l.sys.TaskQueue, contract.StatusCompensationFailed)
 	tick := time.NewTicker(operatorPeriod)
 	defer tick.Stop()
 	for {
@@ -340,8 +340,8 @@ func (l *load) operate(ctx context.Context) {
 			continue
 		}
 		for _, id := range ids {
-			err := l.sys.Temporal.SignalWorkflow(ctx, id, "", workflows.SignalRetryCompensation,
-				workflows.OperatorAction{Operator: "faulttest", Reason: "retry after an injected fault"})
+			err := l.sys.Temporal.SignalWorkflow(ctx, id, "", contract.SignalRetryCompensation,
+				contract.OperatorAction{Operator: "faulttest", Reason: "retry after an injected fault"})
 			if err == nil {
 				l.operatorRetries.Add(1)
 				l.t.Logf("operator: retried the compensation of %s", id)

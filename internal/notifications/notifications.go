@@ -10,10 +10,8 @@ import (
 	"log/slog"
 
 	"github.com/sagaflow/sagaflow/amqp"
+	"github.com/sagaflow/sagaflow/contract"
 )
-
-// QueueName is the notifications consumer's queue.
-const QueueName = "notifications"
 
 // Bindings are the routing-key patterns of the business events it receives.
 var Bindings = []string{"order.*", "inventory.*", "funds.*", "transfer.*"}
@@ -21,7 +19,7 @@ var Bindings = []string{"order.*", "inventory.*", "funds.*", "transfer.*"}
 // ConsumerConfig returns the consumer configuration of the notifications
 // queue; callers may change prefetch and concurrency.
 func ConsumerConfig() amqp.ConsumerConfig {
-	return amqp.ConsumerConfig{Name: QueueName, Bindings: Bindings, Decoder: amqp.DecodeEnvelope}
+	return amqp.ConsumerConfig{Name: contract.NotificationsQueue, Bindings: Bindings, Decoder: amqp.DecodeEnvelope}
 }
 
 // Handler returns the amqp.Handler that logs each event at info level with

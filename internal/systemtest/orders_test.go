@@ -20,15 +20,13 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
-	"github.com/sagaflow/sagaflow/activities"
 	"github.com/sagaflow/sagaflow/amqp"
+	"github.com/sagaflow/sagaflow/contract"
 	"github.com/sagaflow/sagaflow/events"
-	"github.com/sagaflow/sagaflow/internal/bridge"
 	"github.com/sagaflow/sagaflow/internal/systemtest"
 	"github.com/sagaflow/sagaflow/services/inventory"
 	"github.com/sagaflow/sagaflow/services/ledger"
 	"github.com/sagaflow/sagaflow/services/orders"
-	"github.com/sagaflow/sagaflow/workflows"
 )
 
 // The shape of the order storm: 200 order.placed events, of which 10% repeat
@@ -72,7 +70,7 @@ type stormOrder struct {
 	// fail for funds; no other order can.
 	poor bool
 
-	result workflows.OrderResult
+	result contract.OrderResult
 }
 
 // stormInvalidEvent is an order.placed event whose payload breaks a rule.
@@ -337,11 +335,11 @@ func TestOrderStorm(t *testing.T) {
 
 	// Setup through commands, as an operator would.
 	for _, id := range storm.accounts() {
-		sys.MustAccept(ctx, activities.LedgerQueue, events.CmdLedgerOpen,
+		sys.MustAccept(ctx, contract.LedgerQueue, events.CmdLedgerOpen,
 			events.LedgerOpen{AccountID: id, Currency: stormCurrency, Owner: id, InitialBalance: storm.balances[id]})
 	}
 	for _, sku := range storm.skus {
-		sys.MustAccept(ctx, activities.InventoryQueue, events.CmdInventoryRestock,
+		sys.MustAccept(ctx, contract.InventoryQueue, events.CmdInventoryRestock,
 			events.InventoryRestock{SKU: sku, Quantity: storm.stock[sku]})
 	}
 	setupDone := time.Now()
@@ -391,7 +389,7 @@ func awaitSagas(t *testing.T, ctx context.Context, sys *systemtest.System, storm
 		if err == nil {
 			continue
 		}
-		id := workflows.OrderWorkflowID(storm.orders[i].order.OrderID)
+		id := contract.OrderWorkflowID(storm.orders[i].order.OrderID)
 		problem := fmt.Sprintf("%s: %v", id, err)
 		descCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		problem += describeWorkflow(descCtx, sys.Temporal, id)
@@ -434,7 +432,7 @@ func describeWorkflow(ctx context.Context, c client.Client, id string) string {
 }
 
 func awaitOrder(ctx context.Context, c client.Client, so *stormOrder) error {
-	id := workflows.OrderWorkflowID(so.order.OrderID)
+	id := contract.OrderWorkflowID(so.order.OrderID)
 	for {
 		err := c.GetWorkflow(ctx, id, "").Get(ctx, &so.result)
 		var notFound *serviceerror.NotFound
@@ -469,21 +467,21 @@ func checkOutcomes(t *testing.T, storm *orderStorm) stormCounts {
 		r, id := so.result, so.order.OrderID
 		require.Equal(t, id, r.OrderID)
 		switch r.Outcome {
-		case workflows.OrderConfirmed:
+		case contract.OrderConfirmed:
 			require.Empty(t, r.Reason, id)
 			c.confirmed++
 			if so.cancelReason != "" {
 				c.cancelTooLate++
 			}
-		case workflows.OrderCancelled:
+		case contract.OrderCancelled:
 			switch r.Reason {
 			case events.ReasonInsufficientStock:
 				require.True(t, so.scarce, "order %s without a scarce sku failed for stock", id)
-				require.Equal(t, workflows.StepOrderReserve, r.FailedStep, id)
+				require.Equal(t, contract.StepOrderReserve, r.FailedStep, id)
 				c.noStock++
 			case events.ReasonInsufficientFunds:
 				require.True(t, so.poor, "order %s of a rich customer failed for funds", id)
-				require.Equal(t, workflows.StepOrderPayment, r.FailedStep, id)
+				require.Equal(t, contract.StepOrderPayment, r.FailedStep, id)
 				c.noFunds++
 			default:
 				require.NotEmpty(t, so.cancelReason, "order %s cancelled without a cancel: %+v", id, r)
@@ -510,7 +508,7 @@ func checkOutcomes(t *testing.T, storm *orderStorm) stormCounts {
 // SagaStatus matching the result.
 func checkOneSagaPerOrder(t *testing.T, ctx context.Context, sys *systemtest.System, storm *orderStorm) {
 	t.Helper()
-	query := fmt.Sprintf("TaskQueue = '%s' AND WorkflowType = '%s' AND ExecutionStatus != 'Running'", sys.TaskQueue, bridge.OrderWorkflowType)
+	query := fmt.Sprintf("TaskQueue = '%s' AND WorkflowType = '%s' AND ExecutionStatus != 'Running'", sys.TaskQueue, contract.OrderWorkflowType)
 	var runs map[string][]string // workflow id -> SagaStatus of each run
 	deadline := time.Now().Add(visibilityDeadline)
 	// Visibility is updated asynchronously after a workflow closes.
@@ -525,7 +523,7 @@ func checkOneSagaPerOrder(t *testing.T, ctx context.Context, sys *systemtest.Sys
 			require.NoError(t, err)
 			for _, e := range resp.Executions {
 				var status string
-				if p, ok := e.GetSearchAttributes().GetIndexedFields()[workflows.SagaStatusKey.GetName()]; ok {
+				if p, ok := e.GetSearchAttributes().GetIndexedFields()[contract.SagaStatusKey.GetName()]; ok {
 					require.NoError(t, converter.GetDefaultDataConverter().FromPayload(p, &status))
 				}
 				runs[e.Execution.WorkflowId] = append(runs[e.Execution.WorkflowId], status)
@@ -542,24 +540,24 @@ func checkOneSagaPerOrder(t *testing.T, ctx context.Context, sys *systemtest.Sys
 	}
 	require.Len(t, runs, len(storm.orders), "order sagas listed")
 	for _, so := range storm.orders {
-		id := workflows.OrderWorkflowID(so.order.OrderID)
+		id := contract.OrderWorkflowID(so.order.OrderID)
 		statuses := runs[id]
 		require.Len(t, statuses, 1, "runs of %s", id)
-		want := []workflows.SagaStatus{workflows.StatusCompleted}
+		want := []contract.SagaStatus{contract.StatusCompleted}
 		switch {
-		case so.result.Outcome == workflows.OrderCancelled && so.result.Reason == so.cancelReason:
-			want = []workflows.SagaStatus{workflows.StatusCancelled}
-		case so.result.Outcome == workflows.OrderCancelled && so.cancelReason != "":
+		case so.result.Outcome == contract.OrderCancelled && so.result.Reason == so.cancelReason:
+			want = []contract.SagaStatus{contract.StatusCancelled}
+		case so.result.Outcome == contract.OrderCancelled && so.cancelReason != "":
 			// A cancel that came while the failing step was ending
 			// interrupts nothing but still marks the saga cancelled.
-			want = []workflows.SagaStatus{workflows.StatusCompensated, workflows.StatusCancelled}
-		case so.result.Outcome == workflows.OrderCancelled:
-			want = []workflows.SagaStatus{workflows.StatusCompensated}
+			want = []contract.SagaStatus{contract.StatusCompensated, contract.StatusCancelled}
+		case so.result.Outcome == contract.OrderCancelled:
+			want = []contract.SagaStatus{contract.StatusCompensated}
 		}
-		require.Contains(t, want, workflows.SagaStatus(statuses[0]), "SagaStatus of %s (%+v)", id, so.result)
+		require.Contains(t, want, contract.SagaStatus(statuses[0]), "SagaStatus of %s (%+v)", id, so.result)
 	}
 	for _, inv := range storm.invalid {
-		_, err := sys.Temporal.DescribeWorkflowExecution(ctx, workflows.OrderWorkflowID(inv.orderID), "")
+		_, err := sys.Temporal.DescribeWorkflowExecution(ctx, contract.OrderWorkflowID(inv.orderID), "")
 		var notFound *serviceerror.NotFound
 		require.ErrorAs(t, err, &notFound, "invalid order %s has a saga", inv.orderID)
 	}
@@ -572,13 +570,13 @@ func checkStock(t *testing.T, ctx context.Context, sys *systemtest.System, storm
 	t.Helper()
 	want := maps.Clone(storm.stock)
 	for _, so := range storm.orders {
-		if so.result.Outcome == workflows.OrderConfirmed {
+		if so.result.Outcome == contract.OrderConfirmed {
 			for _, l := range so.order.Lines {
 				want[l.SKU] -= l.Quantity
 			}
 		}
 	}
-	r := sys.MustAccept(ctx, activities.InventoryQueue, inventory.QueryStock, inventory.StockQuery{SKUs: storm.skus})
+	r := sys.MustAccept(ctx, contract.InventoryQueue, inventory.QueryStock, inventory.StockQuery{SKUs: storm.skus})
 	var stock []inventory.Stock
 	require.NoError(t, json.Unmarshal(r.Result, &stock))
 	require.Len(t, stock, len(storm.skus))
@@ -589,7 +587,7 @@ func checkStock(t *testing.T, ctx context.Context, sys *systemtest.System, storm
 		require.GreaterOrEqual(t, st.OnHand, int64(0), st.SKU)
 	}
 
-	r = sys.MustAccept(ctx, activities.InventoryQueue, inventory.QueryReservations, inventory.ReservationsQuery{})
+	r = sys.MustAccept(ctx, contract.InventoryQueue, inventory.QueryReservations, inventory.ReservationsQuery{})
 	var reservations []inventory.Reservation
 	require.NoError(t, json.Unmarshal(r.Result, &reservations))
 	held := map[string]inventory.Reservation{}
@@ -599,7 +597,7 @@ func checkStock(t *testing.T, ctx context.Context, sys *systemtest.System, storm
 	}
 	for _, so := range storm.orders {
 		res, ok := held[so.order.OrderID]
-		if so.result.Outcome == workflows.OrderConfirmed {
+		if so.result.Outcome == contract.OrderConfirmed {
 			require.True(t, ok, "confirmed order %s has no reservation", so.order.OrderID)
 			require.Equal(t, inventory.StateCommitted, res.State, so.order.OrderID)
 			continue
@@ -623,7 +621,7 @@ func checkMoney(t *testing.T, ctx context.Context, sys *systemtest.System, storm
 		initial += b
 	}
 	for _, so := range storm.orders {
-		if so.result.Outcome == workflows.OrderConfirmed {
+		if so.result.Outcome == contract.OrderConfirmed {
 			want[so.order.CustomerID] -= so.order.Total
 			want[so.order.MerchantID] += so.order.Total
 		}
@@ -632,7 +630,7 @@ func checkMoney(t *testing.T, ctx context.Context, sys *systemtest.System, storm
 	net := map[string]map[string]int64{}
 	var final int64
 	for _, id := range storm.accounts() {
-		r := sys.MustAccept(ctx, activities.LedgerQueue, ledger.QueryStatement, ledger.StatementQuery{AccountID: id})
+		r := sys.MustAccept(ctx, contract.LedgerQueue, ledger.QueryStatement, ledger.StatementQuery{AccountID: id})
 		var st ledger.Statement
 		require.NoError(t, json.Unmarshal(r.Result, &st))
 		require.Equal(t, want[id], st.Account.Balance, "balance of %s", id)
@@ -662,7 +660,7 @@ func checkMoney(t *testing.T, ctx context.Context, sys *systemtest.System, storm
 	require.Equal(t, initial, final, "sum of all balances")
 	for _, so := range storm.orders {
 		moved := net[so.order.OrderID]
-		if so.result.Outcome == workflows.OrderConfirmed {
+		if so.result.Outcome == contract.OrderConfirmed {
 			require.Equal(t, map[string]int64{so.order.CustomerID: -so.order.Total, so.order.MerchantID: so.order.Total}, moved,
 				"money moved by confirmed order %s", so.order.OrderID)
 			continue
@@ -693,7 +691,7 @@ func checkDeadLetters(t *testing.T, ctx context.Context, sys *systemtest.System,
 	deadline := time.Now().Add(visibilityDeadline)
 	for {
 		var err error
-		dead, err = sys.Conn.ListDeadLetters(ctx, bridge.DefaultName, 1000)
+		dead, err = sys.Conn.ListDeadLetters(ctx, contract.BridgeQueue, 1000)
 		require.NoError(t, err)
 		found := 0
 		for _, d := range dead {
@@ -723,7 +721,7 @@ func checkDeadLetters(t *testing.T, ctx context.Context, sys *systemtest.System,
 		require.Contains(t, d.LastError, "has no running saga", so.order.OrderID)
 		require.NotEqual(t, so.cancelReason, so.result.Reason, "order %s cancelled by a dead-lettered cancel", so.order.OrderID)
 	}
-	require.Len(t, seen, len(want), "invalid events in %s.dlq", bridge.DefaultName)
+	require.Len(t, seen, len(want), "invalid events in %s.dlq", contract.BridgeQueue)
 }
 
 // checkReadModel polls the read model until every order has a terminal
@@ -754,7 +752,7 @@ func checkReadModel(t *testing.T, ctx context.Context, sys *systemtest.System, s
 		require.Equal(t, so.order.Total, o.Total, id)
 		require.Equal(t, so.order.Lines, o.Lines, id)
 		switch so.result.Outcome {
-		case workflows.OrderConfirmed:
+		case contract.OrderConfirmed:
 			require.Equal(t, orders.StatusConfirmed, o.Status, "order %s: saga %+v", id, so.result)
 			require.Empty(t, o.FailureReason, id)
 		default:

@@ -9,8 +9,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/sagaflow/sagaflow/activities"
 	"github.com/sagaflow/sagaflow/amqp"
+	"github.com/sagaflow/sagaflow/contract"
 	"github.com/sagaflow/sagaflow/events"
 	"github.com/sagaflow/sagaflow/internal/systemtest"
 	"github.com/sagaflow/sagaflow/services/ledger"
@@ -28,18 +28,18 @@ func TestTransferThroughWorkerProcess(t *testing.T) {
 	sys := systemtest.Start(t, systemtest.Options{})
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	sys.MustAccept(ctx, activities.LedgerQueue, events.CmdLedgerOpen, events.LedgerOpen{AccountID: "alice", Currency: "EUR", Owner: "Alice", InitialBalance: 1000})
-	sys.MustAccept(ctx, activities.LedgerQueue, events.CmdLedgerOpen, events.LedgerOpen{AccountID: "bob", Currency: "EUR", Owner: "Bob"})
+	sys.MustAccept(ctx, contract.LedgerQueue, events.CmdLedgerOpen, events.LedgerOpen{AccountID: "alice", Currency: "EUR", Owner: "Alice", InitialBalance: 1000})
+	sys.MustAccept(ctx, contract.LedgerQueue, events.CmdLedgerOpen, events.LedgerOpen{AccountID: "bob", Currency: "EUR", Owner: "Bob"})
 
-	run, err := sys.Temporal.ExecuteWorkflow(ctx, workflows.TransferStartOptions("t-1", sys.TaskQueue), workflows.TransferWorkflow,
-		workflows.TransferInput{TransferID: "t-1", SourceAccountID: "alice", TargetAccountID: "bob", Amount: 250, Currency: "EUR"})
+	run, err := sys.Temporal.ExecuteWorkflow(ctx, contract.TransferStartOptions("t-1", sys.TaskQueue), workflows.TransferWorkflow,
+		contract.TransferInput{TransferID: "t-1", SourceAccountID: "alice", TargetAccountID: "bob", Amount: 250, Currency: "EUR"})
 	require.NoError(t, err)
-	var res workflows.TransferResult
+	var res contract.TransferResult
 	require.NoError(t, run.Get(ctx, &res))
-	require.Equal(t, workflows.OutcomeCompleted, res.Outcome)
+	require.Equal(t, contract.TransferCompleted, res.Outcome)
 
 	for id, want := range map[string]int64{"alice": 750, "bob": 250} {
-		r := sys.MustAccept(ctx, activities.LedgerQueue, ledger.QueryBalance, ledger.BalanceQuery{AccountID: id})
+		r := sys.MustAccept(ctx, contract.LedgerQueue, ledger.QueryBalance, ledger.BalanceQuery{AccountID: id})
 		var acc ledger.Account
 		require.NoError(t, json.Unmarshal(r.Result, &acc))
 		require.Equal(t, want, acc.Balance, id)
@@ -56,7 +56,7 @@ func TestWorkerStopsGracefullyAndLosesNothing(t *testing.T) {
 	sys := systemtest.Start(t, systemtest.Options{})
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
-	sys.MustAccept(ctx, activities.LedgerQueue, events.CmdLedgerOpen, events.LedgerOpen{AccountID: "acc", Currency: "EUR"})
+	sys.MustAccept(ctx, contract.LedgerQueue, events.CmdLedgerOpen, events.LedgerOpen{AccountID: "acc", Currency: "EUR"})
 
 	const deposits = 300
 	for i := range deposits {
@@ -66,7 +66,7 @@ func TestWorkerStopsGracefullyAndLosesNothing(t *testing.T) {
 		require.NoError(t, err)
 		m, err := amqp.MessageFromEnvelope(env)
 		require.NoError(t, err)
-		m.Exchange, m.RoutingKey = "", activities.LedgerQueue
+		m.Exchange, m.RoutingKey = "", contract.LedgerQueue
 		require.NoError(t, sys.Publisher.Publish(ctx, m))
 	}
 	first := sys.Workers()[0]
@@ -74,14 +74,14 @@ func TestWorkerStopsGracefullyAndLosesNothing(t *testing.T) {
 
 	sys.StartWorker()
 	require.Eventually(t, func() bool {
-		r, err := sys.Send(ctx, activities.LedgerQueue, ledger.QueryBalance, ledger.BalanceQuery{AccountID: "acc"})
+		r, err := sys.Send(ctx, contract.LedgerQueue, ledger.QueryBalance, ledger.BalanceQuery{AccountID: "acc"})
 		if err != nil || !r.Accepted() {
 			return false
 		}
 		var acc ledger.Account
 		return json.Unmarshal(r.Result, &acc) == nil && acc.Balance == deposits
 	}, time.Minute, 100*time.Millisecond, "every deposit applied once")
-	r := sys.MustAccept(ctx, activities.LedgerQueue, ledger.QueryStatement, ledger.StatementQuery{AccountID: "acc"})
+	r := sys.MustAccept(ctx, contract.LedgerQueue, ledger.QueryStatement, ledger.StatementQuery{AccountID: "acc"})
 	var st ledger.Statement
 	require.NoError(t, json.Unmarshal(r.Result, &st))
 	require.Len(t, st.Events, deposits+1, "the opening and one event per deposit")

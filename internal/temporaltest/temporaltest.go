@@ -29,16 +29,13 @@ import (
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/worker"
 
+	"github.com/sagaflow/sagaflow/contract"
 	"github.com/sagaflow/sagaflow/internal/repo"
 	"github.com/sagaflow/sagaflow/internal/testenv"
 )
 
 // CLIVersion is the Temporal CLI release the project pins (see `make temporal`).
 const CLIVersion = "v1.5.1"
-
-// SearchAttributes are the custom search attributes the sagas upsert; the
-// server registers them at start so workflows can set them.
-var SearchAttributes = []string{"SagaStatus=Keyword", "OrderId=Keyword", "CustomerId=Keyword"}
 
 const howToInstall = "run `make temporal` (installs github.com/temporalio/cli/cmd/temporal@" + CLIVersion + " into ./bin) or set TEMPORAL_CLI"
 
@@ -197,7 +194,7 @@ func start(cfg Config) (*testsuite.DevServer, bool, error) {
 		"--dynamic-config-value", "matching.numTaskqueueReadPartitions=1",
 		"--dynamic-config-value", "matching.numTaskqueueWritePartitions=1",
 	}
-	for _, sa := range SearchAttributes {
+	for _, sa := range contract.SearchAttributes() {
 		args = append(args, "--search-attribute", sa)
 	}
 	opts := testsuite.DevServerOptions{

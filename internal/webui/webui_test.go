@@ -19,7 +19,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 
-	"github.com/sagaflow/sagaflow/activities"
+	"github.com/sagaflow/sagaflow/contract"
 	"github.com/sagaflow/sagaflow/events"
 	"github.com/sagaflow/sagaflow/internal/systemtest"
 	"github.com/sagaflow/sagaflow/internal/temporaltest"
@@ -101,26 +101,26 @@ func TestOrderCompensationInWebUI(t *testing.T) {
 
 	run := uuid.NewString()[:8]
 	customer, merchant, sku := "cust-"+run, "merch-"+run, "sku-"+run
-	sys.MustAccept(ctx, activities.LedgerQueue, events.CmdLedgerOpen, events.LedgerOpen{AccountID: customer, Currency: "EUR", Owner: "Customer", InitialBalance: 100})
-	sys.MustAccept(ctx, activities.LedgerQueue, events.CmdLedgerOpen, events.LedgerOpen{AccountID: merchant, Currency: "EUR", Owner: "Merchant"})
-	sys.MustAccept(ctx, activities.InventoryQueue, events.CmdInventoryRestock, events.InventoryRestock{SKU: sku, Quantity: 10})
+	sys.MustAccept(ctx, contract.LedgerQueue, events.CmdLedgerOpen, events.LedgerOpen{AccountID: customer, Currency: "EUR", Owner: "Customer", InitialBalance: 100})
+	sys.MustAccept(ctx, contract.LedgerQueue, events.CmdLedgerOpen, events.LedgerOpen{AccountID: merchant, Currency: "EUR", Owner: "Merchant"})
+	sys.MustAccept(ctx, contract.InventoryQueue, events.CmdInventoryRestock, events.InventoryRestock{SKU: sku, Quantity: 10})
 
 	order := events.OrderPlaced{
 		OrderID: "webui-" + run, CustomerID: customer, MerchantID: merchant, Currency: "EUR",
 		Lines: []events.OrderLine{{SKU: sku, Quantity: 2, UnitPrice: 2500}}, Total: 5000,
 	}
-	wr, err := sys.Temporal.ExecuteWorkflow(ctx, workflows.OrderStartOptions(order, sys.TaskQueue), workflows.OrderWorkflow, order)
+	wr, err := sys.Temporal.ExecuteWorkflow(ctx, contract.OrderStartOptions(order, sys.TaskQueue), workflows.OrderWorkflow, order)
 	require.NoError(t, err)
-	var res workflows.OrderResult
+	var res contract.OrderResult
 	require.NoError(t, wr.Get(ctx, &res))
-	require.Equal(t, workflows.OrderCancelled, res.Outcome, "the payment must fail and the saga compensate: %+v", res)
+	require.Equal(t, contract.OrderCancelled, res.Outcome, "the payment must fail and the saga compensate: %+v", res)
 	require.Equal(t, "insufficient_funds", res.Reason)
-	require.Equal(t, workflows.StepOrderPayment, res.FailedStep)
+	require.Equal(t, contract.StepOrderPayment, res.FailedStep)
 
 	pages := []page{
 		{
 			name:       "order",
-			workflowID: workflows.OrderWorkflowID(order.OrderID),
+			workflowID: contract.OrderWorkflowID(order.OrderID),
 			status:     "Completed",
 			events: []event{
 				{"Start Child Workflow Execution Initiated", "ReserveInventoryWorkflow"},
@@ -128,24 +128,24 @@ func TestOrderCompensationInWebUI(t *testing.T) {
 				{"Child Workflow Execution Completed", "TransferWorkflow"},
 				// The compensation of the reservation: the order asks its
 				// child to release the stock.
-				{"Signal External Workflow Execution Initiated", workflows.SignalRelease},
+				{"Signal External Workflow Execution Initiated", contract.SignalRelease},
 				{"Child Workflow Execution Completed", "ReserveInventoryWorkflow"},
 				{"Activity Task Scheduled", "PublishOrderEvent"},
 				{"Workflow Execution Completed", "Result"},
 			},
-			timeline: []string{"ReserveInventoryWorkflow", "TransferWorkflow", workflows.SignalRelease, "PublishOrderEvent"},
+			timeline: []string{"ReserveInventoryWorkflow", "TransferWorkflow", contract.SignalRelease, "PublishOrderEvent"},
 		},
 		{
 			name:       "reservation",
-			workflowID: workflows.ReservationWorkflowID(order.OrderID),
+			workflowID: contract.ReservationWorkflowID(order.OrderID),
 			status:     "Completed",
 			events: []event{
 				{"Activity Task Scheduled", "ReserveInventory"},
-				{"Workflow Execution Signaled", workflows.SignalRelease},
+				{"Workflow Execution Signaled", contract.SignalRelease},
 				{"Activity Task Scheduled", "ReleaseInventory"},
 				{"Workflow Execution Completed", "Result"},
 			},
-			timeline: []string{"ReserveInventory", workflows.SignalRelease, "ReleaseInventory"},
+			timeline: []string{"ReserveInventory", contract.SignalRelease, "ReleaseInventory"},
 		},
 	}
 
