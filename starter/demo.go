@@ -195,8 +195,8 @@ func (a *app) runDemo(ctx context.Context) error {
 	tw = tabwriter.NewWriter(a.out, 0, 0, 2, ' ', 0)
 	for _, acc := range accounts {
 		var st ledger.Account
-		if err := a.request(ctx, serviceLedger, a.cfg.LedgerQueue, ledger.QueryBalance, id(acc.name),
-			ledger.BalanceQuery{AccountID: id(acc.name)}, &st); err != nil {
+		if err := a.request(ctx, serviceLedger, a.cfg.LedgerQueue, events.QueryLedgerBalance, id(acc.name),
+			events.LedgerBalanceQuery{AccountID: id(acc.name)}, &st); err != nil {
 			return err
 		}
 		fmt.Fprintf(tw, "  %s\t%s\t%s\n", st.ID, formatMoney(st.Balance, st.Currency), st.Status)
@@ -205,8 +205,8 @@ func (a *app) runDemo(ctx context.Context) error {
 		return err
 	}
 	var stock []inventory.Stock
-	if err := a.request(ctx, serviceInventory, a.cfg.InventoryQueue, inventory.QueryStock, "",
-		inventory.StockQuery{SKUs: []string{id("apple"), id("pear")}}, &stock); err != nil {
+	if err := a.request(ctx, serviceInventory, a.cfg.InventoryQueue, events.QueryInventoryStock, "",
+		events.InventoryStockQuery{SKUs: []string{id("apple"), id("pear")}}, &stock); err != nil {
 		return err
 	}
 	a.printf("\nStock\n")

@@ -86,8 +86,8 @@ func (a *app) accountBalanceCommand() *cobra.Command {
 		ctx, cancel := a.context(cmd.Context())
 		defer cancel()
 		var acc ledger.Account
-		if err := a.request(ctx, serviceLedger, a.cfg.LedgerQueue, ledger.QueryBalance, args[0],
-			ledger.BalanceQuery{AccountID: args[0]}, &acc); err != nil {
+		if err := a.request(ctx, serviceLedger, a.cfg.LedgerQueue, events.QueryLedgerBalance, args[0],
+			events.LedgerBalanceQuery{AccountID: args[0]}, &acc); err != nil {
 			return err
 		}
 		return a.showAccount(acc, "")
@@ -138,8 +138,8 @@ func (a *app) accountStatementCommand() *cobra.Command {
 		ctx, cancel := a.context(cmd.Context())
 		defer cancel()
 		var st ledger.Statement
-		if err := a.request(ctx, serviceLedger, a.cfg.LedgerQueue, ledger.QueryStatement, args[0],
-			ledger.StatementQuery{AccountID: args[0]}, &st); err != nil {
+		if err := a.request(ctx, serviceLedger, a.cfg.LedgerQueue, events.QueryLedgerStatement, args[0],
+			events.LedgerStatementQuery{AccountID: args[0]}, &st); err != nil {
 			return err
 		}
 		lines := a.statementLines(st)
@@ -253,8 +253,8 @@ func (a *app) stockShowCommand() *cobra.Command {
 		ctx, cancel := a.context(cmd.Context())
 		defer cancel()
 		var st []inventory.Stock
-		if err := a.request(ctx, serviceInventory, a.cfg.InventoryQueue, inventory.QueryStock, strings.Join(args, ","),
-			inventory.StockQuery{SKUs: args}, &st); err != nil {
+		if err := a.request(ctx, serviceInventory, a.cfg.InventoryQueue, events.QueryInventoryStock, strings.Join(args, ","),
+			events.InventoryStockQuery{SKUs: args}, &st); err != nil {
 			return err
 		}
 		known := map[string]bool{}
@@ -268,7 +268,7 @@ func (a *app) stockShowCommand() *cobra.Command {
 			}
 		}
 		if len(unknown) > 0 {
-			return &rejectedError{Service: serviceInventory, Type: inventory.QueryStock, Reason: events.ReasonUnknownSKU,
+			return &rejectedError{Service: serviceInventory, Type: events.QueryInventoryStock, Reason: events.ReasonUnknownSKU,
 				Message: "no stock record for " + strings.Join(unknown, ", ")}
 		}
 		return a.showStock(st)

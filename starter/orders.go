@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sagaflow/sagaflow/amqp"
+	"github.com/sagaflow/sagaflow/events"
 	"github.com/sagaflow/sagaflow/services/orders"
 	"github.com/sagaflow/sagaflow/workflows"
 )
@@ -16,7 +17,7 @@ func (a *app) ordersCommand() *cobra.Command {
 	c := newCommand("orders [ORDER-ID]", "Show an order, or a customer's orders, from the orders read model")
 	customer := c.Flags().String("customer", "", "list this customer's orders (newest first)")
 	status := c.Flags().String("status", "", "with --customer: only orders with this status (placed, reserved, confirmed, cancelled)")
-	limit := c.Flags().Int("limit", orders.DefaultListLimit, fmt.Sprintf("with --customer: most orders to show (at most %d)", orders.MaxListLimit))
+	limit := c.Flags().Int("limit", events.DefaultOrdersListLimit, fmt.Sprintf("with --customer: most orders to show (at most %d)", events.MaxOrdersListLimit))
 	c.Args = cobra.MaximumNArgs(1)
 	c.RunE = func(cmd *cobra.Command, args []string) error {
 		switch {
@@ -25,9 +26,9 @@ func (a *app) ordersCommand() *cobra.Command {
 		case len(args) == 0 && *customer == "":
 			return usagef("give an order id or --customer")
 		}
-		var q orders.ListQuery
+		var q events.OrdersListQuery
 		if *customer != "" {
-			q = orders.ListQuery{CustomerID: *customer, Status: orders.Status(*status), Limit: *limit}
+			q = events.OrdersListQuery{CustomerID: *customer, Status: events.OrderStatus(*status), Limit: *limit}
 			if err := q.Validate(); err != nil {
 				return &usageError{joinLines(err)}
 			}

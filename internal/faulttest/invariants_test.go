@@ -205,7 +205,7 @@ func (c *checker) checkMoney(transfers map[string]*transferOutcome) {
 	for _, a := range c.l.accounts {
 		initial += a.initial
 		var st ledger.Statement
-		r := c.send(activities.LedgerQueue, ledger.QueryStatement, ledger.StatementQuery{AccountID: a.id})
+		r := c.send(activities.LedgerQueue, events.QueryLedgerStatement, events.LedgerStatementQuery{AccountID: a.id})
 		require.NoError(c.l.t, json.Unmarshal(r.Result, &st), a.id)
 		total += st.Account.Balance
 		if st.Account.Balance < 0 {
@@ -283,9 +283,9 @@ func (c *checker) checkMoney(transfers map[string]*transferOutcome) {
 // their lines.
 func (c *checker) checkStock() {
 	var stock []inventory.Stock
-	require.NoError(c.l.t, json.Unmarshal(c.send(activities.InventoryQueue, inventory.QueryStock, inventory.StockQuery{}).Result, &stock))
+	require.NoError(c.l.t, json.Unmarshal(c.send(activities.InventoryQueue, events.QueryInventoryStock, events.InventoryStockQuery{}).Result, &stock))
 	var reservations []inventory.Reservation
-	require.NoError(c.l.t, json.Unmarshal(c.send(activities.InventoryQueue, inventory.QueryReservations, inventory.ReservationsQuery{}).Result, &reservations))
+	require.NoError(c.l.t, json.Unmarshal(c.send(activities.InventoryQueue, events.QueryInventoryReservations, events.InventoryReservationsQuery{}).Result, &reservations))
 	committed := map[string]int64{}
 	committedOrders := map[string][]events.StockLine{}
 	for _, r := range reservations {
@@ -356,9 +356,9 @@ func (c *checker) checkReadModel() {
 		if s.kind == kindTransfer || s.err != nil {
 			continue
 		}
-		want := orders.StatusCancelled
+		want := events.OrderStatusCancelled
 		if s.orderRes.Outcome == workflows.OrderConfirmed {
-			want = orders.StatusConfirmed
+			want = events.OrderStatusConfirmed
 		}
 		// The outcome event is published just before the saga ends: give
 		// the projection a moment to apply it.

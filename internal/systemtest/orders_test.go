@@ -578,7 +578,7 @@ func checkStock(t *testing.T, ctx context.Context, sys *systemtest.System, storm
 			}
 		}
 	}
-	r := sys.MustAccept(ctx, activities.InventoryQueue, inventory.QueryStock, inventory.StockQuery{SKUs: storm.skus})
+	r := sys.MustAccept(ctx, activities.InventoryQueue, events.QueryInventoryStock, events.InventoryStockQuery{SKUs: storm.skus})
 	var stock []inventory.Stock
 	require.NoError(t, json.Unmarshal(r.Result, &stock))
 	require.Len(t, stock, len(storm.skus))
@@ -589,7 +589,7 @@ func checkStock(t *testing.T, ctx context.Context, sys *systemtest.System, storm
 		require.GreaterOrEqual(t, st.OnHand, int64(0), st.SKU)
 	}
 
-	r = sys.MustAccept(ctx, activities.InventoryQueue, inventory.QueryReservations, inventory.ReservationsQuery{})
+	r = sys.MustAccept(ctx, activities.InventoryQueue, events.QueryInventoryReservations, events.InventoryReservationsQuery{})
 	var reservations []inventory.Reservation
 	require.NoError(t, json.Unmarshal(r.Result, &reservations))
 	held := map[string]inventory.Reservation{}
@@ -632,7 +632,7 @@ func checkMoney(t *testing.T, ctx context.Context, sys *systemtest.System, storm
 	net := map[string]map[string]int64{}
 	var final int64
 	for _, id := range storm.accounts() {
-		r := sys.MustAccept(ctx, activities.LedgerQueue, ledger.QueryStatement, ledger.StatementQuery{AccountID: id})
+		r := sys.MustAccept(ctx, activities.LedgerQueue, events.QueryLedgerStatement, events.LedgerStatementQuery{AccountID: id})
 		var st ledger.Statement
 		require.NoError(t, json.Unmarshal(r.Result, &st))
 		require.Equal(t, want[id], st.Account.Balance, "balance of %s", id)
@@ -755,10 +755,10 @@ func checkReadModel(t *testing.T, ctx context.Context, sys *systemtest.System, s
 		require.Equal(t, so.order.Lines, o.Lines, id)
 		switch so.result.Outcome {
 		case workflows.OrderConfirmed:
-			require.Equal(t, orders.StatusConfirmed, o.Status, "order %s: saga %+v", id, so.result)
+			require.Equal(t, events.OrderStatusConfirmed, o.Status, "order %s: saga %+v", id, so.result)
 			require.Empty(t, o.FailureReason, id)
 		default:
-			require.Equal(t, orders.StatusCancelled, o.Status, "order %s: saga %+v", id, so.result)
+			require.Equal(t, events.OrderStatusCancelled, o.Status, "order %s: saga %+v", id, so.result)
 			require.Equal(t, so.result.Reason, o.FailureReason, id)
 			require.Equal(t, so.result.FailedStep, o.FailedStep, id)
 		}

@@ -39,7 +39,7 @@ func TestTransferThroughWorkerProcess(t *testing.T) {
 	require.Equal(t, workflows.OutcomeCompleted, res.Outcome)
 
 	for id, want := range map[string]int64{"alice": 750, "bob": 250} {
-		r := sys.MustAccept(ctx, activities.LedgerQueue, ledger.QueryBalance, ledger.BalanceQuery{AccountID: id})
+		r := sys.MustAccept(ctx, activities.LedgerQueue, events.QueryLedgerBalance, events.LedgerBalanceQuery{AccountID: id})
 		var acc ledger.Account
 		require.NoError(t, json.Unmarshal(r.Result, &acc))
 		require.Equal(t, want, acc.Balance, id)
@@ -74,14 +74,14 @@ func TestWorkerStopsGracefullyAndLosesNothing(t *testing.T) {
 
 	sys.StartWorker()
 	require.Eventually(t, func() bool {
-		r, err := sys.Send(ctx, activities.LedgerQueue, ledger.QueryBalance, ledger.BalanceQuery{AccountID: "acc"})
+		r, err := sys.Send(ctx, activities.LedgerQueue, events.QueryLedgerBalance, events.LedgerBalanceQuery{AccountID: "acc"})
 		if err != nil || !r.Accepted() {
 			return false
 		}
 		var acc ledger.Account
 		return json.Unmarshal(r.Result, &acc) == nil && acc.Balance == deposits
 	}, time.Minute, 100*time.Millisecond, "every deposit applied once")
-	r := sys.MustAccept(ctx, activities.LedgerQueue, ledger.QueryStatement, ledger.StatementQuery{AccountID: "acc"})
+	r := sys.MustAccept(ctx, activities.LedgerQueue, events.QueryLedgerStatement, events.LedgerStatementQuery{AccountID: "acc"})
 	var st ledger.Statement
 	require.NoError(t, json.Unmarshal(r.Result, &st))
 	require.Len(t, st.Events, deposits+1, "the opening and one event per deposit")

@@ -39,42 +39,9 @@ const ServiceName = "inventory"
 // DefaultQueue is the inventory's command queue.
 const DefaultQueue = "inventory.commands"
 
-// Query types the inventory answers on its command queue.
-const (
-	// QueryStock (inventory.stock) answers with []Stock.
-	QueryStock = "inventory.stock"
-	// QueryReservations (inventory.reservations) answers with []Reservation.
-	QueryReservations = "inventory.reservations"
-)
-
 // ReasonReservationExists rejects a reserve that reuses a reservation id
 // with other lines.
 const ReasonReservationExists = "reservation_exists"
-
-// StockQuery is the payload of an inventory.stock query.
-type StockQuery struct {
-	// SKUs to report; empty reports every sku.
-	SKUs []string `json:"skus,omitempty"`
-}
-
-// Validate accepts every query.
-func (StockQuery) Validate() error { return nil }
-
-// ReservationsQuery is the payload of an inventory.reservations query.
-type ReservationsQuery struct {
-	// ReservationID, when set, reports that reservation only.
-	ReservationID string `json:"reservation_id,omitempty"`
-	// OrderID, when set, reports the order's reservations only.
-	OrderID string `json:"order_id,omitempty"`
-}
-
-// Validate accepts every query.
-func (ReservationsQuery) Validate() error { return nil }
-
-func init() {
-	events.Register[StockQuery](events.KindCommand, QueryStock, 1)
-	events.Register[ReservationsQuery](events.KindCommand, QueryReservations, 1)
-}
 
 // Stock is a sku's stock level.
 type Stock struct {
@@ -204,11 +171,11 @@ func New(db *store.DB, cfg Config) (*Service, error) {
 	proc.Handle(events.CmdInventoryReserve, s.reserve)
 	proc.Handle(events.CmdInventoryRelease, s.release)
 	proc.Handle(events.CmdInventoryCommit, s.commit)
-	proc.Query(QueryStock, func(ctx context.Context, q command.Command) (any, error) {
-		return s.Stock(ctx, q.Payload.(StockQuery).SKUs...)
+	proc.Query(events.QueryInventoryStock, func(ctx context.Context, q command.Command) (any, error) {
+		return s.Stock(ctx, q.Payload.(events.InventoryStockQuery).SKUs...)
 	})
-	proc.Query(QueryReservations, func(ctx context.Context, q command.Command) (any, error) {
-		p := q.Payload.(ReservationsQuery)
+	proc.Query(events.QueryInventoryReservations, func(ctx context.Context, q command.Command) (any, error) {
+		p := q.Payload.(events.InventoryReservationsQuery)
 		return s.Reservations(ctx, p.ReservationID, p.OrderID)
 	})
 	return s, nil

@@ -41,7 +41,7 @@ func overRabbitMQ(t *testing.T, db *store.DB) (send, *Service) {
 	req := commandtest.Requester(t, conn)
 	wctx, wcancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer wcancel()
-	require.True(t, commandtest.WaitReady(wctx, t, req, queue, commandtest.Envelope(t, QueryStock, StockQuery{})).Accepted())
+	require.True(t, commandtest.WaitReady(wctx, t, req, queue, commandtest.Envelope(t, events.QueryInventoryStock, events.InventoryStockQuery{})).Accepted())
 	return func(t *testing.T, env events.Envelope) events.Reply {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -196,9 +196,9 @@ func TestCommandsOverRabbitMQ(t *testing.T) {
 		a, b := runSteps(t, send)
 		checkFinalState(t, s, a, b)
 
-		stock := send(t, commandtest.Envelope(t, QueryStock, StockQuery{SKUs: []string{a}}))
+		stock := send(t, commandtest.Envelope(t, events.QueryInventoryStock, events.InventoryStockQuery{SKUs: []string{a}}))
 		require.Equal(t, []Stock{{SKU: a, OnHand: 12, Available: 12}}, commandtest.Result[[]Stock](t, stock))
-		res := send(t, commandtest.Envelope(t, QueryReservations, ReservationsQuery{OrderID: "o1"}))
+		res := send(t, commandtest.Envelope(t, events.QueryInventoryReservations, events.InventoryReservationsQuery{OrderID: "o1"}))
 		got := commandtest.Result[[]Reservation](t, res)
 		require.Len(t, got, 1)
 		require.Equal(t, StateCommitted, got[0].State)

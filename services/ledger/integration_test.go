@@ -45,7 +45,7 @@ func startLedger(t testing.TB, db *store.DB, cfg Config) *running {
 	r := &running{s: s, queue: cfg.Queue, conn: conn, req: commandtest.Requester(t, conn)}
 	wctx, wcancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer wcancel()
-	reply := commandtest.WaitReady(wctx, t, r.req, r.queue, commandtest.Envelope(t, QueryBalance, BalanceQuery{AccountID: "nobody"}))
+	reply := commandtest.WaitReady(wctx, t, r.req, r.queue, commandtest.Envelope(t, events.QueryLedgerBalance, events.LedgerBalanceQuery{AccountID: "nobody"}))
 	require.Equal(t, events.ReasonUnknownAccount, reply.Reason)
 	return r
 }
@@ -63,10 +63,10 @@ func TestCommandsOverRabbitMQ(t *testing.T) {
 		r := startLedger(t, db, Config{})
 		acct, _ := runSteps(t, r.send)
 
-		bal := r.send(t, commandtest.Envelope(t, QueryBalance, BalanceQuery{AccountID: acct}))
+		bal := r.send(t, commandtest.Envelope(t, events.QueryLedgerBalance, events.LedgerBalanceQuery{AccountID: acct}))
 		require.Equal(t, events.ReplyAccepted, bal.Status)
 		require.EqualValues(t, 55, commandtest.Result[Account](t, bal).Balance)
-		stmt := r.send(t, commandtest.Envelope(t, QueryStatement, StatementQuery{AccountID: acct}))
+		stmt := r.send(t, commandtest.Envelope(t, events.QueryLedgerStatement, events.LedgerStatementQuery{AccountID: acct}))
 		require.Equal(t, events.ReplyAccepted, stmt.Status)
 		st := commandtest.Result[Statement](t, stmt)
 		require.Len(t, st.Events, 7)

@@ -38,45 +38,6 @@ const ServiceName = "ledger"
 // DefaultQueue is the ledger's command queue.
 const DefaultQueue = "ledger.commands"
 
-// Query types the ledger answers on its command queue.
-const (
-	// QueryBalance (ledger.balance) answers with the Account.
-	QueryBalance = "ledger.balance"
-	// QueryStatement (ledger.statement) answers with a Statement.
-	QueryStatement = "ledger.statement"
-)
-
-// BalanceQuery is the payload of a ledger.balance query.
-type BalanceQuery struct {
-	AccountID string `json:"account_id"`
-}
-
-// Validate checks the account id.
-func (q BalanceQuery) Validate() error {
-	if q.AccountID == "" {
-		return &events.FieldError{Field: "account_id", Problem: "required"}
-	}
-	return nil
-}
-
-// StatementQuery is the payload of a ledger.statement query.
-type StatementQuery struct {
-	AccountID string `json:"account_id"`
-}
-
-// Validate checks the account id.
-func (q StatementQuery) Validate() error {
-	if q.AccountID == "" {
-		return &events.FieldError{Field: "account_id", Problem: "required"}
-	}
-	return nil
-}
-
-func init() {
-	events.Register[BalanceQuery](events.KindCommand, QueryBalance, 1)
-	events.Register[StatementQuery](events.KindCommand, QueryStatement, 1)
-}
-
 // Statement is an account's state and every event of its stream.
 type Statement struct {
 	Account Account       `json:"account"`
@@ -150,11 +111,11 @@ func New(db *store.DB, cfg Config) (*Service, error) {
 	proc.Handle(events.CmdLedgerRefund, s.refund)
 	proc.Handle(events.CmdLedgerFreeze, s.freeze)
 	proc.Handle(events.CmdLedgerClose, s.close)
-	proc.Query(QueryBalance, func(ctx context.Context, q command.Command) (any, error) {
-		return rejectUnknown(s.Balance(ctx, q.Payload.(BalanceQuery).AccountID))
+	proc.Query(events.QueryLedgerBalance, func(ctx context.Context, q command.Command) (any, error) {
+		return rejectUnknown(s.Balance(ctx, q.Payload.(events.LedgerBalanceQuery).AccountID))
 	})
-	proc.Query(QueryStatement, func(ctx context.Context, q command.Command) (any, error) {
-		return rejectUnknown(s.Statement(ctx, q.Payload.(StatementQuery).AccountID))
+	proc.Query(events.QueryLedgerStatement, func(ctx context.Context, q command.Command) (any, error) {
+		return rejectUnknown(s.Statement(ctx, q.Payload.(events.LedgerStatementQuery).AccountID))
 	})
 	return s, nil
 }

@@ -25,33 +25,6 @@ import (
 // its replies.
 const ServiceName = "orders"
 
-// Status is where an order stands in the read model.
-type Status string
-
-// The statuses of an order.
-const (
-	// StatusPlaced: the order was placed; nothing is held for it yet.
-	StatusPlaced Status = "placed"
-	// StatusReserved: its stock is held (or committed) and payment pending.
-	StatusReserved Status = "reserved"
-	// StatusConfirmed: stock committed and payment taken. Terminal.
-	StatusConfirmed Status = "confirmed"
-	// StatusCancelled: the order was undone. Terminal.
-	StatusCancelled Status = "cancelled"
-)
-
-// Terminal reports whether no event changes the status any more.
-func (s Status) Terminal() bool { return s == StatusConfirmed || s == StatusCancelled }
-
-// Valid reports whether s is one of the statuses.
-func (s Status) Valid() bool {
-	switch s {
-	case StatusPlaced, StatusReserved, StatusConfirmed, StatusCancelled:
-		return true
-	}
-	return false
-}
-
 // Order is one order as the read model knows it.
 type Order struct {
 	// OrderID identifies the order.
@@ -65,7 +38,7 @@ type Order struct {
 	Total      int64              `json:"total"`
 	Currency   string             `json:"currency"`
 	// Status is the order's status.
-	Status Status `json:"status"`
+	Status events.OrderStatus `json:"status"`
 	// FailureReason and FailedStep come from order.cancelled.
 	FailureReason string `json:"failure_reason,omitempty"`
 	FailedStep    string `json:"failed_step,omitempty"`
@@ -112,7 +85,7 @@ func fold(o Order, env events.Envelope, p events.Payload) (Order, bool) {
 	isNew := o.LastEventID == ""
 	if isNew {
 		o.OrderID = orderIDOf(p)
-		o.Status = StatusPlaced
+		o.Status = events.OrderStatusPlaced
 		o.CreatedAt = at
 	}
 	// newer: not older than anything applied; equal times are applied in
@@ -128,24 +101,24 @@ func fold(o Order, env events.Envelope, p events.Payload) (Order, bool) {
 	case events.OrderConfirmed:
 		o.fillDetails(p.Details)
 		if !terminal {
-			o.Status = StatusConfirmed
+			o.Status = events.OrderStatusConfirmed
 		}
 	case events.OrderCancelled:
 		o.fillDetails(p.Details)
 		if !terminal {
-			o.Status = StatusCancelled
+			o.Status = events.OrderStatusCancelled
 			o.FailureReason, o.FailedStep = p.Reason, p.FailedStep
 		}
 	case events.InventoryReserved, events.InventoryCommitted:
 		if !terminal && newer {
-			o.Status = StatusReserved
+			o.Status = events.OrderStatusReserved
 		}
 	case events.InventoryReservationFailed, events.InventoryReleased:
 		// The stock is not held, but the order is not over until the saga
 		// publishes order.cancelled (or retries): only the status the saga
 		// decides is shown.
-		if !terminal && newer && o.Status == StatusReserved {
-			o.Status = StatusPlaced
+		if !terminal && newer && o.Status == events.OrderStatusReserved {
+			o.Status = events.OrderStatusPlaced
 		}
 	}
 	if newer {

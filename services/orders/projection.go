@@ -143,15 +143,15 @@ func New(db *store.DB, cfg Config) (*Projection, error) {
 		return nil, err
 	}
 	p := &Projection{db: db, cfg: cfg, proc: proc, clock: time.Now}
-	proc.Query(QueryGet, func(ctx context.Context, q command.Command) (any, error) {
-		o, err := p.Get(ctx, q.Payload.(GetQuery).OrderID)
+	proc.Query(events.QueryOrdersGet, func(ctx context.Context, q command.Command) (any, error) {
+		o, err := p.Get(ctx, q.Payload.(events.OrdersGetQuery).OrderID)
 		if errors.Is(err, ErrUnknownOrder) {
 			return nil, &command.Rejection{Reason: ReasonUnknownOrder, Message: err.Error()}
 		}
 		return o, err
 	})
-	proc.Query(QueryList, func(ctx context.Context, q command.Command) (any, error) {
-		return p.List(ctx, q.Payload.(ListQuery))
+	proc.Query(events.QueryOrdersList, func(ctx context.Context, q command.Command) (any, error) {
+		return p.List(ctx, q.Payload.(events.OrdersListQuery))
 	})
 	return p, nil
 }
@@ -248,7 +248,7 @@ func scanOrder(s scanner) (Order, error) {
 		&o.FailureReason, &o.FailedStep, &created, &updated, &lastEventAt, &o.LastEventID); err != nil {
 		return Order{}, err
 	}
-	o.Status = Status(status)
+	o.Status = events.OrderStatus(status)
 	if err := json.Unmarshal([]byte(lines), &o.Lines); err != nil {
 		return Order{}, fmt.Errorf("decode lines of order %s: %w", o.OrderID, err)
 	}
@@ -286,9 +286,8 @@ func (p *Projection) Get(ctx context.Context, orderID string) (Order, error) {
 }
 
 // List returns a customer's orders, newest first by creation time, at most
-// q.Limit of them (DefaultListLimit when zero), optionally only those with
-// q.Status.
-func (p *Projection) List(ctx context.Context, q ListQuery) ([]Order, error) {
+// q.EffectiveLimit() of them, optionally only those with q.Status.
+func (p *Projection) List(ctx context.Context, q events.OrdersListQuery) ([]Order, error) {
 	if err := q.Validate(); err != nil {
 		return nil, fmt.Errorf("orders: list: %w", err)
 	}
@@ -300,7 +299,7 @@ func (p *Projection) List(ctx context.Context, q ListQuery) ([]Order, error) {
 		where = append(where, "status = ?")
 		args = append(args, string(q.Status))
 	}
-	args = append(args, q.limit())
+	args = append(args, q.EffectiveLimit())
 	rows, err := p.db.Query(ctx, "SELECT "+orderColumns+" FROM orders WHERE "+strings.Join(where, " AND ")+
 		" ORDER BY created_at DESC, order_id DESC LIMIT ?", args...)
 	if err != nil {

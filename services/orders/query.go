@@ -12,75 +12,6 @@ import (
 	"github.com/sagaflow/sagaflow/events"
 )
 
-// Query types the read model answers on its query queue.
-const (
-	// QueryGet (orders.get) answers with the Order.
-	QueryGet = "orders.get"
-	// QueryList (orders.list) answers with a JSON array of Order.
-	QueryList = "orders.list"
-)
-
-// Limits of orders.list.
-const (
-	// DefaultListLimit is the number of orders a list returns when its
-	// limit is zero.
-	DefaultListLimit = 20
-	// MaxListLimit is the largest limit a list accepts.
-	MaxListLimit = 500
-)
-
-// GetQuery is the payload of an orders.get query.
-type GetQuery struct {
-	OrderID string `json:"order_id"`
-}
-
-// Validate checks the order id.
-func (q GetQuery) Validate() error {
-	if q.OrderID == "" {
-		return &events.FieldError{Field: "order_id", Problem: "required"}
-	}
-	return nil
-}
-
-// ListQuery is the payload of an orders.list query.
-type ListQuery struct {
-	// CustomerID whose orders are listed. Required.
-	CustomerID string `json:"customer_id"`
-	// Status, when set, keeps only orders with that status.
-	Status Status `json:"status,omitempty"`
-	// Limit is the most orders returned, newest first: 0 means
-	// DefaultListLimit (20); at most MaxListLimit (500).
-	Limit int `json:"limit,omitempty"`
-}
-
-// Validate checks the customer id, the status and the limit.
-func (q ListQuery) Validate() error {
-	var errs []error
-	if q.CustomerID == "" {
-		errs = append(errs, &events.FieldError{Field: "customer_id", Problem: "required"})
-	}
-	if q.Status != "" && !q.Status.Valid() {
-		errs = append(errs, &events.FieldError{Field: "status", Problem: fmt.Sprintf("must be %q, %q, %q or %q, got %q",
-			StatusPlaced, StatusReserved, StatusConfirmed, StatusCancelled, q.Status)})
-	}
-	if q.Limit < 0 || q.Limit > MaxListLimit {
-		errs = append(errs, &events.FieldError{Field: "limit", Problem: fmt.Sprintf("must be between 0 and %d, got %d", MaxListLimit, q.Limit)})
-	}
-	return errors.Join(errs...)
-}
-
-func (q ListQuery) limit() int {
-	if q.Limit == 0 {
-		return DefaultListLimit
-	}
-	return q.Limit
-}
-
-func init() {
-	events.Register[GetQuery](events.KindCommand, QueryGet, 1)
-	events.Register[ListQuery](events.KindCommand, QueryList, 1)
-}
-
 // Run consumes events into the read model and answers queries until ctx
 // ends. It returns nil after a shutdown through ctx, or the first
 // consumer's error (after stopping the other).
@@ -190,16 +121,16 @@ func NewClient(r *amqp.Requester, cfg ClientConfig) (*Client, error) {
 // ErrUnknownOrder.
 func (c *Client) Get(ctx context.Context, orderID string) (Order, error) {
 	var o Order
-	if err := c.ask(ctx, QueryGet, GetQuery{OrderID: orderID}, &o); err != nil {
+	if err := c.ask(ctx, events.QueryOrdersGet, events.OrdersGetQuery{OrderID: orderID}, &o); err != nil {
 		return Order{}, err
 	}
 	return o, nil
 }
 
 // List returns a customer's orders, newest first.
-func (c *Client) List(ctx context.Context, q ListQuery) ([]Order, error) {
+func (c *Client) List(ctx context.Context, q events.OrdersListQuery) ([]Order, error) {
 	var out []Order
-	if err := c.ask(ctx, QueryList, q, &out); err != nil {
+	if err := c.ask(ctx, events.QueryOrdersList, q, &out); err != nil {
 		return nil, err
 	}
 	return out, nil
