@@ -9,9 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/sagaflow/sagaflow/activities"
 	"github.com/sagaflow/sagaflow/amqp"
-	"github.com/sagaflow/sagaflow/services/orders"
+	"github.com/sagaflow/sagaflow/contract"
 )
 
 // config holds the global settings. The names of the flags and of the
@@ -82,9 +81,9 @@ func (c *config) bind(root *cobra.Command, getenv func(string) string) {
 	str(&c.AMQPTLS.CertFile, "amqp-tls-cert", "", "AMQP_TLS_CERT", "", "client certificate (PEM) for amqps://")
 	str(&c.AMQPTLS.KeyFile, "amqp-tls-key", "", "AMQP_TLS_KEY", "", "client private key (PEM) for amqps://")
 	str(&c.Exchange, "exchange", "", "AMQP_EXCHANGE", amqp.DefaultExchange, "event exchange order.placed is published to")
-	str(&c.LedgerQueue, "ledger-queue", "", "LEDGER_QUEUE", activities.LedgerQueue, "the ledger's command queue")
-	str(&c.InventoryQueue, "inventory-queue", "", "INVENTORY_QUEUE", activities.InventoryQueue, "the inventory's command queue")
-	str(&c.OrdersQueue, "orders-queue", "", "ORDERS_QUEUE", orders.DefaultQueryQueue, "the orders read model's query queue")
+	str(&c.LedgerQueue, "ledger-queue", "", "LEDGER_QUEUE", contract.LedgerQueue, "the ledger's command queue")
+	str(&c.InventoryQueue, "inventory-queue", "", "INVENTORY_QUEUE", contract.InventoryQueue, "the inventory's command queue")
+	str(&c.OrdersQueue, "orders-queue", "", "ORDERS_QUEUE", contract.OrdersQueryQueue, "the orders read model's query queue")
 	timeout, err := time.ParseDuration(env("STARTER_TIMEOUT", "30s"))
 	if err != nil {
 		timeout = 30 * time.Second

@@ -14,9 +14,8 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/sagaflow/sagaflow/amqp"
+	"github.com/sagaflow/sagaflow/contract"
 	"github.com/sagaflow/sagaflow/events"
-	"github.com/sagaflow/sagaflow/services/inventory"
-	"github.com/sagaflow/sagaflow/services/ledger"
 	"github.com/sagaflow/sagaflow/workflows"
 )
 
@@ -194,7 +193,7 @@ func (a *app) runDemo(ctx context.Context) error {
 	a.printf("\nBalances\n")
 	tw = tabwriter.NewWriter(a.out, 0, 0, 2, ' ', 0)
 	for _, acc := range accounts {
-		var st ledger.Account
+		var st contract.Account
 		if err := a.request(ctx, serviceLedger, a.cfg.LedgerQueue, events.QueryLedgerBalance, id(acc.name),
 			events.LedgerBalanceQuery{AccountID: id(acc.name)}, &st); err != nil {
 			return err
@@ -204,7 +203,7 @@ func (a *app) runDemo(ctx context.Context) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	var stock []inventory.Stock
+	var stock []contract.StockLevel
 	if err := a.request(ctx, serviceInventory, a.cfg.InventoryQueue, events.QueryInventoryStock, "",
 		events.InventoryStockQuery{SKUs: []string{id("apple"), id("pear")}}, &stock); err != nil {
 		return err

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sagaflow/sagaflow/amqp"
+	"github.com/sagaflow/sagaflow/contract"
 	"github.com/sagaflow/sagaflow/events"
 	"github.com/sagaflow/sagaflow/services/orders"
 	"github.com/sagaflow/sagaflow/workflows"
@@ -43,7 +44,7 @@ func (a *app) ordersCommand() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		var list []orders.Order
+		var list []contract.OrderRecord
 		if len(args) == 1 {
 			o, err := oc.Get(ctx, args[0])
 			if err != nil {
@@ -52,7 +53,7 @@ func (a *app) ordersCommand() *cobra.Command {
 			if a.cfg.JSON {
 				return a.printJSON(o)
 			}
-			list = []orders.Order{o}
+			list = []contract.OrderRecord{o}
 		} else {
 			list, err = oc.List(ctx, q)
 			if err != nil {
@@ -60,7 +61,7 @@ func (a *app) ordersCommand() *cobra.Command {
 			}
 			if a.cfg.JSON {
 				if list == nil {
-					list = []orders.Order{}
+					list = []contract.OrderRecord{}
 				}
 				return a.printJSON(list)
 			}

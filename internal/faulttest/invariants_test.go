@@ -20,6 +20,7 @@ import (
 
 	"github.com/sagaflow/sagaflow/activities"
 	"github.com/sagaflow/sagaflow/amqp"
+	"github.com/sagaflow/sagaflow/contract"
 	"github.com/sagaflow/sagaflow/events"
 	"github.com/sagaflow/sagaflow/internal/bridge"
 	"github.com/sagaflow/sagaflow/internal/notifications"
@@ -33,7 +34,7 @@ import (
 // consumerQueues are the queues of the worker's consumers; each has a
 // dead-letter queue the checker reads.
 var consumerQueues = []string{
-	bridge.DefaultName, orders.DefaultProjectionQueue, orders.DefaultQueryQueue, notifications.QueueName,
+	bridge.DefaultName, contract.OrdersProjectionQueue, contract.OrdersQueryQueue, notifications.QueueName,
 	activities.LedgerQueue, activities.InventoryQueue, "sagas.replies",
 }
 
@@ -204,7 +205,7 @@ func (c *checker) checkMoney(transfers map[string]*transferOutcome) {
 	commands := map[string]bool{}
 	for _, a := range c.l.accounts {
 		initial += a.initial
-		var st ledger.Statement
+		var st contract.AccountStatement
 		r := c.send(activities.LedgerQueue, events.QueryLedgerStatement, events.LedgerStatementQuery{AccountID: a.id})
 		require.NoError(c.l.t, json.Unmarshal(r.Result, &st), a.id)
 		total += st.Account.Balance
@@ -219,7 +220,7 @@ func (c *checker) checkMoney(transfers map[string]*transferOutcome) {
 				c.errorf("command %s applied twice to the ledger", ev.CommandID)
 			}
 			commands[ev.CommandID] = true
-			var m ledger.FundsMoved
+			var m contract.FundsMoved
 			require.NoError(c.l.t, json.Unmarshal(ev.Data, &m))
 			k := key{m.TransferID, a.id}
 			if ev.Type == events.TypeFundsWithdrawn {
@@ -282,17 +283,17 @@ func (c *checker) checkMoney(transfers map[string]*transferOutcome) {
 // committed; nothing is left held; exactly the confirmed orders committed
 // their lines.
 func (c *checker) checkStock() {
-	var stock []inventory.Stock
+	var stock []contract.StockLevel
 	require.NoError(c.l.t, json.Unmarshal(c.send(activities.InventoryQueue, events.QueryInventoryStock, events.InventoryStockQuery{}).Result, &stock))
-	var reservations []inventory.Reservation
+	var reservations []contract.StockReservation
 	require.NoError(c.l.t, json.Unmarshal(c.send(activities.InventoryQueue, events.QueryInventoryReservations, events.InventoryReservationsQuery{}).Result, &reservations))
 	committed := map[string]int64{}
 	committedOrders := map[string][]events.StockLine{}
 	for _, r := range reservations {
 		switch r.State {
-		case inventory.StateHeld:
+		case contract.StockReservationHeld:
 			c.errorf("reservation %s of order %s is still held", r.ReservationID, r.OrderID)
-		case inventory.StateCommitted:
+		case contract.StockReservationCommitted:
 			for _, l := range r.Lines {
 				committed[l.SKU] += l.Quantity
 			}
@@ -362,7 +363,7 @@ func (c *checker) checkReadModel() {
 		}
 		// The outcome event is published just before the saga ends: give
 		// the projection a moment to apply it.
-		var o orders.Order
+		var o contract.OrderRecord
 		deadline := time.Now().Add(30 * time.Second)
 		for {
 			o, err = client.Get(c.ctx, s.order.OrderID)

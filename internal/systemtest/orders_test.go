@@ -22,11 +22,10 @@ import (
 
 	"github.com/sagaflow/sagaflow/activities"
 	"github.com/sagaflow/sagaflow/amqp"
+	"github.com/sagaflow/sagaflow/contract"
 	"github.com/sagaflow/sagaflow/events"
 	"github.com/sagaflow/sagaflow/internal/bridge"
 	"github.com/sagaflow/sagaflow/internal/systemtest"
-	"github.com/sagaflow/sagaflow/services/inventory"
-	"github.com/sagaflow/sagaflow/services/ledger"
 	"github.com/sagaflow/sagaflow/services/orders"
 	"github.com/sagaflow/sagaflow/workflows"
 )
@@ -579,7 +578,7 @@ func checkStock(t *testing.T, ctx context.Context, sys *systemtest.System, storm
 		}
 	}
 	r := sys.MustAccept(ctx, activities.InventoryQueue, events.QueryInventoryStock, events.InventoryStockQuery{SKUs: storm.skus})
-	var stock []inventory.Stock
+	var stock []contract.StockLevel
 	require.NoError(t, json.Unmarshal(r.Result, &stock))
 	require.Len(t, stock, len(storm.skus))
 	for _, st := range stock {
@@ -590,9 +589,9 @@ func checkStock(t *testing.T, ctx context.Context, sys *systemtest.System, storm
 	}
 
 	r = sys.MustAccept(ctx, activities.InventoryQueue, events.QueryInventoryReservations, events.InventoryReservationsQuery{})
-	var reservations []inventory.Reservation
+	var reservations []contract.StockReservation
 	require.NoError(t, json.Unmarshal(r.Result, &reservations))
-	held := map[string]inventory.Reservation{}
+	held := map[string]contract.StockReservation{}
 	for _, res := range reservations {
 		require.NotContains(t, held, res.OrderID, "order %s has two reservations", res.OrderID)
 		held[res.OrderID] = res
@@ -601,11 +600,11 @@ func checkStock(t *testing.T, ctx context.Context, sys *systemtest.System, storm
 		res, ok := held[so.order.OrderID]
 		if so.result.Outcome == workflows.OrderConfirmed {
 			require.True(t, ok, "confirmed order %s has no reservation", so.order.OrderID)
-			require.Equal(t, inventory.StateCommitted, res.State, so.order.OrderID)
+			require.Equal(t, contract.StockReservationCommitted, res.State, so.order.OrderID)
 			continue
 		}
 		if ok {
-			require.Equal(t, inventory.StateReleased, res.State, "cancelled order %s", so.order.OrderID)
+			require.Equal(t, contract.StockReservationReleased, res.State, "cancelled order %s", so.order.OrderID)
 		}
 	}
 }
@@ -633,21 +632,21 @@ func checkMoney(t *testing.T, ctx context.Context, sys *systemtest.System, storm
 	var final int64
 	for _, id := range storm.accounts() {
 		r := sys.MustAccept(ctx, activities.LedgerQueue, events.QueryLedgerStatement, events.LedgerStatementQuery{AccountID: id})
-		var st ledger.Statement
+		var st contract.AccountStatement
 		require.NoError(t, json.Unmarshal(r.Result, &st))
 		require.Equal(t, want[id], st.Account.Balance, "balance of %s", id)
 		final += st.Account.Balance
 		for _, e := range st.Events {
 			var sign int64
 			switch e.Type {
-			case ledger.EventFundsWithdrawn:
+			case contract.AccountEventWithdrawn:
 				sign = -1
-			case ledger.EventFundsDeposited, ledger.EventFundsRefunded:
+			case contract.AccountEventDeposited, contract.AccountEventRefunded:
 				sign = 1
 			default:
 				continue
 			}
-			var moved ledger.FundsMoved
+			var moved contract.FundsMoved
 			require.NoError(t, json.Unmarshal(e.Data, &moved))
 			orderID := strings.TrimPrefix(moved.TransferID, "order-")
 			orderID, _, _ = strings.Cut(orderID, "-refund")
@@ -737,7 +736,7 @@ func checkReadModel(t *testing.T, ctx context.Context, sys *systemtest.System, s
 	deadline := time.Now().Add(readModelDeadline)
 	for _, so := range storm.orders {
 		id := so.order.OrderID
-		var o orders.Order
+		var o contract.OrderRecord
 		for {
 			o, err = c.Get(ctx, id)
 			if (err == nil && o.Status.Terminal()) || time.Now().After(deadline) {

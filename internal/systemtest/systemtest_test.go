@@ -11,9 +11,9 @@ import (
 
 	"github.com/sagaflow/sagaflow/activities"
 	"github.com/sagaflow/sagaflow/amqp"
+	"github.com/sagaflow/sagaflow/contract"
 	"github.com/sagaflow/sagaflow/events"
 	"github.com/sagaflow/sagaflow/internal/systemtest"
-	"github.com/sagaflow/sagaflow/services/ledger"
 	"github.com/sagaflow/sagaflow/workflows"
 )
 
@@ -40,7 +40,7 @@ func TestTransferThroughWorkerProcess(t *testing.T) {
 
 	for id, want := range map[string]int64{"alice": 750, "bob": 250} {
 		r := sys.MustAccept(ctx, activities.LedgerQueue, events.QueryLedgerBalance, events.LedgerBalanceQuery{AccountID: id})
-		var acc ledger.Account
+		var acc contract.Account
 		require.NoError(t, json.Unmarshal(r.Result, &acc))
 		require.Equal(t, want, acc.Balance, id)
 	}
@@ -78,11 +78,11 @@ func TestWorkerStopsGracefullyAndLosesNothing(t *testing.T) {
 		if err != nil || !r.Accepted() {
 			return false
 		}
-		var acc ledger.Account
+		var acc contract.Account
 		return json.Unmarshal(r.Result, &acc) == nil && acc.Balance == deposits
 	}, time.Minute, 100*time.Millisecond, "every deposit applied once")
 	r := sys.MustAccept(ctx, activities.LedgerQueue, events.QueryLedgerStatement, events.LedgerStatementQuery{AccountID: "acc"})
-	var st ledger.Statement
+	var st contract.AccountStatement
 	require.NoError(t, json.Unmarshal(r.Result, &st))
 	require.Len(t, st.Events, deposits+1, "the opening and one event per deposit")
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sagaflow/sagaflow/amqp"
+	"github.com/sagaflow/sagaflow/contract"
 	"github.com/sagaflow/sagaflow/events"
 	"github.com/sagaflow/sagaflow/internal/testenv"
 	"github.com/sagaflow/sagaflow/services/orders"
@@ -60,9 +61,9 @@ func TestIntegrationProjectionAndQueries(t *testing.T) {
 	}
 	// waitStatus polls the read model through the client: the projection is
 	// eventually consistent, and nothing tells the reader it caught up.
-	waitStatus := func(orderID string, want events.OrderStatus) orders.Order {
+	waitStatus := func(orderID string, want events.OrderStatus) contract.OrderRecord {
 		t.Helper()
-		var got orders.Order
+		var got contract.OrderRecord
 		require.Eventually(t, func() bool {
 			o, err := client.Get(t.Context(), orderID)
 			got = o
@@ -122,7 +123,7 @@ func TestIntegrationProjectionAndQueries(t *testing.T) {
 	require.ErrorIs(t, err, orders.ErrUnknownOrder)
 	var rejected *orders.RejectedError
 	require.ErrorAs(t, err, &rejected)
-	require.Equal(t, orders.ReasonUnknownOrder, rejected.Reason)
+	require.Equal(t, contract.ReasonUnknownOrder, rejected.Reason)
 
 	// An invalid query is refused by the client before it is sent.
 	_, err = client.List(t.Context(), events.OrdersListQuery{CustomerID: customer, Limit: events.MaxOrdersListLimit + 1})

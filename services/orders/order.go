@@ -18,40 +18,13 @@ package orders
 import (
 	"time"
 
+	"github.com/sagaflow/sagaflow/contract"
 	"github.com/sagaflow/sagaflow/events"
 )
 
 // ServiceName is the store component of the read model and the source of
 // its replies.
 const ServiceName = "orders"
-
-// Order is one order as the read model knows it.
-type Order struct {
-	// OrderID identifies the order.
-	OrderID string `json:"order_id"`
-	// CustomerID, MerchantID, Lines, Total and Currency come from
-	// order.placed, or from the details of order.confirmed or
-	// order.cancelled; they are empty while only other events have arrived.
-	CustomerID string             `json:"customer_id"`
-	MerchantID string             `json:"merchant_id"`
-	Lines      []events.OrderLine `json:"lines"`
-	Total      int64              `json:"total"`
-	Currency   string             `json:"currency"`
-	// Status is the order's status.
-	Status events.OrderStatus `json:"status"`
-	// FailureReason and FailedStep come from order.cancelled.
-	FailureReason string `json:"failure_reason,omitempty"`
-	FailedStep    string `json:"failed_step,omitempty"`
-	// CreatedAt is the time of order.placed (until it arrives, of the
-	// first event seen).
-	CreatedAt time.Time `json:"created_at"`
-	// UpdatedAt is when the projection last changed the row.
-	UpdatedAt time.Time `json:"updated_at"`
-	// LastEventAt and LastEventID are the time and id of the newest event
-	// applied to the order.
-	LastEventAt time.Time `json:"last_event_at"`
-	LastEventID string    `json:"last_event_id"`
-}
 
 // orderIDOf returns the order an event is about, or "" for an event the
 // projection ignores (a type it does not follow, an inventory event of a
@@ -77,9 +50,9 @@ func orderIDOf(p events.Payload) string {
 }
 
 // fold applies one event to an order and reports whether it changed
-// anything. o is the zero Order for an order without a row. It is pure: the
+// anything. o is the zero record for an order without a row. It is pure: the
 // rules of the package documentation live here.
-func fold(o Order, env events.Envelope, p events.Payload) (Order, bool) {
+func fold(o contract.OrderRecord, env events.Envelope, p events.Payload) (contract.OrderRecord, bool) {
 	at := env.Time.UTC().Truncate(time.Microsecond)
 	before := o
 	isNew := o.LastEventID == ""
@@ -94,17 +67,17 @@ func fold(o Order, env events.Envelope, p events.Payload) (Order, bool) {
 	terminal := o.Status.Terminal()
 	switch p := p.(type) {
 	case events.OrderPlaced:
-		o.fillDetails(p.Details())
+		fillDetails(&o, p.Details())
 		if at.Before(o.CreatedAt) {
 			o.CreatedAt = at
 		}
 	case events.OrderConfirmed:
-		o.fillDetails(p.Details)
+		fillDetails(&o, p.Details)
 		if !terminal {
 			o.Status = events.OrderStatusConfirmed
 		}
 	case events.OrderCancelled:
-		o.fillDetails(p.Details)
+		fillDetails(&o, p.Details)
 		if !terminal {
 			o.Status = events.OrderStatusCancelled
 			o.FailureReason, o.FailedStep = p.Reason, p.FailedStep
@@ -129,7 +102,7 @@ func fold(o Order, env events.Envelope, p events.Payload) (Order, bool) {
 
 // fillDetails sets the order's facts from d unless they are known already:
 // they never change, whichever event brings them first.
-func (o *Order) fillDetails(d *events.OrderDetails) {
+func fillDetails(o *contract.OrderRecord, d *events.OrderDetails) {
 	if d == nil || o.CustomerID != "" {
 		return
 	}
@@ -138,7 +111,7 @@ func (o *Order) fillDetails(d *events.OrderDetails) {
 	o.Total, o.Currency = d.Total, d.Currency
 }
 
-func sameOrder(a, b Order) bool {
+func sameOrder(a, b contract.OrderRecord) bool {
 	if len(a.Lines) != len(b.Lines) {
 		return false
 	}

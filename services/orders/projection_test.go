@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/sagaflow/sagaflow/contract"
 	"github.com/sagaflow/sagaflow/events"
 	"github.com/sagaflow/sagaflow/services/orders"
 	"github.com/sagaflow/sagaflow/services/store"
@@ -318,7 +319,7 @@ func TestProjectionList(t *testing.T) {
 		apply(t, p, mustEnv(t, events.TypeOrderConfirmed, events.OrderConfirmed{OrderID: "a2"}, "a2-ok", at(10)))
 		apply(t, p, mustEnv(t, events.TypeOrderCancelled, events.OrderCancelled{OrderID: "a4", Reason: "changed_mind"}, "a4-x", at(10)))
 
-		ids := func(os []orders.Order) []string {
+		ids := func(os []contract.OrderRecord) []string {
 			out := []string{}
 			for _, o := range os {
 				out = append(out, o.OrderID)

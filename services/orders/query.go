@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sagaflow/sagaflow/amqp"
+	"github.com/sagaflow/sagaflow/contract"
 	"github.com/sagaflow/sagaflow/events"
 )
 
@@ -71,7 +72,8 @@ func (p *Projection) consumers(conn *amqp.Conn) (projection, queries *amqp.Consu
 
 // ClientConfig configures a Client.
 type ClientConfig struct {
-	// Queue is the read model's query queue. Default DefaultQueryQueue.
+	// Queue is the read model's query queue. Default
+	// contract.OrdersQueryQueue ("orders.queries").
 	Queue string
 	// Source names the client in the queries' envelopes. Default "orders-client".
 	Source string
@@ -81,7 +83,7 @@ type ClientConfig struct {
 
 func (c *ClientConfig) setDefaults() {
 	if c.Queue == "" {
-		c.Queue = DefaultQueryQueue
+		c.Queue = contract.OrdersQueryQueue
 	}
 	if c.Source == "" {
 		c.Source = "orders-client"
@@ -99,7 +101,8 @@ func (c ClientConfig) Validate() error {
 	return nil
 }
 
-// Client asks the read model over RabbitMQ request-reply, for the CLI.
+// Client asks the read model over RabbitMQ request-reply, for Go programs
+// that hold an amqp.Requester.
 type Client struct {
 	r   *amqp.Requester
 	cfg ClientConfig
@@ -119,17 +122,17 @@ func NewClient(r *amqp.Requester, cfg ClientConfig) (*Client, error) {
 
 // Get returns one order; an unknown order is an error wrapping
 // ErrUnknownOrder.
-func (c *Client) Get(ctx context.Context, orderID string) (Order, error) {
-	var o Order
+func (c *Client) Get(ctx context.Context, orderID string) (contract.OrderRecord, error) {
+	var o contract.OrderRecord
 	if err := c.ask(ctx, events.QueryOrdersGet, events.OrdersGetQuery{OrderID: orderID}, &o); err != nil {
-		return Order{}, err
+		return contract.OrderRecord{}, err
 	}
 	return o, nil
 }
 
 // List returns a customer's orders, newest first.
-func (c *Client) List(ctx context.Context, q events.OrdersListQuery) ([]Order, error) {
-	var out []Order
+func (c *Client) List(ctx context.Context, q events.OrdersListQuery) ([]contract.OrderRecord, error) {
+	var out []contract.OrderRecord
 	if err := c.ask(ctx, events.QueryOrdersList, q, &out); err != nil {
 		return nil, err
 	}
@@ -153,7 +156,7 @@ func (e *RejectedError) Error() string {
 
 // Unwrap returns ErrUnknownOrder for an unknown order.
 func (e *RejectedError) Unwrap() error {
-	if e.Reason == ReasonUnknownOrder {
+	if e.Reason == contract.ReasonUnknownOrder {
 		return ErrUnknownOrder
 	}
 	return nil
