@@ -15,6 +15,7 @@ import (
 const (
 	serviceLedger    = "ledger"
 	serviceInventory = "inventory"
+	serviceOrders    = "orders"
 )
 
 func (a *app) accountCommand() *cobra.Command {

@@ -1,16 +1,13 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
-	"github.com/sagaflow/sagaflow/amqp"
 	"github.com/sagaflow/sagaflow/contract"
 	"github.com/sagaflow/sagaflow/events"
-	"github.com/sagaflow/sagaflow/services/orders"
 	"github.com/sagaflow/sagaflow/workflows"
 )
 
@@ -36,28 +33,20 @@ func (a *app) ordersCommand() *cobra.Command {
 		}
 		ctx, cancel := a.context(cmd.Context())
 		defer cancel()
-		r, err := a.requesterFor(ctx)
-		if err != nil {
-			return err
-		}
-		oc, err := orders.NewClient(r, orders.ClientConfig{Queue: a.cfg.OrdersQueue, Source: source, Timeout: a.cfg.Timeout})
-		if err != nil {
-			return err
-		}
 		var list []contract.OrderRecord
 		if len(args) == 1 {
-			o, err := oc.Get(ctx, args[0])
-			if err != nil {
-				return a.ordersError(err)
+			var o contract.OrderRecord
+			if err := a.request(ctx, serviceOrders, a.cfg.OrdersQueue, events.QueryOrdersGet, args[0],
+				events.OrdersGetQuery{OrderID: args[0]}, &o); err != nil {
+				return err
 			}
 			if a.cfg.JSON {
 				return a.printJSON(o)
 			}
 			list = []contract.OrderRecord{o}
 		} else {
-			list, err = oc.List(ctx, q)
-			if err != nil {
-				return a.ordersError(err)
+			if err := a.request(ctx, serviceOrders, a.cfg.OrdersQueue, events.QueryOrdersList, q.CustomerID, q, &list); err != nil {
+				return err
 			}
 			if a.cfg.JSON {
 				if list == nil {
@@ -79,14 +68,4 @@ func (a *app) ordersCommand() *cobra.Command {
 		return tw.Flush()
 	}
 	return c
-}
-
-func (a *app) ordersError(err error) error {
-	switch {
-	case errors.Is(err, amqp.ErrUnroutable):
-		return fmt.Errorf("queue %s does not exist (is the orders read model running?)", a.cfg.OrdersQueue)
-	case errors.Is(err, amqp.ErrRequestTimeout):
-		return fmt.Errorf("no reply from %s within %s (is the orders read model running?)", a.cfg.OrdersQueue, a.cfg.Timeout)
-	}
-	return err
 }
