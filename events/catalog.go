@@ -6,8 +6,10 @@ import (
 	"fmt"
 )
 
-// The catalog of the system's types. Adding a type is one Register line here
-// (or in the package that owns it) plus its payload struct.
+// The catalog of the system's types, the only place they are registered.
+// Adding a type is one Register line here plus its payload struct. Queries
+// are registered as commands: they travel the same way and are answered by
+// a Reply.
 func init() {
 	Register[OrderPlaced](KindEvent, TypeOrderPlaced, 2, UpcastOrderPlacedV1)
 	Register[OrderConfirmed](KindEvent, TypeOrderConfirmed, 1)
@@ -33,6 +35,13 @@ func init() {
 	Register[InventoryReserve](KindCommand, CmdInventoryReserve, 1)
 	Register[InventoryRelease](KindCommand, CmdInventoryRelease, 1)
 	Register[InventoryCommit](KindCommand, CmdInventoryCommit, 1)
+
+	Register[LedgerBalanceQuery](KindCommand, QueryLedgerBalance, 1)
+	Register[LedgerStatementQuery](KindCommand, QueryLedgerStatement, 1)
+	Register[InventoryStockQuery](KindCommand, QueryInventoryStock, 1)
+	Register[InventoryReservationsQuery](KindCommand, QueryInventoryReservations, 1)
+	Register[OrdersGetQuery](KindCommand, QueryOrdersGet, 1)
+	Register[OrdersListQuery](KindCommand, QueryOrdersList, 1)
 
 	Register[Reply](KindReply, TypeCommandReplied, 1)
 }

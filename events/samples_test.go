@@ -54,8 +54,14 @@ var samples = map[string]events.Payload{
 	events.CmdInventoryReserve: events.InventoryReserve{
 		ReservationID: "r-1", OrderID: "o-1", Lines: []events.StockLine{{SKU: "apple", Quantity: 3}},
 	},
-	events.CmdInventoryRelease: events.InventoryRelease{ReservationID: "r-1", Reason: events.ReleaseReasonCompensated},
-	events.CmdInventoryCommit:  events.InventoryCommit{ReservationID: "r-1"},
+	events.CmdInventoryRelease:        events.InventoryRelease{ReservationID: "r-1", Reason: events.ReleaseReasonCompensated},
+	events.CmdInventoryCommit:         events.InventoryCommit{ReservationID: "r-1"},
+	events.QueryLedgerBalance:         events.LedgerBalanceQuery{AccountID: "alice"},
+	events.QueryLedgerStatement:       events.LedgerStatementQuery{AccountID: "alice"},
+	events.QueryInventoryStock:        events.InventoryStockQuery{SKUs: []string{"apple", "pear"}},
+	events.QueryInventoryReservations: events.InventoryReservationsQuery{OrderID: "o-1"},
+	events.QueryOrdersGet:             events.OrdersGetQuery{OrderID: "o-1"},
+	events.QueryOrdersList:            events.OrdersListQuery{CustomerID: "alice", Status: events.OrderStatusConfirmed, Limit: 5},
 	events.TypeCommandReplied: events.Reply{
 		CommandID: "c-1", CommandType: events.CmdLedgerWithdraw, Status: events.ReplyAccepted,
 		Result: json.RawMessage(`{"balance":{"amount":0,"currency":"EUR"}}`),
@@ -87,5 +93,11 @@ var catalogTypes = map[string]events.Kind{
 	events.CmdInventoryReserve:            events.KindCommand,
 	events.CmdInventoryRelease:            events.KindCommand,
 	events.CmdInventoryCommit:             events.KindCommand,
+	events.QueryLedgerBalance:             events.KindCommand,
+	events.QueryLedgerStatement:           events.KindCommand,
+	events.QueryInventoryStock:            events.KindCommand,
+	events.QueryInventoryReservations:     events.KindCommand,
+	events.QueryOrdersGet:                 events.KindCommand,
+	events.QueryOrdersList:                events.KindCommand,
 	events.TypeCommandReplied:             events.KindReply,
 }

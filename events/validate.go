@@ -63,6 +63,14 @@ func (v *validator) id(field, s string) {
 	v.printable(field, s, MaxIDLength, false)
 }
 
+// required checks only that s is set; the queries take their identifiers
+// as they come, because a query changes nothing.
+func (v *validator) required(field, s string) {
+	if s == "" {
+		v.add(field, "required")
+	}
+}
+
 // optionalID checks an identifier that may be empty.
 func (v *validator) optionalID(field, s string) {
 	if s != "" {

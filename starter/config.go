@@ -11,7 +11,6 @@ import (
 
 	"github.com/sagaflow/sagaflow/amqp"
 	"github.com/sagaflow/sagaflow/contract"
-	"github.com/sagaflow/sagaflow/services/orders"
 )
 
 // config holds the global settings. The names of the flags and of the
@@ -84,7 +83,7 @@ func (c *config) bind(root *cobra.Command, getenv func(string) string) {
 	str(&c.Exchange, "exchange", "", "AMQP_EXCHANGE", amqp.DefaultExchange, "event exchange order.placed is published to")
 	str(&c.LedgerQueue, "ledger-queue", "", "LEDGER_QUEUE", contract.LedgerQueue, "the ledger's command queue")
 	str(&c.InventoryQueue, "inventory-queue", "", "INVENTORY_QUEUE", contract.InventoryQueue, "the inventory's command queue")
-	str(&c.OrdersQueue, "orders-queue", "", "ORDERS_QUEUE", orders.DefaultQueryQueue, "the orders read model's query queue")
+	str(&c.OrdersQueue, "orders-queue", "", "ORDERS_QUEUE", contract.OrdersQueryQueue, "the orders read model's query queue")
 	timeout, err := time.ParseDuration(env("STARTER_TIMEOUT", "30s"))
 	if err != nil {
 		timeout = 30 * time.Second

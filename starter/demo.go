@@ -16,8 +16,6 @@ import (
 	"github.com/sagaflow/sagaflow/amqp"
 	"github.com/sagaflow/sagaflow/contract"
 	"github.com/sagaflow/sagaflow/events"
-	"github.com/sagaflow/sagaflow/services/inventory"
-	"github.com/sagaflow/sagaflow/services/ledger"
 )
 
 // demoSaga is one saga of the demo and how it ended.
@@ -194,9 +192,9 @@ func (a *app) runDemo(ctx context.Context) error {
 	a.printf("\nBalances\n")
 	tw = tabwriter.NewWriter(a.out, 0, 0, 2, ' ', 0)
 	for _, acc := range accounts {
-		var st ledger.Account
-		if err := a.request(ctx, serviceLedger, a.cfg.LedgerQueue, ledger.QueryBalance, id(acc.name),
-			ledger.BalanceQuery{AccountID: id(acc.name)}, &st); err != nil {
+		var st contract.Account
+		if err := a.request(ctx, serviceLedger, a.cfg.LedgerQueue, events.QueryLedgerBalance, id(acc.name),
+			events.LedgerBalanceQuery{AccountID: id(acc.name)}, &st); err != nil {
 			return err
 		}
 		fmt.Fprintf(tw, "  %s\t%s\t%s\n", st.ID, formatMoney(st.Balance, st.Currency), st.Status)
@@ -204,9 +202,9 @@ func (a *app) runDemo(ctx context.Context) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	var stock []inventory.Stock
-	if err := a.request(ctx, serviceInventory, a.cfg.InventoryQueue, inventory.QueryStock, "",
-		inventory.StockQuery{SKUs: []string{id("apple"), id("pear")}}, &stock); err != nil {
+	var stock []contract.StockLevel
+	if err := a.request(ctx, serviceInventory, a.cfg.InventoryQueue, events.QueryInventoryStock, "",
+		events.InventoryStockQuery{SKUs: []string{id("apple"), id("pear")}}, &stock); err != nil {
 		return err
 	}
 	a.printf("\nStock\n")

@@ -9,9 +9,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sagaflow/sagaflow/amqp"
+	"github.com/sagaflow/sagaflow/contract"
 	"github.com/sagaflow/sagaflow/internal/systemtest"
-	"github.com/sagaflow/sagaflow/services/inventory"
-	"github.com/sagaflow/sagaflow/services/ledger"
 )
 
 // liveSystem is the whole system (internal/systemtest: the dev server, a
@@ -69,7 +68,7 @@ func TestCLIAgainstTheLiveSystem(t *testing.T) {
 	require.Contains(t, errOut, wf+" already ran (status Completed")
 
 	out, _ = s.cli(t, exitOK, "account", "balance", bob, "--json")
-	var acc ledger.Account
+	var acc contract.Account
 	require.NoError(t, json.Unmarshal([]byte(out), &acc))
 	require.EqualValues(t, 2500, acc.Balance)
 
@@ -133,9 +132,9 @@ func TestCLIAgainstTheLiveSystem(t *testing.T) {
 	out, _ = s.cli(t, exitOK, "stock", "add", sku, "--quantity", "7")
 	require.Contains(t, out, sku)
 	out, _ = s.cli(t, exitOK, "stock", "show", sku, "--json")
-	var stock []inventory.Stock
+	var stock []contract.StockLevel
 	require.NoError(t, json.Unmarshal([]byte(out), &stock))
-	require.Equal(t, []inventory.Stock{{SKU: sku, OnHand: 7, Available: 7}}, stock)
+	require.Equal(t, []contract.StockLevel{{SKU: sku, OnHand: 7, Available: 7}}, stock)
 	_, errOut = s.cli(t, exitFailure, "stock", "show", "pear-"+suffix)
 	require.Contains(t, errOut, "unknown_sku")
 
@@ -206,9 +205,9 @@ func TestCLIOrdersEventsAndDeadLetters(t *testing.T) {
 	}, 30*time.Second, 200*time.Millisecond)
 
 	out, _ = s.cli(t, exitOK, "stock", "show", sku, "--json")
-	var stock []inventory.Stock
+	var stock []contract.StockLevel
 	require.NoError(t, json.Unmarshal([]byte(out), &stock))
-	require.Equal(t, []inventory.Stock{{SKU: sku, OnHand: 2, Available: 2}}, stock)
+	require.Equal(t, []contract.StockLevel{{SKU: sku, OnHand: 2, Available: 2}}, stock)
 
 	// Cancelling a confirmed order is refused with a clear error.
 	_, errOut = s.cli(t, exitFailure, "cancel", "order-o1-"+suffix, "--reason", "too late")

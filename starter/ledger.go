@@ -8,14 +8,14 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sagaflow/sagaflow/contract"
 	"github.com/sagaflow/sagaflow/events"
-	"github.com/sagaflow/sagaflow/services/inventory"
-	"github.com/sagaflow/sagaflow/services/ledger"
 )
 
 const (
 	serviceLedger    = "ledger"
 	serviceInventory = "inventory"
+	serviceOrders    = "orders"
 )
 
 func (a *app) accountCommand() *cobra.Command {
@@ -43,7 +43,7 @@ func (a *app) accountOpenCommand() *cobra.Command {
 		}
 		ctx, cancel := a.context(cmd.Context())
 		defer cancel()
-		var acc ledger.Account
+		var acc contract.Account
 		if err := a.request(ctx, serviceLedger, a.cfg.LedgerQueue, events.CmdLedgerOpen, args[0],
 			events.LedgerOpen{AccountID: args[0], Currency: cur, Owner: *owner, InitialBalance: bal}, &acc); err != nil {
 			return err
@@ -69,7 +69,7 @@ func (a *app) accountDepositCommand() *cobra.Command {
 		}
 		ctx, cancel := a.context(cmd.Context())
 		defer cancel()
-		var acc ledger.Account
+		var acc contract.Account
 		if err := a.request(ctx, serviceLedger, a.cfg.LedgerQueue, events.CmdLedgerDeposit, args[0],
 			events.LedgerDeposit{AccountID: args[0], Amount: events.Money{Amount: n, Currency: cur}}, &acc); err != nil {
 			return err
@@ -85,9 +85,9 @@ func (a *app) accountBalanceCommand() *cobra.Command {
 	c.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx, cancel := a.context(cmd.Context())
 		defer cancel()
-		var acc ledger.Account
-		if err := a.request(ctx, serviceLedger, a.cfg.LedgerQueue, ledger.QueryBalance, args[0],
-			ledger.BalanceQuery{AccountID: args[0]}, &acc); err != nil {
+		var acc contract.Account
+		if err := a.request(ctx, serviceLedger, a.cfg.LedgerQueue, events.QueryLedgerBalance, args[0],
+			events.LedgerBalanceQuery{AccountID: args[0]}, &acc); err != nil {
 			return err
 		}
 		return a.showAccount(acc, "")
@@ -95,7 +95,7 @@ func (a *app) accountBalanceCommand() *cobra.Command {
 	return c
 }
 
-func (a *app) showAccount(acc ledger.Account, verb string) error {
+func (a *app) showAccount(acc contract.Account, verb string) error {
 	if a.cfg.JSON {
 		return a.printJSON(acc)
 	}
@@ -137,16 +137,16 @@ func (a *app) accountStatementCommand() *cobra.Command {
 	c.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx, cancel := a.context(cmd.Context())
 		defer cancel()
-		var st ledger.Statement
-		if err := a.request(ctx, serviceLedger, a.cfg.LedgerQueue, ledger.QueryStatement, args[0],
-			ledger.StatementQuery{AccountID: args[0]}, &st); err != nil {
+		var st contract.AccountStatement
+		if err := a.request(ctx, serviceLedger, a.cfg.LedgerQueue, events.QueryLedgerStatement, args[0],
+			events.LedgerStatementQuery{AccountID: args[0]}, &st); err != nil {
 			return err
 		}
 		lines := a.statementLines(st)
 		if a.cfg.JSON {
 			return a.printJSON(struct {
-				Account ledger.Account  `json:"account"`
-				Lines   []statementLine `json:"lines"`
+				Account contract.Account `json:"account"`
+				Lines   []statementLine  `json:"lines"`
 			}{st.Account, lines})
 		}
 		acc := st.Account
@@ -177,31 +177,31 @@ func (a *app) accountStatementCommand() *cobra.Command {
 }
 
 // statementLines turns the account's stream into statement lines.
-func (a *app) statementLines(st ledger.Statement) []statementLine {
+func (a *app) statementLines(st contract.AccountStatement) []statementLine {
 	lines := make([]statementLine, 0, len(st.Events))
 	var balance int64
 	for _, e := range st.Events {
 		l := statementLine{Version: e.Version, Time: stamp(e.RecordedAt), Type: e.Type, CommandID: e.CommandID, Saga: e.CorrelationID}
 		switch e.Type {
-		case ledger.EventAccountOpened:
-			var d ledger.AccountOpened
+		case contract.AccountEventOpened:
+			var d contract.AccountOpened
 			_ = json.Unmarshal(e.Data, &d)
 			l.Amount, balance = d.InitialBalance, d.InitialBalance
 			if d.Owner != "" {
 				l.Note = "owner " + d.Owner
 			}
-		case ledger.EventFundsDeposited, ledger.EventFundsWithdrawn, ledger.EventFundsRefunded:
-			var d ledger.FundsMoved
+		case contract.AccountEventDeposited, contract.AccountEventWithdrawn, contract.AccountEventRefunded:
+			var d contract.FundsMoved
 			_ = json.Unmarshal(e.Data, &d)
 			l.Amount, balance = d.Amount, d.Balance
-			if e.Type == ledger.EventFundsWithdrawn {
+			if e.Type == contract.AccountEventWithdrawn {
 				l.Amount = -d.Amount
 			}
 			if d.TransferID != "" {
 				l.Note = "transfer " + d.TransferID
 			}
 		default:
-			var d ledger.StatusChanged
+			var d contract.AccountStatusChanged
 			_ = json.Unmarshal(e.Data, &d)
 			l.Note = d.Reason
 		}
@@ -237,12 +237,12 @@ func (a *app) stockAddCommand() *cobra.Command {
 		}
 		ctx, cancel := a.context(cmd.Context())
 		defer cancel()
-		var st inventory.Stock
+		var st contract.StockLevel
 		if err := a.request(ctx, serviceInventory, a.cfg.InventoryQueue, events.CmdInventoryRestock, args[0],
 			events.InventoryRestock{SKU: args[0], Quantity: *qty}, &st); err != nil {
 			return err
 		}
-		return a.showStock([]inventory.Stock{st})
+		return a.showStock([]contract.StockLevel{st})
 	}
 	return c
 }
@@ -252,9 +252,9 @@ func (a *app) stockShowCommand() *cobra.Command {
 	c.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx, cancel := a.context(cmd.Context())
 		defer cancel()
-		var st []inventory.Stock
-		if err := a.request(ctx, serviceInventory, a.cfg.InventoryQueue, inventory.QueryStock, strings.Join(args, ","),
-			inventory.StockQuery{SKUs: args}, &st); err != nil {
+		var st []contract.StockLevel
+		if err := a.request(ctx, serviceInventory, a.cfg.InventoryQueue, events.QueryInventoryStock, strings.Join(args, ","),
+			events.InventoryStockQuery{SKUs: args}, &st); err != nil {
 			return err
 		}
 		known := map[string]bool{}
@@ -268,7 +268,7 @@ func (a *app) stockShowCommand() *cobra.Command {
 			}
 		}
 		if len(unknown) > 0 {
-			return &rejectedError{Service: serviceInventory, Type: inventory.QueryStock, Reason: events.ReasonUnknownSKU,
+			return &rejectedError{Service: serviceInventory, Type: events.QueryInventoryStock, Reason: events.ReasonUnknownSKU,
 				Message: "no stock record for " + strings.Join(unknown, ", ")}
 		}
 		return a.showStock(st)
@@ -276,10 +276,10 @@ func (a *app) stockShowCommand() *cobra.Command {
 	return c
 }
 
-func (a *app) showStock(st []inventory.Stock) error {
+func (a *app) showStock(st []contract.StockLevel) error {
 	if a.cfg.JSON {
 		if st == nil {
-			st = []inventory.Stock{}
+			st = []contract.StockLevel{}
 		}
 		return a.printJSON(st)
 	}

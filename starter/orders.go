@@ -1,22 +1,20 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
-	"github.com/sagaflow/sagaflow/amqp"
 	"github.com/sagaflow/sagaflow/contract"
-	"github.com/sagaflow/sagaflow/services/orders"
+	"github.com/sagaflow/sagaflow/events"
 )
 
 func (a *app) ordersCommand() *cobra.Command {
 	c := newCommand("orders [ORDER-ID]", "Show an order, or a customer's orders, from the orders read model")
 	customer := c.Flags().String("customer", "", "list this customer's orders (newest first)")
 	status := c.Flags().String("status", "", "with --customer: only orders with this status (placed, reserved, confirmed, cancelled)")
-	limit := c.Flags().Int("limit", orders.DefaultListLimit, fmt.Sprintf("with --customer: most orders to show (at most %d)", orders.MaxListLimit))
+	limit := c.Flags().Int("limit", events.DefaultOrdersListLimit, fmt.Sprintf("with --customer: most orders to show (at most %d)", events.MaxOrdersListLimit))
 	c.Args = cobra.MaximumNArgs(1)
 	c.RunE = func(cmd *cobra.Command, args []string) error {
 		switch {
@@ -25,41 +23,33 @@ func (a *app) ordersCommand() *cobra.Command {
 		case len(args) == 0 && *customer == "":
 			return usagef("give an order id or --customer")
 		}
-		var q orders.ListQuery
+		var q events.OrdersListQuery
 		if *customer != "" {
-			q = orders.ListQuery{CustomerID: *customer, Status: orders.Status(*status), Limit: *limit}
+			q = events.OrdersListQuery{CustomerID: *customer, Status: events.OrderStatus(*status), Limit: *limit}
 			if err := q.Validate(); err != nil {
 				return &usageError{joinLines(err)}
 			}
 		}
 		ctx, cancel := a.context(cmd.Context())
 		defer cancel()
-		r, err := a.requesterFor(ctx)
-		if err != nil {
-			return err
-		}
-		oc, err := orders.NewClient(r, orders.ClientConfig{Queue: a.cfg.OrdersQueue, Source: source, Timeout: a.cfg.Timeout})
-		if err != nil {
-			return err
-		}
-		var list []orders.Order
+		var list []contract.OrderRecord
 		if len(args) == 1 {
-			o, err := oc.Get(ctx, args[0])
-			if err != nil {
-				return a.ordersError(err)
+			var o contract.OrderRecord
+			if err := a.request(ctx, serviceOrders, a.cfg.OrdersQueue, events.QueryOrdersGet, args[0],
+				events.OrdersGetQuery{OrderID: args[0]}, &o); err != nil {
+				return err
 			}
 			if a.cfg.JSON {
 				return a.printJSON(o)
 			}
-			list = []orders.Order{o}
+			list = []contract.OrderRecord{o}
 		} else {
-			list, err = oc.List(ctx, q)
-			if err != nil {
-				return a.ordersError(err)
+			if err := a.request(ctx, serviceOrders, a.cfg.OrdersQueue, events.QueryOrdersList, q.CustomerID, q, &list); err != nil {
+				return err
 			}
 			if a.cfg.JSON {
 				if list == nil {
-					list = []orders.Order{}
+					list = []contract.OrderRecord{}
 				}
 				return a.printJSON(list)
 			}
@@ -77,14 +67,4 @@ func (a *app) ordersCommand() *cobra.Command {
 		return tw.Flush()
 	}
 	return c
-}
-
-func (a *app) ordersError(err error) error {
-	switch {
-	case errors.Is(err, amqp.ErrUnroutable):
-		return fmt.Errorf("queue %s does not exist (is the orders read model running?)", a.cfg.OrdersQueue)
-	case errors.Is(err, amqp.ErrRequestTimeout):
-		return fmt.Errorf("no reply from %s within %s (is the orders read model running?)", a.cfg.OrdersQueue, a.cfg.Timeout)
-	}
-	return err
 }

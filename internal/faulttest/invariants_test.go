@@ -201,8 +201,8 @@ func (c *checker) checkMoney(transfers map[string]*transferOutcome) {
 	commands := map[string]bool{}
 	for _, a := range c.l.accounts {
 		initial += a.initial
-		var st ledger.Statement
-		r := c.send(contract.LedgerQueue, ledger.QueryStatement, ledger.StatementQuery{AccountID: a.id})
+		var st contract.AccountStatement
+		r := c.send(contract.LedgerQueue, events.QueryLedgerStatement, events.LedgerStatementQuery{AccountID: a.id})
 		require.NoError(c.l.t, json.Unmarshal(r.Result, &st), a.id)
 		total += st.Account.Balance
 		if st.Account.Balance < 0 {
@@ -216,7 +216,7 @@ func (c *checker) checkMoney(transfers map[string]*transferOutcome) {
 				c.errorf("command %s applied twice to the ledger", ev.CommandID)
 			}
 			commands[ev.CommandID] = true
-			var m ledger.FundsMoved
+			var m contract.FundsMoved
 			require.NoError(c.l.t, json.Unmarshal(ev.Data, &m))
 			k := key{m.TransferID, a.id}
 			if ev.Type == events.TypeFundsWithdrawn {
@@ -279,17 +279,17 @@ func (c *checker) checkMoney(transfers map[string]*transferOutcome) {
 // committed; nothing is left held; exactly the confirmed orders committed
 // their lines.
 func (c *checker) checkStock() {
-	var stock []inventory.Stock
-	require.NoError(c.l.t, json.Unmarshal(c.send(contract.InventoryQueue, inventory.QueryStock, inventory.StockQuery{}).Result, &stock))
-	var reservations []inventory.Reservation
-	require.NoError(c.l.t, json.Unmarshal(c.send(contract.InventoryQueue, inventory.QueryReservations, inventory.ReservationsQuery{}).Result, &reservations))
+	var stock []contract.StockLevel
+	require.NoError(c.l.t, json.Unmarshal(c.send(contract.InventoryQueue, events.QueryInventoryStock, events.InventoryStockQuery{}).Result, &stock))
+	var reservations []contract.StockReservation
+	require.NoError(c.l.t, json.Unmarshal(c.send(contract.InventoryQueue, events.QueryInventoryReservations, events.InventoryReservationsQuery{}).Result, &reservations))
 	committed := map[string]int64{}
 	committedOrders := map[string][]events.StockLine{}
 	for _, r := range reservations {
 		switch r.State {
-		case inventory.StateHeld:
+		case contract.StockReservationHeld:
 			c.errorf("reservation %s of order %s is still held", r.ReservationID, r.OrderID)
-		case inventory.StateCommitted:
+		case contract.StockReservationCommitted:
 			for _, l := range r.Lines {
 				committed[l.SKU] += l.Quantity
 			}
@@ -353,13 +353,13 @@ func (c *checker) checkReadModel() {
 		if s.kind == kindTransfer || s.err != nil {
 			continue
 		}
-		want := orders.StatusCancelled
+		want := events.OrderStatusCancelled
 		if s.orderRes.Outcome == contract.OrderConfirmed {
-			want = orders.StatusConfirmed
+			want = events.OrderStatusConfirmed
 		}
 		// The outcome event is published just before the saga ends: give
 		// the projection a moment to apply it.
-		var o orders.Order
+		var o contract.OrderRecord
 		deadline := time.Now().Add(30 * time.Second)
 		for {
 			o, err = client.Get(c.ctx, s.order.OrderID)

@@ -24,8 +24,6 @@ import (
 	"github.com/sagaflow/sagaflow/contract"
 	"github.com/sagaflow/sagaflow/events"
 	"github.com/sagaflow/sagaflow/internal/systemtest"
-	"github.com/sagaflow/sagaflow/services/inventory"
-	"github.com/sagaflow/sagaflow/services/ledger"
 	"github.com/sagaflow/sagaflow/services/orders"
 )
 
@@ -576,8 +574,8 @@ func checkStock(t *testing.T, ctx context.Context, sys *systemtest.System, storm
 			}
 		}
 	}
-	r := sys.MustAccept(ctx, contract.InventoryQueue, inventory.QueryStock, inventory.StockQuery{SKUs: storm.skus})
-	var stock []inventory.Stock
+	r := sys.MustAccept(ctx, contract.InventoryQueue, events.QueryInventoryStock, events.InventoryStockQuery{SKUs: storm.skus})
+	var stock []contract.StockLevel
 	require.NoError(t, json.Unmarshal(r.Result, &stock))
 	require.Len(t, stock, len(storm.skus))
 	for _, st := range stock {
@@ -587,10 +585,10 @@ func checkStock(t *testing.T, ctx context.Context, sys *systemtest.System, storm
 		require.GreaterOrEqual(t, st.OnHand, int64(0), st.SKU)
 	}
 
-	r = sys.MustAccept(ctx, contract.InventoryQueue, inventory.QueryReservations, inventory.ReservationsQuery{})
-	var reservations []inventory.Reservation
+	r = sys.MustAccept(ctx, contract.InventoryQueue, events.QueryInventoryReservations, events.InventoryReservationsQuery{})
+	var reservations []contract.StockReservation
 	require.NoError(t, json.Unmarshal(r.Result, &reservations))
-	held := map[string]inventory.Reservation{}
+	held := map[string]contract.StockReservation{}
 	for _, res := range reservations {
 		require.NotContains(t, held, res.OrderID, "order %s has two reservations", res.OrderID)
 		held[res.OrderID] = res
@@ -599,11 +597,11 @@ func checkStock(t *testing.T, ctx context.Context, sys *systemtest.System, storm
 		res, ok := held[so.order.OrderID]
 		if so.result.Outcome == contract.OrderConfirmed {
 			require.True(t, ok, "confirmed order %s has no reservation", so.order.OrderID)
-			require.Equal(t, inventory.StateCommitted, res.State, so.order.OrderID)
+			require.Equal(t, contract.StockReservationCommitted, res.State, so.order.OrderID)
 			continue
 		}
 		if ok {
-			require.Equal(t, inventory.StateReleased, res.State, "cancelled order %s", so.order.OrderID)
+			require.Equal(t, contract.StockReservationReleased, res.State, "cancelled order %s", so.order.OrderID)
 		}
 	}
 }
@@ -630,22 +628,22 @@ func checkMoney(t *testing.T, ctx context.Context, sys *systemtest.System, storm
 	net := map[string]map[string]int64{}
 	var final int64
 	for _, id := range storm.accounts() {
-		r := sys.MustAccept(ctx, contract.LedgerQueue, ledger.QueryStatement, ledger.StatementQuery{AccountID: id})
-		var st ledger.Statement
+		r := sys.MustAccept(ctx, contract.LedgerQueue, events.QueryLedgerStatement, events.LedgerStatementQuery{AccountID: id})
+		var st contract.AccountStatement
 		require.NoError(t, json.Unmarshal(r.Result, &st))
 		require.Equal(t, want[id], st.Account.Balance, "balance of %s", id)
 		final += st.Account.Balance
 		for _, e := range st.Events {
 			var sign int64
 			switch e.Type {
-			case ledger.EventFundsWithdrawn:
+			case contract.AccountEventWithdrawn:
 				sign = -1
-			case ledger.EventFundsDeposited, ledger.EventFundsRefunded:
+			case contract.AccountEventDeposited, contract.AccountEventRefunded:
 				sign = 1
 			default:
 				continue
 			}
-			var moved ledger.FundsMoved
+			var moved contract.FundsMoved
 			require.NoError(t, json.Unmarshal(e.Data, &moved))
 			orderID := strings.TrimPrefix(moved.TransferID, "order-")
 			orderID, _, _ = strings.Cut(orderID, "-refund")
@@ -735,7 +733,7 @@ func checkReadModel(t *testing.T, ctx context.Context, sys *systemtest.System, s
 	deadline := time.Now().Add(readModelDeadline)
 	for _, so := range storm.orders {
 		id := so.order.OrderID
-		var o orders.Order
+		var o contract.OrderRecord
 		for {
 			o, err = c.Get(ctx, id)
 			if (err == nil && o.Status.Terminal()) || time.Now().After(deadline) {
@@ -753,10 +751,10 @@ func checkReadModel(t *testing.T, ctx context.Context, sys *systemtest.System, s
 		require.Equal(t, so.order.Lines, o.Lines, id)
 		switch so.result.Outcome {
 		case contract.OrderConfirmed:
-			require.Equal(t, orders.StatusConfirmed, o.Status, "order %s: saga %+v", id, so.result)
+			require.Equal(t, events.OrderStatusConfirmed, o.Status, "order %s: saga %+v", id, so.result)
 			require.Empty(t, o.FailureReason, id)
 		default:
-			require.Equal(t, orders.StatusCancelled, o.Status, "order %s: saga %+v", id, so.result)
+			require.Equal(t, events.OrderStatusCancelled, o.Status, "order %s: saga %+v", id, so.result)
 			require.Equal(t, so.result.Reason, o.FailureReason, id)
 			require.Equal(t, so.result.FailedStep, o.FailedStep, id)
 		}

@@ -13,7 +13,6 @@ import (
 	"github.com/sagaflow/sagaflow/contract"
 	"github.com/sagaflow/sagaflow/events"
 	"github.com/sagaflow/sagaflow/internal/systemtest"
-	"github.com/sagaflow/sagaflow/services/ledger"
 	"github.com/sagaflow/sagaflow/workflows"
 )
 
@@ -39,8 +38,8 @@ func TestTransferThroughWorkerProcess(t *testing.T) {
 	require.Equal(t, contract.TransferCompleted, res.Outcome)
 
 	for id, want := range map[string]int64{"alice": 750, "bob": 250} {
-		r := sys.MustAccept(ctx, contract.LedgerQueue, ledger.QueryBalance, ledger.BalanceQuery{AccountID: id})
-		var acc ledger.Account
+		r := sys.MustAccept(ctx, contract.LedgerQueue, events.QueryLedgerBalance, events.LedgerBalanceQuery{AccountID: id})
+		var acc contract.Account
 		require.NoError(t, json.Unmarshal(r.Result, &acc))
 		require.Equal(t, want, acc.Balance, id)
 	}
@@ -74,15 +73,15 @@ func TestWorkerStopsGracefullyAndLosesNothing(t *testing.T) {
 
 	sys.StartWorker()
 	require.Eventually(t, func() bool {
-		r, err := sys.Send(ctx, contract.LedgerQueue, ledger.QueryBalance, ledger.BalanceQuery{AccountID: "acc"})
+		r, err := sys.Send(ctx, contract.LedgerQueue, events.QueryLedgerBalance, events.LedgerBalanceQuery{AccountID: "acc"})
 		if err != nil || !r.Accepted() {
 			return false
 		}
-		var acc ledger.Account
+		var acc contract.Account
 		return json.Unmarshal(r.Result, &acc) == nil && acc.Balance == deposits
 	}, time.Minute, 100*time.Millisecond, "every deposit applied once")
-	r := sys.MustAccept(ctx, contract.LedgerQueue, ledger.QueryStatement, ledger.StatementQuery{AccountID: "acc"})
-	var st ledger.Statement
+	r := sys.MustAccept(ctx, contract.LedgerQueue, events.QueryLedgerStatement, events.LedgerStatementQuery{AccountID: "acc"})
+	var st contract.AccountStatement
 	require.NoError(t, json.Unmarshal(r.Result, &st))
 	require.Len(t, st.Events, deposits+1, "the opening and one event per deposit")
 }

@@ -8,7 +8,8 @@
 //
 // Business rules:
 //   - A reservation of several lines holds all of them or none; a rejection
-//     lists every failing line in the reply's Result (ReserveResult).
+//     lists every failing line in the reply's Result
+//     (contract.InventoryReserveResult).
 //   - Reserving an existing reservation id again with the same lines is
 //     accepted and changes nothing; with other lines it is rejected with
 //     reservation_exists.
@@ -27,6 +28,7 @@ import (
 	"time"
 
 	"github.com/sagaflow/sagaflow/amqp"
+	"github.com/sagaflow/sagaflow/contract"
 	"github.com/sagaflow/sagaflow/events"
 	"github.com/sagaflow/sagaflow/services/command"
 	"github.com/sagaflow/sagaflow/services/store"
@@ -36,98 +38,13 @@ import (
 // inbox and outbox.
 const ServiceName = "inventory"
 
-// DefaultQueue is the inventory's command queue.
-const DefaultQueue = "inventory.commands"
-
-// Query types the inventory answers on its command queue.
-const (
-	// QueryStock (inventory.stock) answers with []Stock.
-	QueryStock = "inventory.stock"
-	// QueryReservations (inventory.reservations) answers with []Reservation.
-	QueryReservations = "inventory.reservations"
-)
-
-// ReasonReservationExists rejects a reserve that reuses a reservation id
-// with other lines.
-const ReasonReservationExists = "reservation_exists"
-
-// StockQuery is the payload of an inventory.stock query.
-type StockQuery struct {
-	// SKUs to report; empty reports every sku.
-	SKUs []string `json:"skus,omitempty"`
-}
-
-// Validate accepts every query.
-func (StockQuery) Validate() error { return nil }
-
-// ReservationsQuery is the payload of an inventory.reservations query.
-type ReservationsQuery struct {
-	// ReservationID, when set, reports that reservation only.
-	ReservationID string `json:"reservation_id,omitempty"`
-	// OrderID, when set, reports the order's reservations only.
-	OrderID string `json:"order_id,omitempty"`
-}
-
-// Validate accepts every query.
-func (ReservationsQuery) Validate() error { return nil }
-
-func init() {
-	events.Register[StockQuery](events.KindCommand, QueryStock, 1)
-	events.Register[ReservationsQuery](events.KindCommand, QueryReservations, 1)
-}
-
-// Stock is a sku's stock level.
-type Stock struct {
-	SKU       string `json:"sku"`
-	OnHand    int64  `json:"on_hand"`
-	Reserved  int64  `json:"reserved"`
-	Available int64  `json:"available"`
-}
-
-// ReservationState is the life-cycle state of a reservation.
-type ReservationState string
-
-// The states of a reservation.
-const (
-	// StateHeld: the stock is reserved.
-	StateHeld ReservationState = "held"
-	// StateCommitted: the stock was sold (taken off on-hand).
-	StateCommitted ReservationState = "committed"
-	// StateReleased: the stock went back to available.
-	StateReleased ReservationState = "released"
-)
-
-// Reservation is a reservation and its lines.
-type Reservation struct {
-	ReservationID string             `json:"reservation_id"`
-	OrderID       string             `json:"order_id,omitempty"`
-	State         ReservationState   `json:"state"`
-	Reason        string             `json:"reason,omitempty"`
-	Lines         []events.StockLine `json:"lines"`
-}
-
-// FailedLine is a line a reservation could not hold.
-type FailedLine struct {
-	SKU       string `json:"sku"`
-	Requested int64  `json:"requested"`
-	Available int64  `json:"available"`
-	// Reason is unknown_sku or insufficient_stock.
-	Reason string `json:"reason"`
-}
-
-// ReserveResult is the Result of a reserve reply.
-type ReserveResult struct {
-	Reservation *Reservation `json:"reservation,omitempty"`
-	// FailedLines lists every line that failed when the reserve was rejected.
-	FailedLines []FailedLine `json:"failed_lines,omitempty"`
-}
-
 // ErrUnknownReservation is returned by Reservation for an unknown id.
 var ErrUnknownReservation = errors.New("inventory: unknown reservation")
 
 // Config configures the inventory service.
 type Config struct {
-	// Queue is the command queue. Default DefaultQueue ("inventory.commands").
+	// Queue is the command queue. Default contract.InventoryQueue
+	// ("inventory.commands").
 	Queue string
 	// Concurrency is the number of commands handled at once. Default 16.
 	Concurrency int
@@ -137,7 +54,7 @@ type Config struct {
 
 func (c *Config) setDefaults() {
 	if c.Queue == "" {
-		c.Queue = DefaultQueue
+		c.Queue = contract.InventoryQueue
 	}
 }
 
@@ -204,11 +121,11 @@ func New(db *store.DB, cfg Config) (*Service, error) {
 	proc.Handle(events.CmdInventoryReserve, s.reserve)
 	proc.Handle(events.CmdInventoryRelease, s.release)
 	proc.Handle(events.CmdInventoryCommit, s.commit)
-	proc.Query(QueryStock, func(ctx context.Context, q command.Command) (any, error) {
-		return s.Stock(ctx, q.Payload.(StockQuery).SKUs...)
+	proc.Query(events.QueryInventoryStock, func(ctx context.Context, q command.Command) (any, error) {
+		return s.Stock(ctx, q.Payload.(events.InventoryStockQuery).SKUs...)
 	})
-	proc.Query(QueryReservations, func(ctx context.Context, q command.Command) (any, error) {
-		p := q.Payload.(ReservationsQuery)
+	proc.Query(events.QueryInventoryReservations, func(ctx context.Context, q command.Command) (any, error) {
+		p := q.Payload.(events.InventoryReservationsQuery)
 		return s.Reservations(ctx, p.ReservationID, p.OrderID)
 	})
 	return s, nil
@@ -240,7 +157,7 @@ func (s *Service) Run(ctx context.Context, conn *amqp.Conn) error {
 
 // Stock returns the stock levels of the skus (of every sku when none is
 // given), ordered by sku; unknown skus are left out.
-func (s *Service) Stock(ctx context.Context, skus ...string) ([]Stock, error) {
+func (s *Service) Stock(ctx context.Context, skus ...string) ([]contract.StockLevel, error) {
 	rows, err := s.db.Query(ctx, "SELECT sku, on_hand, reserved FROM inventory_stock ORDER BY sku")
 	if err != nil {
 		return nil, fmt.Errorf("inventory: stock: %w", err)
@@ -250,9 +167,9 @@ func (s *Service) Stock(ctx context.Context, skus ...string) ([]Stock, error) {
 	for _, k := range skus {
 		want[k] = true
 	}
-	out := []Stock{}
+	out := []contract.StockLevel{}
 	for rows.Next() {
-		var st Stock
+		var st contract.StockLevel
 		if err := rows.Scan(&st.SKU, &st.OnHand, &st.Reserved); err != nil {
 			return nil, fmt.Errorf("inventory: stock: %w", err)
 		}
@@ -267,7 +184,7 @@ func (s *Service) Stock(ctx context.Context, skus ...string) ([]Stock, error) {
 
 // Reservations returns reservations with their state, filtered by
 // reservation id and order id when they are not empty.
-func (s *Service) Reservations(ctx context.Context, reservationID, orderID string) ([]Reservation, error) {
+func (s *Service) Reservations(ctx context.Context, reservationID, orderID string) ([]contract.StockReservation, error) {
 	rows, err := s.db.Query(ctx, `SELECT r.reservation_id, r.order_id, r.state, r.reason, l.sku, l.quantity
 		FROM inventory_reservations r JOIN inventory_reservation_lines l ON l.reservation_id = r.reservation_id
 		WHERE (? = '' OR r.reservation_id = ?) AND (? = '' OR r.order_id = ?)
@@ -276,10 +193,10 @@ func (s *Service) Reservations(ctx context.Context, reservationID, orderID strin
 		return nil, fmt.Errorf("inventory: reservations: %w", err)
 	}
 	defer rows.Close()
-	out := []Reservation{}
+	out := []contract.StockReservation{}
 	for rows.Next() {
 		var (
-			r Reservation
+			r contract.StockReservation
 			l events.StockLine
 		)
 		if err := rows.Scan(&r.ReservationID, &r.OrderID, &r.State, &r.Reason, &l.SKU, &l.Quantity); err != nil {
@@ -317,11 +234,11 @@ func (s *Service) restock(ctx context.Context, tx *store.Tx, c command.Command) 
 
 // stockOf reads one sku's stock inside the transaction, locking the row on
 // PostgreSQL; found is false for an unknown sku.
-func stockOf(ctx context.Context, tx *store.Tx, sku string) (Stock, error) {
-	st := Stock{SKU: sku}
+func stockOf(ctx context.Context, tx *store.Tx, sku string) (contract.StockLevel, error) {
+	st := contract.StockLevel{SKU: sku}
 	err := tx.QueryRow(ctx, "SELECT on_hand, reserved FROM inventory_stock WHERE sku = ?"+tx.DB().ForUpdate(), sku).Scan(&st.OnHand, &st.Reserved)
 	if err != nil {
-		return Stock{}, err
+		return contract.StockLevel{}, err
 	}
 	st.Available = st.OnHand - st.Reserved
 	return st, nil
@@ -349,29 +266,29 @@ func (s *Service) reserve(ctx context.Context, tx *store.Tx, c command.Command) 
 	switch {
 	case err == nil:
 		if sameLines(existing.Lines, lines) {
-			return command.Accept(ReserveResult{Reservation: &existing}), nil
+			return command.Accept(contract.InventoryReserveResult{Reservation: &existing}), nil
 		}
-		return command.Reject(ReasonReservationExists,
-			fmt.Sprintf("reservation %s exists with other lines", p.ReservationID), ReserveResult{Reservation: &existing}), nil
+		return command.Reject(contract.ReasonReservationExists,
+			fmt.Sprintf("reservation %s exists with other lines", p.ReservationID), contract.InventoryReserveResult{Reservation: &existing}), nil
 	case !errors.Is(err, ErrUnknownReservation):
 		return command.Outcome{}, err
 	}
-	var failed []FailedLine
+	var failed []contract.FailedStockLine
 	for _, l := range lines {
 		if l.Quantity <= 0 {
-			failed = append(failed, FailedLine{SKU: l.SKU, Requested: l.Quantity, Reason: events.ReasonInvalidQuantity})
+			failed = append(failed, contract.FailedStockLine{SKU: l.SKU, Requested: l.Quantity, Reason: events.ReasonInvalidQuantity})
 			continue
 		}
 		st, err := stockOf(ctx, tx, l.SKU)
 		if errors.Is(err, sql.ErrNoRows) {
-			failed = append(failed, FailedLine{SKU: l.SKU, Requested: l.Quantity, Reason: events.ReasonUnknownSKU})
+			failed = append(failed, contract.FailedStockLine{SKU: l.SKU, Requested: l.Quantity, Reason: events.ReasonUnknownSKU})
 			continue
 		}
 		if err != nil {
 			return command.Outcome{}, fmt.Errorf("reserve %s: %w", l.SKU, err)
 		}
 		if st.Available < l.Quantity {
-			failed = append(failed, FailedLine{SKU: l.SKU, Requested: l.Quantity, Available: st.Available, Reason: events.ReasonInsufficientStock})
+			failed = append(failed, contract.FailedStockLine{SKU: l.SKU, Requested: l.Quantity, Available: st.Available, Reason: events.ReasonInsufficientStock})
 		}
 	}
 	if len(failed) > 0 {
@@ -388,11 +305,11 @@ func (s *Service) reserve(ctx context.Context, tx *store.Tx, c command.Command) 
 			}
 		}
 		return command.Reject(reason, fmt.Sprintf("%d of %d lines cannot be reserved", len(failed), len(lines)),
-			ReserveResult{FailedLines: failed}), nil
+			contract.InventoryReserveResult{FailedLines: failed}), nil
 	}
 	now := time.Now().UnixMicro()
 	if _, err := tx.Exec(ctx, `INSERT INTO inventory_reservations (reservation_id, order_id, state, reason, created_at, updated_at)
-		VALUES (?, ?, ?, '', ?, ?)`, p.ReservationID, p.OrderID, string(StateHeld), now, now); err != nil {
+		VALUES (?, ?, ?, '', ?, ?)`, p.ReservationID, p.OrderID, string(contract.StockReservationHeld), now, now); err != nil {
 		return command.Outcome{}, fmt.Errorf("reserve %s: %w", p.ReservationID, err)
 	}
 	for _, l := range lines {
@@ -405,8 +322,8 @@ func (s *Service) reserve(ctx context.Context, tx *store.Tx, c command.Command) 
 			return command.Outcome{}, fmt.Errorf("reserve %s: %w", l.SKU, err)
 		}
 	}
-	r := Reservation{ReservationID: p.ReservationID, OrderID: p.OrderID, State: StateHeld, Lines: lines}
-	return command.Accept(ReserveResult{Reservation: &r}, command.Event{
+	r := contract.StockReservation{ReservationID: p.ReservationID, OrderID: p.OrderID, State: contract.StockReservationHeld, Lines: lines}
+	return command.Accept(contract.InventoryReserveResult{Reservation: &r}, command.Event{
 		Type: events.TypeInventoryReserved, Subject: p.ReservationID,
 		Payload: events.InventoryReserved{ReservationID: p.ReservationID, OrderID: p.OrderID, Lines: lines},
 	}), nil
@@ -426,25 +343,25 @@ func sameLines(a, b []events.StockLine) bool {
 
 // reservationOf reads a reservation inside the transaction, locking it on
 // PostgreSQL, with its lines ordered by sku.
-func reservationOf(ctx context.Context, tx *store.Tx, id string) (Reservation, error) {
-	r := Reservation{ReservationID: id}
+func reservationOf(ctx context.Context, tx *store.Tx, id string) (contract.StockReservation, error) {
+	r := contract.StockReservation{ReservationID: id}
 	err := tx.QueryRow(ctx, "SELECT order_id, state, reason FROM inventory_reservations WHERE reservation_id = ?"+tx.DB().ForUpdate(), id).
 		Scan(&r.OrderID, &r.State, &r.Reason)
 	if errors.Is(err, sql.ErrNoRows) {
-		return Reservation{}, fmt.Errorf("%w %q", ErrUnknownReservation, id)
+		return contract.StockReservation{}, fmt.Errorf("%w %q", ErrUnknownReservation, id)
 	}
 	if err != nil {
-		return Reservation{}, fmt.Errorf("read reservation %s: %w", id, err)
+		return contract.StockReservation{}, fmt.Errorf("read reservation %s: %w", id, err)
 	}
 	rows, err := tx.Query(ctx, "SELECT sku, quantity FROM inventory_reservation_lines WHERE reservation_id = ? ORDER BY sku", id)
 	if err != nil {
-		return Reservation{}, fmt.Errorf("read reservation %s: %w", id, err)
+		return contract.StockReservation{}, fmt.Errorf("read reservation %s: %w", id, err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var l events.StockLine
 		if err := rows.Scan(&l.SKU, &l.Quantity); err != nil {
-			return Reservation{}, fmt.Errorf("read reservation %s: %w", id, err)
+			return contract.StockReservation{}, fmt.Errorf("read reservation %s: %w", id, err)
 		}
 		r.Lines = append(r.Lines, l)
 	}
@@ -453,16 +370,16 @@ func reservationOf(ctx context.Context, tx *store.Tx, id string) (Reservation, e
 
 func (s *Service) release(ctx context.Context, tx *store.Tx, c command.Command) (command.Outcome, error) {
 	p := c.Payload.(events.InventoryRelease)
-	return s.settle(ctx, tx, p.ReservationID, StateReleased, p.Reason)
+	return s.settle(ctx, tx, p.ReservationID, contract.StockReservationReleased, p.Reason)
 }
 
 func (s *Service) commit(ctx context.Context, tx *store.Tx, c command.Command) (command.Outcome, error) {
 	p := c.Payload.(events.InventoryCommit)
-	return s.settle(ctx, tx, p.ReservationID, StateCommitted, "")
+	return s.settle(ctx, tx, p.ReservationID, contract.StockReservationCommitted, "")
 }
 
 // settle moves a held reservation to released or committed.
-func (s *Service) settle(ctx context.Context, tx *store.Tx, id string, to ReservationState, reason string) (command.Outcome, error) {
+func (s *Service) settle(ctx context.Context, tx *store.Tx, id string, to contract.StockReservationState, reason string) (command.Outcome, error) {
 	r, err := reservationOf(ctx, tx, id)
 	if errors.Is(err, ErrUnknownReservation) {
 		return command.Reject(events.ReasonUnknownReservation, err.Error(), nil), nil
@@ -472,20 +389,20 @@ func (s *Service) settle(ctx context.Context, tx *store.Tx, id string, to Reserv
 	}
 	switch r.State {
 	case to:
-		return command.Accept(ReserveResult{Reservation: &r}), nil
-	case StateHeld:
+		return command.Accept(contract.InventoryReserveResult{Reservation: &r}), nil
+	case contract.StockReservationHeld:
 	default:
 		return command.Reject(events.ReasonReservationNotHeld,
-			fmt.Sprintf("reservation %s is %s", id, r.State), ReserveResult{Reservation: &r}), nil
+			fmt.Sprintf("reservation %s is %s", id, r.State), contract.InventoryReserveResult{Reservation: &r}), nil
 	}
 	now := time.Now().UnixMicro()
 	for _, l := range r.Lines {
 		q := "UPDATE inventory_stock SET reserved = reserved - ?, updated_at = ? WHERE sku = ?"
-		if to == StateCommitted {
+		if to == contract.StockReservationCommitted {
 			q = "UPDATE inventory_stock SET reserved = reserved - ?, on_hand = on_hand - ?, updated_at = ? WHERE sku = ?"
 		}
 		args := []any{l.Quantity, now, l.SKU}
-		if to == StateCommitted {
+		if to == contract.StockReservationCommitted {
 			args = []any{l.Quantity, l.Quantity, now, l.SKU}
 		}
 		if _, err := tx.Exec(ctx, q, args...); err != nil {
@@ -499,9 +416,9 @@ func (s *Service) settle(ctx context.Context, tx *store.Tx, id string, to Reserv
 	r.State, r.Reason = to, reason
 	ev := command.Event{Type: events.TypeInventoryCommitted, Subject: id,
 		Payload: events.InventoryCommitted{ReservationID: id, OrderID: r.OrderID, Lines: r.Lines}}
-	if to == StateReleased {
+	if to == contract.StockReservationReleased {
 		ev = command.Event{Type: events.TypeInventoryReleased, Subject: id,
 			Payload: events.InventoryReleased{ReservationID: id, OrderID: r.OrderID, Reason: reason, Lines: r.Lines}}
 	}
-	return command.Accept(ReserveResult{Reservation: &r}, ev), nil
+	return command.Accept(contract.InventoryReserveResult{Reservation: &r}, ev), nil
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sagaflow/sagaflow/amqp"
+	"github.com/sagaflow/sagaflow/contract"
 	"github.com/sagaflow/sagaflow/events"
 	"github.com/sagaflow/sagaflow/services/command"
 	"github.com/sagaflow/sagaflow/services/command/commandtest"
@@ -41,7 +42,7 @@ func overRabbitMQ(t *testing.T, db *store.DB) (send, *Service) {
 	req := commandtest.Requester(t, conn)
 	wctx, wcancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer wcancel()
-	require.True(t, commandtest.WaitReady(wctx, t, req, queue, commandtest.Envelope(t, QueryStock, StockQuery{})).Accepted())
+	require.True(t, commandtest.WaitReady(wctx, t, req, queue, commandtest.Envelope(t, events.QueryInventoryStock, events.InventoryStockQuery{})).Accepted())
 	return func(t *testing.T, env events.Envelope) events.Reply {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -67,12 +68,12 @@ func line(sku string, q int64) events.StockLine { return events.StockLine{SKU: s
 func steps(a, b string) []step {
 	stockIs := func(sku string, onHand, reserved int64) func(t *testing.T, r events.Reply) {
 		return func(t *testing.T, r events.Reply) {
-			require.Equal(t, Stock{SKU: sku, OnHand: onHand, Reserved: reserved, Available: onHand - reserved}, commandtest.Result[Stock](t, r))
+			require.Equal(t, contract.StockLevel{SKU: sku, OnHand: onHand, Reserved: reserved, Available: onHand - reserved}, commandtest.Result[contract.StockLevel](t, r))
 		}
 	}
-	stateIs := func(s ReservationState) func(t *testing.T, r events.Reply) {
+	stateIs := func(s contract.StockReservationState) func(t *testing.T, r events.Reply) {
 		return func(t *testing.T, r events.Reply) {
-			require.Equal(t, s, commandtest.Result[ReserveResult](t, r).Reservation.State)
+			require.Equal(t, s, commandtest.Result[contract.InventoryReserveResult](t, r).Reservation.State)
 		}
 	}
 	return []step{
@@ -86,35 +87,35 @@ func steps(a, b string) []step {
 		{name: "reserve unknown sku holds nothing", typ: events.CmdInventoryReserve,
 			payload:    events.InventoryReserve{ReservationID: a + "-r1", OrderID: "o1", Lines: []events.StockLine{line(a, 2), line("nope-"+a, 1)}},
 			wantReason: events.ReasonUnknownSKU, check: func(t *testing.T, r events.Reply) {
-				res := commandtest.Result[ReserveResult](t, r)
-				require.Equal(t, []FailedLine{{SKU: "nope-" + a, Requested: 1, Reason: events.ReasonUnknownSKU}}, res.FailedLines)
+				res := commandtest.Result[contract.InventoryReserveResult](t, r)
+				require.Equal(t, []contract.FailedStockLine{{SKU: "nope-" + a, Requested: 1, Reason: events.ReasonUnknownSKU}}, res.FailedLines)
 			}},
 		{name: "reserve more than available holds nothing", typ: events.CmdInventoryReserve,
 			payload:    events.InventoryReserve{ReservationID: a + "-r1", OrderID: "o1", Lines: []events.StockLine{line(a, 2), line(b, 4)}},
 			wantReason: events.ReasonInsufficientStock, check: func(t *testing.T, r events.Reply) {
-				res := commandtest.Result[ReserveResult](t, r)
-				require.Equal(t, []FailedLine{{SKU: b, Requested: 4, Available: 3, Reason: events.ReasonInsufficientStock}}, res.FailedLines)
+				res := commandtest.Result[contract.InventoryReserveResult](t, r)
+				require.Equal(t, []contract.FailedStockLine{{SKU: b, Requested: 4, Available: 3, Reason: events.ReasonInsufficientStock}}, res.FailedLines)
 			}},
 		{name: "reserve", typ: events.CmdInventoryReserve,
 			payload: events.InventoryReserve{ReservationID: a + "-r1", OrderID: "o1", Lines: []events.StockLine{line(a, 2), line(b, 3), line(a, 1)}},
-			check:   stateIs(StateHeld)},
+			check:   stateIs(contract.StockReservationHeld)},
 		{name: "reserve again with same lines", typ: events.CmdInventoryReserve,
 			payload: events.InventoryReserve{ReservationID: a + "-r1", OrderID: "o1", Lines: []events.StockLine{line(a, 3), line(b, 3)}},
-			check:   stateIs(StateHeld)},
+			check:   stateIs(contract.StockReservationHeld)},
 		{name: "reserve again with other lines", typ: events.CmdInventoryReserve,
 			payload:    events.InventoryReserve{ReservationID: a + "-r1", Lines: []events.StockLine{line(a, 1)}},
-			wantReason: ReasonReservationExists},
+			wantReason: contract.ReasonReservationExists},
 		{name: "nothing left of b", typ: events.CmdInventoryReserve,
 			payload:    events.InventoryReserve{ReservationID: a + "-r2", Lines: []events.StockLine{line(b, 1)}},
 			wantReason: events.ReasonInsufficientStock},
-		{name: "commit", typ: events.CmdInventoryCommit, payload: events.InventoryCommit{ReservationID: a + "-r1"}, check: stateIs(StateCommitted)},
-		{name: "commit again", typ: events.CmdInventoryCommit, payload: events.InventoryCommit{ReservationID: a + "-r1"}, check: stateIs(StateCommitted)},
+		{name: "commit", typ: events.CmdInventoryCommit, payload: events.InventoryCommit{ReservationID: a + "-r1"}, check: stateIs(contract.StockReservationCommitted)},
+		{name: "commit again", typ: events.CmdInventoryCommit, payload: events.InventoryCommit{ReservationID: a + "-r1"}, check: stateIs(contract.StockReservationCommitted)},
 		{name: "release committed", typ: events.CmdInventoryRelease, payload: events.InventoryRelease{ReservationID: a + "-r1", Reason: events.ReleaseReasonCompensated},
 			wantReason: events.ReasonReservationNotHeld},
 		{name: "reserve r3", typ: events.CmdInventoryReserve,
-			payload: events.InventoryReserve{ReservationID: a + "-r3", OrderID: "o3", Lines: []events.StockLine{line(a, 4)}}, check: stateIs(StateHeld)},
-		{name: "release", typ: events.CmdInventoryRelease, payload: events.InventoryRelease{ReservationID: a + "-r3", Reason: events.ReleaseReasonExpired}, check: stateIs(StateReleased)},
-		{name: "release again", typ: events.CmdInventoryRelease, payload: events.InventoryRelease{ReservationID: a + "-r3", Reason: events.ReleaseReasonExpired}, check: stateIs(StateReleased)},
+			payload: events.InventoryReserve{ReservationID: a + "-r3", OrderID: "o3", Lines: []events.StockLine{line(a, 4)}}, check: stateIs(contract.StockReservationHeld)},
+		{name: "release", typ: events.CmdInventoryRelease, payload: events.InventoryRelease{ReservationID: a + "-r3", Reason: events.ReleaseReasonExpired}, check: stateIs(contract.StockReservationReleased)},
+		{name: "release again", typ: events.CmdInventoryRelease, payload: events.InventoryRelease{ReservationID: a + "-r3", Reason: events.ReleaseReasonExpired}, check: stateIs(contract.StockReservationReleased)},
 		{name: "commit released", typ: events.CmdInventoryCommit, payload: events.InventoryCommit{ReservationID: a + "-r3"}, wantReason: events.ReasonReservationNotHeld},
 		{name: "commit unknown", typ: events.CmdInventoryCommit, payload: events.InventoryCommit{ReservationID: "nope"}, wantReason: events.ReasonUnknownReservation},
 		{name: "release unknown", typ: events.CmdInventoryRelease, payload: events.InventoryRelease{ReservationID: "nope", Reason: events.ReleaseReasonReleased}, wantReason: events.ReasonUnknownReservation},
@@ -151,15 +152,15 @@ func checkFinalState(t *testing.T, s *Service, a, b string) {
 	ctx := context.Background()
 	stock, err := s.Stock(ctx, a, b)
 	require.NoError(t, err)
-	require.Equal(t, []Stock{{SKU: a, OnHand: 12, Reserved: 0, Available: 12}, {SKU: b, OnHand: 0, Reserved: 0, Available: 0}}, stock)
+	require.Equal(t, []contract.StockLevel{{SKU: a, OnHand: 12, Reserved: 0, Available: 12}, {SKU: b, OnHand: 0, Reserved: 0, Available: 0}}, stock)
 	rs, err := s.Reservations(ctx, a+"-r1", "")
 	require.NoError(t, err)
-	require.Equal(t, []Reservation{{ReservationID: a + "-r1", OrderID: "o1", State: StateCommitted,
+	require.Equal(t, []contract.StockReservation{{ReservationID: a + "-r1", OrderID: "o1", State: contract.StockReservationCommitted,
 		Lines: []events.StockLine{line(a, 3), line(b, 3)}}}, rs)
 	rs, err = s.Reservations(ctx, "", "o3")
 	require.NoError(t, err)
 	require.Len(t, rs, 1)
-	require.Equal(t, StateReleased, rs[0].State)
+	require.Equal(t, contract.StockReservationReleased, rs[0].State)
 	require.Equal(t, events.ReleaseReasonExpired, rs[0].Reason)
 }
 
@@ -196,12 +197,12 @@ func TestCommandsOverRabbitMQ(t *testing.T) {
 		a, b := runSteps(t, send)
 		checkFinalState(t, s, a, b)
 
-		stock := send(t, commandtest.Envelope(t, QueryStock, StockQuery{SKUs: []string{a}}))
-		require.Equal(t, []Stock{{SKU: a, OnHand: 12, Available: 12}}, commandtest.Result[[]Stock](t, stock))
-		res := send(t, commandtest.Envelope(t, QueryReservations, ReservationsQuery{OrderID: "o1"}))
-		got := commandtest.Result[[]Reservation](t, res)
+		stock := send(t, commandtest.Envelope(t, events.QueryInventoryStock, events.InventoryStockQuery{SKUs: []string{a}}))
+		require.Equal(t, []contract.StockLevel{{SKU: a, OnHand: 12, Available: 12}}, commandtest.Result[[]contract.StockLevel](t, stock))
+		res := send(t, commandtest.Envelope(t, events.QueryInventoryReservations, events.InventoryReservationsQuery{OrderID: "o1"}))
+		got := commandtest.Result[[]contract.StockReservation](t, res)
 		require.Len(t, got, 1)
-		require.Equal(t, StateCommitted, got[0].State)
+		require.Equal(t, contract.StockReservationCommitted, got[0].State)
 	})
 }
 

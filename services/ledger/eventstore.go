@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/sagaflow/sagaflow/contract"
 	"github.com/sagaflow/sagaflow/services/command"
 	"github.com/sagaflow/sagaflow/services/store"
 )
@@ -44,34 +45,34 @@ type eventStore struct {
 }
 
 // snapshot returns the latest snapshot of a stream, or the empty state.
-func (s eventStore) snapshot(ctx context.Context, q store.Querier, id string) (Account, error) {
+func (s eventStore) snapshot(ctx context.Context, q store.Querier, id string) (contract.Account, error) {
 	var state string
 	err := q.QueryRow(ctx, "SELECT state FROM ledger_snapshots WHERE stream_id = ?", id).Scan(&state)
 	if errors.Is(err, sql.ErrNoRows) {
-		return Account{}, nil
+		return contract.Account{}, nil
 	}
 	if err != nil {
-		return Account{}, fmt.Errorf("read snapshot of %s: %w", id, err)
+		return contract.Account{}, fmt.Errorf("read snapshot of %s: %w", id, err)
 	}
-	var a Account
+	var a contract.Account
 	if err := json.Unmarshal([]byte(state), &a); err != nil {
-		return Account{}, fmt.Errorf("decode snapshot of %s: %w", id, err)
+		return contract.Account{}, fmt.Errorf("decode snapshot of %s: %w", id, err)
 	}
 	return a, nil
 }
 
 // events returns the stream's events after version, in order.
-func (s eventStore) events(ctx context.Context, q store.Querier, id string, after int64) ([]StreamEvent, error) {
+func (s eventStore) events(ctx context.Context, q store.Querier, id string, after int64) ([]contract.AccountEvent, error) {
 	rows, err := q.Query(ctx, `SELECT version, event_type, data, command_id, correlation_id, recorded_at
 		FROM ledger_events WHERE stream_id = ? AND version > ? ORDER BY version`, id, after)
 	if err != nil {
 		return nil, fmt.Errorf("read stream %s: %w", id, err)
 	}
 	defer rows.Close()
-	var out []StreamEvent
+	var out []contract.AccountEvent
 	for rows.Next() {
 		var (
-			e        StreamEvent
+			e        contract.AccountEvent
 			data     string
 			recorded int64
 		)
@@ -90,26 +91,26 @@ func (s eventStore) events(ctx context.Context, q store.Querier, id string, afte
 }
 
 // load is the account's state: its latest snapshot plus the events after it.
-func (s eventStore) load(ctx context.Context, q store.Querier, id string) (Account, error) {
+func (s eventStore) load(ctx context.Context, q store.Querier, id string) (contract.Account, error) {
 	a, err := s.snapshot(ctx, q, id)
 	if err != nil {
-		return Account{}, err
+		return contract.Account{}, err
 	}
 	tail, err := s.events(ctx, q, id, a.Version)
 	if err != nil {
-		return Account{}, err
+		return contract.Account{}, err
 	}
 	return Fold(a, tail)
 }
 
 // replay is the account's state folded from its first event, ignoring
 // snapshots; load must always agree with it.
-func (s eventStore) replay(ctx context.Context, q store.Querier, id string) (Account, error) {
+func (s eventStore) replay(ctx context.Context, q store.Querier, id string) (contract.Account, error) {
 	evs, err := s.events(ctx, q, id, 0)
 	if err != nil {
-		return Account{}, err
+		return contract.Account{}, err
 	}
-	return Fold(Account{}, evs)
+	return Fold(contract.Account{}, evs)
 }
 
 // newEvent is an event to append, before it has a version.
@@ -122,7 +123,7 @@ type newEvent struct {
 // them into state, and writes a snapshot when the stream crossed a multiple
 // of snapshotEvery. A concurrent append at the same version fails the unique
 // key and is reported as command.ErrConflict.
-func (s eventStore) append(ctx context.Context, tx *store.Tx, state Account, id string, evs []newEvent, commandID, correlationID string) (Account, error) {
+func (s eventStore) append(ctx context.Context, tx *store.Tx, state contract.Account, id string, evs []newEvent, commandID, correlationID string) (contract.Account, error) {
 	now := time.Now()
 	before := state.Version
 	for i, ne := range evs {
@@ -130,7 +131,7 @@ func (s eventStore) append(ctx context.Context, tx *store.Tx, state Account, id 
 		if err != nil {
 			return state, fmt.Errorf("encode %s: %w", ne.typ, err)
 		}
-		e := StreamEvent{AccountID: id, Version: before + int64(i) + 1, Type: ne.typ, Data: data,
+		e := contract.AccountEvent{AccountID: id, Version: before + int64(i) + 1, Type: ne.typ, Data: data,
 			CommandID: commandID, CorrelationID: correlationID, RecordedAt: now}
 		if _, err := tx.Exec(ctx, `INSERT INTO ledger_events
 			(stream_id, version, event_type, data, command_id, correlation_id, recorded_at)
@@ -141,7 +142,7 @@ func (s eventStore) append(ctx context.Context, tx *store.Tx, state Account, id 
 			}
 			return state, fmt.Errorf("append to %s: %w", id, err)
 		}
-		if state, err = state.Apply(e); err != nil {
+		if state, err = apply(state, e); err != nil {
 			return state, err
 		}
 	}
@@ -153,7 +154,7 @@ func (s eventStore) append(ctx context.Context, tx *store.Tx, state Account, id 
 	return state, nil
 }
 
-func (s eventStore) writeSnapshot(ctx context.Context, tx *store.Tx, a Account) error {
+func (s eventStore) writeSnapshot(ctx context.Context, tx *store.Tx, a contract.Account) error {
 	b, err := json.Marshal(a)
 	if err != nil {
 		return fmt.Errorf("encode snapshot of %s: %w", a.ID, err)

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sagaflow/sagaflow/amqp"
+	"github.com/sagaflow/sagaflow/contract"
 	"github.com/sagaflow/sagaflow/events"
 	"github.com/sagaflow/sagaflow/services/command/commandtest"
 	"github.com/sagaflow/sagaflow/services/store"
@@ -45,7 +46,7 @@ func startLedger(t testing.TB, db *store.DB, cfg Config) *running {
 	r := &running{s: s, queue: cfg.Queue, conn: conn, req: commandtest.Requester(t, conn)}
 	wctx, wcancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer wcancel()
-	reply := commandtest.WaitReady(wctx, t, r.req, r.queue, commandtest.Envelope(t, QueryBalance, BalanceQuery{AccountID: "nobody"}))
+	reply := commandtest.WaitReady(wctx, t, r.req, r.queue, commandtest.Envelope(t, events.QueryLedgerBalance, events.LedgerBalanceQuery{AccountID: "nobody"}))
 	require.Equal(t, events.ReasonUnknownAccount, reply.Reason)
 	return r
 }
@@ -63,14 +64,14 @@ func TestCommandsOverRabbitMQ(t *testing.T) {
 		r := startLedger(t, db, Config{})
 		acct, _ := runSteps(t, r.send)
 
-		bal := r.send(t, commandtest.Envelope(t, QueryBalance, BalanceQuery{AccountID: acct}))
+		bal := r.send(t, commandtest.Envelope(t, events.QueryLedgerBalance, events.LedgerBalanceQuery{AccountID: acct}))
 		require.Equal(t, events.ReplyAccepted, bal.Status)
-		require.EqualValues(t, 55, commandtest.Result[Account](t, bal).Balance)
-		stmt := r.send(t, commandtest.Envelope(t, QueryStatement, StatementQuery{AccountID: acct}))
+		require.EqualValues(t, 55, commandtest.Result[contract.Account](t, bal).Balance)
+		stmt := r.send(t, commandtest.Envelope(t, events.QueryLedgerStatement, events.LedgerStatementQuery{AccountID: acct}))
 		require.Equal(t, events.ReplyAccepted, stmt.Status)
-		st := commandtest.Result[Statement](t, stmt)
+		st := commandtest.Result[contract.AccountStatement](t, stmt)
 		require.Len(t, st.Events, 7)
-		require.Equal(t, EventFundsRefunded, st.Events[6].Type)
+		require.Equal(t, contract.AccountEventRefunded, st.Events[6].Type)
 		require.NotEmpty(t, st.Events[6].CommandID)
 
 		// One command id sent three times: one state change, three
@@ -286,10 +287,10 @@ func TestConcurrentMovementsConserveMoney(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, a, st.Account, "snapshot-based load equals the full fold")
 			for _, e := range st.Events {
-				if e.Type == EventAccountOpened {
+				if e.Type == contract.AccountEventOpened {
 					continue
 				}
-				var m FundsMoved
+				var m contract.FundsMoved
 				require.NoError(t, json.Unmarshal(e.Data, &m))
 				require.GreaterOrEqual(t, m.Balance, int64(0), "no balance is ever negative")
 				stmtFunds[e.CommandID] = e.Type

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/sagaflow/sagaflow/amqp"
+	"github.com/sagaflow/sagaflow/contract"
 	"github.com/sagaflow/sagaflow/events"
 	"github.com/sagaflow/sagaflow/services/command"
 	"github.com/sagaflow/sagaflow/services/store"
@@ -35,60 +36,13 @@ import (
 // inbox and outbox.
 const ServiceName = "ledger"
 
-// DefaultQueue is the ledger's command queue.
-const DefaultQueue = "ledger.commands"
-
-// Query types the ledger answers on its command queue.
-const (
-	// QueryBalance (ledger.balance) answers with the Account.
-	QueryBalance = "ledger.balance"
-	// QueryStatement (ledger.statement) answers with a Statement.
-	QueryStatement = "ledger.statement"
-)
-
-// BalanceQuery is the payload of a ledger.balance query.
-type BalanceQuery struct {
-	AccountID string `json:"account_id"`
-}
-
-// Validate checks the account id.
-func (q BalanceQuery) Validate() error {
-	if q.AccountID == "" {
-		return &events.FieldError{Field: "account_id", Problem: "required"}
-	}
-	return nil
-}
-
-// StatementQuery is the payload of a ledger.statement query.
-type StatementQuery struct {
-	AccountID string `json:"account_id"`
-}
-
-// Validate checks the account id.
-func (q StatementQuery) Validate() error {
-	if q.AccountID == "" {
-		return &events.FieldError{Field: "account_id", Problem: "required"}
-	}
-	return nil
-}
-
-func init() {
-	events.Register[BalanceQuery](events.KindCommand, QueryBalance, 1)
-	events.Register[StatementQuery](events.KindCommand, QueryStatement, 1)
-}
-
-// Statement is an account's state and every event of its stream.
-type Statement struct {
-	Account Account       `json:"account"`
-	Events  []StreamEvent `json:"events"`
-}
-
 // ErrUnknownAccount is returned by the queries for an account never opened.
 var ErrUnknownAccount = errors.New("ledger: unknown account")
 
 // Config configures the ledger service.
 type Config struct {
-	// Queue is the command queue. Default DefaultQueue ("ledger.commands").
+	// Queue is the command queue. Default contract.LedgerQueue
+	// ("ledger.commands").
 	Queue string
 	// SnapshotEvery is the number of events between snapshots of a stream.
 	// Default 100.
@@ -101,7 +55,7 @@ type Config struct {
 
 func (c *Config) setDefaults() {
 	if c.Queue == "" {
-		c.Queue = DefaultQueue
+		c.Queue = contract.LedgerQueue
 	}
 	if c.SnapshotEvery == 0 {
 		c.SnapshotEvery = 100
@@ -150,11 +104,11 @@ func New(db *store.DB, cfg Config) (*Service, error) {
 	proc.Handle(events.CmdLedgerRefund, s.refund)
 	proc.Handle(events.CmdLedgerFreeze, s.freeze)
 	proc.Handle(events.CmdLedgerClose, s.close)
-	proc.Query(QueryBalance, func(ctx context.Context, q command.Command) (any, error) {
-		return rejectUnknown(s.Balance(ctx, q.Payload.(BalanceQuery).AccountID))
+	proc.Query(events.QueryLedgerBalance, func(ctx context.Context, q command.Command) (any, error) {
+		return rejectUnknown(s.Balance(ctx, q.Payload.(events.LedgerBalanceQuery).AccountID))
 	})
-	proc.Query(QueryStatement, func(ctx context.Context, q command.Command) (any, error) {
-		return rejectUnknown(s.Statement(ctx, q.Payload.(StatementQuery).AccountID))
+	proc.Query(events.QueryLedgerStatement, func(ctx context.Context, q command.Command) (any, error) {
+		return rejectUnknown(s.Statement(ctx, q.Payload.(events.LedgerStatementQuery).AccountID))
 	})
 	return s, nil
 }
@@ -193,32 +147,32 @@ func (s *Service) Run(ctx context.Context, conn *amqp.Conn) error {
 
 // Balance returns an account's current state (ErrUnknownAccount if it was
 // never opened).
-func (s *Service) Balance(ctx context.Context, accountID string) (Account, error) {
+func (s *Service) Balance(ctx context.Context, accountID string) (contract.Account, error) {
 	a, err := s.es.load(ctx, s.db, accountID)
 	if err != nil {
-		return Account{}, fmt.Errorf("ledger: balance of %s: %w", accountID, err)
+		return contract.Account{}, fmt.Errorf("ledger: balance of %s: %w", accountID, err)
 	}
 	if !a.Exists() {
-		return Account{}, fmt.Errorf("%w %q", ErrUnknownAccount, accountID)
+		return contract.Account{}, fmt.Errorf("%w %q", ErrUnknownAccount, accountID)
 	}
 	return a, nil
 }
 
 // Statement returns an account's state and its whole stream, each event with
 // the command id and correlation id that caused it.
-func (s *Service) Statement(ctx context.Context, accountID string) (Statement, error) {
+func (s *Service) Statement(ctx context.Context, accountID string) (contract.AccountStatement, error) {
 	evs, err := s.es.events(ctx, s.db, accountID, 0)
 	if err != nil {
-		return Statement{}, fmt.Errorf("ledger: statement of %s: %w", accountID, err)
+		return contract.AccountStatement{}, fmt.Errorf("ledger: statement of %s: %w", accountID, err)
 	}
 	if len(evs) == 0 {
-		return Statement{}, fmt.Errorf("%w %q", ErrUnknownAccount, accountID)
+		return contract.AccountStatement{}, fmt.Errorf("%w %q", ErrUnknownAccount, accountID)
 	}
-	a, err := Fold(Account{}, evs)
+	a, err := Fold(contract.Account{}, evs)
 	if err != nil {
-		return Statement{}, fmt.Errorf("ledger: statement of %s: %w", accountID, err)
+		return contract.AccountStatement{}, fmt.Errorf("ledger: statement of %s: %w", accountID, err)
 	}
-	return Statement{Account: a, Events: evs}, nil
+	return contract.AccountStatement{Account: a, Events: evs}, nil
 }
 
 // --- command handlers ---
@@ -232,8 +186,8 @@ func (s *Service) open(ctx context.Context, tx *store.Tx, c command.Command) (co
 	if a.Exists() {
 		return command.Reject(events.ReasonAccountExists, fmt.Sprintf("account %s already exists", p.AccountID), a), nil
 	}
-	a, err = s.es.append(ctx, tx, a, p.AccountID, []newEvent{{EventAccountOpened,
-		AccountOpened{Owner: p.Owner, Currency: p.Currency, InitialBalance: p.InitialBalance}}},
+	a, err = s.es.append(ctx, tx, a, p.AccountID, []newEvent{{contract.AccountEventOpened,
+		contract.AccountOpened{Owner: p.Owner, Currency: p.Currency, InitialBalance: p.InitialBalance}}},
 		c.Envelope.ID, c.Envelope.CorrelationID)
 	if err != nil {
 		return command.Outcome{}, err
@@ -251,17 +205,17 @@ type movement struct {
 
 func (s *Service) deposit(ctx context.Context, tx *store.Tx, c command.Command) (command.Outcome, error) {
 	p := c.Payload.(events.LedgerDeposit)
-	return s.move(ctx, tx, c, movement{EventFundsDeposited, p.AccountID, p.Amount, p.TransferID})
+	return s.move(ctx, tx, c, movement{contract.AccountEventDeposited, p.AccountID, p.Amount, p.TransferID})
 }
 
 func (s *Service) withdraw(ctx context.Context, tx *store.Tx, c command.Command) (command.Outcome, error) {
 	p := c.Payload.(events.LedgerWithdraw)
-	return s.move(ctx, tx, c, movement{EventFundsWithdrawn, p.AccountID, p.Amount, p.TransferID})
+	return s.move(ctx, tx, c, movement{contract.AccountEventWithdrawn, p.AccountID, p.Amount, p.TransferID})
 }
 
 func (s *Service) refund(ctx context.Context, tx *store.Tx, c command.Command) (command.Outcome, error) {
 	p := c.Payload.(events.LedgerRefund)
-	return s.move(ctx, tx, c, movement{EventFundsRefunded, p.AccountID, p.Amount, p.TransferID})
+	return s.move(ctx, tx, c, movement{contract.AccountEventRefunded, p.AccountID, p.Amount, p.TransferID})
 }
 
 func (s *Service) move(ctx context.Context, tx *store.Tx, c command.Command, m movement) (command.Outcome, error) {
@@ -273,20 +227,20 @@ func (s *Service) move(ctx context.Context, tx *store.Tx, c command.Command, m m
 		return out, nil
 	}
 	balance := a.Balance + m.amount.Amount
-	if m.typ == EventFundsWithdrawn {
+	if m.typ == contract.AccountEventWithdrawn {
 		balance = a.Balance - m.amount.Amount
 	}
 	a, err = s.es.append(ctx, tx, a, m.accountID, []newEvent{{m.typ,
-		FundsMoved{Amount: m.amount.Amount, Balance: balance, TransferID: m.transferID}}},
+		contract.FundsMoved{Amount: m.amount.Amount, Balance: balance, TransferID: m.transferID}}},
 		c.Envelope.ID, c.Envelope.CorrelationID)
 	if err != nil {
 		return command.Outcome{}, err
 	}
 	var payload events.Payload
 	switch m.typ {
-	case EventFundsDeposited:
+	case contract.AccountEventDeposited:
 		payload = events.FundsDeposited{AccountID: a.ID, Amount: m.amount, Balance: a.Money(), TransferID: m.transferID}
-	case EventFundsWithdrawn:
+	case contract.AccountEventWithdrawn:
 		payload = events.FundsWithdrawn{AccountID: a.ID, Amount: m.amount, Balance: a.Money(), TransferID: m.transferID}
 	default:
 		payload = events.FundsRefunded{AccountID: a.ID, Amount: m.amount, Balance: a.Money(), TransferID: m.transferID}
@@ -295,7 +249,7 @@ func (s *Service) move(ctx context.Context, tx *store.Tx, c command.Command, m m
 }
 
 // checkMovement applies the business rules of a movement to the state.
-func checkMovement(a Account, m movement) (command.Outcome, bool) {
+func checkMovement(a contract.Account, m movement) (command.Outcome, bool) {
 	switch {
 	case !a.Exists():
 		return command.Reject(events.ReasonUnknownAccount, fmt.Sprintf("account %s does not exist", m.accountID), nil), true
@@ -304,14 +258,14 @@ func checkMovement(a Account, m movement) (command.Outcome, bool) {
 	case m.amount.Currency != a.Currency:
 		return command.Reject(events.ReasonCurrencyMismatch,
 			fmt.Sprintf("account %s holds %s, not %s", a.ID, a.Currency, m.amount.Currency), a), true
-	case m.typ == EventFundsRefunded:
+	case m.typ == contract.AccountEventRefunded:
 		// A compensation: applied whatever the status (see the package doc).
 		return command.Outcome{}, false
-	case a.Status == StatusClosed:
+	case a.Status == contract.AccountClosed:
 		return command.Reject(events.ReasonAccountClosed, fmt.Sprintf("account %s is closed", a.ID), a), true
-	case a.Status == StatusFrozen:
+	case a.Status == contract.AccountFrozen:
 		return command.Reject(events.ReasonAccountFrozen, fmt.Sprintf("account %s is frozen", a.ID), a), true
-	case m.typ == EventFundsWithdrawn && a.Balance < m.amount.Amount:
+	case m.typ == contract.AccountEventWithdrawn && a.Balance < m.amount.Amount:
 		return command.Reject(events.ReasonInsufficientFunds,
 			fmt.Sprintf("balance %s does not cover %s", a.Money(), m.amount), a), true
 	}
@@ -320,12 +274,12 @@ func checkMovement(a Account, m movement) (command.Outcome, bool) {
 
 func (s *Service) freeze(ctx context.Context, tx *store.Tx, c command.Command) (command.Outcome, error) {
 	p := c.Payload.(events.LedgerFreeze)
-	return s.changeStatus(ctx, tx, c, p.AccountID, EventAccountFrozen, p.Reason)
+	return s.changeStatus(ctx, tx, c, p.AccountID, contract.AccountEventFrozen, p.Reason)
 }
 
 func (s *Service) close(ctx context.Context, tx *store.Tx, c command.Command) (command.Outcome, error) {
 	p := c.Payload.(events.LedgerClose)
-	return s.changeStatus(ctx, tx, c, p.AccountID, EventAccountClosed, p.Reason)
+	return s.changeStatus(ctx, tx, c, p.AccountID, contract.AccountEventClosed, p.Reason)
 }
 
 func (s *Service) changeStatus(ctx context.Context, tx *store.Tx, c command.Command, id, typ, reason string) (command.Outcome, error) {
@@ -336,12 +290,12 @@ func (s *Service) changeStatus(ctx context.Context, tx *store.Tx, c command.Comm
 	switch {
 	case !a.Exists():
 		return command.Reject(events.ReasonUnknownAccount, fmt.Sprintf("account %s does not exist", id), nil), nil
-	case a.Status == StatusClosed:
+	case a.Status == contract.AccountClosed:
 		return command.Reject(events.ReasonAccountClosed, fmt.Sprintf("account %s is closed", id), a), nil
-	case typ == EventAccountFrozen && a.Status == StatusFrozen:
+	case typ == contract.AccountEventFrozen && a.Status == contract.AccountFrozen:
 		return command.Accept(a), nil
 	}
-	a, err = s.es.append(ctx, tx, a, id, []newEvent{{typ, StatusChanged{Reason: reason}}}, c.Envelope.ID, c.Envelope.CorrelationID)
+	a, err = s.es.append(ctx, tx, a, id, []newEvent{{typ, contract.AccountStatusChanged{Reason: reason}}}, c.Envelope.ID, c.Envelope.CorrelationID)
 	if err != nil {
 		return command.Outcome{}, err
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sagaflow/sagaflow/amqp"
+	"github.com/sagaflow/sagaflow/contract"
 	"github.com/sagaflow/sagaflow/events"
 	"github.com/sagaflow/sagaflow/services/command"
 	"github.com/sagaflow/sagaflow/services/command/commandtest"
@@ -141,7 +142,7 @@ func runSteps(t *testing.T, s send) (acct string, sent []events.Envelope) {
 				return
 			}
 			require.Equal(t, events.ReplyAccepted, r.Status, "%s: %s", r.Reason, r.Message)
-			a := commandtest.Result[Account](t, r)
+			a := commandtest.Result[contract.Account](t, r)
 			require.Equal(t, st.wantBalance, a.Balance)
 		})
 	}
@@ -157,7 +158,7 @@ func TestCommands(t *testing.T) {
 		ctx := context.Background()
 		a, err := s.Balance(ctx, acct)
 		require.NoError(t, err)
-		require.Equal(t, Account{ID: acct, Owner: "ann", Currency: "EUR", Balance: 55, Status: StatusClosed, Version: 7}, a)
+		require.Equal(t, contract.Account{ID: acct, Owner: "ann", Currency: "EUR", Balance: 55, Status: contract.AccountClosed, Version: 7}, a)
 
 		st, err := s.Statement(ctx, acct)
 		require.NoError(t, err)
@@ -167,8 +168,8 @@ func TestCommands(t *testing.T) {
 			require.NotEmpty(t, e.CommandID)
 			require.Contains(t, e.CorrelationID, "saga-")
 		}
-		require.Equal(t, []string{EventAccountOpened, EventFundsDeposited, EventFundsWithdrawn, EventAccountFrozen,
-			EventFundsRefunded, EventAccountClosed, EventFundsRefunded}, types)
+		require.Equal(t, []string{contract.AccountEventOpened, contract.AccountEventDeposited, contract.AccountEventWithdrawn, contract.AccountEventFrozen,
+			contract.AccountEventRefunded, contract.AccountEventClosed, contract.AccountEventRefunded}, types)
 
 		// Each stream event names the command and saga that caused it.
 		byID := map[string]events.Envelope{}
@@ -314,9 +315,9 @@ func TestStaleAppendIsAConflict(t *testing.T) {
 		require.NoError(t, err)
 		acct := "acct-" + uuid.NewString()
 		inProcess(s)(t, commandtest.Envelope(t, events.CmdLedgerOpen, events.LedgerOpen{AccountID: acct, Currency: "EUR"}))
-		stale := Account{} // version 0: someone else already appended version 1
+		stale := contract.Account{} // version 0: someone else already appended version 1
 		err = db.InTx(ctx, func(tx *store.Tx) error {
-			_, err := s.es.append(ctx, tx, stale, acct, []newEvent{{EventAccountFrozen, StatusChanged{}}}, "c", "k")
+			_, err := s.es.append(ctx, tx, stale, acct, []newEvent{{contract.AccountEventFrozen, contract.AccountStatusChanged{}}}, "c", "k")
 			return err
 		})
 		require.ErrorIs(t, err, command.ErrConflict)

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sagaflow/sagaflow/amqp"
+	"github.com/sagaflow/sagaflow/contract"
 	"github.com/sagaflow/sagaflow/events"
 	"github.com/sagaflow/sagaflow/internal/testenv"
 	"github.com/sagaflow/sagaflow/services/orders"
@@ -60,9 +61,9 @@ func TestIntegrationProjectionAndQueries(t *testing.T) {
 	}
 	// waitStatus polls the read model through the client: the projection is
 	// eventually consistent, and nothing tells the reader it caught up.
-	waitStatus := func(orderID string, want orders.Status) orders.Order {
+	waitStatus := func(orderID string, want events.OrderStatus) contract.OrderRecord {
 		t.Helper()
-		var got orders.Order
+		var got contract.OrderRecord
 		require.Eventually(t, func() bool {
 			o, err := client.Get(t.Context(), orderID)
 			got = o
@@ -80,7 +81,7 @@ func TestIntegrationProjectionAndQueries(t *testing.T) {
 	publish(mustEnv(t, events.TypeInventoryReserved, events.InventoryReserved{ReservationID: "r-" + first, OrderID: first,
 		Lines: []events.StockLine{{SKU: "sku-1", Quantity: 2}}}, uuid.NewString(), now.Add(time.Second)))
 	publish(mustEnv(t, events.TypeOrderConfirmed, events.OrderConfirmed{OrderID: first}, uuid.NewString(), now.Add(2*time.Second)))
-	got := waitStatus(first, orders.StatusConfirmed)
+	got := waitStatus(first, events.OrderStatusConfirmed)
 	require.Equal(t, customer, got.CustomerID)
 	require.Equal(t, int64(400), got.Total)
 	require.Equal(t, placedPayload(first, customer).Lines, got.Lines)
@@ -95,7 +96,7 @@ func TestIntegrationProjectionAndQueries(t *testing.T) {
 	}, 15*time.Second, 20*time.Millisecond)
 	got, err = client.Get(t.Context(), first)
 	require.NoError(t, err)
-	require.Equal(t, orders.StatusConfirmed, got.Status)
+	require.Equal(t, events.OrderStatusConfirmed, got.Status)
 
 	// The second order is cancelled before its order.placed arrives.
 	publish(mustEnv(t, events.TypeOrderCancelled, events.OrderCancelled{OrderID: second, Reason: "insufficient_stock",
@@ -105,15 +106,15 @@ func TestIntegrationProjectionAndQueries(t *testing.T) {
 		o, err := client.Get(t.Context(), second)
 		return err == nil && o.CustomerID == customer
 	}, 15*time.Second, 20*time.Millisecond)
-	got = waitStatus(second, orders.StatusCancelled)
+	got = waitStatus(second, events.OrderStatusCancelled)
 	require.Equal(t, "insufficient_stock", got.FailureReason)
 	require.Equal(t, "reserve-inventory", got.FailedStep)
 
-	list, err := client.List(t.Context(), orders.ListQuery{CustomerID: customer})
+	list, err := client.List(t.Context(), events.OrdersListQuery{CustomerID: customer})
 	require.NoError(t, err)
 	require.Len(t, list, 2)
 	require.Equal(t, []string{second, first}, []string{list[0].OrderID, list[1].OrderID}, "newest first")
-	list, err = client.List(t.Context(), orders.ListQuery{CustomerID: customer, Status: orders.StatusConfirmed})
+	list, err = client.List(t.Context(), events.OrdersListQuery{CustomerID: customer, Status: events.OrderStatusConfirmed})
 	require.NoError(t, err)
 	require.Len(t, list, 1)
 	require.Equal(t, first, list[0].OrderID)
@@ -122,9 +123,9 @@ func TestIntegrationProjectionAndQueries(t *testing.T) {
 	require.ErrorIs(t, err, orders.ErrUnknownOrder)
 	var rejected *orders.RejectedError
 	require.ErrorAs(t, err, &rejected)
-	require.Equal(t, orders.ReasonUnknownOrder, rejected.Reason)
+	require.Equal(t, contract.ReasonUnknownOrder, rejected.Reason)
 
 	// An invalid query is refused by the client before it is sent.
-	_, err = client.List(t.Context(), orders.ListQuery{CustomerID: customer, Limit: orders.MaxListLimit + 1})
+	_, err = client.List(t.Context(), events.OrdersListQuery{CustomerID: customer, Limit: events.MaxOrdersListLimit + 1})
 	require.ErrorIs(t, err, events.ErrInvalidPayload)
 }

@@ -18,67 +18,13 @@ package orders
 import (
 	"time"
 
+	"github.com/sagaflow/sagaflow/contract"
 	"github.com/sagaflow/sagaflow/events"
 )
 
 // ServiceName is the store component of the read model and the source of
 // its replies.
 const ServiceName = "orders"
-
-// Status is where an order stands in the read model.
-type Status string
-
-// The statuses of an order.
-const (
-	// StatusPlaced: the order was placed; nothing is held for it yet.
-	StatusPlaced Status = "placed"
-	// StatusReserved: its stock is held (or committed) and payment pending.
-	StatusReserved Status = "reserved"
-	// StatusConfirmed: stock committed and payment taken. Terminal.
-	StatusConfirmed Status = "confirmed"
-	// StatusCancelled: the order was undone. Terminal.
-	StatusCancelled Status = "cancelled"
-)
-
-// Terminal reports whether no event changes the status any more.
-func (s Status) Terminal() bool { return s == StatusConfirmed || s == StatusCancelled }
-
-// Valid reports whether s is one of the statuses.
-func (s Status) Valid() bool {
-	switch s {
-	case StatusPlaced, StatusReserved, StatusConfirmed, StatusCancelled:
-		return true
-	}
-	return false
-}
-
-// Order is one order as the read model knows it.
-type Order struct {
-	// OrderID identifies the order.
-	OrderID string `json:"order_id"`
-	// CustomerID, MerchantID, Lines, Total and Currency come from
-	// order.placed, or from the details of order.confirmed or
-	// order.cancelled; they are empty while only other events have arrived.
-	CustomerID string             `json:"customer_id"`
-	MerchantID string             `json:"merchant_id"`
-	Lines      []events.OrderLine `json:"lines"`
-	Total      int64              `json:"total"`
-	Currency   string             `json:"currency"`
-	// Status is the order's status.
-	Status Status `json:"status"`
-	// FailureReason and FailedStep come from order.cancelled.
-	FailureReason string `json:"failure_reason,omitempty"`
-	FailedStep    string `json:"failed_step,omitempty"`
-	// CreatedAt is the time of order.placed (until it arrives, of the
-	// first event seen).
-	CreatedAt time.Time `json:"created_at"`
-	// UpdatedAt is when the projection last changed the row.
-	UpdatedAt time.Time `json:"updated_at"`
-	// LastEventAt and LastEventID are the time and id of the newest event
-	// applied to the order.
-	LastEventAt time.Time `json:"last_event_at"`
-	LastEventID string    `json:"last_event_id"`
-}
 
 // orderIDOf returns the order an event is about, or "" for an event the
 // projection ignores (a type it does not follow, an inventory event of a
@@ -104,15 +50,15 @@ func orderIDOf(p events.Payload) string {
 }
 
 // fold applies one event to an order and reports whether it changed
-// anything. o is the zero Order for an order without a row. It is pure: the
+// anything. o is the zero record for an order without a row. It is pure: the
 // rules of the package documentation live here.
-func fold(o Order, env events.Envelope, p events.Payload) (Order, bool) {
+func fold(o contract.OrderRecord, env events.Envelope, p events.Payload) (contract.OrderRecord, bool) {
 	at := env.Time.UTC().Truncate(time.Microsecond)
 	before := o
 	isNew := o.LastEventID == ""
 	if isNew {
 		o.OrderID = orderIDOf(p)
-		o.Status = StatusPlaced
+		o.Status = events.OrderStatusPlaced
 		o.CreatedAt = at
 	}
 	// newer: not older than anything applied; equal times are applied in
@@ -121,31 +67,31 @@ func fold(o Order, env events.Envelope, p events.Payload) (Order, bool) {
 	terminal := o.Status.Terminal()
 	switch p := p.(type) {
 	case events.OrderPlaced:
-		o.fillDetails(p.Details())
+		fillDetails(&o, p.Details())
 		if at.Before(o.CreatedAt) {
 			o.CreatedAt = at
 		}
 	case events.OrderConfirmed:
-		o.fillDetails(p.Details)
+		fillDetails(&o, p.Details)
 		if !terminal {
-			o.Status = StatusConfirmed
+			o.Status = events.OrderStatusConfirmed
 		}
 	case events.OrderCancelled:
-		o.fillDetails(p.Details)
+		fillDetails(&o, p.Details)
 		if !terminal {
-			o.Status = StatusCancelled
+			o.Status = events.OrderStatusCancelled
 			o.FailureReason, o.FailedStep = p.Reason, p.FailedStep
 		}
 	case events.InventoryReserved, events.InventoryCommitted:
 		if !terminal && newer {
-			o.Status = StatusReserved
+			o.Status = events.OrderStatusReserved
 		}
 	case events.InventoryReservationFailed, events.InventoryReleased:
 		// The stock is not held, but the order is not over until the saga
 		// publishes order.cancelled (or retries): only the status the saga
 		// decides is shown.
-		if !terminal && newer && o.Status == StatusReserved {
-			o.Status = StatusPlaced
+		if !terminal && newer && o.Status == events.OrderStatusReserved {
+			o.Status = events.OrderStatusPlaced
 		}
 	}
 	if newer {
@@ -156,7 +102,7 @@ func fold(o Order, env events.Envelope, p events.Payload) (Order, bool) {
 
 // fillDetails sets the order's facts from d unless they are known already:
 // they never change, whichever event brings them first.
-func (o *Order) fillDetails(d *events.OrderDetails) {
+func fillDetails(o *contract.OrderRecord, d *events.OrderDetails) {
 	if d == nil || o.CustomerID != "" {
 		return
 	}
@@ -165,7 +111,7 @@ func (o *Order) fillDetails(d *events.OrderDetails) {
 	o.Total, o.Currency = d.Total, d.Currency
 }
 
-func sameOrder(a, b Order) bool {
+func sameOrder(a, b contract.OrderRecord) bool {
 	if len(a.Lines) != len(b.Lines) {
 		return false
 	}

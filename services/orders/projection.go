@@ -10,26 +10,15 @@ import (
 	"time"
 
 	"github.com/sagaflow/sagaflow/amqp"
+	"github.com/sagaflow/sagaflow/contract"
 	"github.com/sagaflow/sagaflow/events"
 	"github.com/sagaflow/sagaflow/services/command"
 	"github.com/sagaflow/sagaflow/services/store"
 )
 
-// Default queue names of the read model.
-const (
-	// DefaultProjectionQueue is the queue of the projection consumer, bound
-	// to order.* and inventory.* on the event exchange.
-	DefaultProjectionQueue = "orders-projection"
-	// DefaultQueryQueue is the queue the queries are sent to directly.
-	DefaultQueryQueue = "orders.queries"
-)
-
 // ErrUnknownOrder is returned by Get for an order the read model has no
 // row of.
 var ErrUnknownOrder = errors.New("orders: unknown order")
-
-// ReasonUnknownOrder is the reply reason of orders.get for an unknown order.
-const ReasonUnknownOrder = "unknown_order"
 
 // migrations are the read model's tables, owned by the "orders" component.
 var migrations = []store.Migration{{
@@ -63,10 +52,10 @@ var migrations = []store.Migration{{
 // Config configures the read model.
 type Config struct {
 	// ProjectionQueue is the projection consumer's queue. Default
-	// DefaultProjectionQueue ("orders-projection").
+	// contract.OrdersProjectionQueue ("orders-projection").
 	ProjectionQueue string
 	// QueryQueue is the queue of orders.get and orders.list. Default
-	// DefaultQueryQueue ("orders.queries").
+	// contract.OrdersQueryQueue ("orders.queries").
 	QueryQueue string
 	// Concurrency is the number of events projected at once. Default 4.
 	Concurrency int
@@ -82,10 +71,10 @@ type Config struct {
 
 func (c *Config) setDefaults() {
 	if c.ProjectionQueue == "" {
-		c.ProjectionQueue = DefaultProjectionQueue
+		c.ProjectionQueue = contract.OrdersProjectionQueue
 	}
 	if c.QueryQueue == "" {
-		c.QueryQueue = DefaultQueryQueue
+		c.QueryQueue = contract.OrdersQueryQueue
 	}
 	if c.Concurrency == 0 {
 		c.Concurrency = 4
@@ -143,15 +132,15 @@ func New(db *store.DB, cfg Config) (*Projection, error) {
 		return nil, err
 	}
 	p := &Projection{db: db, cfg: cfg, proc: proc, clock: time.Now}
-	proc.Query(QueryGet, func(ctx context.Context, q command.Command) (any, error) {
-		o, err := p.Get(ctx, q.Payload.(GetQuery).OrderID)
+	proc.Query(events.QueryOrdersGet, func(ctx context.Context, q command.Command) (any, error) {
+		o, err := p.Get(ctx, q.Payload.(events.OrdersGetQuery).OrderID)
 		if errors.Is(err, ErrUnknownOrder) {
-			return nil, &command.Rejection{Reason: ReasonUnknownOrder, Message: err.Error()}
+			return nil, &command.Rejection{Reason: contract.ReasonUnknownOrder, Message: err.Error()}
 		}
 		return o, err
 	})
-	proc.Query(QueryList, func(ctx context.Context, q command.Command) (any, error) {
-		return p.List(ctx, q.Payload.(ListQuery))
+	proc.Query(events.QueryOrdersList, func(ctx context.Context, q command.Command) (any, error) {
+		return p.List(ctx, q.Payload.(events.OrdersListQuery))
 	})
 	return p, nil
 }
@@ -238,19 +227,19 @@ const orderColumns = `order_id, customer_id, merchant_id, status, lines, total, 
 
 type scanner interface{ Scan(...any) error }
 
-func scanOrder(s scanner) (Order, error) {
+func scanOrder(s scanner) (contract.OrderRecord, error) {
 	var (
-		o                             Order
+		o                             contract.OrderRecord
 		status, lines                 string
 		created, updated, lastEventAt int64
 	)
 	if err := s.Scan(&o.OrderID, &o.CustomerID, &o.MerchantID, &status, &lines, &o.Total, &o.Currency,
 		&o.FailureReason, &o.FailedStep, &created, &updated, &lastEventAt, &o.LastEventID); err != nil {
-		return Order{}, err
+		return contract.OrderRecord{}, err
 	}
-	o.Status = Status(status)
+	o.Status = events.OrderStatus(status)
 	if err := json.Unmarshal([]byte(lines), &o.Lines); err != nil {
-		return Order{}, fmt.Errorf("decode lines of order %s: %w", o.OrderID, err)
+		return contract.OrderRecord{}, fmt.Errorf("decode lines of order %s: %w", o.OrderID, err)
 	}
 	if len(o.Lines) == 0 {
 		o.Lines = nil
@@ -262,33 +251,32 @@ func scanOrder(s scanner) (Order, error) {
 }
 
 // getOrder reads one order; suffix is appended to the query (a row lock).
-func getOrder(ctx context.Context, q store.Querier, orderID, suffix string) (Order, bool, error) {
+func getOrder(ctx context.Context, q store.Querier, orderID, suffix string) (contract.OrderRecord, bool, error) {
 	o, err := scanOrder(q.QueryRow(ctx, "SELECT "+orderColumns+" FROM orders WHERE order_id = ?"+suffix, orderID))
 	if errors.Is(err, sql.ErrNoRows) {
-		return Order{}, false, nil
+		return contract.OrderRecord{}, false, nil
 	}
 	if err != nil {
-		return Order{}, false, fmt.Errorf("read order %s: %w", orderID, err)
+		return contract.OrderRecord{}, false, fmt.Errorf("read order %s: %w", orderID, err)
 	}
 	return o, true, nil
 }
 
 // Get returns one order, or an error wrapping ErrUnknownOrder.
-func (p *Projection) Get(ctx context.Context, orderID string) (Order, error) {
+func (p *Projection) Get(ctx context.Context, orderID string) (contract.OrderRecord, error) {
 	o, found, err := getOrder(ctx, p.db, orderID, "")
 	if err != nil {
-		return Order{}, fmt.Errorf("orders: %w", err)
+		return contract.OrderRecord{}, fmt.Errorf("orders: %w", err)
 	}
 	if !found {
-		return Order{}, fmt.Errorf("%w %q", ErrUnknownOrder, orderID)
+		return contract.OrderRecord{}, fmt.Errorf("%w %q", ErrUnknownOrder, orderID)
 	}
 	return o, nil
 }
 
 // List returns a customer's orders, newest first by creation time, at most
-// q.Limit of them (DefaultListLimit when zero), optionally only those with
-// q.Status.
-func (p *Projection) List(ctx context.Context, q ListQuery) ([]Order, error) {
+// q.EffectiveLimit() of them, optionally only those with q.Status.
+func (p *Projection) List(ctx context.Context, q events.OrdersListQuery) ([]contract.OrderRecord, error) {
 	if err := q.Validate(); err != nil {
 		return nil, fmt.Errorf("orders: list: %w", err)
 	}
@@ -300,14 +288,14 @@ func (p *Projection) List(ctx context.Context, q ListQuery) ([]Order, error) {
 		where = append(where, "status = ?")
 		args = append(args, string(q.Status))
 	}
-	args = append(args, q.limit())
+	args = append(args, q.EffectiveLimit())
 	rows, err := p.db.Query(ctx, "SELECT "+orderColumns+" FROM orders WHERE "+strings.Join(where, " AND ")+
 		" ORDER BY created_at DESC, order_id DESC LIMIT ?", args...)
 	if err != nil {
 		return nil, fmt.Errorf("orders: list for %s: %w", q.CustomerID, err)
 	}
 	defer rows.Close()
-	out := []Order{}
+	out := []contract.OrderRecord{}
 	for rows.Next() {
 		o, err := scanOrder(rows)
 		if err != nil {

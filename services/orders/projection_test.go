@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/sagaflow/sagaflow/contract"
 	"github.com/sagaflow/sagaflow/events"
 	"github.com/sagaflow/sagaflow/services/orders"
 	"github.com/sagaflow/sagaflow/services/store"
@@ -104,7 +105,7 @@ func TestProjectionSequences(t *testing.T) {
 	tests := []struct {
 		name        string
 		steps       []step
-		wantStatus  orders.Status
+		wantStatus  events.OrderStatus
 		wantReason  string
 		wantStep    string
 		wantCreated time.Time
@@ -120,7 +121,7 @@ func TestProjectionSequences(t *testing.T) {
 				ev(func(f fixture) events.Envelope { return f.committed("c", 3) }, true),
 				ev(func(f fixture) events.Envelope { return f.confirmed("ok", 4) }, true),
 			},
-			wantStatus: orders.StatusConfirmed, wantCreated: at(1), wantLast: "ok", wantLastAt: at(4),
+			wantStatus: events.OrderStatusConfirmed, wantCreated: at(1), wantLast: "ok", wantLastAt: at(4),
 		},
 		{
 			name: "in order to cancelled after a failed reservation",
@@ -129,7 +130,7 @@ func TestProjectionSequences(t *testing.T) {
 				ev(func(f fixture) events.Envelope { return f.failed("f", 2) }, true),
 				ev(func(f fixture) events.Envelope { return f.cancelled("x", 3) }, true),
 			},
-			wantStatus: orders.StatusCancelled, wantReason: "insufficient_funds", wantStep: "payment",
+			wantStatus: events.OrderStatusCancelled, wantReason: "insufficient_funds", wantStep: "payment",
 			wantCreated: at(1), wantLast: "x", wantLastAt: at(3),
 		},
 		{
@@ -141,7 +142,7 @@ func TestProjectionSequences(t *testing.T) {
 				ev(func(f fixture) events.Envelope { return f.placed("p", 1) }, false),
 				ev(func(f fixture) events.Envelope { return f.reserved("r", 2) }, false),
 			},
-			wantStatus: orders.StatusReserved, wantCreated: at(1), wantLast: "r", wantLastAt: at(2),
+			wantStatus: events.OrderStatusReserved, wantCreated: at(1), wantLast: "r", wantLastAt: at(2),
 		},
 		{
 			name: "a duplicate id is not applied even with other data",
@@ -149,7 +150,7 @@ func TestProjectionSequences(t *testing.T) {
 				ev(func(f fixture) events.Envelope { return f.placed("p", 1) }, true),
 				ev(func(f fixture) events.Envelope { return f.confirmed("p", 5) }, false),
 			},
-			wantStatus: orders.StatusPlaced, wantCreated: at(1), wantLast: "p", wantLastAt: at(1),
+			wantStatus: events.OrderStatusPlaced, wantCreated: at(1), wantLast: "p", wantLastAt: at(1),
 		},
 		{
 			name: "out of order: reserved before placed",
@@ -157,14 +158,14 @@ func TestProjectionSequences(t *testing.T) {
 				ev(func(f fixture) events.Envelope { return f.reserved("r", 2) }, true),
 				ev(func(f fixture) events.Envelope { return f.placed("p", 1) }, true),
 			},
-			wantStatus: orders.StatusReserved, wantCreated: at(1), wantLast: "r", wantLastAt: at(2),
+			wantStatus: events.OrderStatusReserved, wantCreated: at(1), wantLast: "r", wantLastAt: at(2),
 		},
 		{
 			name: "only later events: a row without details",
 			steps: []step{
 				ev(func(f fixture) events.Envelope { return f.reserved("r", 2) }, true),
 			},
-			wantStatus: orders.StatusReserved, wantCreated: at(2), wantLast: "r", wantLastAt: at(2), noDetails: true,
+			wantStatus: events.OrderStatusReserved, wantCreated: at(2), wantLast: "r", wantLastAt: at(2), noDetails: true,
 		},
 		{
 			name: "an order started without order.placed gets its details from order.confirmed",
@@ -172,7 +173,7 @@ func TestProjectionSequences(t *testing.T) {
 				ev(func(f fixture) events.Envelope { return f.reserved("r", 2) }, true),
 				ev(func(f fixture) events.Envelope { return f.confirmedWithDetails("ok", 4) }, true),
 			},
-			wantStatus: orders.StatusConfirmed, wantCreated: at(2), wantLast: "ok", wantLastAt: at(4),
+			wantStatus: events.OrderStatusConfirmed, wantCreated: at(2), wantLast: "ok", wantLastAt: at(4),
 		},
 		{
 			name: "late placed after cancelled keeps cancelled and fills the details",
@@ -180,7 +181,7 @@ func TestProjectionSequences(t *testing.T) {
 				ev(func(f fixture) events.Envelope { return f.cancelled("x", 3) }, true),
 				ev(func(f fixture) events.Envelope { return f.placed("p", 1) }, true),
 			},
-			wantStatus: orders.StatusCancelled, wantReason: "insufficient_funds", wantStep: "payment",
+			wantStatus: events.OrderStatusCancelled, wantReason: "insufficient_funds", wantStep: "payment",
 			wantCreated: at(1), wantLast: "x", wantLastAt: at(3),
 		},
 		{
@@ -191,7 +192,7 @@ func TestProjectionSequences(t *testing.T) {
 				ev(func(f fixture) events.Envelope { return f.reserved("r", 2) }, true),
 				ev(func(f fixture) events.Envelope { return f.released("rel", 5) }, true),
 			},
-			wantStatus: orders.StatusConfirmed, wantCreated: at(1), wantLast: "rel", wantLastAt: at(5),
+			wantStatus: events.OrderStatusConfirmed, wantCreated: at(1), wantLast: "rel", wantLastAt: at(5),
 		},
 		{
 			name: "a terminal status is never overwritten by the other",
@@ -200,7 +201,7 @@ func TestProjectionSequences(t *testing.T) {
 				ev(func(f fixture) events.Envelope { return f.confirmed("ok", 4) }, true),
 				ev(func(f fixture) events.Envelope { return f.cancelled("x", 5) }, true),
 			},
-			wantStatus: orders.StatusConfirmed, wantCreated: at(1), wantLast: "x", wantLastAt: at(5),
+			wantStatus: events.OrderStatusConfirmed, wantCreated: at(1), wantLast: "x", wantLastAt: at(5),
 		},
 		{
 			name: "an older inventory event is ignored",
@@ -209,7 +210,7 @@ func TestProjectionSequences(t *testing.T) {
 				ev(func(f fixture) events.Envelope { return f.reserved("r", 3) }, true),
 				ev(func(f fixture) events.Envelope { return f.released("rel", 2) }, true),
 			},
-			wantStatus: orders.StatusReserved, wantCreated: at(1), wantLast: "r", wantLastAt: at(3),
+			wantStatus: events.OrderStatusReserved, wantCreated: at(1), wantLast: "r", wantLastAt: at(3),
 		},
 		{
 			name: "a newer release takes the reservation back",
@@ -218,7 +219,7 @@ func TestProjectionSequences(t *testing.T) {
 				ev(func(f fixture) events.Envelope { return f.reserved("r", 2) }, true),
 				ev(func(f fixture) events.Envelope { return f.released("rel", 3) }, true),
 			},
-			wantStatus: orders.StatusPlaced, wantCreated: at(1), wantLast: "rel", wantLastAt: at(3),
+			wantStatus: events.OrderStatusPlaced, wantCreated: at(1), wantLast: "rel", wantLastAt: at(3),
 		},
 	}
 	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
@@ -299,7 +300,7 @@ func TestProjectionConcurrentFirstEvents(t *testing.T) {
 		for i := range n {
 			got, err := p.Get(context.Background(), fmt.Sprintf("c-%d", i))
 			require.NoError(t, err)
-			require.Equal(t, orders.StatusReserved, got.Status)
+			require.Equal(t, events.OrderStatusReserved, got.Status)
 			require.Equal(t, "cust-1", got.CustomerID)
 		}
 	})
@@ -318,7 +319,7 @@ func TestProjectionList(t *testing.T) {
 		apply(t, p, mustEnv(t, events.TypeOrderConfirmed, events.OrderConfirmed{OrderID: "a2"}, "a2-ok", at(10)))
 		apply(t, p, mustEnv(t, events.TypeOrderCancelled, events.OrderCancelled{OrderID: "a4", Reason: "changed_mind"}, "a4-x", at(10)))
 
-		ids := func(os []orders.Order) []string {
+		ids := func(os []contract.OrderRecord) []string {
 			out := []string{}
 			for _, o := range os {
 				out = append(out, o.OrderID)
@@ -327,15 +328,15 @@ func TestProjectionList(t *testing.T) {
 		}
 		tests := []struct {
 			name string
-			q    orders.ListQuery
+			q    events.OrdersListQuery
 			want []string
 		}{
-			{name: "newest first", q: orders.ListQuery{CustomerID: "alice"}, want: []string{"a5", "a4", "a3", "a2", "a1"}},
-			{name: "limit", q: orders.ListQuery{CustomerID: "alice", Limit: 2}, want: []string{"a5", "a4"}},
-			{name: "status filter", q: orders.ListQuery{CustomerID: "alice", Status: orders.StatusPlaced}, want: []string{"a5", "a3", "a1"}},
-			{name: "confirmed", q: orders.ListQuery{CustomerID: "alice", Status: orders.StatusConfirmed}, want: []string{"a2"}},
-			{name: "other customer", q: orders.ListQuery{CustomerID: "bob"}, want: []string{"b1"}},
-			{name: "unknown customer", q: orders.ListQuery{CustomerID: "carol"}, want: []string{}},
+			{name: "newest first", q: events.OrdersListQuery{CustomerID: "alice"}, want: []string{"a5", "a4", "a3", "a2", "a1"}},
+			{name: "limit", q: events.OrdersListQuery{CustomerID: "alice", Limit: 2}, want: []string{"a5", "a4"}},
+			{name: "status filter", q: events.OrdersListQuery{CustomerID: "alice", Status: events.OrderStatusPlaced}, want: []string{"a5", "a3", "a1"}},
+			{name: "confirmed", q: events.OrdersListQuery{CustomerID: "alice", Status: events.OrderStatusConfirmed}, want: []string{"a2"}},
+			{name: "other customer", q: events.OrdersListQuery{CustomerID: "bob"}, want: []string{"b1"}},
+			{name: "unknown customer", q: events.OrdersListQuery{CustomerID: "carol"}, want: []string{}},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
@@ -344,7 +345,7 @@ func TestProjectionList(t *testing.T) {
 				require.Equal(t, tt.want, ids(got))
 			})
 		}
-		_, err := p.List(context.Background(), orders.ListQuery{CustomerID: "alice", Limit: orders.MaxListLimit + 1})
+		_, err := p.List(context.Background(), events.OrdersListQuery{CustomerID: "alice", Limit: events.MaxOrdersListLimit + 1})
 		require.ErrorContains(t, err, "limit")
 	})
 }
@@ -352,13 +353,13 @@ func TestProjectionList(t *testing.T) {
 func TestListQueryValidate(t *testing.T) {
 	tests := []struct {
 		name string
-		q    orders.ListQuery
+		q    events.OrdersListQuery
 		want []string
 	}{
-		{name: "minimal", q: orders.ListQuery{CustomerID: "c"}},
-		{name: "max limit", q: orders.ListQuery{CustomerID: "c", Limit: orders.MaxListLimit, Status: orders.StatusCancelled}},
-		{name: "everything wrong", q: orders.ListQuery{Status: "lost", Limit: -1}, want: []string{"customer_id: required", "status: must be", "limit: must be between 0 and 500"}},
-		{name: "limit too high", q: orders.ListQuery{CustomerID: "c", Limit: 501}, want: []string{"limit"}},
+		{name: "minimal", q: events.OrdersListQuery{CustomerID: "c"}},
+		{name: "max limit", q: events.OrdersListQuery{CustomerID: "c", Limit: events.MaxOrdersListLimit, Status: events.OrderStatusCancelled}},
+		{name: "everything wrong", q: events.OrdersListQuery{Status: "lost", Limit: -1}, want: []string{"customer_id: required", "status: must be", "limit: must be between 0 and 500"}},
+		{name: "limit too high", q: events.OrdersListQuery{CustomerID: "c", Limit: 501}, want: []string{"limit"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -372,7 +373,7 @@ func TestListQueryValidate(t *testing.T) {
 			}
 		})
 	}
-	require.ErrorContains(t, orders.GetQuery{}.Validate(), "order_id: required")
+	require.ErrorContains(t, events.OrdersGetQuery{}.Validate(), "order_id: required")
 }
 
 func TestConfigValidate(t *testing.T) {

@@ -9,77 +9,9 @@ import (
 	"time"
 
 	"github.com/sagaflow/sagaflow/amqp"
+	"github.com/sagaflow/sagaflow/contract"
 	"github.com/sagaflow/sagaflow/events"
 )
-
-// Query types the read model answers on its query queue.
-const (
-	// QueryGet (orders.get) answers with the Order.
-	QueryGet = "orders.get"
-	// QueryList (orders.list) answers with a JSON array of Order.
-	QueryList = "orders.list"
-)
-
-// Limits of orders.list.
-const (
-	// DefaultListLimit is the number of orders a list returns when its
-	// limit is zero.
-	DefaultListLimit = 20
-	// MaxListLimit is the largest limit a list accepts.
-	MaxListLimit = 500
-)
-
-// GetQuery is the payload of an orders.get query.
-type GetQuery struct {
-	OrderID string `json:"order_id"`
-}
-
-// Validate checks the order id.
-func (q GetQuery) Validate() error {
-	if q.OrderID == "" {
-		return &events.FieldError{Field: "order_id", Problem: "required"}
-	}
-	return nil
-}
-
-// ListQuery is the payload of an orders.list query.
-type ListQuery struct {
-	// CustomerID whose orders are listed. Required.
-	CustomerID string `json:"customer_id"`
-	// Status, when set, keeps only orders with that status.
-	Status Status `json:"status,omitempty"`
-	// Limit is the most orders returned, newest first: 0 means
-	// DefaultListLimit (20); at most MaxListLimit (500).
-	Limit int `json:"limit,omitempty"`
-}
-
-// Validate checks the customer id, the status and the limit.
-func (q ListQuery) Validate() error {
-	var errs []error
-	if q.CustomerID == "" {
-		errs = append(errs, &events.FieldError{Field: "customer_id", Problem: "required"})
-	}
-	if q.Status != "" && !q.Status.Valid() {
-		errs = append(errs, &events.FieldError{Field: "status", Problem: fmt.Sprintf("must be %q, %q, %q or %q, got %q",
-			StatusPlaced, StatusReserved, StatusConfirmed, StatusCancelled, q.Status)})
-	}
-	if q.Limit < 0 || q.Limit > MaxListLimit {
-		errs = append(errs, &events.FieldError{Field: "limit", Problem: fmt.Sprintf("must be between 0 and %d, got %d", MaxListLimit, q.Limit)})
-	}
-	return errors.Join(errs...)
-}
-
-func (q ListQuery) limit() int {
-	if q.Limit == 0 {
-		return DefaultListLimit
-	}
-	return q.Limit
-}
-
-func init() {
-	events.Register[GetQuery](events.KindCommand, QueryGet, 1)
-	events.Register[ListQuery](events.KindCommand, QueryList, 1)
-}
 
 // Run consumes events into the read model and answers queries until ctx
 // ends. It returns nil after a shutdown through ctx, or the first
@@ -140,7 +72,8 @@ func (p *Projection) consumers(conn *amqp.Conn) (projection, queries *amqp.Consu
 
 // ClientConfig configures a Client.
 type ClientConfig struct {
-	// Queue is the read model's query queue. Default DefaultQueryQueue.
+	// Queue is the read model's query queue. Default
+	// contract.OrdersQueryQueue ("orders.queries").
 	Queue string
 	// Source names the client in the queries' envelopes. Default "orders-client".
 	Source string
@@ -150,7 +83,7 @@ type ClientConfig struct {
 
 func (c *ClientConfig) setDefaults() {
 	if c.Queue == "" {
-		c.Queue = DefaultQueryQueue
+		c.Queue = contract.OrdersQueryQueue
 	}
 	if c.Source == "" {
 		c.Source = "orders-client"
@@ -168,7 +101,8 @@ func (c ClientConfig) Validate() error {
 	return nil
 }
 
-// Client asks the read model over RabbitMQ request-reply, for the CLI.
+// Client asks the read model over RabbitMQ request-reply, for Go programs
+// that hold an amqp.Requester.
 type Client struct {
 	r   *amqp.Requester
 	cfg ClientConfig
@@ -188,18 +122,18 @@ func NewClient(r *amqp.Requester, cfg ClientConfig) (*Client, error) {
 
 // Get returns one order; an unknown order is an error wrapping
 // ErrUnknownOrder.
-func (c *Client) Get(ctx context.Context, orderID string) (Order, error) {
-	var o Order
-	if err := c.ask(ctx, QueryGet, GetQuery{OrderID: orderID}, &o); err != nil {
-		return Order{}, err
+func (c *Client) Get(ctx context.Context, orderID string) (contract.OrderRecord, error) {
+	var o contract.OrderRecord
+	if err := c.ask(ctx, events.QueryOrdersGet, events.OrdersGetQuery{OrderID: orderID}, &o); err != nil {
+		return contract.OrderRecord{}, err
 	}
 	return o, nil
 }
 
 // List returns a customer's orders, newest first.
-func (c *Client) List(ctx context.Context, q ListQuery) ([]Order, error) {
-	var out []Order
-	if err := c.ask(ctx, QueryList, q, &out); err != nil {
+func (c *Client) List(ctx context.Context, q events.OrdersListQuery) ([]contract.OrderRecord, error) {
+	var out []contract.OrderRecord
+	if err := c.ask(ctx, events.QueryOrdersList, q, &out); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -222,7 +156,7 @@ func (e *RejectedError) Error() string {
 
 // Unwrap returns ErrUnknownOrder for an unknown order.
 func (e *RejectedError) Unwrap() error {
-	if e.Reason == ReasonUnknownOrder {
+	if e.Reason == contract.ReasonUnknownOrder {
 		return ErrUnknownOrder
 	}
 	return nil
