@@ -12,7 +12,6 @@ import (
 
 	"github.com/sagaflow/sagaflow/amqp"
 	"github.com/sagaflow/sagaflow/contract"
-	"github.com/sagaflow/sagaflow/internal/faults"
 )
 
 // Parts the worker can run; --run selects them. "services" and
@@ -66,8 +65,9 @@ type config struct {
 	MaxConcurrentWorkflows  int
 	Pollers                 int
 
-	// ActivityFaults makes activities fail at random; fault tests only.
-	ActivityFaults faults.Config
+	// ActivityFaults makes activities fail at random; it is empty unless the
+	// worker is built with the tag faults (the fault suite's build).
+	ActivityFaults activityFaults
 }
 
 // has reports whether the worker runs part p.
@@ -111,8 +111,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	maxAct := fs.String("max-concurrent-activities", env("MAX_CONCURRENT_ACTIVITIES", "200"), "activities run at once by this worker (env MAX_CONCURRENT_ACTIVITIES)")
 	maxWf := fs.String("max-concurrent-workflow-tasks", env("MAX_CONCURRENT_WORKFLOW_TASKS", "200"), "workflow tasks run at once by this worker (env MAX_CONCURRENT_WORKFLOW_TASKS)")
 	pollers := fs.String("pollers", env("TEMPORAL_POLLERS", "4"), "task queue pollers for workflow and for activity tasks (env TEMPORAL_POLLERS)")
-	activityFaults := fs.String("activity-faults", env(faults.EnvVar, ""), "FOR FAULT TESTS ONLY, never in production: make activities fail at random, "+
-		"e.g. transient=0.1,permanent=0.02,seed=42[,activities=A|B][,permanent_activities=Withdraw|Deposit]; empty disables it (env "+faults.EnvVar+")")
+	parseActivityFaults := activityFaultsFlag(fs, env)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: worker [flags]\n       worker healthcheck [--url URL]\n\n"+
 			"Runs the sagas' Temporal workflows and activities, the reply consumer, the\n"+
@@ -143,8 +142,8 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	positive("max-concurrent-activities", *maxAct, &c.MaxConcurrentActivities)
 	positive("max-concurrent-workflow-tasks", *maxWf, &c.MaxConcurrentWorkflows)
 	positive("pollers", *pollers, &c.Pollers)
-	if c.ActivityFaults, err = faults.Parse(*activityFaults); err != nil {
-		errs = append(errs, fmt.Errorf("--activity-faults: %w", err))
+	if c.ActivityFaults, err = parseActivityFaults(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Parts, err = parseParts(*parts); err != nil {
 		errs = append(errs, err)

@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/sagaflow/sagaflow/internal/faults"
 )
 
 func env(m map[string]string) func(string) string {
@@ -65,7 +63,6 @@ func TestConfigRejectsBadInput(t *testing.T) {
 		{"cert without key", nil, map[string]string{"TEMPORAL_TLS_CERT": "c.pem"}, "go together"},
 		{"log level", []string{"--log-level", "loud"}, nil, "--log-level"},
 		{"stray argument", []string{"extra"}, nil, "unexpected argument"},
-		{"bad activity faults", nil, map[string]string{"SAGAFLOW_ACTIVITY_FAULTS": "transient=2"}, "--activity-faults"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -83,22 +80,6 @@ func TestHelpDocumentsEveryFlagWithItsEnvironmentVariable(t *testing.T) {
 		"TEMPORAL_TLS_CA", "AMQP_URL", "LEDGER_DSN", "INVENTORY_DSN", "ORDERS_DSN", "TEMPORAL_TASK_QUEUE", "(default \"127.0.0.1:7233\")"} {
 		require.Contains(t, out.String(), want)
 	}
-}
-
-func TestActivityFaultsAreOffUnlessSet(t *testing.T) {
-	cfg, err := parseConfig(nil, env(nil), &bytes.Buffer{})
-	require.NoError(t, err)
-	require.False(t, cfg.ActivityFaults.Enabled())
-
-	cfg, err = parseConfig(nil, env(map[string]string{"SAGAFLOW_ACTIVITY_FAULTS": "transient=0.1,permanent=0.02,seed=42"}), &bytes.Buffer{})
-	require.NoError(t, err)
-	require.Equal(t, faults.Config{Transient: 0.1, Permanent: 0.02, Seed: 42}, cfg.ActivityFaults)
-
-	var out bytes.Buffer
-	_, err = parseConfig([]string{"--help"}, env(nil), &out)
-	require.True(t, errors.Is(err, flag.ErrHelp))
-	require.Contains(t, out.String(), "SAGAFLOW_ACTIVITY_FAULTS")
-	require.Contains(t, out.String(), "FOR FAULT TESTS ONLY")
 }
 
 func TestRunExitCodes(t *testing.T) {

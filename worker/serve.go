@@ -11,20 +11,17 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/worker"
 
 	"github.com/sagaflow/sagaflow/activities"
 	"github.com/sagaflow/sagaflow/amqp"
 	"github.com/sagaflow/sagaflow/internal/bridge"
-	"github.com/sagaflow/sagaflow/internal/faults"
 	"github.com/sagaflow/sagaflow/internal/metrics"
 	"github.com/sagaflow/sagaflow/internal/notifications"
 	"github.com/sagaflow/sagaflow/internal/redact"
@@ -250,30 +247,6 @@ func (p *process) workflows(context.Context) (part, error) {
 		w.Stop()
 		return nil
 	}}, nil
-}
-
-// faultInjector returns the interceptor that fails activities at random
-// when --activity-faults is set (fault tests only), and counts what it
-// injected on /metrics as sagaflow_injected_activity_faults_total.
-func (p *process) faultInjector() ([]interceptor.WorkerInterceptor, error) {
-	if !p.cfg.ActivityFaults.Enabled() {
-		return nil, nil
-	}
-	inj, err := faults.New(p.cfg.ActivityFaults)
-	if err != nil {
-		return nil, err
-	}
-	for kind, n := range map[string]*atomic.Int64{"transient": &inj.Stats().Transient, "permanent": &inj.Stats().Permanent} {
-		if err := p.registry.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name:        "sagaflow_injected_activity_faults_total",
-			Help:        "Activity failures injected by --activity-faults.",
-			ConstLabels: prometheus.Labels{"kind": kind},
-		}, func() float64 { return float64(n.Load()) })); err != nil {
-			return nil, err
-		}
-	}
-	p.logger.Warn("activity fault injection is on: activities fail at random (a test setting)", "faults", p.cfg.ActivityFaults.String())
-	return []interceptor.WorkerInterceptor{inj}, nil
 }
 
 func (p *process) replies(context.Context) (part, error) {

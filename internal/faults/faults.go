@@ -14,8 +14,10 @@
 // activity id and the attempt, so a run with the same seed injects the same
 // faults whatever the order in which the worker executes activities.
 //
-// It is for tests only: the worker installs it when SAGAFLOW_ACTIVITY_FAULTS
-// is set, which no deployment should do.
+// It is for tests only: only a worker built with the tag faults (as the
+// fault suite builds it, through internal/systemtest) links it, and installs
+// it when SAGAFLOW_ACTIVITY_FAULTS is set; the default build has neither the
+// variable nor the flag.
 package faults
 
 import (

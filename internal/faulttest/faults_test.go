@@ -56,7 +56,8 @@ const testDeadline = 4 * time.Minute
 
 // scenario is what distinguishes one test from another: the fault and when.
 type scenario struct {
-	workerEnv []string
+	// activityFaults makes the workers fail activities at random.
+	activityFaults faults.Config
 	// hooks returns the faults to inject during the load and describes
 	// them for the table once the load ended.
 	hooks func(f *fixture) []hook
@@ -83,7 +84,7 @@ func runScenario(t *testing.T, sc scenario) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), testDeadline)
 	defer cancel()
-	sys := systemtest.Start(t, systemtest.Options{WorkerEnv: sc.workerEnv})
+	sys := systemtest.Start(t, systemtest.Options{ActivityFaults: sc.activityFaults})
 	l := newLoad(t, sys, 42)
 	l.setUp(ctx)
 	f := &fixture{t: t, sys: sys, l: l, ctx: ctx}
@@ -160,12 +161,15 @@ func TestActivityFaults(t *testing.T) {
 		"Withdraw", "Deposit", "Refund", "ReserveInventory", "CommitInventory", "ReleaseInventory",
 	}}
 	runScenario(t, scenario{
-		workerEnv: []string{faults.EnvVar + "=" + cfg.String()},
+		activityFaults: cfg,
 		describe: func(f *fixture) string {
 			m := f.checker.metrics
-			return fmt.Sprintf("%d transient + %d permanent activity faults",
-				int64(m[`sagaflow_injected_activity_faults_total{kind="transient"}`]),
-				int64(m[`sagaflow_injected_activity_faults_total{kind="permanent"}`]))
+			transient := int64(m[`sagaflow_injected_activity_faults_total{kind="transient"}`])
+			permanent := int64(m[`sagaflow_injected_activity_faults_total{kind="permanent"}`])
+			// The worker built with the tag faults injected both kinds.
+			require.Positive(f.t, transient, "transient activity faults injected")
+			require.Positive(f.t, permanent, "permanent activity faults injected")
+			return fmt.Sprintf("%d transient + %d permanent activity faults", transient, permanent)
 		},
 	})
 }

@@ -3,7 +3,8 @@
 // host of the test's own, and worker processes built from ./worker with every
 // part (services on SQLite, workflows, replies, bridge, projection,
 // notifications). Faults are real: connections dropped with rabbitmqctl, the
-// broker restarted, worker processes killed.
+// broker restarted, worker processes killed, activities failed by workers
+// built with the tag faults (Options.ActivityFaults).
 //
 // A package using it calls Main from TestMain.
 package systemtest
@@ -32,6 +33,7 @@ import (
 
 	"github.com/sagaflow/sagaflow/amqp"
 	"github.com/sagaflow/sagaflow/events"
+	"github.com/sagaflow/sagaflow/internal/faults"
 	"github.com/sagaflow/sagaflow/internal/repo"
 	"github.com/sagaflow/sagaflow/internal/temporaltest"
 	"github.com/sagaflow/sagaflow/internal/testenv"
@@ -41,42 +43,67 @@ import (
 // removes the worker binary.
 func Main(m *testing.M) { temporaltest.Main(m) }
 
-var build struct {
+// builds holds the worker binaries built so far, one per set of build tags.
+var builds struct {
+	mu    sync.Mutex
+	byTag map[string]*workerBuild
+}
+
+type workerBuild struct {
 	once sync.Once
 	path string
 	err  error
 }
 
-// workerBinary builds ./worker once per test binary.
-func workerBinary(t testing.TB) string {
+// workerBinary builds ./worker with the given build tags (comma-separated,
+// or empty) once per test binary.
+func workerBinary(t testing.TB, tags string) string {
 	t.Helper()
-	build.once.Do(func() {
+	builds.mu.Lock()
+	if builds.byTag == nil {
+		builds.byTag = map[string]*workerBuild{}
+	}
+	b, ok := builds.byTag[tags]
+	if !ok {
+		b = &workerBuild{}
+		builds.byTag[tags] = b
+	}
+	builds.mu.Unlock()
+	b.once.Do(func() {
 		root, err := repo.Root()
 		if err != nil {
-			build.err = err
+			b.err = err
 			return
 		}
 		dir, err := os.MkdirTemp("", "sagaflow-systemtest-")
 		if err != nil {
-			build.err = err
+			b.err = err
 			return
 		}
 		temporaltest.AtExit(func() { _ = os.RemoveAll(dir) })
-		build.path = filepath.Join(dir, "worker")
-		cmd := exec.Command("go", "build", "-o", build.path, "./worker")
+		b.path = filepath.Join(dir, "worker")
+		args := []string{"build", "-o", b.path}
+		if tags != "" {
+			args = append(args, "-tags", tags)
+		}
+		cmd := exec.Command("go", append(args, "./worker")...)
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
-			build.err = fmt.Errorf("go build ./worker: %v\n%s", err, out)
+			b.err = fmt.Errorf("go %s ./worker: %v\n%s", strings.Join(args, " "), err, out)
 		}
 	})
-	require.NoError(t, build.err)
-	return build.path
+	require.NoError(t, b.err)
+	return b.path
 }
 
 // Options configure a System.
 type Options struct {
 	// WorkerEnv adds KEY=VALUE environment entries to every worker process.
 	WorkerEnv []string
+	// ActivityFaults, when enabled, makes the workers fail activities at
+	// random. They are then built with the tag faults: a worker built
+	// without it cannot inject faults.
+	ActivityFaults faults.Config
 }
 
 // System is one isolated deployment of the project for a test.
@@ -120,7 +147,7 @@ func Start(t testing.TB, opts Options) *System {
 	s := &System{
 		t:               t,
 		opts:            opts,
-		bin:             workerBinary(t),
+		bin:             workerBinary(t, opts.workerTags()),
 		Temporal:        srv.Client(),
 		TemporalAddress: srv.FrontendHostPort(),
 		TaskQueue:       temporaltest.TaskQueue(t),
@@ -150,6 +177,14 @@ func Start(t testing.TB, opts Options) *System {
 	t.Cleanup(s.stopWorkers)
 	s.StartWorker()
 	return s
+}
+
+// workerTags are the build tags of the workers.
+func (o Options) workerTags() string {
+	if o.ActivityFaults.Enabled() {
+		return "faults"
+	}
+	return ""
 }
 
 func rabbitmqctl(t testing.TB, args ...string) {
@@ -195,6 +230,9 @@ func (s *System) StartWorker() *Worker {
 		"LOG_LEVEL=warn",
 		"SHUTDOWN_GRACE=10s",
 	)
+	if s.opts.ActivityFaults.Enabled() {
+		w.cmd.Env = append(w.cmd.Env, faults.EnvVar+"="+s.opts.ActivityFaults.String())
+	}
 	w.cmd.Env = append(w.cmd.Env, s.opts.WorkerEnv...)
 	w.cmd.Stdout, w.cmd.Stderr = logFile, logFile
 	require.NoError(s.t, w.cmd.Start())
