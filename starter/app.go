@@ -2,15 +2,11 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"os"
 	"strings"
 	"time"
 
@@ -20,6 +16,7 @@ import (
 	"github.com/sagaflow/sagaflow/amqp"
 	"github.com/sagaflow/sagaflow/events"
 	"github.com/sagaflow/sagaflow/internal/redact"
+	"github.com/sagaflow/sagaflow/internal/temporaltls"
 )
 
 // source is the envelope source of everything the CLI sends.
@@ -62,7 +59,9 @@ func (a *app) temporalClient(ctx context.Context) (client.Client, error) {
 	if a.temporal != nil {
 		return a.temporal, nil
 	}
-	tlsCfg, err := a.temporalTLS()
+	tlsCfg, err := temporaltls.Config{
+		CAFile: a.cfg.TLSCA, CertFile: a.cfg.TLSCert, KeyFile: a.cfg.TLSKey, ServerName: a.cfg.TLSServerName,
+	}.Client(a.cfg.Address)
 	if err != nil {
 		return nil, err
 	}
@@ -80,42 +79,6 @@ func (a *app) temporalClient(ctx context.Context) (client.Client, error) {
 	a.temporal = c
 	a.closers = append(a.closers, c.Close)
 	return c, nil
-}
-
-// temporalTLS is nil (plaintext) unless a CA or a client certificate is set.
-func (a *app) temporalTLS() (*tls.Config, error) {
-	c := a.cfg
-	if c.TLSCA == "" && c.TLSCert == "" {
-		return nil, nil
-	}
-	serverName := c.TLSServerName
-	if serverName == "" {
-		host, _, err := net.SplitHostPort(c.Address)
-		if err != nil {
-			host = c.Address
-		}
-		serverName = host
-	}
-	t := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: serverName}
-	if c.TLSCA != "" {
-		pem, err := os.ReadFile(c.TLSCA)
-		if err != nil {
-			return nil, fmt.Errorf("--tls-ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--tls-ca %s: no PEM certificate found", c.TLSCA)
-		}
-		t.RootCAs = pool
-	}
-	if c.TLSCert != "" {
-		cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
-		if err != nil {
-			return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
-		}
-		t.Certificates = []tls.Certificate{cert}
-	}
-	return t, nil
 }
 
 // broker dials RabbitMQ once, within --dial-timeout.

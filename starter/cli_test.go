@@ -74,6 +74,7 @@ func TestUnreachableServersFailFastWithOneLine(t *testing.T) {
 	}{
 		{"rabbitmq", []string{"account", "balance", "alice"}, "cannot reach RabbitMQ at amqp://guest:***@127.0.0.1:1/"},
 		{"temporal", []string{"status", "transfer-x"}, "cannot reach Temporal at 127.0.0.1:1 (namespace default)"},
+		{"temporal TLS CA", []string{"status", "transfer-x", "--tls-ca", "/nonexistent/ca.pem"}, "temporal TLS CA: open /nonexistent/ca.pem"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
-	"os"
+	"log/slog"
 	"path/filepath"
 	"testing"
 	"time"
@@ -89,19 +89,8 @@ func TestRunExitCodes(t *testing.T) {
 	require.Contains(t, stderr.String(), `worker: --run: unknown part "nope"`)
 }
 
-func TestTemporalTLSConfig(t *testing.T) {
-	cfg := config{TemporalAddress: "temporal.example:7233"}
-	tlsCfg, err := temporalTLS(cfg)
-	require.NoError(t, err)
-	require.Nil(t, tlsCfg, "no certificates: plaintext")
-
-	cfg.TemporalTLSCA = filepath.Join(t.TempDir(), "missing.pem")
-	_, err = temporalTLS(cfg)
-	require.ErrorContains(t, err, "TEMPORAL_TLS_CA")
-
-	bad := filepath.Join(t.TempDir(), "bad.pem")
-	require.NoError(t, os.WriteFile(bad, []byte("not a certificate"), 0o600))
-	cfg.TemporalTLSCA = bad
-	_, err = temporalTLS(cfg)
-	require.ErrorContains(t, err, "no PEM certificate")
+func TestTemporalTLSFilesAreReadBeforeDialling(t *testing.T) {
+	cfg := config{TemporalAddress: "127.0.0.1:1", TemporalNamespace: "default", TemporalTLSCA: filepath.Join(t.TempDir(), "missing.pem")}
+	_, err := dialTemporal(cfg, slog.New(slog.DiscardHandler), nil)
+	require.ErrorContains(t, err, "temporal TLS CA: open "+cfg.TemporalTLSCA)
 }
