@@ -4,9 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"go.temporal.io/sdk/activity"
-
-	"github.com/sagaflow/sagaflow/amqp"
 	"github.com/sagaflow/sagaflow/events"
 )
 
@@ -29,7 +26,6 @@ type TransferEvent struct {
 // PublishTransferEvent publishes the transfer saga's own outcome event on the
 // event exchange with a deterministic id.
 func (a *Activities) PublishTransferEvent(ctx context.Context, ev TransferEvent) error {
-	wfID := activity.GetInfo(ctx).WorkflowExecution.ID
 	money := events.Money{Amount: ev.Amount, Currency: ev.Currency}
 	var data events.Payload
 	switch ev.Type {
@@ -40,18 +36,5 @@ func (a *Activities) PublishTransferEvent(ctx context.Context, ev TransferEvent)
 	default:
 		return nonRetryable(fmt.Errorf("publish transfer event: unexpected type %q", ev.Type), ErrTypeInvalidEvent)
 	}
-	env, err := events.New(ev.Type, "workflow/"+wfID, data,
-		events.WithID(events.DeterministicID(wfID, ev.Step)),
-		events.WithCorrelationID(wfID), events.WithSubject(ev.TransferID))
-	if err != nil {
-		return nonRetryable(fmt.Errorf("build %s for %s: %w", ev.Type, wfID, err), ErrTypeInvalidEvent)
-	}
-	msg, err := amqp.MessageFromEnvelope(env)
-	if err != nil {
-		return nonRetryable(err, ErrTypeInvalidEvent)
-	}
-	if err := a.publisher.Publish(ctx, msg); err != nil {
-		return fmt.Errorf("publish %s %s: %w", ev.Type, env.ID, err)
-	}
-	return nil
+	return a.publishSagaEvent(ctx, ev.Type, ev.Step, ev.TransferID, data)
 }

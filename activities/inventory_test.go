@@ -107,25 +107,39 @@ func TestReservationRejection(t *testing.T) {
 	}
 }
 
-func TestPublishReservationFailedAndOrderEvents(t *testing.T) {
+// TestSagaEventsArePublishedAlike: every event a saga publishes itself goes
+// through one path: its source and correlation id are the workflow, its
+// subject the saga's entity, its id derived from the step; without a step it
+// is refused, not published under an id every step would share.
+func TestSagaEventsArePublishedAlike(t *testing.T) {
 	tests := []struct {
-		name string
-		run  func(a *Activities) any
-		arg  any
-		typ  string
-		step string
-		want events.Payload
+		name    string
+		run     func(a *Activities) any
+		arg     any
+		typ     string
+		step    string
+		want    events.Payload
+		subject string
+		noStep  any
 	}{
 		{"reservation failed", func(a *Activities) any { return a.PublishReservationFailed },
 			ReservationFailedEvent{Step: "publish-reservation-failed", ReservationID: "r-1", OrderID: "o-1", Reason: events.ReasonUnknownSKU, FailedLines: []events.StockLine{{SKU: "x", Quantity: 1}}},
 			events.TypeInventoryReservationFailed, "publish-reservation-failed",
-			events.InventoryReservationFailed{ReservationID: "r-1", OrderID: "o-1", Reason: events.ReasonUnknownSKU, FailedLines: []events.StockLine{{SKU: "x", Quantity: 1}}}},
+			events.InventoryReservationFailed{ReservationID: "r-1", OrderID: "o-1", Reason: events.ReasonUnknownSKU, FailedLines: []events.StockLine{{SKU: "x", Quantity: 1}}},
+			"r-1", ReservationFailedEvent{ReservationID: "r-1", OrderID: "o-1", Reason: events.ReasonUnknownSKU, FailedLines: []events.StockLine{{SKU: "x", Quantity: 1}}}},
 		{"order confirmed", func(a *Activities) any { return a.PublishOrderEvent },
 			OrderEvent{Step: "publish-outcome", Type: events.TypeOrderConfirmed, OrderID: "o-1"},
-			events.TypeOrderConfirmed, "publish-outcome", events.OrderConfirmed{OrderID: "o-1"}},
+			events.TypeOrderConfirmed, "publish-outcome", events.OrderConfirmed{OrderID: "o-1"},
+			"o-1", OrderEvent{Type: events.TypeOrderConfirmed, OrderID: "o-1"}},
 		{"order cancelled", func(a *Activities) any { return a.PublishOrderEvent },
 			OrderEvent{Step: "publish-outcome", Type: events.TypeOrderCancelled, OrderID: "o-1", Reason: "insufficient_funds", FailedStep: "payment"},
-			events.TypeOrderCancelled, "publish-outcome", events.OrderCancelled{OrderID: "o-1", Reason: "insufficient_funds", FailedStep: "payment"}},
+			events.TypeOrderCancelled, "publish-outcome", events.OrderCancelled{OrderID: "o-1", Reason: "insufficient_funds", FailedStep: "payment"},
+			"o-1", OrderEvent{Type: events.TypeOrderCancelled, OrderID: "o-1", Reason: "insufficient_funds"}},
+		{"transfer completed", func(a *Activities) any { return a.PublishTransferEvent },
+			TransferEvent{Step: "publish-outcome", Type: events.TypeTransferCompleted, TransferID: "t-1", SourceAccountID: "a", TargetAccountID: "b", Amount: 10, Currency: "EUR"},
+			events.TypeTransferCompleted, "publish-outcome",
+			events.TransferCompleted{TransferID: "t-1", SourceAccountID: "a", TargetAccountID: "b", Amount: events.Money{Amount: 10, Currency: "EUR"}},
+			"t-1", TransferEvent{Type: events.TypeTransferCompleted, TransferID: "t-1", SourceAccountID: "a", TargetAccountID: "b", Amount: 10, Currency: "EUR"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -145,7 +159,16 @@ func TestPublishReservationFailedAndOrderEvents(t *testing.T) {
 			got, payload, err := events.Decode(m.Body)
 			require.NoError(t, err)
 			require.Equal(t, events.DeterministicID(got.CorrelationID, tc.step), got.ID)
+			require.Equal(t, "workflow/"+got.CorrelationID, got.Source)
+			require.Equal(t, tc.subject, got.Subject)
 			require.Equal(t, tc.want, payload)
+
+			_, err = env.ExecuteActivity(tc.run(a), tc.noStep)
+			var appErr *temporal.ApplicationError
+			require.True(t, errors.As(err, &appErr), "%v", err)
+			require.True(t, appErr.NonRetryable())
+			require.ErrorContains(t, err, "step is required")
+			require.Len(t, pub.msgs, 2, "nothing published without a step")
 		})
 	}
 }
