@@ -14,8 +14,12 @@ import (
 	"github.com/sagaflow/sagaflow/contract"
 )
 
-// Parts the worker can run; --run selects them. "services" and
-// "orchestration" name the two halves that scale separately.
+// Parts the worker can run; --run selects them. The groups "orchestration"
+// and "services" are the two halves that scale separately and together make
+// "all": orchestration is what talks to Temporal (workflows, activities and
+// their replies, the bridge that starts sagas); services is what needs only
+// the broker and its own database: the participant services and the event
+// subscribers (the orders read model, notifications).
 const (
 	partWorkflows     = "workflows"
 	partReplies       = "replies"
@@ -31,7 +35,7 @@ var allParts = []string{partWorkflows, partReplies, partBridge, partLedger, part
 var partGroups = map[string][]string{
 	"all":           allParts,
 	"orchestration": {partWorkflows, partReplies, partBridge},
-	"services":      {partLedger, partInventory, partProjection},
+	"services":      {partLedger, partInventory, partProjection, partNotifications},
 }
 
 // config is the worker's configuration, read from flags whose defaults come
@@ -103,7 +107,9 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	str(&c.LedgerDSN, "ledger-dsn", "LEDGER_DSN", ".data/ledger.db", "ledger database: a SQLite file path or a postgres:// DSN")
 	str(&c.InventoryDSN, "inventory-dsn", "INVENTORY_DSN", ".data/inventory.db", "inventory database: a SQLite file path or a postgres:// DSN")
 	str(&c.OrdersDSN, "orders-dsn", "ORDERS_DSN", ".data/orders.db", "orders read model database: a SQLite file path or a postgres:// DSN")
-	parts := fs.String("run", env("WORKER_RUN", "all"), "comma-separated parts to run: "+strings.Join(allParts, ", ")+", or the groups all, orchestration ("+strings.Join(partGroups["orchestration"], ",")+"), services ("+strings.Join(partGroups["services"], ",")+") (env WORKER_RUN)")
+	parts := fs.String("run", env("WORKER_RUN", "all"), "comma-separated parts to run: "+strings.Join(allParts, ", ")+", or the groups all, "+
+		"orchestration ("+strings.Join(partGroups["orchestration"], ",")+": the parts that use Temporal), "+
+		"services ("+strings.Join(partGroups["services"], ",")+": the participant services and event subscribers) (env WORKER_RUN)")
 	str(&c.HTTPAddr, "http-addr", "METRICS_ADDR", "127.0.0.1:9090", "address of the /metrics (Prometheus) and /healthz endpoints; empty disables them")
 	grace := fs.String("shutdown-grace", env("SHUTDOWN_GRACE", "30s"), "on SIGINT/SIGTERM, how long running activities and handlers may take to finish (env SHUTDOWN_GRACE)")
 	str(&c.LogLevel, "log-level", "LOG_LEVEL", "info", "log level: debug, info, warn or error")

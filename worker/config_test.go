@@ -6,6 +6,7 @@ import (
 	"flag"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -41,7 +42,41 @@ func TestConfigDefaultsAndEnvironment(t *testing.T) {
 	require.Equal(t, "from-flag", cfg.TaskQueue, "a flag wins over the environment")
 	require.Equal(t, "amqps://u:p@mq:5671/", cfg.AMQPURL)
 	require.Equal(t, "postgres://db/ledger", cfg.LedgerDSN)
-	require.Equal(t, []string{partInventory, partLedger, partProjection}, cfg.Parts)
+	require.Equal(t, []string{partInventory, partLedger, partNotifications, partProjection}, cfg.Parts)
+}
+
+func TestRunGroupsExpand(t *testing.T) {
+	cases := []struct {
+		run  string
+		want []string
+	}{
+		{"orchestration", []string{partBridge, partReplies, partWorkflows}},
+		{"services", []string{partInventory, partLedger, partNotifications, partProjection}},
+		{"orchestration,services", allPartsSorted()},
+		{"services, workflows", []string{partInventory, partLedger, partNotifications, partProjection, partWorkflows}},
+		{"notifications,notifications", []string{partNotifications}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.run, func(t *testing.T) {
+			got, err := parseParts(tc.run)
+			require.NoError(t, err)
+			require.Equal(t, tc.want, got)
+		})
+	}
+}
+
+// TestEveryPartIsInOneHalf: a deployment of orchestration and services
+// workers runs every part, each in one kind of worker only.
+func TestEveryPartIsInOneHalf(t *testing.T) {
+	for _, p := range allParts {
+		in := 0
+		for _, g := range []string{"orchestration", "services"} {
+			if slices.Contains(partGroups[g], p) {
+				in++
+			}
+		}
+		require.Equal(t, 1, in, "part %s is in %d of orchestration and services", p, in)
+	}
 }
 
 func allPartsSorted() []string {
@@ -77,7 +112,8 @@ func TestHelpDocumentsEveryFlagWithItsEnvironmentVariable(t *testing.T) {
 	_, err := parseConfig([]string{"--help"}, env(nil), &out)
 	require.True(t, errors.Is(err, flag.ErrHelp))
 	for _, want := range []string{"TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "TEMPORAL_TLS_CERT", "TEMPORAL_TLS_KEY",
-		"TEMPORAL_TLS_CA", "AMQP_URL", "LEDGER_DSN", "INVENTORY_DSN", "ORDERS_DSN", "TEMPORAL_TASK_QUEUE", "(default \"127.0.0.1:7233\")"} {
+		"TEMPORAL_TLS_CA", "AMQP_URL", "LEDGER_DSN", "INVENTORY_DSN", "ORDERS_DSN", "TEMPORAL_TASK_QUEUE", "(default \"127.0.0.1:7233\")",
+		"orchestration (workflows,replies,bridge:", "services (ledger,inventory,projection,notifications:"} {
 		require.Contains(t, out.String(), want)
 	}
 }
