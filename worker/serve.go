@@ -39,12 +39,14 @@ type part struct {
 }
 
 // process holds what the parts share: one broker connection, one Temporal
-// client (when a part needs it), the metrics registry and the logger.
+// client (when a part needs it), one set of activities (when workflows or
+// replies run), the metrics registry and the logger.
 type process struct {
 	cfg      config
 	logger   *slog.Logger
 	conn     *amqp.Conn
 	temporal client.Client
+	acts     *activities.Activities
 	registry *prometheus.Registry
 	closers  []func() error
 }
@@ -211,17 +213,28 @@ func (p *process) bridge(context.Context) (part, error) {
 	return part{partBridge, func(ctx context.Context) error { return b.Run(ctx, p.conn) }}, nil
 }
 
-func (p *process) newActivities() (*activities.Activities, error) {
+// activities returns the process's activities, built with their publisher on
+// first use: the workflows part runs them and the replies part completes
+// them, and a worker running both needs one of each.
+func (p *process) activities() (*activities.Activities, error) {
+	if p.acts != nil {
+		return p.acts, nil
+	}
 	pub, err := p.conn.NewPublisher(amqp.PublisherConfig{})
 	if err != nil {
 		return nil, err
 	}
 	p.closers = append(p.closers, pub.Close)
-	return activities.New(activities.Config{ReplyQueue: p.cfg.ReplyQueue}, pub, p.temporal, p.logger.With("component", "activities"))
+	acts, err := activities.New(activities.Config{ReplyQueue: p.cfg.ReplyQueue}, pub, p.temporal, p.logger.With("component", "activities"))
+	if err != nil {
+		return nil, err
+	}
+	p.acts = acts
+	return acts, nil
 }
 
 func (p *process) workflows(context.Context) (part, error) {
-	acts, err := p.newActivities()
+	acts, err := p.activities()
 	if err != nil {
 		return part{}, err
 	}
@@ -250,7 +263,7 @@ func (p *process) workflows(context.Context) (part, error) {
 }
 
 func (p *process) replies(context.Context) (part, error) {
-	acts, err := p.newActivities()
+	acts, err := p.activities()
 	if err != nil {
 		return part{}, err
 	}
