@@ -1,7 +1,6 @@
 package compose_test
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -12,18 +11,20 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/compose-spec/compose-go/v2/loader"
+	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
-	"gopkg.in/yaml.v3"
 
 	"github.com/sagaflow/sagaflow/contract"
+	"github.com/sagaflow/sagaflow/internal/repo"
 	"github.com/sagaflow/sagaflow/internal/temporaltest"
 	"github.com/sagaflow/sagaflow/internal/testenv"
 )
@@ -38,154 +39,94 @@ const (
 	svcWorker           = "worker"
 )
 
-// Compose's depends_on conditions.
-const (
-	healthy   = "service_healthy"
-	completed = "service_completed_successfully"
+var (
+	root string
+	// workerBin is ./worker, built once for the tests that run it.
+	workerBin string
 )
 
-var binDir string
-
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "sagaflow-compose-")
+	code, err := run(m)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "compose:", err)
-		os.Exit(2)
+		code = 2
 	}
-	binDir = dir
-	code := m.Run()
-	_ = os.RemoveAll(dir)
 	os.Exit(code)
 }
 
-// composeFile is the part of the Compose file model the tests read.
-type composeFile struct {
-	Name     string             `yaml:"name"`
-	Services map[string]service `yaml:"services"`
-	Volumes  map[string]any     `yaml:"volumes"`
-}
-
-type service struct {
-	Image string `yaml:"image"`
-	Build *build `yaml:"build"`
-	// DependsOn must be the long form: the short form (a list) has no
-	// conditions, so it orders container starts, not readiness.
-	DependsOn       map[string]dependency `yaml:"depends_on"`
-	Environment     environment           `yaml:"environment"`
-	Ports           []string              `yaml:"ports"`
-	Volumes         []string              `yaml:"volumes"`
-	Healthcheck     *healthcheck          `yaml:"healthcheck"`
-	Entrypoint      stringList            `yaml:"entrypoint"`
-	Command         stringList            `yaml:"command"`
-	Restart         string                `yaml:"restart"`
-	StopGracePeriod string                `yaml:"stop_grace_period"`
-}
-
-type dependency struct {
-	Condition string `yaml:"condition"`
-}
-
-type healthcheck struct {
-	Test        stringList `yaml:"test"`
-	Interval    string     `yaml:"interval"`
-	Timeout     string     `yaml:"timeout"`
-	Retries     int        `yaml:"retries"`
-	StartPeriod string     `yaml:"start_period"`
-	Disable     bool       `yaml:"disable"`
-}
-
-// build is `build: <context>` or `build: {context, dockerfile}`.
-type build struct {
-	Context    string `yaml:"context"`
-	Dockerfile string `yaml:"dockerfile"`
-}
-
-func (b *build) UnmarshalYAML(n *yaml.Node) error {
-	if n.Kind == yaml.ScalarNode {
-		b.Context = n.Value
-		return nil
+func run(m *testing.M) (int, error) {
+	var err error
+	if root, err = repo.Root(); err != nil {
+		return 0, err
 	}
-	type plain build
-	return n.Decode((*plain)(b))
+	dir, err := os.MkdirTemp("", "sagaflow-compose-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(dir)
+	workerBin = filepath.Join(dir, "worker")
+	cmd := exec.Command("go", "build", "-o", workerBin, "./worker")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("go build ./worker: %v\n%s", err, out)
+	}
+	return m.Run(), nil
 }
 
-// environment is `KEY: value` or a list of `KEY=value`.
-type environment map[string]string
-
-func (e *environment) UnmarshalYAML(n *yaml.Node) error {
-	*e = environment{}
-	if n.Kind == yaml.SequenceNode {
-		var list []string
-		if err := n.Decode(&list); err != nil {
-			return err
-		}
-		for _, kv := range list {
-			k, v, _ := strings.Cut(kv, "=")
-			(*e)[k] = v
-		}
-		return nil
-	}
-	var m map[string]string
-	if err := n.Decode(&m); err != nil {
-		return err
-	}
-	for k, v := range m {
-		(*e)[k] = v
-	}
-	return nil
-}
-
-// stringList is a list of strings or one string.
-type stringList []string
-
-func (s *stringList) UnmarshalYAML(n *yaml.Node) error {
-	if n.Kind == yaml.ScalarNode {
-		*s = stringList{n.Value}
-		return nil
-	}
-	var list []string
-	if err := n.Decode(&list); err != nil {
-		return err
-	}
-	*s = list
-	return nil
-}
-
-func repoRoot(t *testing.T) string {
+// project loads docker-compose.yml as `docker compose` does, with every
+// profile on, and fails the test on what Compose would refuse: a schema
+// error, a dependency on an unknown service, an undeclared volume.
+//
+// The environment is empty rather than the shell's, and the file may
+// interpolate nothing from it: a `$NAME` meant for a container's shell
+// (written `$$NAME`) would otherwise be replaced on the host.
+func project(t *testing.T) *types.Project {
 	t.Helper()
-	dir, err := os.Getwd()
+	var interpolated []string
+	opts, err := cli.NewProjectOptions(
+		[]string{filepath.Join(root, "docker-compose.yml")},
+		cli.WithWorkingDirectory(root),
+		cli.WithProfiles([]string{"*"}),
+		cli.WithLoadOptions(func(o *loader.Options) {
+			// Unset while the files are read; set for loading them.
+			if o.Interpolate == nil {
+				return
+			}
+			o.Interpolate.LookupValue = func(name string) (string, bool) {
+				interpolated = append(interpolated, name)
+				return "", false
+			}
+		}),
+	)
 	require.NoError(t, err)
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		require.NotEqual(t, dir, parent, "go.mod not found above the test's directory")
-		dir = parent
-	}
+	p, err := opts.LoadProject(t.Context())
+	require.NoError(t, err, "docker-compose.yml")
+	require.Empty(t, interpolated, "docker-compose.yml interpolates variables of the shell running `docker compose`; write $$ for a container's shell")
+	return p
 }
 
-func loadCompose(t *testing.T) composeFile {
+func service(t *testing.T, p *types.Project, name string) types.ServiceConfig {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(repoRoot(t), "docker-compose.yml"))
+	s, err := p.GetService(name)
 	require.NoError(t, err)
-	var f composeFile
-	require.NoError(t, yaml.Unmarshal(b, &f), "docker-compose.yml")
-	require.NotEmpty(t, f.Services, "docker-compose.yml has no services")
-	return f
-}
-
-func (f composeFile) service(t *testing.T, name string) service {
-	t.Helper()
-	s, ok := f.Services[name]
-	require.True(t, ok, "docker-compose.yml has no service %q", name)
 	return s
 }
 
-// TestServices checks that every part of the deployment is there, from the
-// images the design names.
+// ports lists a service's port mappings as "published:target".
+func ports(s types.ServiceConfig) []string {
+	var out []string
+	for _, p := range s.Ports {
+		out = append(out, fmt.Sprintf("%s:%d", p.Published, p.Target))
+	}
+	return out
+}
+
+var versionTag = regexp.MustCompile(`^[0-9]+(\.[0-9]+)*([.-][A-Za-z0-9.-]+)?$`)
+
+// TestServices checks that every service runs a pinned image of the
+// expected repository, or is built here, and publishes its ports.
 func TestServices(t *testing.T) {
-	f := loadCompose(t)
+	p := project(t)
 	tests := []struct {
 		service string
 		// repo is the image repository, empty for a service built here.
@@ -194,74 +135,40 @@ func TestServices(t *testing.T) {
 		tagSuffix string
 		ports     []string
 	}{
-		{service: svcPostgres, repo: "postgres"},
+		{service: svcPostgres, repo: "postgres", ports: []string{"5432:5432"}},
 		{service: svcTemporal, repo: "temporalio/auto-setup", ports: []string{"7233:7233"}},
 		{service: svcSearchAttributes, repo: "temporalio/admin-tools"},
 		{service: svcUI, repo: "temporalio/ui", ports: []string{"8080:8080"}},
 		// The management tag has the management plugin (UI on 15672) on.
 		{service: svcRabbitMQ, repo: "rabbitmq", tagSuffix: "-management", ports: []string{"5672:5672", "15672:15672"}},
-		{service: svcWorker},
+		{service: svcWorker, ports: []string{"9090:9090"}},
 	}
 	var names []string
 	for _, tt := range tests {
 		names = append(names, tt.service)
 		t.Run(tt.service, func(t *testing.T) {
-			s := f.service(t, tt.service)
+			s := service(t, p, tt.service)
 			if tt.repo == "" {
 				require.NotNil(t, s.Build, "built from this repository")
 				require.Empty(t, s.Image)
-				dockerfile := s.Build.Dockerfile
-				if dockerfile == "" {
-					dockerfile = "Dockerfile"
-				}
-				require.FileExists(t, filepath.Join(repoRoot(t), s.Build.Context, dockerfile))
+				require.FileExists(t, filepath.Join(s.Build.Context, s.Build.Dockerfile))
 			} else {
 				repo, tag, _ := strings.Cut(s.Image, ":")
 				require.Equal(t, tt.repo, repo, "image %s", s.Image)
+				require.Regexp(t, versionTag, tag, "image %s is not pinned to a version", s.Image)
 				require.True(t, strings.HasSuffix(tag, tt.tagSuffix), "image %s: tag must end with %q", s.Image, tt.tagSuffix)
 			}
-			for _, p := range tt.ports {
-				require.Contains(t, s.Ports, p)
-			}
-			for _, v := range s.Volumes {
-				src, _, _ := strings.Cut(v, ":")
-				if src != "" && !strings.ContainsAny(src[:1], "./~$") {
-					require.Contains(t, f.Volumes, src, "named volume %q is not declared", src)
-				}
-			}
+			require.ElementsMatch(t, tt.ports, ports(s))
 		})
 	}
-	for name := range f.Services {
-		require.Contains(t, names, name, "service %q is not checked by this test", name)
-	}
-	ui := f.service(t, svcUI)
-	require.Equal(t, "temporal:7233", ui.Environment["TEMPORAL_ADDRESS"], "the UI reaches the Temporal frontend")
-}
+	require.ElementsMatch(t, names, p.ServiceNames(), "every service is checked by this test")
+	require.Equal(t, "temporal:7233", service(t, p, svcUI).Environment.ToMapping()["TEMPORAL_ADDRESS"], "the UI reaches the Temporal frontend")
 
-var versionTag = regexp.MustCompile(`^[0-9]+(\.[0-9]+)*([.-][A-Za-z0-9.-]+)?$`)
-
-// TestImagesPinned checks that every image names a version, so that a
-// `docker compose pull` never changes what runs, and that the Temporal
-// images agree with each other and with the pinned Temporal CLI whose dev
-// server the tests use.
-func TestImagesPinned(t *testing.T) {
-	f := loadCompose(t)
-	for name, s := range f.Services {
-		if s.Image == "" {
-			continue
-		}
-		_, tag, ok := strings.Cut(s.Image, ":")
-		require.True(t, ok, "%s: image %s has no tag", name, s.Image)
-		require.NotEqual(t, "latest", tag, "%s: image %s", name, s.Image)
-		require.Regexp(t, versionTag, tag, "%s: image %s is not pinned to a version", name, s.Image)
-	}
-
-	server := imageTag(f.service(t, svcTemporal).Image)
-	admin := imageTag(f.service(t, svcSearchAttributes).Image)
+	server := imageTag(service(t, p, svcTemporal).Image)
+	admin := imageTag(service(t, p, svcSearchAttributes).Image)
 	require.True(t, admin == server || strings.HasPrefix(admin, server+"-"),
 		"admin-tools %s is not the release of the server %s", admin, server)
-
-	t.Run("same as the dev server of the tests", func(t *testing.T) {
+	t.Run("same Temporal as the dev server of the tests", func(t *testing.T) {
 		cli, ok := temporaltest.CLIPath()
 		if !ok {
 			testenv.Unavailable(t, "Temporal CLI", "run `make temporal`")
@@ -272,7 +179,7 @@ func TestImagesPinned(t *testing.T) {
 		m := regexp.MustCompile(`Server ([0-9.]+), UI ([0-9.]+)`).FindStringSubmatch(string(out))
 		require.NotNil(t, m, "unexpected `temporal --version` output %q", out)
 		require.Equal(t, m[1], server, "temporalio/auto-setup")
-		require.Equal(t, m[2], imageTag(f.service(t, svcUI).Image), "temporalio/ui")
+		require.Equal(t, m[2], imageTag(service(t, p, svcUI).Image), "temporalio/ui")
 	})
 }
 
@@ -281,33 +188,55 @@ func imageTag(image string) string {
 	return tag
 }
 
-// TestHealthChecks checks that every long-running service the others wait
-// for has a health check Compose can run.
+// TestHealthChecks checks that the services the others wait for have a
+// health check, that the others wait for it, and that healthy means usable.
 func TestHealthChecks(t *testing.T) {
-	f := loadCompose(t)
+	p := project(t)
 	for _, name := range []string{svcPostgres, svcTemporal, svcRabbitMQ, svcWorker} {
-		t.Run(name, func(t *testing.T) {
-			hc := f.service(t, name).Healthcheck
-			require.NotNil(t, hc, "no healthcheck")
-			require.False(t, hc.Disable)
-			require.GreaterOrEqual(t, len(hc.Test), 2, "healthcheck test %q", hc.Test)
-			require.Contains(t, []string{"CMD", "CMD-SHELL"}, hc.Test[0], "healthcheck test %q", hc.Test)
-			for field, v := range map[string]string{"interval": hc.Interval, "timeout": hc.Timeout, "start_period": hc.StartPeriod} {
-				if v == "" {
-					continue
-				}
-				d, err := time.ParseDuration(v)
-				require.NoError(t, err, field)
-				require.Positive(t, d, field)
-			}
-			require.Positive(t, hc.Retries)
-		})
+		test := healthcheck(t, service(t, p, name))
+		require.Contains(t, []string{"CMD", "CMD-SHELL"}, test[0], "%s: healthcheck test %q", name, test)
 	}
-	// Healthy must mean usable: the Temporal server is only usable once
-	// auto-setup has registered the namespace the others use.
-	temporal := f.service(t, svcTemporal)
-	require.Equal(t, []string{"CMD", "temporal", "operator", "namespace", "describe"}, []string(temporal.Healthcheck.Test[:5]))
-	require.Equal(t, temporal.Environment["DEFAULT_NAMESPACE"], flagValue(temporal.Healthcheck.Test, "--namespace"))
+
+	healthy, completed := types.ServiceConditionHealthy, types.ServiceConditionCompletedSuccessfully
+	want := map[string]map[string]string{
+		svcPostgres:         {},
+		svcRabbitMQ:         {},
+		svcTemporal:         {svcPostgres: healthy},
+		svcSearchAttributes: {svcTemporal: healthy},
+		svcUI:               {svcTemporal: healthy},
+		svcWorker:           {svcPostgres: healthy, svcRabbitMQ: healthy, svcTemporal: healthy, svcSearchAttributes: completed},
+	}
+	for name, deps := range want {
+		got := map[string]string{}
+		for dep, d := range service(t, p, name).DependsOn {
+			got[dep] = d.Condition
+			target := service(t, p, dep)
+			switch d.Condition {
+			case healthy:
+				healthcheck(t, target)
+			case completed:
+				// A one-shot that restarts never completes.
+				require.Contains(t, []string{"", "no"}, target.Restart, "%s waits for %s to complete", name, dep)
+			}
+		}
+		require.Equal(t, deps, got, "%s depends_on", name)
+	}
+
+	// The Temporal server is only usable once auto-setup has registered the
+	// namespace the others use.
+	temporal := service(t, p, svcTemporal)
+	test := healthcheck(t, temporal)
+	require.Equal(t, []string{"CMD", "temporal", "operator", "namespace", "describe"}, test[:min(5, len(test))])
+	require.Equal(t, temporal.Environment.ToMapping()["DEFAULT_NAMESPACE"], flagValue(test, "--namespace"))
+}
+
+// healthcheck returns the command of a service's health check, which must
+// be on.
+func healthcheck(t *testing.T, s types.ServiceConfig) []string {
+	t.Helper()
+	require.True(t, s.HealthCheck != nil && !s.HealthCheck.Disable, "%s has no healthcheck", s.Name)
+	require.NotEmpty(t, s.HealthCheck.Test, "%s: healthcheck test", s.Name)
+	return s.HealthCheck.Test
 }
 
 func flagValue(args []string, name string) string {
@@ -322,78 +251,9 @@ func flagValue(args []string, name string) string {
 	return ""
 }
 
-// TestStartOrder checks that every service waits for what it needs to be
-// ready, not merely started: the worker starts after PostgreSQL, RabbitMQ
-// and Temporal are healthy and the search attributes exist.
-func TestStartOrder(t *testing.T) {
-	f := loadCompose(t)
-	want := map[string]map[string]string{
-		svcPostgres:         nil,
-		svcRabbitMQ:         nil,
-		svcTemporal:         {svcPostgres: healthy},
-		svcSearchAttributes: {svcTemporal: healthy},
-		svcUI:               {svcTemporal: healthy},
-		svcWorker: {
-			svcPostgres:         healthy,
-			svcRabbitMQ:         healthy,
-			svcTemporal:         healthy,
-			svcSearchAttributes: completed,
-		},
-	}
-	for name, deps := range want {
-		t.Run(name, func(t *testing.T) {
-			got := map[string]string{}
-			for dep, d := range f.service(t, name).DependsOn {
-				got[dep] = d.Condition
-			}
-			if deps == nil {
-				deps = map[string]string{}
-			}
-			require.Equal(t, deps, got)
-		})
-	}
-	// Whatever the expectations above say, a condition must be one the
-	// dependency can meet.
-	for name, s := range f.Services {
-		for dep, d := range s.DependsOn {
-			target, ok := f.Services[dep]
-			require.True(t, ok, "%s depends on unknown service %s", name, dep)
-			switch d.Condition {
-			case healthy:
-				require.NotNil(t, target.Healthcheck, "%s waits for %s to be healthy, which has no healthcheck", name, dep)
-			case completed:
-				// A one-shot that restarts never completes, and a failed
-				// first run fails the dependant at once, so no restart.
-				require.Contains(t, []string{"", "no"}, target.Restart, "%s waits for %s to complete", name, dep)
-			}
-		}
-	}
-}
-
 // workerVar is one setting of the worker, as `worker --help` prints it.
 type workerVar struct {
 	Flag, Env, Default string
-}
-
-var workerBuild struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-// workerBinary builds ./worker once per test binary.
-func workerBinary(t *testing.T) string {
-	t.Helper()
-	workerBuild.once.Do(func() {
-		workerBuild.path = filepath.Join(binDir, "worker")
-		cmd := exec.Command("go", "build", "-o", workerBuild.path, "./worker")
-		cmd.Dir = repoRoot(t)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			workerBuild.err = fmt.Errorf("go build ./worker: %v\n%s", err, out)
-		}
-	})
-	require.NoError(t, workerBuild.err)
-	return workerBuild.path
 }
 
 var (
@@ -403,10 +263,10 @@ var (
 )
 
 // workerVars runs `worker --help` in an empty environment, so that the
-// defaults printed are the code's, and reads its flag table.
+// defaults printed are the code's, and reads its flag table by variable.
 func workerVars(t *testing.T) map[string]workerVar {
 	t.Helper()
-	cmd := exec.Command(workerBinary(t), "--help")
+	cmd := exec.Command(workerBin, "--help")
 	cmd.Env = []string{}
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "worker --help: %s", out)
@@ -435,59 +295,36 @@ func workerVars(t *testing.T) map[string]workerVar {
 	}
 	flush()
 	// The parser found the table, not nothing.
-	require.Contains(t, vars, "TEMPORAL_ADDRESS", "worker --help:\n%s", out)
-	require.Equal(t, "temporal-address", vars["TEMPORAL_ADDRESS"].Flag)
+	require.Equal(t, "temporal-address", vars["TEMPORAL_ADDRESS"].Flag, "worker --help:\n%s", out)
 	return vars
-}
-
-// deployedVars are the settings the deployment must set explicitly besides
-// those whose default only works on a developer's machine (needsValue).
-var deployedVars = []string{
-	"TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "AMQP_URL",
-	"LEDGER_DSN", "INVENTORY_DSN", "ORDERS_DSN", "METRICS_ADDR",
-}
-
-// needsValue reports whether a default points at the local machine (a
-// loopback address, a file in the working directory), which in a container
-// is the container itself.
-func needsValue(v workerVar) bool {
-	d := v.Default
-	return strings.Contains(d, "127.0.0.1") || strings.Contains(d, "localhost") ||
-		strings.HasPrefix(d, ".") || strings.HasSuffix(d, ".db")
 }
 
 // TestWorkerEnvironment checks the worker's environment against the
 // worker's own flag table and against the services it must reach.
 func TestWorkerEnvironment(t *testing.T) {
-	f := loadCompose(t)
+	p := project(t)
 	vars := workerVars(t)
-	w := f.service(t, svcWorker)
-	env := w.Environment
+	w := service(t, p, svcWorker)
+	env := w.Environment.ToMapping()
 
-	t.Run("every variable is one the worker reads", func(t *testing.T) {
-		for k := range env {
-			require.Contains(t, vars, k, "the worker reads no %s (see `go run ./worker --help`)", k)
+	for k := range env {
+		_, ok := vars[k]
+		require.True(t, ok, "the worker reads no %s (see `go run ./worker --help`)", k)
+	}
+	// A default that points at the local machine (a loopback address, a
+	// file in the working directory) is, in a container, the container.
+	for _, v := range vars {
+		d := v.Default
+		if strings.Contains(d, "127.0.0.1") || strings.Contains(d, "localhost") || strings.HasPrefix(d, ".") {
+			require.NotEmpty(t, env[v.Env], "%s (--%s) defaults to %q, which in a container is the container itself", v.Env, v.Flag, v.Default)
 		}
-	})
-	t.Run("every setting whose default is local is set", func(t *testing.T) {
-		for _, v := range vars {
-			if needsValue(v) {
-				require.NotEmpty(t, env[v.Env], "%s (--%s) defaults to %q, which in a container is the container itself", v.Env, v.Flag, v.Default)
-			}
-		}
-		for _, k := range deployedVars {
-			require.Contains(t, vars, k, "the worker no longer reads %s", k)
-			require.NotEmpty(t, env[k], k)
-		}
-	})
+	}
+
 	t.Run("Temporal", func(t *testing.T) {
-		host, port, err := net.SplitHostPort(env["TEMPORAL_ADDRESS"])
-		require.NoError(t, err)
-		require.Equal(t, svcTemporal, host)
-		require.Equal(t, "7233", port)
+		require.Equal(t, "temporal:7233", env["TEMPORAL_ADDRESS"])
 		ns := env["TEMPORAL_NAMESPACE"]
-		require.Equal(t, f.service(t, svcTemporal).Environment["DEFAULT_NAMESPACE"], ns, "the namespace auto-setup registers")
-		require.Equal(t, f.service(t, svcSearchAttributes).Environment["TEMPORAL_NAMESPACE"], ns, "the namespace the search attributes go to")
+		require.Equal(t, service(t, p, svcTemporal).Environment.ToMapping()["DEFAULT_NAMESPACE"], ns, "the namespace auto-setup registers")
+		require.Equal(t, service(t, p, svcSearchAttributes).Environment.ToMapping()["TEMPORAL_NAMESPACE"], ns, "the namespace the search attributes go to")
 	})
 	t.Run("RabbitMQ", func(t *testing.T) {
 		u, err := url.Parse(env["AMQP_URL"])
@@ -495,13 +332,13 @@ func TestWorkerEnvironment(t *testing.T) {
 		require.Equal(t, "amqp", u.Scheme)
 		require.Equal(t, svcRabbitMQ, u.Hostname())
 		require.Contains(t, []string{"", "5672"}, u.Port())
-		rmq := f.service(t, svcRabbitMQ).Environment
+		rmq := service(t, p, svcRabbitMQ).Environment.ToMapping()
 		require.Equal(t, rmq["RABBITMQ_DEFAULT_USER"], u.User.Username())
 		pass, _ := u.User.Password()
 		require.Equal(t, rmq["RABBITMQ_DEFAULT_PASS"], pass)
 	})
 	t.Run("PostgreSQL", func(t *testing.T) {
-		pg := f.service(t, svcPostgres).Environment
+		pg := service(t, p, svcPostgres).Environment.ToMapping()
 		for _, k := range []string{"LEDGER_DSN", "INVENTORY_DSN", "ORDERS_DSN"} {
 			u, err := url.Parse(env[k])
 			require.NoError(t, err, k)
@@ -517,8 +354,8 @@ func TestWorkerEnvironment(t *testing.T) {
 		host, port, err := net.SplitHostPort(env["METRICS_ADDR"])
 		require.NoError(t, err)
 		require.Contains(t, []string{"", "0.0.0.0"}, host, "a loopback address is unreachable through the port mapping")
-		require.Contains(t, w.Ports, port+":"+port)
-		hc, err := url.Parse(flagValue(w.Healthcheck.Test, "--url"))
+		require.Contains(t, ports(w), port+":"+port)
+		hc, err := url.Parse(flagValue(healthcheck(t, w), "--url"))
 		require.NoError(t, err)
 		require.Equal(t, port, hc.Port(), "the healthcheck asks the metrics address")
 	})
@@ -531,23 +368,44 @@ func TestWorkerEnvironment(t *testing.T) {
 		require.NoError(t, err)
 		// Docker's default is 10s, then SIGKILL.
 		stop := 10 * time.Second
-		if w.StopGracePeriod != "" {
-			stop, err = time.ParseDuration(w.StopGracePeriod)
-			require.NoError(t, err)
+		if w.StopGracePeriod != nil {
+			stop = time.Duration(*w.StopGracePeriod)
 		}
 		require.Greater(t, stop, g, "stop_grace_period must outlast SHUTDOWN_GRACE, or running activities are killed")
 	})
 }
 
+// TestWorkerImage checks that the worker's Dockerfile builds ./worker with
+// go.mod's Go version, and that its entrypoint is the binary the health
+// check runs, with no shell to run anything else.
+func TestWorkerImage(t *testing.T) {
+	w := service(t, project(t), svcWorker)
+	require.NotNil(t, w.Build, "built from this repository")
+	dockerfile, err := os.ReadFile(filepath.Join(w.Build.Context, w.Build.Dockerfile))
+	require.NoError(t, err)
+	gomod, err := os.ReadFile(filepath.Join(root, "go.mod"))
+	require.NoError(t, err)
+	goVersion := regexp.MustCompile(`(?m)^go ([0-9.]+)\s*$`).FindSubmatch(gomod)
+	require.NotNil(t, goVersion, "go.mod has no go line")
+
+	builder := regexp.MustCompile(`(?m)^FROM golang:([^\s]+)`).FindSubmatch(dockerfile)
+	require.NotNil(t, builder, "no golang build stage")
+	tag := string(builder[1])
+	require.True(t, tag == string(goVersion[1]) || strings.HasPrefix(tag, string(goVersion[1])+"-"),
+		"builder golang:%s: go.mod wants Go %s; another version builds with a different toolchain or downloads one", tag, goVersion[1])
+	require.Regexp(t, `(?m)^RUN CGO_ENABLED=0 go build .* \./worker$`, string(dockerfile))
+
+	entrypoint := regexp.MustCompile(`(?m)^ENTRYPOINT \["([^"]+)"\]$`).FindSubmatch(dockerfile)
+	require.NotNil(t, entrypoint, "ENTRYPOINT must be the exec form of one binary")
+	test := healthcheck(t, w)
+	require.Equal(t, []string{"CMD", string(entrypoint[1]), "healthcheck", "--url"}, test[:min(4, len(test))])
+}
+
 // TestWorkerHealthcheck runs the worker's healthcheck command, as the
 // compose file writes it, against stand-ins for the worker's /healthz.
 func TestWorkerHealthcheck(t *testing.T) {
-	f := loadCompose(t)
-	test := f.service(t, svcWorker).Healthcheck.Test
+	test := healthcheck(t, service(t, project(t), svcWorker))
 	require.Len(t, test, 5)
-	require.Equal(t, "CMD", test[0], "the image has no shell")
-	require.Equal(t, dockerfileOf(t).entrypoint, test[1], "the image's binary")
-	require.Equal(t, []string{"healthcheck", "--url"}, []string(test[2:4]))
 	target, err := url.Parse(test[4])
 	require.NoError(t, err)
 
@@ -577,7 +435,7 @@ func TestWorkerHealthcheck(t *testing.T) {
 			} else {
 				defer srv.Close()
 			}
-			cmd := exec.Command(workerBinary(t), test[2], test[3], u.String())
+			cmd := exec.Command(workerBin, test[2], test[3], u.String())
 			cmd.Env = []string{}
 			out, err := cmd.CombinedOutput()
 			exit := 0
@@ -597,102 +455,9 @@ func TestWorkerHealthcheck(t *testing.T) {
 	}
 }
 
-// dockerfile is what the tests read from the Dockerfile.
-type dockerfile struct {
-	// froms are the FROM lines: image and stage name.
-	froms [][2]string
-	runs  []string
-	// copies are the COPY instructions' arguments.
-	copies     [][]string
-	entrypoint string
-	expose     []string
-}
-
-func dockerfileOf(t *testing.T) dockerfile {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(repoRoot(t), "Dockerfile"))
-	require.NoError(t, err)
-	var d dockerfile
-	text := strings.ReplaceAll(string(b), "\\\n", " ")
-	for _, line := range strings.Split(text, "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		instr, args, _ := strings.Cut(line, " ")
-		fields := strings.Fields(args)
-		switch strings.ToUpper(instr) {
-		case "FROM":
-			stage := ""
-			if len(fields) == 3 && strings.EqualFold(fields[1], "AS") {
-				stage = fields[2]
-			}
-			d.froms = append(d.froms, [2]string{fields[0], stage})
-		case "RUN":
-			d.runs = append(d.runs, args)
-		case "COPY":
-			d.copies = append(d.copies, fields)
-		case "ENTRYPOINT":
-			// The exec form is a JSON array, which YAML reads too.
-			var argv []string
-			require.NoError(t, yaml.Unmarshal([]byte(args), &argv), "ENTRYPOINT must be the exec form: %s", args)
-			require.Len(t, argv, 1, "ENTRYPOINT %s", args)
-			d.entrypoint = argv[0]
-		case "EXPOSE":
-			d.expose = append(d.expose, fields...)
-		}
-	}
-	return d
-}
-
-// TestDockerfile checks that the image builds ./worker as a static binary
-// with go.mod's Go version and runs it.
-func TestDockerfile(t *testing.T) {
-	d := dockerfileOf(t)
-	require.GreaterOrEqual(t, len(d.froms), 2, "a build stage and a runtime stage")
-
-	gomod, err := os.ReadFile(filepath.Join(repoRoot(t), "go.mod"))
-	require.NoError(t, err)
-	m := regexp.MustCompile(`(?m)^go ([0-9.]+)\s*$`).FindSubmatch(gomod)
-	require.NotNil(t, m, "go.mod has no go line")
-	goVersion := string(m[1])
-
-	builder, stage := d.froms[0][0], d.froms[0][1]
-	repo, tag, _ := strings.Cut(builder, ":")
-	require.Equal(t, "golang", repo, "builder image")
-	require.True(t, tag == goVersion || strings.HasPrefix(tag, goVersion+"-"),
-		"builder %s: go.mod wants Go %s; another version builds with a different toolchain or downloads one", builder, goVersion)
-	require.NotEmpty(t, stage, "the build stage needs a name for COPY --from")
-
-	var buildCmd string
-	for _, r := range d.runs {
-		if strings.Contains(r, "go build") {
-			buildCmd = r
-		}
-	}
-	require.NotEmpty(t, buildCmd, "no RUN go build")
-	require.Contains(t, buildCmd, "./worker")
-	require.Contains(t, buildCmd, "CGO_ENABLED=0", "the runtime image has no C library")
-	out := flagValue(strings.Fields(buildCmd), "-o")
-	require.NotEmpty(t, out, "go build -o")
-
-	want := []string{"--from=" + stage, out, d.entrypoint}
-	require.True(t, slices.ContainsFunc(d.copies, func(c []string) bool { return slices.Equal(c, want) }),
-		"no COPY %s in %v", strings.Join(want, " "), d.copies)
-
-	runtime := d.froms[len(d.froms)-1][0]
-	rtag := imageTag(runtime)
-	require.True(t, strings.Contains(runtime, "@sha256:") || (rtag != "" && rtag != "latest"), "runtime image %s is not pinned", runtime)
-
-	f := loadCompose(t)
-	_, port, err := net.SplitHostPort(f.service(t, svcWorker).Environment["METRICS_ADDR"])
-	require.NoError(t, err)
-	require.Contains(t, d.expose, port)
-}
-
 // TestSearchAttributes checks that the one-shot setup registers exactly
-// the search attributes the sagas upsert, and runs its script under /bin/sh
-// with a stand-in `temporal` command.
+// the search attributes the sagas upsert, and runs its script, as the
+// container receives it, under /bin/sh with a stand-in `temporal` command.
 func TestSearchAttributes(t *testing.T) {
 	keys := []temporal.SearchAttributeKey{contract.SagaStatusKey, contract.OrderIDKey, contract.CustomerIDKey}
 	var want, fromHarness []string
@@ -706,12 +471,11 @@ func TestSearchAttributes(t *testing.T) {
 	}
 	require.ElementsMatch(t, want, fromHarness, "the dev server of the tests registers other attributes than the workflows use")
 
-	f := loadCompose(t)
-	s := f.service(t, svcSearchAttributes)
+	s := service(t, project(t), svcSearchAttributes)
+	env := s.Environment.ToMapping()
 	require.Equal(t, []string{"/bin/sh", "-c"}, []string(s.Entrypoint))
 	require.Len(t, s.Command, 1, "one script")
-	script, err := uninterpolate(s.Command[0])
-	require.NoError(t, err)
+	script := s.Command[0]
 
 	stubs := t.TempDir()
 	writeStub(t, stubs, "temporal", stubTemporal)
@@ -746,7 +510,7 @@ func TestSearchAttributes(t *testing.T) {
 			if tt.createFails {
 				cmd.Env = append(cmd.Env, "STUB_CREATE_FAILS=1")
 			}
-			for k, v := range s.Environment {
+			for k, v := range env {
 				cmd.Env = append(cmd.Env, k+"="+v)
 			}
 			out, err := cmd.CombinedOutput()
@@ -760,7 +524,7 @@ func TestSearchAttributes(t *testing.T) {
 			if b, err := os.ReadFile(filepath.Join(state, "created")); err == nil {
 				for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
 					args := strings.Fields(line)
-					require.Equal(t, s.Environment["TEMPORAL_NAMESPACE"], flagValue(args, "--namespace"), line)
+					require.Equal(t, env["TEMPORAL_NAMESPACE"], flagValue(args, "--namespace"), line)
 					created = append(created, flagValue(args, "--name")+"="+strings.ToUpper(flagValue(args, "--type")))
 				}
 			}
@@ -795,50 +559,4 @@ esac
 func writeStub(t *testing.T, dir, name, script string) {
 	t.Helper()
 	require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(script), 0o755))
-}
-
-// uninterpolate turns a Compose string into what the container receives:
-// `$$` is a literal `$`. Any other `$NAME` or `${...}` would be replaced by
-// the variable of the shell running `docker compose`, which a script meant
-// for the container never wants.
-func uninterpolate(s string) (string, error) {
-	var b bytes.Buffer
-	for i := 0; i < len(s); i++ {
-		if s[i] != '$' {
-			b.WriteByte(s[i])
-			continue
-		}
-		if i+1 < len(s) && s[i+1] == '$' {
-			b.WriteByte('$')
-			i++
-			continue
-		}
-		if i+1 < len(s) && (s[i+1] == '{' || s[i+1] == '_' || s[i+1] >= 'A' && s[i+1] <= 'Z' || s[i+1] >= 'a' && s[i+1] <= 'z') {
-			return "", fmt.Errorf("compose would interpolate %q at offset %d: write $$ for the container's shell", s[i:min(len(s), i+12)], i)
-		}
-		b.WriteByte('$')
-	}
-	return b.String(), nil
-}
-
-func TestUninterpolate(t *testing.T) {
-	tests := []struct {
-		in, want string
-		wantErr  bool
-	}{
-		{in: `echo "$$attr"`, want: `echo "$attr"`},
-		{in: `n=$$((n + 1))`, want: `n=$((n + 1))`},
-		{in: `price 5$`, want: `price 5$`},
-		{in: `echo $attr`, wantErr: true},
-		{in: `echo ${attr}`, wantErr: true},
-	}
-	for _, tt := range tests {
-		got, err := uninterpolate(tt.in)
-		if tt.wantErr {
-			require.Error(t, err, tt.in)
-			continue
-		}
-		require.NoError(t, err, tt.in)
-		require.Equal(t, tt.want, got)
-	}
 }

@@ -1,9 +1,10 @@
-// Package compose keeps the repository's docker-compose.yml and Dockerfile
-// honest without a Docker engine: its tests parse them and check them
-// against the code they deploy. The worker's environment is compared with
-// the flag table the worker binary prints (`worker --help`), the search
-// attributes with the ones the workflows upsert, the builder image with
-// go.mod's Go version, and the worker's health check is run against a
-// stand-in endpoint. The search-attribute setup script runs under /bin/sh
-// with a stand-in `temporal` command.
+// Package compose keeps the repository's docker-compose.yml honest without
+// a Docker engine. Its tests load the file with compose-go, the parser the
+// compose CLI uses, so that what they check is what `docker compose` would
+// run, and compare it with the code it deploys: every service's image or
+// build, its ports and health checks, the worker's environment against the
+// flag table the worker binary prints (`worker --help`), and the search
+// attributes against the ones the workflows upsert. The worker's health
+// check runs against a stand-in endpoint, and the search-attribute setup
+// script under /bin/sh with a stand-in `temporal` command.
 package compose
