@@ -14,6 +14,7 @@ import (
 	tlog "go.temporal.io/sdk/log"
 
 	"github.com/sagaflow/sagaflow/amqp"
+	"github.com/sagaflow/sagaflow/codec"
 	"github.com/sagaflow/sagaflow/events"
 	"github.com/sagaflow/sagaflow/internal/redact"
 	"github.com/sagaflow/sagaflow/internal/temporaltls"
@@ -32,6 +33,9 @@ type app struct {
 	// running is set once a command passed cobra's parsing and started.
 	running bool
 
+	// codec encrypts and decrypts the Temporal payloads; set before a
+	// command runs.
+	codec     *codec.Codec
 	temporal  client.Client
 	conn      *amqp.Conn
 	requester *amqp.Requester
@@ -72,6 +76,8 @@ func (a *app) temporalClient(ctx context.Context) (client.Client, error) {
 		Namespace:         a.cfg.Namespace,
 		Logger:            tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
 		ConnectionOptions: client.ConnectionOptions{TLS: tlsCfg},
+		DataConverter:     a.codec.DataConverter(),
+		FailureConverter:  a.codec.FailureConverter(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cannot reach Temporal at %s (namespace %s): %s", a.cfg.Address, a.cfg.Namespace, shortError(err))

@@ -4,12 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/sagaflow/sagaflow/amqp"
+	"github.com/sagaflow/sagaflow/codec"
 	"github.com/sagaflow/sagaflow/contract"
 )
 
@@ -33,6 +35,10 @@ type config struct {
 	TaskQueue string
 	// UIURL is the Temporal Web UI base URL for links (TEMPORAL_UI_URL).
 	UIURL string
+	// Codec is the key file and compression of the payload codec
+	// (SAGAFLOW_CODEC_KEYS, SAGAFLOW_CODEC_COMPRESS); no key file leaves
+	// payloads unencrypted.
+	Codec codec.Config
 
 	// AMQPURL is the RabbitMQ URL (AMQP_URL) and AMQPTLS its certificates.
 	AMQPURL string
@@ -76,6 +82,9 @@ func (c *config) bind(root *cobra.Command, getenv func(string) string) {
 	str(&c.TLSServerName, "tls-server-name", "temporal-tls-server-name", "TEMPORAL_TLS_SERVER_NAME", "", "server name to verify in the Temporal certificate (default: the address host)")
 	str(&c.TaskQueue, "task-queue", "", "TEMPORAL_TASK_QUEUE", contract.TaskQueue, "task queue sagas are started on")
 	str(&c.UIURL, "ui-url", "", "TEMPORAL_UI_URL", "http://localhost:8233", "Temporal Web UI base URL, for links")
+	str(&c.Codec.KeysFile, "codec-keys", "", codec.EnvKeys, "", "key file of the payload codec: one id:base64key (32 bytes) per line, the first encrypts, all decrypt; empty: payloads unencrypted")
+	compress, _ := strconv.ParseBool(env(codec.EnvCompress, "false"))
+	fs.BoolVar(&c.Codec.Compress, "codec-compress", compress, "compress payloads before encrypting them (env "+codec.EnvCompress+")")
 	str(&c.AMQPURL, "amqp-url", "", amqp.EnvURL, amqp.DefaultURL, "RabbitMQ URL, amqp:// or amqps://")
 	str(&c.AMQPTLS.CAFile, "amqp-tls-ca", "", "AMQP_TLS_CA", "", "CA bundle (PEM) for amqps://")
 	str(&c.AMQPTLS.CertFile, "amqp-tls-cert", "", "AMQP_TLS_CERT", "", "client certificate (PEM) for amqps://")

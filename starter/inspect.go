@@ -87,6 +87,10 @@ func (a *app) statusCommand() *cobra.Command {
 			var state json.RawMessage
 			if err := resp.Get(&state); err == nil {
 				v.State = state
+			} else {
+				// Without the key, the answer is encrypted; the codec's
+				// error names the key it needs.
+				v.QueryError = shortError(err)
 			}
 		} else {
 			v.QueryError = shortError(qerr)
@@ -176,7 +180,7 @@ func (a *app) historyCommand() *cobra.Command {
 			}
 			evs = append(evs, e)
 		}
-		tl := audit.Build(evs, desc, audit.Options{})
+		tl := audit.Build(evs, desc, audit.Options{DataConverter: a.codec.DataConverter()})
 		if a.cfg.JSON {
 			return a.printJSON(tl)
 		}

@@ -17,6 +17,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/sagaflow/sagaflow/codec"
 )
 
 // Exit codes.
@@ -109,7 +111,15 @@ Every global flag defaults to its environment variable, then to the value shown.
 	root.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
 	root.PersistentPreRunE = func(*cobra.Command, []string) error {
 		a.running = true
-		return a.cfg.Validate()
+		if err := a.cfg.Validate(); err != nil {
+			return err
+		}
+		cdc, err := codec.Load(a.cfg.Codec)
+		if err != nil {
+			return usagef("--codec-keys: %w", err)
+		}
+		a.codec = cdc
+		return nil
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
 	a.cfg.bind(root, a.getenv)
@@ -128,6 +138,7 @@ Every global flag defaults to its environment variable, then to the value shown.
 		a.deadLettersCommand(),
 		a.loadCommand(),
 		a.demoCommand(),
+		a.codecServerCommand(),
 	)
 	root.CompletionOptions.DisableDefaultCmd = true
 	return root

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sagaflow/sagaflow/amqp"
+	"github.com/sagaflow/sagaflow/codec"
 	"github.com/sagaflow/sagaflow/contract"
 )
 
@@ -48,6 +49,9 @@ type config struct {
 	TemporalTLSCA     string
 	TemporalTLSServer string
 	TaskQueue         string
+	// Codec encrypts and decrypts every Temporal payload of the worker's
+	// client, built from --codec-keys and --codec-compress.
+	Codec *codec.Codec
 
 	AMQPURL     string
 	AMQPTLSCA   string
@@ -99,6 +103,8 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	str(&c.TemporalTLSCA, "temporal-tls-ca", "TEMPORAL_TLS_CA", "", "CA bundle (PEM) that signs the Temporal server certificate; setting it turns TLS on")
 	str(&c.TemporalTLSServer, "temporal-tls-server-name", "TEMPORAL_TLS_SERVER_NAME", "", "server name to verify in the Temporal certificate (default: the address host)")
 	str(&c.TaskQueue, "task-queue", "TEMPORAL_TASK_QUEUE", contract.TaskQueue, "task queue of the sagas' workflows and activities")
+	codecKeys := fs.String("codec-keys", env(codec.EnvKeys, ""), "key file encrypting Temporal payloads: one id:base64key (32 bytes) per line, the first encrypts, all decrypt; empty leaves payloads unencrypted (env "+codec.EnvKeys+")")
+	codecCompress := fs.String("codec-compress", env(codec.EnvCompress, "false"), "compress payloads before encrypting them (env "+codec.EnvCompress+")")
 	str(&c.AMQPURL, "amqp-url", amqp.EnvURL, amqp.DefaultURL, "RabbitMQ URL, amqp:// or amqps://")
 	str(&c.AMQPTLSCA, "amqp-tls-ca", "AMQP_TLS_CA", "", "CA bundle (PEM) for amqps:// (default: system roots)")
 	str(&c.AMQPTLSCert, "amqp-tls-cert", "AMQP_TLS_CERT", "", "client certificate (PEM) for amqps://")
@@ -150,6 +156,13 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	positive("pollers", *pollers, &c.Pollers)
 	if c.ActivityFaults, err = parseActivityFaults(); err != nil {
 		errs = append(errs, err)
+	}
+	compress, err := strconv.ParseBool(*codecCompress)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("--codec-compress %q: want true or false", *codecCompress))
+	}
+	if c.Codec, err = codec.Load(codec.Config{KeysFile: *codecKeys, Compress: compress}); err != nil {
+		errs = append(errs, fmt.Errorf("--codec-keys: %w", err))
 	}
 	if c.Parts, err = parseParts(*parts); err != nil {
 		errs = append(errs, err)

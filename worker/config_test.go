@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"log/slog"
@@ -129,4 +130,39 @@ func TestTemporalTLSFilesAreReadBeforeDialling(t *testing.T) {
 	cfg := config{TemporalAddress: "127.0.0.1:1", TemporalNamespace: "default", TemporalTLSCA: filepath.Join(t.TempDir(), "missing.pem")}
 	_, err := dialTemporal(cfg, slog.New(slog.DiscardHandler), nil)
 	require.ErrorContains(t, err, "temporal TLS CA: open "+cfg.TemporalTLSCA)
+}
+
+func TestCodecConfig(t *testing.T) {
+	cfg, err := parseConfig(nil, env(nil), &bytes.Buffer{})
+	require.NoError(t, err)
+	require.False(t, cfg.Codec.Enabled(), "no key file: payloads unencrypted")
+
+	dir := t.TempDir()
+	good := filepath.Join(dir, "keys")
+	require.NoError(t, os.WriteFile(good, []byte("k2:"+base64.StdEncoding.EncodeToString(make([]byte, 32))+"\nk1:"+base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32))+"\n"), 0o600))
+	cfg, err = parseConfig(nil, env(map[string]string{"SAGAFLOW_CODEC_KEYS": good, "SAGAFLOW_CODEC_COMPRESS": "true"}), &bytes.Buffer{})
+	require.NoError(t, err)
+	require.Equal(t, "k2", cfg.Codec.EncryptingKeyID())
+	require.Equal(t, []string{"k2", "k1"}, cfg.Codec.KeyIDs())
+
+	short := filepath.Join(dir, "short")
+	require.NoError(t, os.WriteFile(short, []byte("k1:"+base64.StdEncoding.EncodeToString(make([]byte, 16))+"\n"), 0o600))
+	dup := filepath.Join(dir, "dup")
+	require.NoError(t, os.WriteFile(dup, []byte("k1:"+base64.StdEncoding.EncodeToString(make([]byte, 32))+"\nk1:"+base64.StdEncoding.EncodeToString(make([]byte, 32))+"\n"), 0o600))
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unreadable file", []string{"--codec-keys", filepath.Join(dir, "nope")}, "worker: --codec-keys: key file " + filepath.Join(dir, "nope") + ": no such file or directory\n"},
+		{"short key", []string{"--codec-keys", short}, "worker: --codec-keys: key file " + short + `: line 1: key "k1" is 16 bytes, want 32 (AES-256)` + "\n"},
+		{"duplicate id", []string{"--codec-keys", dup}, "worker: --codec-keys: key file " + dup + `: line 2: key id "k1" is already on line 1` + "\n"},
+		{"bad compress", []string{"--codec-compress", "maybe"}, `worker: --codec-compress "maybe": want true or false` + "\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			require.Equal(t, 2, run(tc.args, env(nil), &stdout, &stderr))
+			require.Equal(t, tc.want, stderr.String(), "one line")
+		})
+	}
 }

@@ -11,7 +11,7 @@ import (
 )
 
 // dialTemporal connects to the Temporal frontend with the configured
-// namespace, TLS and metrics.
+// namespace, TLS, metrics and payload codec.
 func dialTemporal(cfg config, logger *slog.Logger, metrics client.MetricsHandler) (client.Client, error) {
 	tlsCfg, err := temporaltls.Config{
 		CAFile: cfg.TemporalTLSCA, CertFile: cfg.TemporalTLSCert, KeyFile: cfg.TemporalTLSKey, ServerName: cfg.TemporalTLSServer,
@@ -25,6 +25,8 @@ func dialTemporal(cfg config, logger *slog.Logger, metrics client.MetricsHandler
 		Logger:            tlog.NewStructuredLogger(logger.With("component", "temporal")),
 		MetricsHandler:    metrics,
 		ConnectionOptions: client.ConnectionOptions{TLS: tlsCfg},
+		DataConverter:     cfg.Codec.DataConverter(),
+		FailureConverter:  cfg.Codec.FailureConverter(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("connect to Temporal at %s (namespace %s): %w", cfg.TemporalAddress, cfg.TemporalNamespace, err)

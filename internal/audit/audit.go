@@ -8,6 +8,7 @@ package audit
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/converter"
 
+	"github.com/sagaflow/sagaflow/codec"
 	"github.com/sagaflow/sagaflow/contract"
 )
 
@@ -143,6 +145,10 @@ type Timeline struct {
 	Input      json.RawMessage `json:"input,omitempty"`
 	Result     json.RawMessage `json:"result,omitempty"`
 	Error      string          `json:"error,omitempty"`
+	// EncryptedKeys are the ids of the keys payloads are encrypted with
+	// that the data converter could not decrypt: those inputs, results and
+	// errors show as "<encrypted with key ID>".
+	EncryptedKeys []string `json:"encrypted_keys,omitempty"`
 	// Records are in history order.
 	Records []Record `json:"records"`
 }
@@ -163,6 +169,7 @@ type builder struct {
 	byUpdate map[string]int // update protocol instance id -> record index
 	byTimer  map[string]int // timer id -> record index
 	activity map[string]int // activity id -> record index
+	locked   []string       // key ids of payloads dc could not decrypt
 }
 
 // Build makes the timeline of a workflow run from its history events, in
@@ -185,6 +192,7 @@ func Build(events []*historypb.HistoryEvent, desc *workflowservice.DescribeWorkf
 		b.event(e)
 	}
 	b.describe(desc)
+	b.tl.EncryptedKeys = b.locked
 	return b.tl
 }
 
@@ -250,7 +258,7 @@ func (b *builder) event(e *historypb.HistoryEvent) {
 		if a.GetAttempt() > 1 {
 			// The history keeps only the last attempt's start, with the
 			// failure of the attempt before it.
-			msg, typ := failureText(a.GetLastFailure())
+			msg, typ := b.failureText(a.GetLastFailure())
 			b.add(Record{EventID: id, Time: at, Kind: KindRetry, Name: r.Name, Type: r.Type,
 				Attempt: a.GetAttempt(), Error: msg, ErrorType: typ})
 		}
@@ -265,7 +273,7 @@ func (b *builder) event(e *historypb.HistoryEvent) {
 		a := e.GetActivityTaskFailedEventAttributes()
 		if r := b.rec(a.GetScheduledEventId()); r != nil {
 			r.Outcome, r.ClosedAt = OutcomeFailed, at
-			r.Error, r.ErrorType = failureText(a.GetFailure())
+			r.Error, r.ErrorType = b.failureText(a.GetFailure())
 			r.RetryState = retryState(a.GetRetryState())
 		}
 
@@ -273,7 +281,7 @@ func (b *builder) event(e *historypb.HistoryEvent) {
 		a := e.GetActivityTaskTimedOutEventAttributes()
 		if r := b.rec(a.GetScheduledEventId()); r != nil {
 			r.Outcome, r.ClosedAt = OutcomeTimedOut, at
-			r.Error, r.ErrorType = failureText(a.GetFailure())
+			r.Error, r.ErrorType = b.failureText(a.GetFailure())
 			r.RetryState = retryState(a.GetRetryState())
 		}
 
@@ -313,7 +321,7 @@ func (b *builder) event(e *historypb.HistoryEvent) {
 		a := e.GetChildWorkflowExecutionFailedEventAttributes()
 		if r := b.rec(a.GetInitiatedEventId()); r != nil {
 			r.Outcome, r.ClosedAt = OutcomeFailed, at
-			r.Error, r.ErrorType = failureText(a.GetFailure())
+			r.Error, r.ErrorType = b.failureText(a.GetFailure())
 			r.RetryState = retryState(a.GetRetryState())
 		}
 
@@ -377,7 +385,7 @@ func (b *builder) event(e *historypb.HistoryEvent) {
 		r.ClosedAt = at
 		if f := a.GetOutcome().GetFailure(); f != nil {
 			r.Outcome = OutcomeFailed
-			r.Error, r.ErrorType = failureText(f)
+			r.Error, r.ErrorType = b.failureText(f)
 		} else {
 			r.Outcome, r.Result = OutcomeCompleted, b.payloads(a.GetOutcome().GetSuccess())
 		}
@@ -385,7 +393,7 @@ func (b *builder) event(e *historypb.HistoryEvent) {
 	case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_REJECTED:
 		a := e.GetWorkflowExecutionUpdateRejectedEventAttributes()
 		in := a.GetRejectedRequest().GetInput()
-		msg, typ := failureText(a.GetFailure())
+		msg, typ := b.failureText(a.GetFailure())
 		b.add(Record{EventID: id, Time: at, Kind: KindUpdate, Name: in.GetName(), Input: b.payloads(in.GetArgs()),
 			Outcome: OutcomeRejected, Error: msg, ErrorType: typ, ClosedAt: at})
 
@@ -454,7 +462,7 @@ func (b *builder) close(id int64, at time.Time, status, outcome string, result j
 	b.tl.Status, b.tl.CloseTime, b.tl.Result = status, at, result
 	r := Record{EventID: id, Time: at, Kind: KindClosed, Name: status, Outcome: outcome, Result: result, ClosedAt: at}
 	if f != nil {
-		r.Error, r.ErrorType = failureText(f)
+		r.Error, r.ErrorType = b.failureText(f)
 		b.tl.Error = r.Error
 	}
 	b.add(r)
@@ -504,7 +512,7 @@ func (b *builder) describe(desc *workflowservice.DescribeWorkflowExecutionRespon
 		}
 		r.Attempt = pa.GetAttempt()
 		if f := pa.GetLastFailure(); f != nil {
-			r.Error, r.ErrorType = failureText(f)
+			r.Error, r.ErrorType = b.failureText(f)
 		}
 		if t := pa.GetNextAttemptScheduleTime(); t != nil {
 			r.NextAttempt = t.AsTime()
@@ -536,9 +544,25 @@ func (b *builder) payload(p *commonpb.Payload) json.RawMessage {
 		if out, err := json.Marshal(v); err == nil {
 			return out
 		}
+	} else if placeholder, ok := b.encrypted(p); ok {
+		out, _ := json.Marshal(placeholder)
+		return out
 	}
 	out, _ := json.Marshal(b.dc.ToString(p))
 	return out
+}
+
+// encrypted returns what an encrypted payload the data converter could
+// not decode shows instead, and notes its key.
+func (b *builder) encrypted(p *commonpb.Payload) (string, bool) {
+	id, ok := codec.KeyIDOf(p)
+	if !ok {
+		return "", false
+	}
+	if !slices.Contains(b.locked, id) {
+		b.locked = append(b.locked, id)
+	}
+	return "<encrypted with key " + id + ">", true
 }
 
 func (b *builder) summary(e *historypb.HistoryEvent) string {
@@ -574,10 +598,23 @@ func stepOf(input json.RawMessage) string {
 
 // failureText returns a failure's message with its causes (each once) and
 // the first application error type in the chain, or the timeout kind.
-func failureText(f *failurepb.Failure) (msg, typ string) {
+// Messages a failure converter moved into encoded attributes (to encrypt
+// them) are decoded.
+func (b *builder) failureText(f *failurepb.Failure) (msg, typ string) {
 	var parts []string
 	for c := f; c != nil; c = c.GetCause() {
-		if m := c.GetMessage(); m != "" && !containsAny(parts, m) {
+		m := c.GetMessage()
+		if ea := c.GetEncodedAttributes(); ea != nil {
+			var attrs struct {
+				Message string `json:"message"`
+			}
+			if err := b.dc.FromPayload(ea, &attrs); err == nil {
+				m = attrs.Message
+			} else if placeholder, ok := b.encrypted(ea); ok {
+				m = placeholder
+			}
+		}
+		if m != "" && !containsAny(parts, m) {
 			parts = append(parts, m)
 		}
 		if typ != "" {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/sagaflow/sagaflow/codec"
 )
 
 // TextOptions tune WriteText.
@@ -47,6 +49,10 @@ func WriteText(w io.Writer, tl Timeline, opts TextOptions) error {
 	}
 	if tl.Error != "" {
 		t.printf("  error:   %s\n", t.cut(tl.Error))
+	}
+	if len(tl.EncryptedKeys) > 0 {
+		t.printf("  note:    payloads are encrypted with key %s, which is not configured here: set %s to a key file holding it\n",
+			strings.Join(tl.EncryptedKeys, ", "), codec.EnvKeys)
 	}
 	t.printf("\n")
 	for _, r := range tl.Records {
