@@ -117,3 +117,19 @@ func TestCodecServerCommand(t *testing.T) {
 	cancel()
 	require.NoError(t, <-done, "stops cleanly when its context ends")
 }
+
+// waitListening polls until addr accepts connections: a server started in
+// a goroutine gives no other signal.
+func waitListening(t *testing.T, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			_ = c.Close()
+			return
+		}
+		require.True(t, time.Now().Before(deadline), "nothing listens on %s: %v", addr, err)
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -9,6 +9,7 @@ package audit
 import (
 	"encoding/json"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -545,8 +546,8 @@ func (b *builder) payload(p *commonpb.Payload) json.RawMessage {
 			return out
 		}
 	} else if placeholder, ok := b.encrypted(p); ok {
-		out, _ := json.Marshal(placeholder)
-		return out
+		// Marshal would escape the angle brackets.
+		return json.RawMessage(strconv.Quote(placeholder))
 	}
 	out, _ := json.Marshal(b.dc.ToString(p))
 	return out
