@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -14,6 +17,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/sagaflow/sagaflow/amqp"
+	"github.com/sagaflow/sagaflow/codec"
 	"github.com/sagaflow/sagaflow/contract"
 	"github.com/sagaflow/sagaflow/events"
 	"github.com/sagaflow/sagaflow/workflows"
@@ -74,10 +78,15 @@ type RowSpec struct {
 	// 0 is the server's default (20). Rows with another value run on a dev
 	// server of their own.
 	TransferPollRPS int
+	// Encrypted runs the worker and the starting client with the payload
+	// codec on (a fresh AES-256 key), row 1 only.
+	Encrypted bool
 }
 
 // Default reports whether the spec runs with the project's default settings.
-func (s RowSpec) Default() bool { return s.Pollers == 0 && !s.Eager && s.TransferPollRPS == 0 }
+func (s RowSpec) Default() bool {
+	return s.Pollers == 0 && !s.Eager && s.TransferPollRPS == 0 && !s.Encrypted
+}
 
 // Settings describes the spec's settings for the report.
 func (s RowSpec) Settings() string {
@@ -94,6 +103,9 @@ func (s RowSpec) Settings() string {
 	}
 	if s.TransferPollRPS > 0 {
 		parts = append(parts, fmt.Sprintf("server transfer-queue polls %s/s", num(float64(s.TransferPollRPS), 0)))
+	}
+	if s.Encrypted {
+		parts = append(parts, "payloads encrypted")
 	}
 	return strings.Join(parts, ", ")
 }
@@ -113,6 +125,11 @@ func planRows(cfg Config) []RowSpec {
 	var specs []RowSpec
 	for _, r := range cfg.Rows {
 		specs = append(specs, RowSpec{Row: r})
+		if r == rowOrder {
+			// Always beside the row it is compared with: encryption is a
+			// production setting, not a tuning experiment.
+			specs = append(specs, RowSpec{Row: r, Encrypted: true})
+		}
 		if !cfg.Variants {
 			continue
 		}
@@ -428,8 +445,20 @@ func runRow(ctx context.Context, env rowEnv, cfg Config, spec RowSpec) (RowResul
 		if spec.Eager {
 			return res, fmt.Errorf("row %d cannot start eagerly: its worker runs in another process", spec.Row)
 		}
+		if spec.Encrypted && spec.Row != rowOrder {
+			return res, fmt.Errorf("row %d is not measured encrypted", spec.Row)
+		}
+		settings := workerSettings{Pollers: spec.Pollers}
+		c := env.client
+		if spec.Encrypted {
+			var err error
+			if settings.CodecKeys, c, err = encryptedClient(env.client, filepath.Join(env.dir, tag+".keys")); err != nil {
+				return res, err
+			}
+			defer c.Close()
+		}
 		var err error
-		proc, err = startWorker(ctx, env.workerBin, filepath.Join(env.dir, tag), env.temporalAddr, env.vhost.URL, queue, workerSettings{Pollers: spec.Pollers})
+		proc, err = startWorker(ctx, env.workerBin, filepath.Join(env.dir, tag), env.temporalAddr, env.vhost.URL, queue, settings)
 		if err != nil {
 			return res, err
 		}
@@ -443,15 +472,15 @@ func runRow(ctx context.Context, env rowEnv, cfg Config, spec RowSpec) (RowResul
 			if err := accounts.provision(ctx, env.requester, cfg.Sagas+cfg.Warmup); err != nil {
 				return res, fmt.Errorf("provision accounts: %w", err)
 			}
-			saga = transferSaga(env.client, queue, tag, accounts)
-			warm = transferSaga(env.client, queue, tag+"-warmup", accounts)
+			saga = transferSaga(c, queue, tag, accounts)
+			warm = transferSaga(c, queue, tag+"-warmup", accounts)
 		} else {
 			pools := newOrderPools(tag)
 			if err := pools.provision(ctx, env.requester, cfg.Sagas+cfg.Warmup); err != nil {
 				return res, fmt.Errorf("provision accounts and stock: %w", err)
 			}
-			saga = orderSaga(env.client, queue, tag, false, pools)
-			warm = orderSaga(env.client, queue, tag+"-warmup", false, pools)
+			saga = orderSaga(c, queue, tag, false, pools)
+			warm = orderSaga(c, queue, tag+"-warmup", false, pools)
 		}
 		res.Broker = true
 	case rowNoop, rowEmpty, rowTransferNoop:
@@ -551,4 +580,28 @@ func runRow(ctx context.Context, env rowEnv, cfg Config, spec RowSpec) (RowResul
 		}
 	}
 	return res, nil
+}
+
+// encryptedClient writes a key file with a fresh AES-256 key at path and
+// returns it with a client on c's connection that encrypts with it, as the
+// worker given the file does.
+func encryptedClient(c client.Client, path string) (string, client.Client, error) {
+	secret := make([]byte, codec.KeySize)
+	if _, err := rand.Read(secret); err != nil {
+		return "", nil, err
+	}
+	if err := os.WriteFile(path, []byte("bench:"+base64.StdEncoding.EncodeToString(secret)+"\n"), 0o600); err != nil {
+		return "", nil, err
+	}
+	cdc, err := codec.Load(codec.Config{KeysFile: path})
+	if err != nil {
+		return "", nil, err
+	}
+	ec, err := client.NewClientFromExisting(c, client.Options{
+		Namespace: "default", DataConverter: cdc.DataConverter(), FailureConverter: cdc.FailureConverter(),
+	})
+	if err != nil {
+		return "", nil, fmt.Errorf("client with the codec: %w", err)
+	}
+	return path, ec, nil
 }

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/sagaflow/sagaflow/codec"
 )
 
 // buildWorker builds ./worker into dir, as the system tests do.
@@ -30,6 +32,8 @@ func buildWorker(ctx context.Context, root, dir string) (string, error) {
 type workerSettings struct {
 	// Pollers is --pollers; 0 keeps the worker's default.
 	Pollers int
+	// CodecKeys is the key file of the payload codec; empty: off.
+	CodecKeys string
 }
 
 // workerProcess is one worker process with every part: workflows,
@@ -75,6 +79,9 @@ func startWorker(ctx context.Context, bin, dir, temporalAddr, amqpURL, taskQueue
 		"LOG_LEVEL=warn",
 		"SHUTDOWN_GRACE=10s",
 	)
+	if s.CodecKeys != "" {
+		w.cmd.Env = append(w.cmd.Env, codec.EnvKeys+"="+s.CodecKeys)
+	}
 	if s.Pollers > 0 {
 		w.cmd.Env = append(w.cmd.Env, "TEMPORAL_POLLERS="+strconv.Itoa(s.Pollers))
 	}

@@ -46,6 +46,9 @@ type Config struct {
 	// UIPort enables the Temporal Web UI on this port when non-zero, for
 	// browser tests; by default the server runs headless.
 	UIPort int
+	// UICodecEndpoint is the codec server the Web UI decodes payloads
+	// through (--ui-codec-endpoint). Default none.
+	UICodecEndpoint string
 	// LogLevel of the server process. Default "warn".
 	LogLevel string
 	// StartTimeout bounds how long the server may take to accept clients.
@@ -211,6 +214,9 @@ func start(cfg Config) (*testsuite.DevServer, bool, error) {
 	if cfg.UIPort != 0 {
 		opts.EnableUI = true
 		opts.UIPort = fmt.Sprint(cfg.UIPort)
+	}
+	if cfg.UICodecEndpoint != "" {
+		opts.ExtraArgs = append(opts.ExtraArgs, "--ui-codec-endpoint", cfg.UICodecEndpoint)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.StartTimeout)
 	defer cancel()

@@ -50,9 +50,17 @@ func TestMain(m *testing.M) {
 		os.Exit(2)
 	}
 	uiPort = port
+	// The UI decodes every payload through the codec server, which passes
+	// unencrypted ones through: one dev server serves both tests.
+	endpoint, stopCodec, err := startCodecServer()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "webui: start the codec server:", err)
+		os.Exit(2)
+	}
+	temporaltest.AtExit(stopCodec)
 	// The whole system (systemtest) uses the shared dev server, which
 	// serves the UI only when asked to from the start.
-	temporaltest.MainWith(m, temporaltest.Config{UIPort: uiPort})
+	temporaltest.MainWith(m, temporaltest.Config{UIPort: uiPort, UICodecEndpoint: endpoint})
 }
 
 func freePort() (int, error) {
