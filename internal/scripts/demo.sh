@@ -10,6 +10,7 @@ export AMQP_URL="${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/}"
 export TEMPORAL_ADDRESS="${TEMPORAL_ADDRESS:-127.0.0.1:7233}"
 export TEMPORAL_NAMESPACE="${TEMPORAL_NAMESPACE:-default}"
 export TEMPORAL_UI_URL="${TEMPORAL_UI_URL:-http://localhost:8233}"
+codec_addr="${SAGAFLOW_CODEC_LISTEN:-127.0.0.1:8081}"
 data=".data/demo"
 if [ -t 0 ]; then keep="${DEMO_KEEP_RUNNING:-1}"; else keep="${DEMO_KEEP_RUNNING:-0}"; fi
 
@@ -40,9 +41,20 @@ echo "building the worker and the starter CLI"
 go build -o bin/worker ./worker
 go build -o bin/starter ./starter
 
+# Payloads are encrypted, as in production: a fresh key unless
+# SAGAFLOW_CODEC_KEYS names a key file already.
+if [ -z "${SAGAFLOW_CODEC_KEYS:-}" ]; then
+	export SAGAFLOW_CODEC_KEYS="$data/codec.keys"
+	(umask 077 && echo "demo-$(date +%Y%m%d%H%M%S):$(head -c 32 /dev/urandom | base64 | tr -d '\n')" >"$SAGAFLOW_CODEC_KEYS")
+fi
+ui_origins="$TEMPORAL_UI_URL,http://127.0.0.1:${TEMPORAL_UI_URL##*:},http://localhost:${TEMPORAL_UI_URL##*:}"
+echo "starting the codec server on $codec_addr (keys in $SAGAFLOW_CODEC_KEYS)"
+./bin/starter codec-server --listen "$codec_addr" --ui-origin "$ui_origins" >"$data/codec-server.log" 2>&1 &
+pids+=($!)
+
 attrs=(SagaStatus OrderId CustomerId)
 if answers "$host" "$port"; then
-	echo "using the Temporal server already at $TEMPORAL_ADDRESS"
+	echo "using the Temporal server already at $TEMPORAL_ADDRESS (its Web UI decodes payloads only if started with --ui-codec-endpoint http://$codec_addr)"
 	for a in "${attrs[@]}"; do
 		./bin/temporal operator search-attribute list --address "$TEMPORAL_ADDRESS" --namespace "$TEMPORAL_NAMESPACE" 2>/dev/null | grep -qw "$a" ||
 			./bin/temporal operator search-attribute create --address "$TEMPORAL_ADDRESS" --namespace "$TEMPORAL_NAMESPACE" --name "$a" --type Keyword >/dev/null
@@ -54,7 +66,8 @@ else
 	# then takes about 0.1 s instead of 1.2 s (docs/BENCHMARKS.md).
 	args=(server start-dev --ip "$host" --port "$port" --ui-port "${TEMPORAL_UI_URL##*:}" --namespace "$TEMPORAL_NAMESPACE" --log-level warn
 		--dynamic-config-value matching.numTaskqueueReadPartitions=1 --dynamic-config-value matching.numTaskqueueWritePartitions=1
-		--dynamic-config-value history.transferProcessorMaxPollRPS=1000)
+		--dynamic-config-value history.transferProcessorMaxPollRPS=1000
+		--ui-codec-endpoint "http://$codec_addr")
 	for a in "${attrs[@]}"; do args+=(--search-attribute "$a=Keyword"); done
 	./bin/temporal "${args[@]}" >"$data/temporal.log" 2>&1 &
 	pids+=($!)
@@ -69,12 +82,13 @@ else
 fi
 
 echo "starting the worker (logs in $data/worker.log)"
+metrics_addr="${METRICS_ADDR:-127.0.0.1:9090}"
 LEDGER_DSN="$data/ledger.db" INVENTORY_DSN="$data/inventory.db" ORDERS_DSN="$data/orders.db" \
-	METRICS_ADDR="${METRICS_ADDR:-127.0.0.1:9090}" LOG_FORMAT=json \
+	METRICS_ADDR="$metrics_addr" LOG_FORMAT=json \
 	./bin/worker >"$data/worker.log" 2>&1 &
 pids+=($!)
 
-./bin/starter demo
+./bin/starter demo --worker-health "http://$metrics_addr/healthz"
 
 if [ "$keep" = "1" ]; then
 	echo
