@@ -133,4 +133,3 @@ func cut(s string, n int) string {
 	}
 	return s[:n] + "…"
 }
-
