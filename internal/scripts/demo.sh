@@ -47,7 +47,7 @@ if [ -z "${SAGAFLOW_CODEC_KEYS:-}" ]; then
 	export SAGAFLOW_CODEC_KEYS="$data/codec.keys"
 	(umask 077 && echo "demo-$(date +%Y%m%d%H%M%S):$(head -c 32 /dev/urandom | base64 | tr -d '\n')" >"$SAGAFLOW_CODEC_KEYS")
 fi
-ui_origins="$TEMPORAL_UI_URL,http://127.0.0.1:${TEMPORAL_UI_URL##*:},http://localhost:${TEMPORAL_UI_URL##*:}"
+ui_origins="$TEMPORAL_UI_URL,http://127.0.0.1:${TEMPORAL_UI_URL##*:}"
 echo "starting the codec server on $codec_addr (keys in $SAGAFLOW_CODEC_KEYS)"
 ./bin/starter codec-server --listen "$codec_addr" --ui-origin "$ui_origins" >"$data/codec-server.log" 2>&1 &
 pids+=($!)
