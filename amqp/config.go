@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"time"
 
@@ -75,6 +76,10 @@ type Config struct {
 	// DeadLetterExchange is the durable direct exchange for dead letters.
 	// Default DefaultDeadLetterExchange ("sagas.dlx").
 	DeadLetterExchange string
+	// Logger is the default logger of the Conn's consumers
+	// (ConsumerConfig.Logger). Default slog.Default(), so that nothing
+	// they report is silently dropped.
+	Logger *slog.Logger
 }
 
 func (c *Config) setDefaults() {
@@ -98,6 +103,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.DeadLetterExchange == "" {
 		c.DeadLetterExchange = DefaultDeadLetterExchange
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
 	}
 }
 

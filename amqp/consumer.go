@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -81,6 +81,11 @@ type ConsumerConfig struct {
 	// ShutdownTimeout is how long Run waits for in-flight handlers after
 	// its context ends before cancelling their context. Default 30s.
 	ShutdownTimeout time.Duration
+	// Logger records what the consumer cannot report to a caller: retries,
+	// dead letters, and failed acks, nacks, publishes and channel closes,
+	// each with the delivery's message id and the queue's name. Default
+	// the Conn's logger (Config.Logger).
+	Logger *slog.Logger
 }
 
 func (c *ConsumerConfig) setDefaults(conn Config) {
@@ -113,6 +118,9 @@ func (c *ConsumerConfig) setDefaults(conn Config) {
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 30 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = conn.Logger
 	}
 }
 
@@ -159,11 +167,12 @@ func (c ConsumerConfig) Validate() error {
 // keeps failing. It recovers its channel, queues and consumer after a
 // reconnection.
 type Consumer struct {
-	c     *Conn
-	cfg   ConsumerConfig
-	h     Handler
-	pub   *Publisher
-	stats *Stats
+	c      *Conn
+	cfg    ConsumerConfig
+	h      Handler // the handler wrapped in the consumer's layers
+	pub    *Publisher
+	stats  *Stats
+	logger *slog.Logger
 
 	// state is consumerNew until Run, consumerStarting until the broker
 	// accepted basic.consume and again while a lost channel is being
@@ -196,7 +205,16 @@ func (c *Conn) NewConsumer(cfg ConsumerConfig, h Handler) (*Consumer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("consumer %s: %w", cfg.Name, err)
 	}
-	cs := &Consumer{c: c, cfg: cfg, h: h, pub: pub, stats: &c.stats}
+	cs := &Consumer{c: c, cfg: cfg, pub: pub, stats: &c.stats}
+	cs.logger = cfg.Logger.With("queue", cfg.Name)
+	cs.h = chain(h,
+		deadLetter(c.cfg.DeadLetterExchange, cfg.Name, pub, cs.stats, cs.logger),
+		retry(cfg.MaxAttempts, cs.RetryQueue, pub, cs.stats, cs.logger),
+		decode(cfg.Decoder),
+		dedup(cfg.Dedup, cfg.DedupWindow, cs.stats, cs.logger),
+		countHandled(cs.stats),
+		recoverPanic,
+	)
 	c.track(cs)
 	return cs, nil
 }
@@ -269,7 +287,11 @@ var errTopology = errors.New("topology refused")
 // It returns nil after a shutdown through ctx, and an error when the Conn
 // was closed or the broker refused the queue declarations.
 func (cs *Consumer) Run(ctx context.Context) error {
-	defer func() { _ = cs.pub.Close() }()
+	defer func() {
+		if err := cs.pub.Close(); err != nil {
+			cs.logger.Warn("close the consumer's publisher", "error", err)
+		}
+	}()
 	cs.state.Store(consumerStarting)
 	defer cs.state.Store(consumerStopped)
 	hctx, hcancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -299,6 +321,7 @@ func (cs *Consumer) Run(ctx context.Context) error {
 			attempt = 0 // a session that ran is not a failed attempt
 			continue
 		}
+		cs.logger.Warn("consumer session failed; starting again", "attempt", attempt, "error", err)
 		if sleepCtx(ctx, cs.c.done, cs.c.backoff(attempt)) != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -315,7 +338,11 @@ func (cs *Consumer) session(ctx, hctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer func() { _ = ch.Close() }()
+	defer func() {
+		if err := ch.Close(); err != nil && !errors.Is(err, amqp091.ErrClosed) {
+			cs.logger.Warn("close consumer channel", "error", err)
+		}
+	}()
 	lost := ch.NotifyClose(make(chan *amqp091.Error, 1))
 	if err := cs.declare(ch); err != nil {
 		var aerr *amqp091.Error
@@ -343,7 +370,9 @@ func (cs *Consumer) session(ctx, hctx context.Context) error {
 	case <-ctx.Done():
 		// Stop the broker sending more; deliveries already buffered but not
 		// started are requeued by the workers.
-		_ = ch.Cancel(tag, false)
+		if err := ch.Cancel(tag, false); err != nil && !errors.Is(err, amqp091.ErrClosed) {
+			cs.logger.Warn("cancel consumer", "consumer_tag", tag, "error", err)
+		}
 	case <-lost:
 	}
 	close(stop)
@@ -362,7 +391,7 @@ func (cs *Consumer) work(ctx context.Context, deliveries <-chan amqp091.Delivery
 			}
 			select {
 			case <-stop:
-				_ = d.Nack(false, true)
+				cs.nack(d, "return an unstarted delivery at shutdown")
 				return
 			default:
 			}
@@ -371,133 +400,28 @@ func (cs *Consumer) work(ctx context.Context, deliveries <-chan amqp091.Delivery
 	}
 }
 
-// handle runs one delivery through decoding, deduplication, the handler and
-// the ack, retry or dead-letter decision. It never panics.
+// handle runs one delivery through the consumer's layers and acks it, or,
+// when they could not move a failed delivery to a delay queue or the dead
+// letters, returns it to the broker for a redelivery. It never panics on a
+// handler's or decoder's behalf.
 func (cs *Consumer) handle(ctx context.Context, d amqp091.Delivery) {
 	cs.stats.Consumed.Add(1)
-	del := toDelivery(d, cs.cfg.Name)
-	if cs.cfg.Decoder != nil {
-		if err := cs.call(func() error { return cs.cfg.Decoder(del) }); err != nil {
-			cs.deadLetter(ctx, d, del, fmt.Errorf("decode: %w", err))
-			return
-		}
-	}
-	id := d.MessageId
-	if id != "" {
-		res, err := cs.cfg.Dedup.Claim(ctx, id)
-		if err != nil {
-			cs.fail(ctx, d, del, fmt.Errorf("dedup claim: %w", err))
-			return
-		}
-		switch res {
-		case ClaimDuplicate:
-			cs.stats.DuplicatesDropped.Add(1)
-			_ = d.Ack(false)
-			return
-		case ClaimBusy:
-			// Another delivery of this id is being handled: its outcome
-			// decides whether this copy is a duplicate, so look again
-			// after the first delay without counting an attempt.
-			cs.delay(ctx, d, del, del.Attempt-1, nil)
-			return
-		}
-	}
-	err := cs.call(func() error { return cs.h(ctx, del) })
-	if err == nil {
-		if id != "" {
-			if cerr := cs.cfg.Dedup.Complete(ctx, id, cs.cfg.DedupWindow); cerr != nil {
-				// The effect happened; acking is still right, a
-				// redelivery would only be deduplicated less well.
-				_ = cerr
-			}
-		}
-		cs.stats.Handled.Add(1)
-		_ = d.Ack(false)
+	if err := cs.h(ctx, toDelivery(d, cs.cfg.Name)); err != nil {
+		cs.nack(d, "return a delivery that could not be moved")
 		return
 	}
-	if id != "" {
-		_ = cs.cfg.Dedup.Release(ctx, id)
+	if err := d.Ack(false); err != nil {
+		// The broker delivers it again once the channel is gone; the dedup
+		// layer drops that copy if its id was handled.
+		cs.logger.Warn("ack", "message_id", d.MessageId, "delivery_tag", d.DeliveryTag, "error", err)
 	}
-	cs.fail(ctx, d, del, err)
 }
 
-// call runs f, turning a panic into an error so a poison message cannot
-// crash the process.
-func (cs *Consumer) call(f func() error) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("panic: %v\n%s", r, debug.Stack())
-		}
-	}()
-	return f()
-}
-
-func (cs *Consumer) fail(ctx context.Context, d amqp091.Delivery, del Delivery, err error) {
-	if IsPermanent(err) || del.Attempt >= cs.cfg.MaxAttempts {
-		cs.deadLetter(ctx, d, del, err)
-		return
-	}
-	cs.delay(ctx, d, del, del.Attempt, err)
-}
-
-// delay republishes d to the delay queue for attempt (at least the first)
-// with attempts recorded, then acks it.
-func (cs *Consumer) delay(ctx context.Context, d amqp091.Delivery, del Delivery, attempts int, cause error) {
-	m := cs.copyOf(d, del, attempts, cause)
-	m.Exchange, m.RoutingKey = "", cs.RetryQueue(max(attempts, 1))
-	if err := cs.pub.Publish(ctx, m); err != nil {
-		// Not moved: let the broker redeliver it rather than lose it.
-		_ = d.Nack(false, true)
-		return
-	}
-	if cause != nil {
-		cs.stats.Retried.Add(1)
-	} else {
-		cs.stats.Deferred.Add(1)
-	}
-	_ = d.Ack(false)
-}
-
-func (cs *Consumer) deadLetter(ctx context.Context, d amqp091.Delivery, del Delivery, cause error) {
-	m := cs.copyOf(d, del, del.Attempt, cause)
-	m.Exchange, m.RoutingKey = cs.c.cfg.DeadLetterExchange, cs.cfg.Name
-	if err := cs.pub.Publish(ctx, m); err != nil {
-		_ = d.Nack(false, true)
-		return
-	}
-	cs.stats.DeadLettered.Add(1)
-	_ = d.Ack(false)
-}
-
-// copyOf builds the republished form of d: same properties and body, the
-// broker's own dead-letter bookkeeping removed, ours added.
-func (cs *Consumer) copyOf(d amqp091.Delivery, del Delivery, attempts int, cause error) Message {
-	h := make(map[string]any, len(d.Headers)+4)
-	for k, v := range d.Headers {
-		if k == "x-death" || strings.HasPrefix(k, "x-first-death-") || strings.HasPrefix(k, "x-last-death-") {
-			continue
-		}
-		h[k] = v
-	}
-	h[HeaderAttempts] = int64(attempts)
-	h[HeaderOriginalRoutingKey] = del.RoutingKey
-	h[HeaderOriginalExchange] = del.Exchange
-	if cause != nil {
-		msg := cause.Error()
-		if len(msg) > 4096 {
-			msg = msg[:4096]
-		}
-		h[HeaderLastError] = msg
-	}
-	return Message{
-		ID:            d.MessageId,
-		Type:          d.Type,
-		CorrelationID: d.CorrelationId,
-		ReplyTo:       d.ReplyTo,
-		Timestamp:     d.Timestamp,
-		ContentType:   d.ContentType,
-		Headers:       h,
-		Body:          d.Body,
+// nack returns d to its queue. A failure means the channel is gone, which
+// returns d as well.
+func (cs *Consumer) nack(d amqp091.Delivery, what string) {
+	if err := d.Nack(false, true); err != nil {
+		cs.logger.Warn(what, "message_id", d.MessageId, "delivery_tag", d.DeliveryTag, "error", err)
 	}
 }
 

@@ -64,6 +64,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 		URL:            cfg.AMQPURL,
 		TLS:            amqp.TLSConfig{CAFile: cfg.AMQPTLSCA, CertFile: cfg.AMQPTLSCert, KeyFile: cfg.AMQPTLSKey},
 		ConnectionName: "sagaflow-worker " + strings.Join(cfg.Parts, ","),
+		Logger:         logger.With("component", "amqp"),
 	})
 	if err != nil {
 		return fmt.Errorf("connect to RabbitMQ at %s: %w", redact.URL(cfg.AMQPURL), err)
