@@ -37,6 +37,10 @@ type Config struct {
 	InventoryQueue string
 	// Source is the envelope source of commands and saga events. Default "sagaflow-worker".
 	Source string
+	// Exchange is the event exchange saga events are published to: the
+	// Exchange of the connection the publisher uses. Default
+	// amqp.DefaultExchange ("sagas.events").
+	Exchange string
 }
 
 func (c *Config) setDefaults() {
@@ -48,6 +52,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Source == "" {
 		c.Source = "sagaflow-worker"
+	}
+	if c.Exchange == "" {
+		c.Exchange = amqp.DefaultExchange
 	}
 }
 

@@ -169,7 +169,7 @@ func (a *Activities) publishSagaEvent(ctx context.Context, typ, step, subject st
 	if err != nil {
 		return nonRetryable(fmt.Errorf("build %s for %s: %w", typ, wfID, err), ErrTypeInvalidEvent)
 	}
-	msg, err := amqp.MessageFromEnvelope(env)
+	msg, err := amqp.MessageFromEnvelope(a.cfg.Exchange, env)
 	if err != nil {
 		return nonRetryable(fmt.Errorf("message of %s for %s: %w", typ, wfID, err), ErrTypeInvalidEvent)
 	}

@@ -136,3 +136,38 @@ func TestCommandWithoutStepIsInvalid(t *testing.T) {
 		})
 	}
 }
+
+func TestSagaEventsGoToTheConfiguredExchange(t *testing.T) {
+	tests := []struct {
+		name    string
+		publish func(a *Activities) (any, any)
+		typ     string
+	}{
+		{"transfer outcome", func(a *Activities) (any, any) {
+			return a.PublishTransferEvent, TransferEvent{Step: "publish-outcome", Type: events.TypeTransferCompleted, TransferID: "t-1",
+				SourceAccountID: "a", TargetAccountID: "b", Amount: 10, Currency: "EUR"}
+		}, events.TypeTransferCompleted},
+		{"order outcome", func(a *Activities) (any, any) {
+			return a.PublishOrderEvent, OrderEvent{Step: "confirm", Type: events.TypeOrderConfirmed, OrderID: "o-1"}
+		}, events.TypeOrderConfirmed},
+		{"reservation failure", func(a *Activities) (any, any) {
+			return a.PublishReservationFailed, ReservationFailedEvent{Step: "failed", ReservationID: "r-1", Reason: events.ReasonInsufficientStock}
+		}, events.TypeInventoryReservationFailed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pub := &fakePublisher{}
+			a, err := New(Config{ReplyQueue: "worker.replies", Exchange: "tenant-a.events"}, pub, &fakeCompleter{}, nil)
+			require.NoError(t, err)
+			var s testsuite.WorkflowTestSuite
+			env := s.NewTestActivityEnvironment()
+			env.RegisterActivity(a)
+			fn, input := tt.publish(a)
+			_, err = env.ExecuteActivity(fn, input)
+			require.NoError(t, err)
+			require.Len(t, pub.msgs, 1)
+			require.Equal(t, "tenant-a.events", pub.msgs[0].Exchange)
+			require.Equal(t, tt.typ, pub.msgs[0].RoutingKey)
+		})
+	}
+}

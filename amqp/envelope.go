@@ -6,11 +6,13 @@ import (
 	"github.com/sagaflow/sagaflow/events"
 )
 
-// MessageFromEnvelope builds the message for an envelope on the event
-// exchange: routing key = type, and the AMQP properties carry the envelope's
-// id, type, correlation id, time and content type so that brokers and tools
-// can route and trace without decoding the body.
-func MessageFromEnvelope(env events.Envelope) (Message, error) {
+// MessageFromEnvelope builds the message for an envelope on exchange, the
+// event exchange of the connection it is published on (Config.Exchange):
+// routing key = type, and the AMQP properties carry the envelope's id, type,
+// correlation id, time and content type so that brokers and tools can route
+// and trace without decoding the body. A message sent straight to a queue
+// passes "" (the default exchange) and sets RoutingKey to the queue.
+func MessageFromEnvelope(exchange string, env events.Envelope) (Message, error) {
 	body, err := env.Encode()
 	if err != nil {
 		return Message{}, fmt.Errorf("encode envelope %s: %w", env.ID, err)
@@ -20,7 +22,7 @@ func MessageFromEnvelope(env events.Envelope) (Message, error) {
 		ct = events.ContentTypeJSON
 	}
 	return Message{
-		Exchange:      DefaultExchange,
+		Exchange:      exchange,
 		RoutingKey:    env.Type,
 		ID:            env.ID,
 		Type:          env.Type,

@@ -178,9 +178,8 @@ func TestRoundTripCarriesEveryProperty(t *testing.T) {
 	env, err := events.New(events.TypeOrderConfirmed, "test", events.OrderConfirmed{OrderID: "o-1"},
 		events.WithCorrelationID("order-o-1"), events.WithTime(at))
 	require.NoError(t, err)
-	m, err := MessageFromEnvelope(env)
+	m, err := MessageFromEnvelope(b.conn.Config().Exchange, env)
 	require.NoError(t, err)
-	m.Exchange = b.conn.Config().Exchange
 	m.ReplyTo = "nowhere"
 	m.Headers = map[string]any{"tenant": "acme"}
 	require.NoError(t, b.publisher().Publish(testCtx(t), m))
@@ -312,9 +311,8 @@ func TestPoisonMessagesAreDeadLettered(t *testing.T) {
 	// A permanent handler error dead-letters at once.
 	env, err := events.New(events.TypeOrderConfirmed, "test", events.OrderConfirmed{OrderID: "reject-me"})
 	require.NoError(t, err)
-	m, err := MessageFromEnvelope(env)
+	m, err := MessageFromEnvelope(ex, env)
 	require.NoError(t, err)
-	m.Exchange = ex
 	require.NoError(t, p.Publish(testCtx(t), m))
 	dead = recv(t, dlq)
 	require.Equal(t, env.ID, dead.MessageId)
@@ -325,9 +323,8 @@ func TestPoisonMessagesAreDeadLettered(t *testing.T) {
 	// The consumer keeps consuming.
 	env, err = events.New(events.TypeOrderConfirmed, "test", events.OrderConfirmed{OrderID: "fine"})
 	require.NoError(t, err)
-	m, err = MessageFromEnvelope(env)
+	m, err = MessageFromEnvelope(ex, env)
 	require.NoError(t, err)
-	m.Exchange = ex
 	require.NoError(t, p.Publish(testCtx(t), m))
 	require.Equal(t, env.ID, recv(t, handled).ID)
 	require.EqualValues(t, 2, b.conn.Stats().DeadLettered.Load())

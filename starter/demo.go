@@ -238,11 +238,10 @@ func (a *app) publishOrder(ctx context.Context, o events.OrderPlaced) (events.En
 	if err != nil {
 		return env, amqp.Message{}, &usageError{joinLines(err)}
 	}
-	m, err := amqp.MessageFromEnvelope(env)
+	m, err := amqp.MessageFromEnvelope(a.cfg.Exchange, env)
 	if err != nil {
 		return env, m, err
 	}
-	m.Exchange = a.cfg.Exchange
 	p, err := a.publisherFor(ctx)
 	if err != nil {
 		return env, m, err

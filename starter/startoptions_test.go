@@ -70,7 +70,7 @@ func TestOrderStartsAlikeFromTheCLIAndTheBridge(t *testing.T) {
 	require.NoError(t, err)
 	env, err := events.New(events.TypeOrderPlaced, "shop-frontend", order, events.WithID("evt-1"))
 	require.NoError(t, err)
-	m, err := amqp.MessageFromEnvelope(env)
+	m, err := amqp.MessageFromEnvelope(amqp.DefaultExchange, env)
 	require.NoError(t, err)
 	require.NoError(t, b.Handle(t.Context(), amqp.Delivery{Message: m, Queue: contract.BridgeQueue, Attempt: 1}))
 	require.Len(t, viaBridge.starts, 1)

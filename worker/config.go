@@ -57,7 +57,10 @@ type config struct {
 	AMQPTLSCA   string
 	AMQPTLSCert string
 	AMQPTLSKey  string
-	ReplyQueue  string
+	// AMQPExchange is the event exchange: declared on connecting, bound by
+	// the consumers and published to by the activities and the services.
+	AMQPExchange string
+	ReplyQueue   string
 
 	LedgerDSN    string
 	InventoryDSN string
@@ -109,6 +112,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	str(&c.AMQPTLSCA, "amqp-tls-ca", "AMQP_TLS_CA", "", "CA bundle (PEM) for amqps:// (default: system roots)")
 	str(&c.AMQPTLSCert, "amqp-tls-cert", "AMQP_TLS_CERT", "", "client certificate (PEM) for amqps://")
 	str(&c.AMQPTLSKey, "amqp-tls-key", "AMQP_TLS_KEY", "", "client private key (PEM) for amqps://")
+	str(&c.AMQPExchange, "amqp-exchange", "AMQP_EXCHANGE", amqp.DefaultExchange, "topic exchange the sagas' and services' events are published to and consumed from")
 	str(&c.ReplyQueue, "reply-queue", "REPLY_QUEUE", contract.ReplyQueue, "durable queue the services' replies come back on; shared by every worker")
 	str(&c.LedgerDSN, "ledger-dsn", "LEDGER_DSN", ".data/ledger.db", "ledger database: a SQLite file path or a postgres:// DSN")
 	str(&c.InventoryDSN, "inventory-dsn", "INVENTORY_DSN", ".data/inventory.db", "inventory database: a SQLite file path or a postgres:// DSN")
@@ -182,6 +186,9 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	}
 	if c.TaskQueue == "" {
 		errs = append(errs, errors.New("--task-queue must not be empty"))
+	}
+	if c.AMQPExchange == "" {
+		errs = append(errs, errors.New("--amqp-exchange must not be empty"))
 	}
 	return c, errors.Join(errs...)
 }

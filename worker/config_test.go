@@ -26,6 +26,7 @@ func TestConfigDefaultsAndEnvironment(t *testing.T) {
 	require.Equal(t, "default", cfg.TemporalNamespace)
 	require.Equal(t, "sagas", cfg.TaskQueue)
 	require.Equal(t, "amqp://guest:guest@127.0.0.1:5672/", cfg.AMQPURL)
+	require.Equal(t, "sagas.events", cfg.AMQPExchange)
 	require.Equal(t, ".data/ledger.db", cfg.LedgerDSN)
 	require.Equal(t, allPartsSorted(), cfg.Parts)
 	require.Equal(t, 30*time.Second, cfg.ShutdownGrace)
@@ -35,6 +36,7 @@ func TestConfigDefaultsAndEnvironment(t *testing.T) {
 		"TEMPORAL_NAMESPACE":  "prod",
 		"TEMPORAL_TASK_QUEUE": "from-env",
 		"AMQP_URL":            "amqps://u:p@mq:5671/",
+		"AMQP_EXCHANGE":       "tenant-a.events",
 		"LEDGER_DSN":          "postgres://db/ledger",
 		"WORKER_RUN":          "services",
 	}), &bytes.Buffer{})
@@ -43,6 +45,7 @@ func TestConfigDefaultsAndEnvironment(t *testing.T) {
 	require.Equal(t, "prod", cfg.TemporalNamespace)
 	require.Equal(t, "from-flag", cfg.TaskQueue, "a flag wins over the environment")
 	require.Equal(t, "amqps://u:p@mq:5671/", cfg.AMQPURL)
+	require.Equal(t, "tenant-a.events", cfg.AMQPExchange)
 	require.Equal(t, "postgres://db/ledger", cfg.LedgerDSN)
 	require.Equal(t, []string{partInventory, partLedger, partNotifications, partProjection}, cfg.Parts)
 }
@@ -99,6 +102,7 @@ func TestConfigRejectsBadInput(t *testing.T) {
 		{"negative pollers", []string{"--pollers", "-1"}, nil, "--pollers"},
 		{"cert without key", nil, map[string]string{"TEMPORAL_TLS_CERT": "c.pem"}, "go together"},
 		{"log level", []string{"--log-level", "loud"}, nil, "--log-level"},
+		{"empty exchange", []string{"--amqp-exchange", ""}, nil, "--amqp-exchange must not be empty"},
 		{"stray argument", []string{"extra"}, nil, "unexpected argument"},
 	}
 	for _, tc := range cases {
@@ -114,7 +118,7 @@ func TestHelpDocumentsEveryFlagWithItsEnvironmentVariable(t *testing.T) {
 	_, err := parseConfig([]string{"--help"}, env(nil), &out)
 	require.True(t, errors.Is(err, flag.ErrHelp))
 	for _, want := range []string{"TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "TEMPORAL_TLS_CERT", "TEMPORAL_TLS_KEY",
-		"TEMPORAL_TLS_CA", "AMQP_URL", "LEDGER_DSN", "INVENTORY_DSN", "ORDERS_DSN", "TEMPORAL_TASK_QUEUE", "(default \"127.0.0.1:7233\")",
+		"TEMPORAL_TLS_CA", "AMQP_URL", "AMQP_EXCHANGE", "LEDGER_DSN", "INVENTORY_DSN", "ORDERS_DSN", "TEMPORAL_TASK_QUEUE", "(default \"127.0.0.1:7233\")",
 		"orchestration (workflows,replies,bridge:", "services (ledger,inventory,projection,notifications:"} {
 		require.Contains(t, out.String(), want)
 	}

@@ -64,6 +64,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 		URL:            cfg.AMQPURL,
 		TLS:            amqp.TLSConfig{CAFile: cfg.AMQPTLSCA, CertFile: cfg.AMQPTLSCert, KeyFile: cfg.AMQPTLSKey},
 		ConnectionName: "sagaflow-worker " + strings.Join(cfg.Parts, ","),
+		Exchange:       cfg.AMQPExchange,
 		Logger:         logger.With("component", "amqp"),
 	})
 	if err != nil {
@@ -115,7 +116,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 		parts = append(parts, srv)
 	}
 	logger.Info("worker started", "parts", cfg.Parts, "task_queue", cfg.TaskQueue,
-		"temporal", cfg.TemporalAddress, "namespace", cfg.TemporalNamespace, "amqp", redact.URL(cfg.AMQPURL), "http", cfg.HTTPAddr)
+		"temporal", cfg.TemporalAddress, "namespace", cfg.TemporalNamespace, "amqp", redact.URL(cfg.AMQPURL), "exchange", cfg.AMQPExchange, "http", cfg.HTTPAddr)
 	err = runParts(ctx, parts, logger)
 	logger.Info("worker stopped")
 	return err
@@ -175,7 +176,7 @@ func (p *process) ledger(ctx context.Context) (part, error) {
 	if err != nil {
 		return part{}, err
 	}
-	svc, err := ledger.New(db, ledger.Config{})
+	svc, err := ledger.New(db, ledger.Config{Exchange: p.cfg.AMQPExchange})
 	if err != nil {
 		return part{}, err
 	}
@@ -187,7 +188,7 @@ func (p *process) inventory(ctx context.Context) (part, error) {
 	if err != nil {
 		return part{}, err
 	}
-	svc, err := inventory.New(db, inventory.Config{})
+	svc, err := inventory.New(db, inventory.Config{Exchange: p.cfg.AMQPExchange})
 	if err != nil {
 		return part{}, err
 	}
@@ -226,7 +227,7 @@ func (p *process) activities() (*activities.Activities, error) {
 		return nil, err
 	}
 	p.closers = append(p.closers, pub.Close)
-	acts, err := activities.New(activities.Config{ReplyQueue: p.cfg.ReplyQueue}, pub, p.temporal, p.logger.With("component", "activities"))
+	acts, err := activities.New(activities.Config{ReplyQueue: p.cfg.ReplyQueue, Exchange: p.cfg.AMQPExchange}, pub, p.temporal, p.logger.With("component", "activities"))
 	if err != nil {
 		return nil, err
 	}

@@ -163,7 +163,7 @@ func (s *liveSystem) probeReply(tb testing.TB) amqp.Message {
 		CommandID: events.DeterministicID("probe", s.suffix), CommandType: events.CmdLedgerWithdraw, Status: events.ReplyAccepted,
 	})
 	require.NoError(tb, err)
-	m, err := amqp.MessageFromEnvelope(env)
+	m, err := amqp.MessageFromEnvelope(amqp.DefaultExchange, env)
 	require.NoError(tb, err)
 	m.CorrelationID = activities.ActivityRef{Namespace: "default", WorkflowID: "probe-" + s.suffix, ActivityID: "1"}.String()
 	return m
@@ -174,7 +174,7 @@ func (s *liveSystem) outcomeEvent(tb testing.TB, wfID string) amqp.Message {
 		TransferID: wfID, SourceAccountID: "a", TargetAccountID: "b", Amount: events.Money{Amount: 1, Currency: "EUR"},
 	}, events.WithCorrelationID(wfID))
 	require.NoError(tb, err)
-	m, err := amqp.MessageFromEnvelope(env)
+	m, err := amqp.MessageFromEnvelope(amqp.DefaultExchange, env)
 	require.NoError(tb, err)
 	return m
 }
@@ -214,7 +214,7 @@ func (s *liveSystem) command(tb testing.TB, typ string, p events.Payload) events
 	tb.Helper()
 	env, err := events.New(typ, "transfer-it", p)
 	require.NoError(tb, err)
-	m, err := amqp.MessageFromEnvelope(env)
+	m, err := amqp.MessageFromEnvelope(amqp.DefaultExchange, env)
 	require.NoError(tb, err)
 	var d amqp.Delivery
 	s.waitFor(tb, func() bool {

@@ -92,11 +92,11 @@ func sendCommand(ctx context.Context, r *amqp.Requester, queue, typ string, payl
 	if err != nil {
 		return err
 	}
-	m, err := amqp.MessageFromEnvelope(env)
+	m, err := amqp.MessageFromEnvelope("", env)
 	if err != nil {
 		return err
 	}
-	m.Exchange, m.RoutingKey = "", queue
+	m.RoutingKey = queue
 	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	d, err := r.Request(rctx, queue, m)

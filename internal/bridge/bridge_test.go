@@ -73,7 +73,7 @@ func validOrder(id string) events.OrderPlaced {
 // delivery wraps an envelope the way the consumer hands it to a handler.
 func delivery(t *testing.T, env events.Envelope) amqp.Delivery {
 	t.Helper()
-	m, err := amqp.MessageFromEnvelope(env)
+	m, err := amqp.MessageFromEnvelope(amqp.DefaultExchange, env)
 	require.NoError(t, err)
 	return amqp.Delivery{Message: m, Queue: contract.BridgeQueue, Attempt: 1}
 }

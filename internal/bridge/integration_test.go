@@ -104,7 +104,7 @@ func startBridge(t *testing.T) *bridgeEnv {
 
 func (e *bridgeEnv) publish(t *testing.T, env events.Envelope) {
 	t.Helper()
-	m, err := amqp.MessageFromEnvelope(env)
+	m, err := amqp.MessageFromEnvelope(e.broker.Exchange, env)
 	require.NoError(t, err)
 	e.publishMessage(t, m)
 }

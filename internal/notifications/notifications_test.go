@@ -21,7 +21,7 @@ func TestHandlerLogsOneStructuredLinePerEvent(t *testing.T) {
 	env, err := events.New(events.TypeOrderConfirmed, "test", events.OrderConfirmed{OrderID: "o-1"},
 		events.WithCorrelationID("order-o-1"), events.WithSubject("o-1"), events.WithTime(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)))
 	require.NoError(t, err)
-	m, err := amqp.MessageFromEnvelope(env)
+	m, err := amqp.MessageFromEnvelope(amqp.DefaultExchange, env)
 	require.NoError(t, err)
 
 	require.NoError(t, h(context.Background(), amqp.Delivery{Message: m}))

@@ -261,7 +261,7 @@ func invalidOrders(t *testing.T, run string, s *orderStorm) []stormInvalidEvent 
 func (s *orderStorm) publicationOrder(t *testing.T, rng *rand.Rand) []amqp.Message {
 	t.Helper()
 	msg := func(env events.Envelope) amqp.Message {
-		m, err := amqp.MessageFromEnvelope(env)
+		m, err := amqp.MessageFromEnvelope(amqp.DefaultExchange, env)
 		require.NoError(t, err)
 		return m
 	}

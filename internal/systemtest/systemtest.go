@@ -104,6 +104,10 @@ type Options struct {
 	// random. They are then built with the tag faults: a worker built
 	// without it cannot inject faults.
 	ActivityFaults faults.Config
+	// Exchange is the event exchange of the system: the test's connection
+	// declares it and every worker gets it as AMQP_EXCHANGE. Default
+	// amqp.DefaultExchange.
+	Exchange string
 }
 
 // System is one isolated deployment of the project for a test.
@@ -112,6 +116,8 @@ type System struct {
 	VHost string
 	// AMQPURL reaches the broker in VHost.
 	AMQPURL string
+	// Exchange is the event exchange in VHost.
+	Exchange string
 	// Temporal is a client of the shared dev server.
 	Temporal client.Client
 	// TemporalAddress is the dev server's frontend host:port.
@@ -164,8 +170,9 @@ func Start(t testing.TB, opts Options) *System {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	s.Conn, err = amqp.Dial(ctx, amqp.Config{URL: s.AMQPURL, ConnectionName: "systemtest " + t.Name()})
+	s.Conn, err = amqp.Dial(ctx, amqp.Config{URL: s.AMQPURL, ConnectionName: "systemtest " + t.Name(), Exchange: opts.Exchange})
 	require.NoError(t, err)
+	s.Exchange = s.Conn.Config().Exchange
 	t.Cleanup(func() { _ = s.Conn.Close() })
 	s.Publisher, err = s.Conn.NewPublisher(amqp.PublisherConfig{})
 	require.NoError(t, err)
@@ -219,6 +226,7 @@ func (s *System) StartWorker() *Worker {
 	w.cmd = exec.Command(s.bin)
 	w.cmd.Env = append(os.Environ(),
 		"AMQP_URL="+s.AMQPURL,
+		"AMQP_EXCHANGE="+s.Exchange,
 		"TEMPORAL_ADDRESS="+s.TemporalAddress,
 		"TEMPORAL_NAMESPACE=default",
 		"TEMPORAL_TASK_QUEUE="+s.TaskQueue,
@@ -382,11 +390,11 @@ func (s *System) Send(ctx context.Context, queue, typ string, payload events.Pay
 	if err != nil {
 		return events.Reply{}, err
 	}
-	m, err := amqp.MessageFromEnvelope(env)
+	m, err := amqp.MessageFromEnvelope("", env)
 	if err != nil {
 		return events.Reply{}, err
 	}
-	m.Exchange, m.RoutingKey = "", queue
+	m.RoutingKey = queue
 	for {
 		attemptCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		d, err := s.Requester.Request(attemptCtx, queue, m)
@@ -411,10 +419,10 @@ func (s *System) MustAccept(ctx context.Context, queue, typ string, payload even
 	return r
 }
 
-// PublishEvent publishes an event on the exchange, retrying while the broker
-// is unreachable.
+// PublishEvent publishes an event on the system's exchange, retrying while
+// the broker is unreachable.
 func (s *System) PublishEvent(ctx context.Context, env events.Envelope) error {
-	m, err := amqp.MessageFromEnvelope(env)
+	m, err := amqp.MessageFromEnvelope(s.Exchange, env)
 	if err != nil {
 		return err
 	}

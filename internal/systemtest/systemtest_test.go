@@ -63,9 +63,9 @@ func TestWorkerStopsGracefullyAndLosesNothing(t *testing.T) {
 			events.LedgerDeposit{AccountID: "acc", Amount: events.Money{Amount: 1, Currency: "EUR"}},
 			events.WithID(fmt.Sprintf("deposit-%d", i)))
 		require.NoError(t, err)
-		m, err := amqp.MessageFromEnvelope(env)
+		m, err := amqp.MessageFromEnvelope("", env)
 		require.NoError(t, err)
-		m.Exchange, m.RoutingKey = "", contract.LedgerQueue
+		m.RoutingKey = contract.LedgerQueue
 		require.NoError(t, sys.Publisher.Publish(ctx, m))
 	}
 	first := sys.Workers()[0]

@@ -100,11 +100,18 @@ type Config struct {
 	// ErrConflict or a unique violation before the delivery fails (and the
 	// consumer retries it with backoff). Default 20.
 	MaxConflictRetries int
+	// Exchange is the event exchange the domain events are published to:
+	// the Exchange of the connection the outbox relay publishes on. Default
+	// amqp.DefaultExchange ("sagas.events").
+	Exchange string
 }
 
 func (c *Config) setDefaults() {
 	if c.MaxConflictRetries == 0 {
 		c.MaxConflictRetries = 20
+	}
+	if c.Exchange == "" {
+		c.Exchange = amqp.DefaultExchange
 	}
 }
 
@@ -244,7 +251,7 @@ func (p *Processor) apply(ctx context.Context, tx *store.Tx, d amqp.Delivery, cm
 		if err != nil {
 			return fmt.Errorf("build %s event: %w", ev.Type, err)
 		}
-		m, err := amqp.MessageFromEnvelope(e)
+		m, err := amqp.MessageFromEnvelope(p.cfg.Exchange, e)
 		if err != nil {
 			return err
 		}

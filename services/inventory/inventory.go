@@ -50,6 +50,10 @@ type Config struct {
 	Concurrency int
 	// Relay configures the outbox relay (its Producer is set by the service).
 	Relay store.RelayConfig
+	// Exchange is the event exchange the service's events are published to:
+	// the Exchange of the connection it runs on. Default
+	// amqp.DefaultExchange ("sagas.events").
+	Exchange string
 }
 
 func (c *Config) setDefaults() {
@@ -112,7 +116,7 @@ func New(db *store.DB, cfg Config) (*Service, error) {
 	if err := db.Migrate(ctx, ServiceName, migrations); err != nil {
 		return nil, err
 	}
-	proc, err := command.NewProcessor(db, command.Config{Service: ServiceName, InvalidPayload: invalidQuantity})
+	proc, err := command.NewProcessor(db, command.Config{Service: ServiceName, InvalidPayload: invalidQuantity, Exchange: cfg.Exchange})
 	if err != nil {
 		return nil, err
 	}

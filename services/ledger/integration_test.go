@@ -169,7 +169,7 @@ func subscribe(t *testing.T, prefix string, bindings ...string) (*countingDedup,
 		probe, err := events.New(events.TypeFundsDeposited, "test", events.FundsDeposited{AccountID: prefix + "probe", Amount: eur(1), Balance: eur(1)},
 			events.WithSubject(prefix+"probe"))
 		require.NoError(t, err)
-		m, err := amqp.MessageFromEnvelope(probe)
+		m, err := amqp.MessageFromEnvelope(amqp.DefaultExchange, probe)
 		require.NoError(t, err)
 		_ = pub.Publish(context.Background(), m)
 		time.Sleep(50 * time.Millisecond) // polling the broker: no readiness signal exists

@@ -51,6 +51,10 @@ type Config struct {
 	Concurrency int
 	// Relay configures the outbox relay (its Producer is set by the service).
 	Relay store.RelayConfig
+	// Exchange is the event exchange the service's events are published to:
+	// the Exchange of the connection it runs on. Default
+	// amqp.DefaultExchange ("sagas.events").
+	Exchange string
 }
 
 func (c *Config) setDefaults() {
@@ -93,7 +97,7 @@ func New(db *store.DB, cfg Config) (*Service, error) {
 	if err := db.Migrate(ctx, ServiceName, migrations); err != nil {
 		return nil, err
 	}
-	proc, err := command.NewProcessor(db, command.Config{Service: ServiceName, InvalidPayload: invalidAmount})
+	proc, err := command.NewProcessor(db, command.Config{Service: ServiceName, InvalidPayload: invalidAmount, Exchange: cfg.Exchange})
 	if err != nil {
 		return nil, err
 	}

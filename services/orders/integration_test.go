@@ -54,9 +54,8 @@ func TestIntegrationProjectionAndQueries(t *testing.T) {
 	t.Cleanup(func() { _ = pub.Close() })
 	publish := func(env events.Envelope) {
 		t.Helper()
-		m, err := amqp.MessageFromEnvelope(env)
+		m, err := amqp.MessageFromEnvelope(broker.Exchange, env)
 		require.NoError(t, err)
-		m.Exchange = broker.Exchange
 		require.NoError(t, pub.Publish(t.Context(), m))
 	}
 	// waitStatus polls the read model through the client: the projection is

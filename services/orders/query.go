@@ -169,7 +169,7 @@ func (c *Client) ask(ctx context.Context, typ string, q events.Payload, result a
 	if err != nil {
 		return fmt.Errorf("orders: %s: %w", typ, err)
 	}
-	m, err := amqp.MessageFromEnvelope(env)
+	m, err := amqp.MessageFromEnvelope("", env)
 	if err != nil {
 		return fmt.Errorf("orders: %s: %w", typ, err)
 	}
