@@ -313,7 +313,7 @@ func TestRelayCrashRepublishesAndSubscriberDeduplicates(t *testing.T) {
 		prefix := "crash-" + uuid.NewString()[:8] + "-"
 		dedup, published := subscribe(t, prefix, events.TypeFundsDeposited)
 		r := startLedger(t, db, Config{Relay: store.RelayConfig{
-			AfterPublish: func(_ context.Context, batch []amqp.Message) error {
+			AfterPublish: func(_ context.Context, batch []store.OutboxMessage) error {
 				for _, m := range batch {
 					if m.Type == events.TypeFundsDeposited && crashed.CompareAndSwap(false, true) {
 						return errors.New("relay killed between publish and mark")
