@@ -171,6 +171,19 @@ func (p *process) openStore(ctx context.Context, dsn string) (*store.DB, error) 
 	return db, nil
 }
 
+// migrateTimeout bounds a service's schema migration at start: a worker
+// that cannot migrate (a database that does not answer, a migration lock
+// another process never releases) fails and says so instead of never
+// becoming ready.
+const migrateTimeout = time.Minute
+
+// migrate applies a service's schema migrations under the start context.
+func migrate(ctx context.Context, svc interface{ Migrate(context.Context) error }) error {
+	ctx, cancel := context.WithTimeout(ctx, migrateTimeout)
+	defer cancel()
+	return svc.Migrate(ctx)
+}
+
 func (p *process) ledger(ctx context.Context) (part, error) {
 	db, err := p.openStore(ctx, p.cfg.LedgerDSN)
 	if err != nil {
@@ -178,6 +191,9 @@ func (p *process) ledger(ctx context.Context) (part, error) {
 	}
 	svc, err := ledger.New(db, ledger.Config{Exchange: p.cfg.AMQPExchange})
 	if err != nil {
+		return part{}, err
+	}
+	if err := migrate(ctx, svc); err != nil {
 		return part{}, err
 	}
 	return part{partLedger, func(ctx context.Context) error { return svc.Run(ctx, p.conn) }}, nil
@@ -192,6 +208,9 @@ func (p *process) inventory(ctx context.Context) (part, error) {
 	if err != nil {
 		return part{}, err
 	}
+	if err := migrate(ctx, svc); err != nil {
+		return part{}, err
+	}
 	return part{partInventory, func(ctx context.Context) error { return svc.Run(ctx, p.conn) }}, nil
 }
 
@@ -202,6 +221,9 @@ func (p *process) projection(ctx context.Context) (part, error) {
 	}
 	proj, err := orders.New(db, orders.Config{})
 	if err != nil {
+		return part{}, err
+	}
+	if err := migrate(ctx, proj); err != nil {
 		return part{}, err
 	}
 	return part{partProjection, func(ctx context.Context) error { return proj.Run(ctx, p.conn) }}, nil

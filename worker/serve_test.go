@@ -13,6 +13,11 @@ import (
 
 	"github.com/sagaflow/sagaflow/amqp"
 	"github.com/sagaflow/sagaflow/internal/testenv"
+	"github.com/sagaflow/sagaflow/services/inventory"
+	"github.com/sagaflow/sagaflow/services/ledger"
+	"github.com/sagaflow/sagaflow/services/orders"
+	"github.com/sagaflow/sagaflow/services/store"
+	"github.com/sagaflow/sagaflow/services/store/storetest"
 )
 
 // TestReplyConsumerLetsRepeatedRepliesThrough: a service answers a resent
@@ -68,4 +73,57 @@ func TestWorkflowsAndRepliesShareOneActivities(t *testing.T) {
 	require.NoError(t, err)
 	require.Same(t, first, p.acts, "the replies part uses the workflows part's activities")
 	require.Len(t, p.closers, 1, "and opened no second publisher")
+}
+
+type migrator interface{ Migrate(context.Context) error }
+
+// TestServiceMigrationEndsWithItsContext: the worker migrates each service's
+// schema under its start context. A cancelled start, or a migration stuck
+// behind another writer, fails naming the service and the context's error
+// instead of hanging; once the writer is gone the migration applies.
+func TestServiceMigrationEndsWithItsContext(t *testing.T) {
+	services := []struct {
+		name  string
+		build func(db *store.DB) (migrator, error)
+	}{
+		{ledger.ServiceName, func(db *store.DB) (migrator, error) { return ledger.New(db, ledger.Config{}) }},
+		{inventory.ServiceName, func(db *store.DB) (migrator, error) { return inventory.New(db, inventory.Config{}) }},
+		{orders.ServiceName, func(db *store.DB) (migrator, error) { return orders.New(db, orders.Config{}) }},
+	}
+	for _, svc := range services {
+		t.Run(svc.name, func(t *testing.T) {
+			db := storetest.Open(t, store.SQLite)
+			m, err := svc.build(db)
+			require.NoError(t, err)
+			applied := func() []int {
+				v, err := db.AppliedVersions(context.Background(), svc.name)
+				require.NoError(t, err)
+				return v
+			}
+			require.Empty(t, applied(), "building a service does not migrate it")
+
+			cancelled, cancel := context.WithCancel(context.Background())
+			cancel()
+			err = migrate(cancelled, m)
+			require.ErrorIs(t, err, context.Canceled)
+			require.ErrorContains(t, err, svc.name+": store: migrate "+svc.name)
+
+			// SQLite has one writer: a transaction that never ends holds
+			// the migration at its first step until its context gives up.
+			locked, release, held := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+			go func() {
+				held <- db.InTx(context.Background(), func(*store.Tx) error { close(locked); <-release; return nil })
+			}()
+			<-locked
+			stuck, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+			defer cancel()
+			require.ErrorIs(t, migrate(stuck, m), context.DeadlineExceeded)
+			close(release)
+			require.NoError(t, <-held)
+			require.Empty(t, applied())
+
+			require.NoError(t, migrate(context.Background(), m))
+			require.NotEmpty(t, applied(), "every step applied")
+		})
+	}
 }

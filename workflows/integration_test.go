@@ -88,6 +88,7 @@ func startLiveSystem(tb testing.TB, workerOpts worker.Options) *liveSystem {
 	closers = append(closers, db.Close)
 	s.ledger, err = ledger.New(db, ledger.Config{Queue: s.ledgerQueue})
 	require.NoError(tb, err)
+	require.NoError(tb, s.ledger.Migrate(ctx))
 	run("ledger", func(ctx context.Context) error { return s.ledger.Run(ctx, s.conn) })
 
 	s.publisher, err = s.conn.NewPublisher(amqp.PublisherConfig{})

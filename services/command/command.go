@@ -133,7 +133,14 @@ type Processor struct {
 	cfg      Config
 	handlers map[string]HandlerFunc
 	queries  map[string]QueryFunc
-	replies  store.Publisher
+	replies  ReplyPublisher
+}
+
+// ReplyPublisher publishes the replies to queries, which skip the outbox:
+// *amqp.Publisher. Publish returns after the broker's confirm and must be
+// safe for concurrent use.
+type ReplyPublisher interface {
+	Publish(ctx context.Context, m amqp.Message) error
 }
 
 // NewProcessor builds a processor; register handlers before it runs.
@@ -162,7 +169,7 @@ func (p *Processor) Query(typ string, q QueryFunc) { p.queries[typ] = q }
 
 // SetReplyPublisher sets the publisher query replies go through; Serve sets
 // it. Command replies always go through the outbox.
-func (p *Processor) SetReplyPublisher(pub store.Publisher) { p.replies = pub }
+func (p *Processor) SetReplyPublisher(pub ReplyPublisher) { p.replies = pub }
 
 // Deliver is the amqp.Handler of the service's command queue.
 func (p *Processor) Deliver(ctx context.Context, d amqp.Delivery) error {
@@ -235,13 +242,13 @@ func (p *Processor) apply(ctx context.Context, tx *store.Tx, d amqp.Delivery, cm
 		if stored == nil || d.ReplyTo == "" {
 			return nil
 		}
-		return tx.Enqueue(ctx, p.cfg.Service, p.replyMessage(d, env, stored))
+		return tx.Enqueue(ctx, p.cfg.Service, toOutbox(p.replyMessage(d, env, stored)))
 	}
 	out, err := h(ctx, tx, cmd)
 	if err != nil {
 		return err
 	}
-	msgs := make([]amqp.Message, 0, len(out.Events)+1)
+	msgs := make([]store.OutboxMessage, 0, len(out.Events)+1)
 	for i, ev := range out.Events {
 		e, err := events.New(ev.Type, p.cfg.Service, ev.Payload,
 			events.WithID(events.DeterministicID(env.ID, "event/"+strconv.Itoa(i)+"/"+ev.Type)),
@@ -255,7 +262,7 @@ func (p *Processor) apply(ctx context.Context, tx *store.Tx, d amqp.Delivery, cm
 		if err != nil {
 			return err
 		}
-		msgs = append(msgs, m)
+		msgs = append(msgs, toOutbox(m))
 	}
 	reply, err := p.buildReply(env, out.Status, out.Reason, out.Message, out.Result)
 	if err != nil {
@@ -265,7 +272,7 @@ func (p *Processor) apply(ctx context.Context, tx *store.Tx, d amqp.Delivery, cm
 		return err
 	}
 	if d.ReplyTo != "" {
-		msgs = append(msgs, p.replyMessage(d, env, reply))
+		msgs = append(msgs, toOutbox(p.replyMessage(d, env, reply)))
 	}
 	return tx.Enqueue(ctx, p.cfg.Service, msgs...)
 }

@@ -76,7 +76,7 @@ func NewServer(conn *amqp.Conn, db *store.DB, proc *Processor, cfg ServeConfig) 
 	}
 	rcfg := cfg.Relay
 	rcfg.Producer = proc.Service()
-	relay, err := store.NewRelay(db, pub, rcfg)
+	relay, err := store.NewRelay(db, relayPublisher{pub}, rcfg)
 	if err != nil {
 		_ = pub.Close()
 		return nil, err

@@ -105,15 +105,11 @@ type Service struct {
 	proc *command.Processor
 }
 
-// New migrates the inventory's schema and builds the service.
+// New builds the service on db. It does no I/O: call Migrate before Run or
+// any query.
 func New(db *store.DB, cfg Config) (*Service, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := db.Migrate(ctx, ServiceName, migrations); err != nil {
 		return nil, err
 	}
 	proc, err := command.NewProcessor(db, command.Config{Service: ServiceName, InvalidPayload: invalidQuantity, Exchange: cfg.Exchange})
@@ -133,6 +129,16 @@ func New(db *store.DB, cfg Config) (*Service, error) {
 		return s.Reservations(ctx, p.ReservationID, p.OrderID)
 	})
 	return s, nil
+}
+
+// Migrate applies the inventory's schema migrations to its store, giving up
+// when ctx ends. It is idempotent and safe to run from several processes at
+// once.
+func (s *Service) Migrate(ctx context.Context) error {
+	if err := s.db.Migrate(ctx, ServiceName, migrations); err != nil {
+		return fmt.Errorf("inventory: %w", err)
+	}
+	return nil
 }
 
 var quantityField = regexp.MustCompile(`^(quantity|lines\[\d+\]\.quantity)$`)

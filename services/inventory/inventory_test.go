@@ -17,6 +17,15 @@ import (
 	"github.com/sagaflow/sagaflow/services/store/storetest"
 )
 
+// newService builds the inventory on db and migrates its schema.
+func newService(t testing.TB, db *store.DB, cfg Config) *Service {
+	t.Helper()
+	s, err := New(db, cfg)
+	require.NoError(t, err)
+	require.NoError(t, s.Migrate(context.Background()))
+	return s
+}
+
 type send func(t *testing.T, env events.Envelope) events.Reply
 
 func inProcess(s *Service) send {
@@ -30,8 +39,7 @@ func overRabbitMQ(t *testing.T, db *store.DB) (send, *Service) {
 	t.Helper()
 	conn := commandtest.Dial(t)
 	queue := commandtest.Queue(t, "inventory.commands")
-	s, err := New(db, Config{Queue: queue})
-	require.NoError(t, err)
+	s := newService(t, db, Config{Queue: queue})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx, conn) }()
@@ -166,8 +174,7 @@ func checkFinalState(t *testing.T, s *Service, a, b string) {
 
 func TestCommands(t *testing.T) {
 	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
-		s, err := New(db, Config{})
-		require.NoError(t, err)
+		s := newService(t, db, Config{})
 		a, b := runSteps(t, inProcess(s))
 		checkFinalState(t, s, a, b)
 
@@ -209,8 +216,7 @@ func TestCommandsOverRabbitMQ(t *testing.T) {
 func TestRepeatedReserveHoldsOnce(t *testing.T) {
 	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
-		s, err := New(db, Config{})
-		require.NoError(t, err)
+		s := newService(t, db, Config{})
 		sku := "sku-" + uuid.NewString()[:8]
 		inProcess(s)(t, commandtest.Envelope(t, events.CmdInventoryRestock, events.InventoryRestock{SKU: sku, Quantity: 10}))
 		env := commandtest.Envelope(t, events.CmdInventoryReserve, events.InventoryReserve{ReservationID: "r-" + sku, Lines: []events.StockLine{line(sku, 4)}})
@@ -239,8 +245,7 @@ func TestRepeatedReserveHoldsOnce(t *testing.T) {
 
 func TestMalformedCommandsAreDeadLettered(t *testing.T) {
 	db := storetest.Open(t, store.SQLite)
-	s, err := New(db, Config{})
-	require.NoError(t, err)
+	s := newService(t, db, Config{})
 	env := commandtest.Envelope(t, events.CmdInventoryRelease, events.InventoryRelease{ReservationID: "r", Reason: events.ReleaseReasonReleased})
 	for _, d := range []amqp.Delivery{
 		commandtest.Delivery(t, commandtest.WithData(env, `{"reservation_id":"r","reason":"because"}`)),

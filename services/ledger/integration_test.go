@@ -34,8 +34,7 @@ func startLedger(t testing.TB, db *store.DB, cfg Config) *running {
 	t.Helper()
 	conn := commandtest.Dial(t)
 	cfg.Queue = commandtest.Queue(t, "ledger.commands")
-	s, err := New(db, cfg)
-	require.NoError(t, err)
+	s := newService(t, db, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx, conn) }()
@@ -313,7 +312,7 @@ func TestRelayCrashRepublishesAndSubscriberDeduplicates(t *testing.T) {
 		prefix := "crash-" + uuid.NewString()[:8] + "-"
 		dedup, published := subscribe(t, prefix, events.TypeFundsDeposited)
 		r := startLedger(t, db, Config{Relay: store.RelayConfig{
-			AfterPublish: func(_ context.Context, batch []amqp.Message) error {
+			AfterPublish: func(_ context.Context, batch []store.OutboxMessage) error {
 				for _, m := range batch {
 					if m.Type == events.TypeFundsDeposited && crashed.CompareAndSwap(false, true) {
 						return errors.New("relay killed between publish and mark")

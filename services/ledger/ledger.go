@@ -23,7 +23,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/sagaflow/sagaflow/amqp"
 	"github.com/sagaflow/sagaflow/contract"
@@ -86,15 +85,11 @@ type Service struct {
 	proc *command.Processor
 }
 
-// New migrates the ledger's schema and builds the service.
+// New builds the service on db. It does no I/O: call Migrate before Run or
+// any query.
 func New(db *store.DB, cfg Config) (*Service, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := db.Migrate(ctx, ServiceName, migrations); err != nil {
 		return nil, err
 	}
 	proc, err := command.NewProcessor(db, command.Config{Service: ServiceName, InvalidPayload: invalidAmount, Exchange: cfg.Exchange})
@@ -115,6 +110,15 @@ func New(db *store.DB, cfg Config) (*Service, error) {
 		return rejectUnknown(s.Statement(ctx, q.Payload.(events.LedgerStatementQuery).AccountID))
 	})
 	return s, nil
+}
+
+// Migrate applies the ledger's schema migrations to its store, giving up when
+// ctx ends. It is idempotent and safe to run from several processes at once.
+func (s *Service) Migrate(ctx context.Context) error {
+	if err := s.db.Migrate(ctx, ServiceName, migrations); err != nil {
+		return fmt.Errorf("ledger: %w", err)
+	}
+	return nil
 }
 
 func rejectUnknown[T any](v T, err error) (any, error) {

@@ -27,6 +27,15 @@ func inProcess(s *Service) send {
 	}
 }
 
+// newService builds the ledger on db and migrates its schema.
+func newService(t testing.TB, db *store.DB, cfg Config) *Service {
+	t.Helper()
+	s, err := New(db, cfg)
+	require.NoError(t, err)
+	require.NoError(t, s.Migrate(context.Background()))
+	return s
+}
+
 func eur(n int64) events.Money { return events.Money{Amount: n, Currency: "EUR"} }
 
 type step struct {
@@ -151,8 +160,7 @@ func runSteps(t *testing.T, s send) (acct string, sent []events.Envelope) {
 
 func TestCommands(t *testing.T) {
 	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
-		s, err := New(db, Config{})
-		require.NoError(t, err)
+		s := newService(t, db, Config{})
 		acct, sent := runSteps(t, inProcess(s))
 
 		ctx := context.Background()
@@ -211,8 +219,7 @@ func mustEncode(t *testing.T, env events.Envelope) []byte {
 func TestRepeatedCommandChangesStateOnce(t *testing.T) {
 	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
-		s, err := New(db, Config{})
-		require.NoError(t, err)
+		s := newService(t, db, Config{})
 		send := inProcess(s)
 		acct := "acct-" + uuid.NewString()
 		send(t, commandtest.Envelope(t, events.CmdLedgerOpen, events.LedgerOpen{AccountID: acct, Currency: "EUR"}))
@@ -245,8 +252,7 @@ func TestRepeatedCommandChangesStateOnce(t *testing.T) {
 
 func TestMalformedCommandsAreDeadLettered(t *testing.T) {
 	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
-		s, err := New(db, Config{})
-		require.NoError(t, err)
+		s := newService(t, db, Config{})
 		valid := commandtest.Envelope(t, events.CmdLedgerFreeze, events.LedgerFreeze{AccountID: "a"})
 		other := commandtest.Envelope(t, events.CmdInventoryCommit, events.InventoryCommit{ReservationID: "r"})
 		tests := []struct {
@@ -273,8 +279,7 @@ func TestMalformedCommandsAreDeadLettered(t *testing.T) {
 func TestSnapshotPlusTailEqualsFullReplay(t *testing.T) {
 	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
-		s, err := New(db, Config{SnapshotEvery: 4})
-		require.NoError(t, err)
+		s := newService(t, db, Config{SnapshotEvery: 4})
 		send := inProcess(s)
 		acct := "acct-" + uuid.NewString()
 		send(t, commandtest.Envelope(t, events.CmdLedgerOpen, events.LedgerOpen{AccountID: acct, Currency: "EUR", InitialBalance: 10}))
@@ -311,12 +316,11 @@ func TestSnapshotPlusTailEqualsFullReplay(t *testing.T) {
 func TestStaleAppendIsAConflict(t *testing.T) {
 	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
-		s, err := New(db, Config{})
-		require.NoError(t, err)
+		s := newService(t, db, Config{})
 		acct := "acct-" + uuid.NewString()
 		inProcess(s)(t, commandtest.Envelope(t, events.CmdLedgerOpen, events.LedgerOpen{AccountID: acct, Currency: "EUR"}))
 		stale := contract.Account{} // version 0: someone else already appended version 1
-		err = db.InTx(ctx, func(tx *store.Tx) error {
+		err := db.InTx(ctx, func(tx *store.Tx) error {
 			_, err := s.es.append(ctx, tx, stale, acct, []newEvent{{contract.AccountEventFrozen, contract.AccountStatusChanged{}}}, "c", "k")
 			return err
 		})

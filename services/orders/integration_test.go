@@ -32,8 +32,7 @@ func TestIntegrationProjectionAndQueries(t *testing.T) {
 	t.Cleanup(func() { _ = conn.Close() })
 
 	cfg := orders.Config{ProjectionQueue: broker.Name("orders-projection"), QueryQueue: broker.Name("orders.queries")}
-	p, err := orders.New(storetest.Open(t, store.SQLite), cfg)
-	require.NoError(t, err)
+	p := newProjection(t, storetest.Open(t, store.SQLite), cfg)
 	runCtx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Run(runCtx, conn) }()

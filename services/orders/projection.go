@@ -113,7 +113,8 @@ type Projection struct {
 	clock func() time.Time
 }
 
-// New migrates the read model's tables in db and builds the projection.
+// New builds the projection on db. It does no I/O: call Migrate before
+// Run, Apply or any query.
 func New(db *store.DB, cfg Config) (*Projection, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -121,11 +122,6 @@ func New(db *store.DB, cfg Config) (*Projection, error) {
 	}
 	if db == nil {
 		return nil, errors.New("orders: nil store")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := db.Migrate(ctx, ServiceName, migrations); err != nil {
-		return nil, err
 	}
 	proc, err := command.NewProcessor(db, command.Config{Service: ServiceName})
 	if err != nil {
@@ -143,6 +139,16 @@ func New(db *store.DB, cfg Config) (*Projection, error) {
 		return p.List(ctx, q.Payload.(events.OrdersListQuery))
 	})
 	return p, nil
+}
+
+// Migrate applies the read model's schema migrations to its store, giving up
+// when ctx ends. It is idempotent and safe to run from several processes at
+// once.
+func (p *Projection) Migrate(ctx context.Context) error {
+	if err := p.db.Migrate(ctx, ServiceName, migrations); err != nil {
+		return fmt.Errorf("orders: %w", err)
+	}
+	return nil
 }
 
 // Apply projects one event and reports whether it was applied: false for a

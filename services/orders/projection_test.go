@@ -89,10 +89,12 @@ func mustEncode(t testing.TB, env events.Envelope) []byte {
 	return b
 }
 
-func newProjection(t *testing.T, db *store.DB) *orders.Projection {
+// newProjection builds the projection on db and migrates its schema.
+func newProjection(t *testing.T, db *store.DB, cfg orders.Config) *orders.Projection {
 	t.Helper()
-	p, err := orders.New(db, orders.Config{})
+	p, err := orders.New(db, cfg)
 	require.NoError(t, err)
+	require.NoError(t, p.Migrate(context.Background()))
 	return p
 }
 
@@ -223,7 +225,7 @@ func TestProjectionSequences(t *testing.T) {
 		},
 	}
 	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
-		p := newProjection(t, db)
+		p := newProjection(t, db, orders.Config{})
 		for i, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				f := fixture{t: t, orderID: fmt.Sprintf("o-%d", i)}
@@ -260,7 +262,7 @@ func TestProjectionSequences(t *testing.T) {
 
 func TestProjectionIgnoresEventsWithoutOrder(t *testing.T) {
 	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
-		p := newProjection(t, db)
+		p := newProjection(t, db, orders.Config{})
 		reserved := mustEnv(t, events.TypeInventoryReserved, events.InventoryReserved{ReservationID: "r-1",
 			Lines: []events.StockLine{{SKU: "sku-1", Quantity: 1}}}, "e1", at(1))
 		require.False(t, apply(t, p, reserved))
@@ -277,7 +279,7 @@ func TestProjectionIgnoresEventsWithoutOrder(t *testing.T) {
 // order's row must both be applied.
 func TestProjectionConcurrentFirstEvents(t *testing.T) {
 	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
-		p := newProjection(t, db)
+		p := newProjection(t, db, orders.Config{})
 		const n = 20
 		var wg sync.WaitGroup
 		errs := make(chan error, 2*n)
@@ -308,7 +310,7 @@ func TestProjectionConcurrentFirstEvents(t *testing.T) {
 
 func TestProjectionList(t *testing.T) {
 	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
-		p := newProjection(t, db)
+		p := newProjection(t, db, orders.Config{})
 		// Orders a1..a5 of customer alice placed at 1..5 s, b1 of bob; a2 is
 		// confirmed and a4 cancelled.
 		for i := 1; i <= 5; i++ {
@@ -386,8 +388,8 @@ func TestConfigValidate(t *testing.T) {
 
 func TestMigrationsAreIdempotent(t *testing.T) {
 	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
-		newProjection(t, db)
-		newProjection(t, db)
+		newProjection(t, db, orders.Config{})
+		newProjection(t, db, orders.Config{})
 		versions, err := db.AppliedVersions(context.Background(), orders.ServiceName)
 		require.NoError(t, err)
 		require.Equal(t, []int{1}, versions)

@@ -5,15 +5,33 @@ import (
 	"fmt"
 	"strings"
 	"time"
-
-	"github.com/sagaflow/sagaflow/amqp"
 )
 
+// OutboxMessage is a message as the outbox keeps it and the relay hands it
+// to its Publisher. It holds only what the outbox stores: a broker client
+// adds its own properties (content type, persistence) when it publishes.
+type OutboxMessage struct {
+	// Exchange is the exchange to publish to; "" is the default exchange.
+	Exchange string
+	// RoutingKey is the event or command type on an exchange, or the queue
+	// name on the default exchange.
+	RoutingKey string
+	// ID is the message id, the key consumers deduplicate on.
+	ID string
+	// Type is the envelope type.
+	Type string
+	// CorrelationID is the broker's correlation id (a reply's request).
+	CorrelationID string
+	// Body is the encoded JSON envelope.
+	Body []byte
+	// CreatedAt is when the row was written. The store sets it when it reads
+	// a row; Enqueue ignores it and records the commit's clock.
+	CreatedAt time.Time
+}
+
 // Enqueue writes messages to the producer's outbox inside the transaction;
-// the producer's relay publishes them after the commit, in this order. The
-// message's Exchange, RoutingKey, ID, Type, CorrelationID and Body are kept;
-// headers are not.
-func (tx *Tx) Enqueue(ctx context.Context, producer string, msgs ...amqp.Message) error {
+// the producer's relay publishes them after the commit, in this order.
+func (tx *Tx) Enqueue(ctx context.Context, producer string, msgs ...OutboxMessage) error {
 	if len(msgs) == 0 {
 		return nil
 	}
@@ -42,9 +60,7 @@ type OutboxRow struct {
 	// Seq is the creation order.
 	Seq int64
 	// Message is what the relay publishes.
-	Message amqp.Message
-	// CreatedAt is when the row was written.
-	CreatedAt time.Time
+	Message OutboxMessage
 	// SentAt is when the broker confirmed it; zero while pending.
 	SentAt time.Time
 	// LastError is why a row was given up on (for example "unroutable").
@@ -71,9 +87,7 @@ func (db *DB) Outbox(ctx context.Context, producer string) ([]OutboxRow, error) 
 			return nil, fmt.Errorf("store: read outbox: %w", err)
 		}
 		r.Message.Body = []byte(body)
-		r.Message.ContentType = "application/json"
-		r.CreatedAt = time.UnixMicro(created)
-		r.Message.Timestamp = r.CreatedAt
+		r.Message.CreatedAt = time.UnixMicro(created).UTC()
 		if sent != 0 {
 			r.SentAt = time.UnixMicro(sent)
 		}

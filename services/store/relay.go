@@ -8,18 +8,24 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
-
-	"github.com/sagaflow/sagaflow/amqp"
 )
 
-// Publisher is what the relay publishes through: *amqp.Publisher. Both
-// methods return only after the broker confirmed every message.
+// ErrUnroutable is what a Publisher's error wraps when the broker took a
+// message but no queue was bound for it. The relay marks such a row sent
+// with last_error "unroutable" instead of retrying it for ever.
+var ErrUnroutable = errors.New("store: message unroutable")
+
+// Publisher is what the relay publishes through; the store knows no broker,
+// so a broker client is adapted to it at the edge (services/command adapts
+// *amqp.Publisher). Both methods return only after the broker confirmed
+// every message, and must be safe for concurrent use.
 type Publisher interface {
-	// Publish sends one message and waits for its confirm.
-	Publish(ctx context.Context, m amqp.Message) error
+	// Publish sends one message and waits for its confirm. An unroutable
+	// message is an error wrapping ErrUnroutable.
+	Publish(ctx context.Context, m OutboxMessage) error
 	// PublishBatch sends messages in order with pipelined confirms and waits
-	// for all of them.
-	PublishBatch(ctx context.Context, ms []amqp.Message) error
+	// for all of them. Its error need not say which message failed.
+	PublishBatch(ctx context.Context, ms []OutboxMessage) error
 }
 
 // RelayConfig configures a Relay.
@@ -45,7 +51,7 @@ type RelayConfig struct {
 	// AfterPublish, when set, runs after a batch was confirmed and before it
 	// is marked sent; an error abandons the batch unmarked, as a crash at
 	// that point would. It exists to test that case.
-	AfterPublish func(ctx context.Context, batch []amqp.Message) error
+	AfterPublish func(ctx context.Context, batch []OutboxMessage) error
 }
 
 func (c *RelayConfig) setDefaults() {
@@ -93,7 +99,7 @@ type RelayStats struct {
 	Failures atomic.Int64
 }
 
-// Relay drains one producer's outbox to RabbitMQ in creation order. It is
+// Relay drains one producer's outbox to its Publisher in creation order. It is
 // woken by every commit that wrote outbox rows and sweeps periodically.
 // Delivery is at least once: a crash between the broker's confirm and the
 // mark republishes the same message id, which consumers deduplicate. On
@@ -172,7 +178,7 @@ func (r *Relay) Flush(ctx context.Context) (int, error) {
 
 type pendingRow struct {
 	seq int64
-	msg amqp.Message
+	msg OutboxMessage
 }
 
 const selectPending = `SELECT seq, message_id, exchange, routing_key, message_type, correlation_id, envelope, created_at
@@ -236,8 +242,7 @@ func scanPending(rows interface {
 			return nil, fmt.Errorf("relay: read outbox: %w", err)
 		}
 		p.msg.Body = []byte(body)
-		p.msg.ContentType = "application/json"
-		p.msg.Timestamp = time.UnixMicro(created).UTC()
+		p.msg.CreatedAt = time.UnixMicro(created).UTC()
 		out = append(out, p)
 	}
 	if err := rows.Err(); err != nil {
@@ -255,7 +260,7 @@ func (r *Relay) publishAndMark(ctx context.Context, tx *Tx, rows []pendingRow) (
 	if len(rows) == 0 {
 		return nil, nil
 	}
-	msgs := make([]amqp.Message, len(rows))
+	msgs := make([]OutboxMessage, len(rows))
 	for i, p := range rows {
 		msgs[i] = p.msg
 	}
@@ -271,7 +276,7 @@ func (r *Relay) publishAndMark(ctx context.Context, tx *Tx, rows []pendingRow) (
 		// with the same id, which consumers deduplicate.
 		for i, m := range msgs {
 			err := r.pub.Publish(ctx, m)
-			if errors.Is(err, amqp.ErrUnroutable) {
+			if errors.Is(err, ErrUnroutable) {
 				unroutable[i] = true
 				continue
 			}

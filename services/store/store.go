@@ -3,7 +3,9 @@
 // default) and PostgreSQL (selected by a postgres:// DSN), plus the schema
 // migrations, the inbox that makes command handling idempotent, the outbox
 // that makes publishing atomic with the state change, and the relay that
-// drains the outbox to RabbitMQ.
+// drains the outbox through a Publisher. The package knows no broker: the
+// amqp publisher is adapted to Publisher where the relay is wired
+// (services/command).
 //
 // Every SQL difference between the engines (placeholders, row locking, the
 // auto-increment key, error codes) is handled in this package; callers write

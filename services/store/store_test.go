@@ -10,7 +10,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/sagaflow/sagaflow/amqp"
 	"github.com/sagaflow/sagaflow/services/store"
 	"github.com/sagaflow/sagaflow/services/store/storetest"
 )
@@ -138,15 +137,17 @@ func TestIsUniqueViolation(t *testing.T) {
 	})
 }
 
+var errConnectionLost = errors.New("connection lost")
+
 // recordingPublisher records what it published; fail decides per message.
 type recordingPublisher struct {
 	mu        sync.Mutex
-	published []amqp.Message
-	fail      func(m amqp.Message) error
+	published []store.OutboxMessage
+	fail      func(m store.OutboxMessage) error
 	hold      chan struct{} // when set, PublishBatch waits on it
 }
 
-func (p *recordingPublisher) Publish(_ context.Context, m amqp.Message) error {
+func (p *recordingPublisher) Publish(_ context.Context, m store.OutboxMessage) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.fail != nil {
@@ -158,7 +159,7 @@ func (p *recordingPublisher) Publish(_ context.Context, m amqp.Message) error {
 	return nil
 }
 
-func (p *recordingPublisher) PublishBatch(ctx context.Context, ms []amqp.Message) error {
+func (p *recordingPublisher) PublishBatch(ctx context.Context, ms []store.OutboxMessage) error {
 	if p.hold != nil {
 		<-p.hold
 	}
@@ -185,7 +186,7 @@ func enqueue(t *testing.T, db *store.DB, producer string, ids ...string) {
 	t.Helper()
 	require.NoError(t, db.InTx(context.Background(), func(tx *store.Tx) error {
 		for _, id := range ids {
-			if err := tx.Enqueue(context.Background(), producer, amqp.Message{
+			if err := tx.Enqueue(context.Background(), producer, store.OutboxMessage{
 				Exchange: "sagas.events", RoutingKey: "thing.happened", ID: id, Type: "thing.happened",
 				CorrelationID: "corr", Body: []byte(`{"id":"` + id + `"}`),
 			}); err != nil {
@@ -227,7 +228,7 @@ func TestRelayIsWokenByCommit(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		published := make(chan string, 10)
-		pub := &recordingPublisher{fail: func(m amqp.Message) error { published <- m.ID; return nil }}
+		pub := &recordingPublisher{fail: func(m store.OutboxMessage) error { published <- m.ID; return nil }}
 		// A sweep interval far beyond the test's deadline: only the wake
 		// signal can get the row out in time.
 		relay, err := store.NewRelay(db, pub, store.RelayConfig{Producer: "svc", SweepInterval: time.Hour})
@@ -252,7 +253,7 @@ func TestRelayCrashBetweenPublishAndMarkRepublishesSameID(t *testing.T) {
 		pub := &recordingPublisher{}
 		crashes := 1
 		relay, err := store.NewRelay(db, pub, store.RelayConfig{Producer: "svc",
-			AfterPublish: func(context.Context, []amqp.Message) error {
+			AfterPublish: func(context.Context, []store.OutboxMessage) error {
 				if crashes > 0 {
 					crashes--
 					return errors.New("crash")
@@ -276,12 +277,12 @@ func TestRelaySkipsUnroutableAndStopsAtFailure(t *testing.T) {
 	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
 		down := true
-		pub := &recordingPublisher{fail: func(m amqp.Message) error {
+		pub := &recordingPublisher{fail: func(m store.OutboxMessage) error {
 			switch {
 			case m.ID == "lost":
-				return amqp.ErrUnroutable
+				return fmt.Errorf("returned by the broker: %w", store.ErrUnroutable)
 			case m.ID == "m3" && down:
-				return amqp.ErrConnectionLost
+				return errConnectionLost
 			}
 			return nil
 		}}
@@ -289,7 +290,7 @@ func TestRelaySkipsUnroutableAndStopsAtFailure(t *testing.T) {
 		require.NoError(t, err)
 		enqueue(t, db, "svc", "m1", "lost", "m3", "m4")
 		_, err = relay.Flush(ctx)
-		require.ErrorIs(t, err, amqp.ErrConnectionLost)
+		require.ErrorIs(t, err, errConnectionLost)
 		rows, err := db.Outbox(ctx, "svc")
 		require.NoError(t, err)
 		require.False(t, rows[0].SentAt.IsZero())

@@ -1,0 +1,77 @@
+package command
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/sagaflow/sagaflow/amqp"
+	"github.com/sagaflow/sagaflow/events"
+	"github.com/sagaflow/sagaflow/services/store"
+)
+
+// The store keeps outbox rows in its own type and knows no broker; this file
+// is the edge where they meet: messages are converted on the way into the
+// outbox and back on the way out of the relay.
+
+// toOutbox keeps what the outbox stores of m; its headers, reply-to,
+// timestamp and content type are dropped (every outbox body is a JSON
+// envelope).
+func toOutbox(m amqp.Message) store.OutboxMessage {
+	return store.OutboxMessage{
+		Exchange:      m.Exchange,
+		RoutingKey:    m.RoutingKey,
+		ID:            m.ID,
+		Type:          m.Type,
+		CorrelationID: m.CorrelationID,
+		Body:          m.Body,
+	}
+}
+
+// fromOutbox is the message the relay publishes for an outbox row, stamped
+// with the time the row was written.
+func fromOutbox(m store.OutboxMessage) amqp.Message {
+	return amqp.Message{
+		Exchange:      m.Exchange,
+		RoutingKey:    m.RoutingKey,
+		ID:            m.ID,
+		Type:          m.Type,
+		CorrelationID: m.CorrelationID,
+		Timestamp:     m.CreatedAt,
+		ContentType:   events.ContentTypeJSON,
+		Body:          m.Body,
+	}
+}
+
+// amqpPublisher is the part of *amqp.Publisher the relay uses.
+type amqpPublisher interface {
+	Publish(ctx context.Context, m amqp.Message) error
+	PublishBatch(ctx context.Context, ms []amqp.Message) error
+}
+
+// relayPublisher adapts an amqp publisher to store.Publisher.
+type relayPublisher struct{ pub amqpPublisher }
+
+var _ store.Publisher = relayPublisher{}
+
+// Publish publishes one row; an unroutable message wraps both
+// store.ErrUnroutable, which the relay acts on, and the broker's error.
+func (r relayPublisher) Publish(ctx context.Context, m store.OutboxMessage) error {
+	return relayError(r.pub.Publish(ctx, fromOutbox(m)))
+}
+
+// PublishBatch publishes rows in order with pipelined confirms.
+func (r relayPublisher) PublishBatch(ctx context.Context, ms []store.OutboxMessage) error {
+	out := make([]amqp.Message, len(ms))
+	for i, m := range ms {
+		out[i] = fromOutbox(m)
+	}
+	return relayError(r.pub.PublishBatch(ctx, out))
+}
+
+func relayError(err error) error {
+	if errors.Is(err, amqp.ErrUnroutable) {
+		return fmt.Errorf("%w: %w", store.ErrUnroutable, err)
+	}
+	return err
+}
