@@ -10,6 +10,8 @@ import (
 	"time"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
+
+	"github.com/sagaflow/sagaflow/contract"
 )
 
 // EnvURL is the environment variable main reads the broker URL from.
@@ -20,12 +22,13 @@ const EnvURL = "AMQP_URL"
 const DefaultURL = "amqp://guest:guest@127.0.0.1:5672/"
 
 // DefaultExchange is the durable topic exchange every event is published to,
-// with the event type as routing key.
-const DefaultExchange = "sagas.events"
+// with the event type as routing key: the system's contract.EventsExchange.
+const DefaultExchange = contract.EventsExchange
 
 // DefaultDeadLetterExchange is the durable direct exchange dead letters go
-// through, routed by the name of the consumer that gave up on them.
-const DefaultDeadLetterExchange = "sagas.dlx"
+// through, routed by the name of the consumer that gave up on them: the
+// system's contract.DeadLetterExchange.
+const DefaultDeadLetterExchange = contract.DeadLetterExchange
 
 // URLFromEnv returns the broker URL from getenv(EnvURL), or DefaultURL when it
 // is empty. It takes getenv as a parameter so that only main reads the

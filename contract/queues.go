@@ -5,6 +5,10 @@ package contract
 // replies go through the default exchange straight to a queue.
 const EventsExchange = "sagas.events"
 
+// DeadLetterExchange is the direct exchange dead letters go through, routed
+// by the name of the consumer that gave up on them to its "Q.dlq" queue.
+const DeadLetterExchange = "sagas.dlx"
+
 // Queues of the participant services and of the worker's consumers. Each
 // consumer queue Q has its dead letters in "Q.dlq" and its retries in
 // delay queues named after it.
