@@ -36,21 +36,26 @@ func TestRunEndToEnd(t *testing.T) {
 	rep, err := Run(ctx, cfg, &log)
 	require.NoError(t, err, log.String())
 
-	require.Len(t, rep.Rows, 5)
+	// Row 1 runs twice, the second time with encrypted payloads, beside
+	// the rows 1 to 5.
+	require.Len(t, rep.Rows, 6)
+	wantRows := []RowSpec{{Row: 1}, {Row: 1, Encrypted: true}, {Row: 2}, {Row: 3}, {Row: 4}, {Row: 5}}
 	for i, row := range rep.Rows {
-		require.Equal(t, i+1, row.Spec.Row)
+		require.Equal(t, wantRows[i].Row, row.Spec.Row)
+		require.Equal(t, wantRows[i].Encrypted, row.Spec.Encrypted)
 		require.Equal(t, 10, row.Completed, "row %d: %s", row.Spec.Row, row.FirstError)
 		require.Positive(t, row.Throughput)
 		require.Positive(t, row.Latency.P50)
 		require.Equal(t, 3, row.Sampled)
 		require.Positive(t, row.WorkflowTasksPerSaga())
 	}
-	order, noop, empty := rep.Rows[0], rep.Rows[1], rep.Rows[2]
+	order, encrypted, noop, empty := rep.Rows[0], rep.Rows[1], rep.Rows[2], rep.Rows[3]
+	require.InDelta(t, order.WorkflowTasksPerSaga(), encrypted.WorkflowTasksPerSaga(), 1e-9, "encryption changes no task")
 	require.InDelta(t, 3.0, order.WorkflowsPerSaga(), 1e-9, "an order is its workflow and two children")
 	require.InDelta(t, order.ActivityTasksPerSaga(), noop.ActivityTasksPerSaga(), 1e-9, "the no-op row runs the same steps")
 	require.InDelta(t, 1.0, empty.WorkflowTasksPerSaga(), 1e-9)
 	require.Zero(t, empty.ActivityTasksPerSaga())
-	transfer, transferNoop := rep.Rows[3], rep.Rows[4]
+	transfer, transferNoop := rep.Rows[4], rep.Rows[5]
 	require.InDelta(t, 1.0, transfer.WorkflowsPerSaga(), 1e-9, "a transfer is one workflow")
 	require.InDelta(t, transfer.ActivityTasksPerSaga(), transferNoop.ActivityTasksPerSaga(), 1e-9, "the no-op row runs the same steps")
 	require.True(t, transfer.Broker)
@@ -67,6 +72,7 @@ func TestRunEndToEnd(t *testing.T) {
 	require.Contains(t, b.String(), "Row 1 ÷ row 2")
 	require.Contains(t, b.String(), "Row 1 ÷ row 3")
 	require.Contains(t, b.String(), "Row 4 ÷ row 5")
+	require.Contains(t, b.String(), "of the unencrypted row")
 
 	out, err := exec.Command("rabbitmqctl", "list_vhosts").Output()
 	require.NoError(t, err)
