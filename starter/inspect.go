@@ -231,8 +231,8 @@ func (f listFilter) query() (string, error) {
 		return "", usagef("--status %q: want one of %s", f.SagaStatus, strings.Join(sagaStatuses, ", "))
 	}
 	for _, c := range []struct{ flag, attr, v string }{
-		{"status", "SagaStatus", f.SagaStatus}, {"customer", "CustomerId", f.Customer},
-		{"order", "OrderId", f.Order}, {"type", "WorkflowType", f.Type},
+		{"status", contract.SagaStatusKey.GetName(), f.SagaStatus}, {"customer", contract.CustomerIDKey.GetName(), f.Customer},
+		{"order", contract.OrderIDKey.GetName(), f.Order}, {"type", "WorkflowType", f.Type},
 	} {
 		if err := add(c.flag, c.attr, c.v); err != nil {
 			return "", err

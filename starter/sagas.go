@@ -375,7 +375,7 @@ func (a *app) cancelCommand() *cobra.Command {
 			}
 			return fmt.Errorf("%s has ended (status %s%s) and can no longer be cancelled", id, info.GetStatus(), saga)
 		}
-		if info.GetType().GetName() == "OrderWorkflow" {
+		if info.GetType().GetName() == contract.OrderWorkflowType {
 			h, err := tc.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 				WorkflowID: id, UpdateName: contract.SignalCancel,
 				Args: []any{contract.CancelRequest{Reason: *reason}}, WaitForStage: client.WorkflowUpdateStageCompleted,
