@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	amqp091 "github.com/rabbitmq/amqp091-go"
 	"github.com/stretchr/testify/require"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
@@ -117,18 +118,11 @@ func startLiveSystem(tb testing.TB, workerOpts worker.Options) *liveSystem {
 	require.NoError(tb, err)
 	run("transfer event consumer", outcomes.Run)
 
-	// The consumers declare their queues when they start: wait until both
-	// take messages, so no reply or event is dropped as unroutable. The
-	// probe reply names an activity that does not exist: the handler must
-	// acknowledge it (a stale reply), not dead-letter it.
-	s.waitRoutable(tb, replyQueue, s.probeReply(tb))
-	probe := s.outcomeEvent(tb, "probe-"+suffix)
-	s.waitRoutable(tb, "", probe)
-	s.waitFor(tb, func() bool {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return len(s.outcomeEvts[probe.CorrelationID]) > 0
-	})
+	// The consumers declare and bind their queues before they consume:
+	// once both queues have a consumer, no reply or event is dropped as
+	// unroutable.
+	waitConsumer(tb, url, replyQueue)
+	waitConsumer(tb, url, "it.transfer-events."+suffix)
 
 	_, s.taskQueue = temporaltest.NewWorkerWithOptions(tb, workerOpts, func(w worker.Worker) {
 		w.RegisterWorkflow(TransferWorkflow)
@@ -159,54 +153,40 @@ func deleteQueues(url, prefix, suffix string) {
 	}
 }
 
-func (s *liveSystem) probeReply(tb testing.TB) amqp.Message {
-	env, err := events.New(events.TypeCommandReplied, "ledger", events.Reply{
-		CommandID: events.DeterministicID("probe", s.suffix), CommandType: events.CmdLedgerWithdraw, Status: events.ReplyAccepted,
-	})
-	require.NoError(tb, err)
-	m, err := amqp.MessageFromEnvelope(amqp.DefaultExchange, env)
-	require.NoError(tb, err)
-	m.CorrelationID = activities.ActivityRef{Namespace: "default", WorkflowID: "probe-" + s.suffix, ActivityID: "1"}.String()
-	return m
-}
-
-func (s *liveSystem) outcomeEvent(tb testing.TB, wfID string) amqp.Message {
-	env, err := events.New(events.TypeTransferCompleted, "workflow/"+wfID, events.TransferCompleted{
-		TransferID: wfID, SourceAccountID: "a", TargetAccountID: "b", Amount: events.Money{Amount: 1, Currency: "EUR"},
-	}, events.WithCorrelationID(wfID))
-	require.NoError(tb, err)
-	m, err := amqp.MessageFromEnvelope(amqp.DefaultExchange, env)
-	require.NoError(tb, err)
-	return m
-}
-
-// waitRoutable publishes m (directly to queue when set) until the broker
-// routes it. Polling is the only way to learn that another component
-// declared its queue.
-func (s *liveSystem) waitRoutable(tb testing.TB, queue string, m amqp.Message) {
+// waitConsumer waits until queue exists and has a consumer. Polling is the
+// only way to learn that another component declared and consumes it.
+func waitConsumer(tb testing.TB, url, queue string) {
 	tb.Helper()
-	if queue != "" {
-		m.Exchange, m.RoutingKey = "", queue
-	}
-	s.waitFor(tb, func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		err := s.publisher.Publish(ctx, m)
-		if err != nil && !errors.Is(err, amqp.ErrUnroutable) {
-			tb.Fatalf("publish probe: %v", err)
+	conn, err := amqp091.Dial(url)
+	require.NoError(tb, err)
+	defer func() { _ = conn.Close() }()
+	const limit = 2 * time.Minute
+	deadline := time.Now().Add(limit)
+	for {
+		// A passive declare of a missing queue closes its channel: one
+		// channel per attempt.
+		ch, err := conn.Channel()
+		require.NoError(tb, err)
+		q, err := ch.QueueDeclarePassive(queue, true, false, false, false, nil)
+		_ = ch.Close()
+		if err == nil && q.Consumers > 0 {
+			return
 		}
-		return err == nil
-	})
+		if time.Now().After(deadline) {
+			tb.Fatalf("no consumer on %s within %s (last: %v)", queue, limit, err)
+		}
+		<-time.After(50 * time.Millisecond)
+	}
 }
 
-func (s *liveSystem) waitFor(tb testing.TB, cond func() bool) {
+func (s *liveSystem) waitFor(tb testing.TB, what string, cond func() bool) {
 	tb.Helper()
 	// Generous: the whole test run shares two cores with a dev server.
 	const limit = 2 * time.Minute
 	deadline := time.Now().Add(limit)
 	for !cond() {
 		if time.Now().After(deadline) {
-			tb.Fatalf("condition not met within %s", limit)
+			tb.Fatalf("%s: not within %s", what, limit)
 		}
 		<-time.After(50 * time.Millisecond)
 	}
@@ -220,7 +200,7 @@ func (s *liveSystem) command(tb testing.TB, typ string, p events.Payload) events
 	m, err := amqp.MessageFromEnvelope(amqp.DefaultExchange, env)
 	require.NoError(tb, err)
 	var d amqp.Delivery
-	s.waitFor(tb, func() bool {
+	s.waitFor(tb, "the ledger's reply to "+typ, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		d, err = s.requester.Request(ctx, s.ledgerQueue, m)
@@ -398,7 +378,7 @@ func TestTransferSagaConservesMoney(t *testing.T) {
 	}
 
 	// Each transfer published its outcome exactly once (duplicates dropped by id).
-	s.waitFor(t, func() bool {
+	s.waitFor(t, "an outcome event of every transfer", func() bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		for id := range byID {
