@@ -14,15 +14,11 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/client"
 
 	"github.com/sagaflow/sagaflow/codec"
-	"github.com/sagaflow/sagaflow/contract"
-	"github.com/sagaflow/sagaflow/events"
 	"github.com/sagaflow/sagaflow/internal/systemtest"
-	"github.com/sagaflow/sagaflow/workflows"
 )
 
 // codecKeys is the key file of the encrypted system and of the codec
@@ -81,20 +77,7 @@ func TestEncryptedOrderDecodedInWebUI(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
 
-	run := uuid.NewString()[:8]
-	customer, merchant, sku := "enc-cust-"+run, "enc-merch-"+run, "enc-sku-"+run
-	sys.MustAccept(ctx, contract.LedgerQueue, events.CmdLedgerOpen, events.LedgerOpen{AccountID: customer, Currency: "EUR", Owner: "Customer", InitialBalance: 100})
-	sys.MustAccept(ctx, contract.LedgerQueue, events.CmdLedgerOpen, events.LedgerOpen{AccountID: merchant, Currency: "EUR", Owner: "Merchant"})
-	sys.MustAccept(ctx, contract.InventoryQueue, events.CmdInventoryRestock, events.InventoryRestock{SKU: sku, Quantity: 10})
-	order := events.OrderPlaced{
-		OrderID: "webui-enc-" + run, CustomerID: customer, MerchantID: merchant, Currency: "EUR",
-		Lines: []events.OrderLine{{SKU: sku, Quantity: 2, UnitPrice: 2500}}, Total: 5000,
-	}
-	wr, err := tc.ExecuteWorkflow(ctx, contract.OrderStartOptions(order, sys.TaskQueue), workflows.OrderWorkflow, order)
-	require.NoError(t, err)
-	var res contract.OrderResult
-	require.NoError(t, wr.Get(ctx, &res))
-	require.Equal(t, contract.OrderCancelled, res.Outcome, "the payment must fail and the saga compensate: %+v", res)
+	order, wr, _ := runCompensatedOrder(ctx, t, sys, tc, "enc-")
 
 	// The stored input is encrypted: the plain client cannot read it.
 	it := sys.Temporal.GetWorkflowHistory(ctx, wr.GetID(), "", false, 0)
@@ -113,7 +96,7 @@ func TestEncryptedOrderDecodedInWebUI(t *testing.T) {
 	require.NoError(t, chromedp.Do(bctx, chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS(`main`))), "open %s", url)
 	// The UI fetches the history, then asks the codec server to decode
 	// its payloads: wait until the decoded input shows.
-	shows := fmt.Sprintf(`document.body.innerText.includes(%s)`, strconv.Quote(merchant))
+	shows := fmt.Sprintf(`document.body.innerText.includes(%s)`, strconv.Quote(order.MerchantID))
 	_, waitErr := chromedp.Run(bctx, chromedp.Poll[bool](shows,
 		chromedp.WithPollingTimeout(60*time.Second), chromedp.WithPollingInterval(250*time.Millisecond)))
 	png, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
@@ -123,7 +106,7 @@ func TestEncryptedOrderDecodedInWebUI(t *testing.T) {
 	t.Logf("screenshot of %s: %s", url, shot)
 	text, err := chromedp.Run(bctx, chromedp.Evaluate[string](`document.body.innerText`))
 	require.NoError(t, err)
-	require.NoError(t, waitErr, "the page never showed the decoded merchant id %s; it shows:\n%s", merchant, cut(text, 3000))
+	require.NoError(t, waitErr, "the page never showed the decoded merchant id %s; it shows:\n%s", order.MerchantID, cut(text, 3000))
 	require.NotContains(t, text, "binary/encrypted", "no payload left encrypted")
 }
 

@@ -24,7 +24,6 @@ import (
 	"github.com/sagaflow/sagaflow/internal/systemtest"
 	"github.com/sagaflow/sagaflow/internal/temporaltest"
 	"github.com/sagaflow/sagaflow/internal/testenv"
-	"github.com/sagaflow/sagaflow/workflows"
 )
 
 // Environment variables the test reads.
@@ -107,21 +106,7 @@ func TestOrderCompensationInWebUI(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
 
-	run := uuid.NewString()[:8]
-	customer, merchant, sku := "cust-"+run, "merch-"+run, "sku-"+run
-	sys.MustAccept(ctx, contract.LedgerQueue, events.CmdLedgerOpen, events.LedgerOpen{AccountID: customer, Currency: "EUR", Owner: "Customer", InitialBalance: 100})
-	sys.MustAccept(ctx, contract.LedgerQueue, events.CmdLedgerOpen, events.LedgerOpen{AccountID: merchant, Currency: "EUR", Owner: "Merchant"})
-	sys.MustAccept(ctx, contract.InventoryQueue, events.CmdInventoryRestock, events.InventoryRestock{SKU: sku, Quantity: 10})
-
-	order := events.OrderPlaced{
-		OrderID: "webui-" + run, CustomerID: customer, MerchantID: merchant, Currency: "EUR",
-		Lines: []events.OrderLine{{SKU: sku, Quantity: 2, UnitPrice: 2500}}, Total: 5000,
-	}
-	wr, err := sys.Temporal.ExecuteWorkflow(ctx, contract.OrderStartOptions(order, sys.TaskQueue), workflows.OrderWorkflow, order)
-	require.NoError(t, err)
-	var res contract.OrderResult
-	require.NoError(t, wr.Get(ctx, &res))
-	require.Equal(t, contract.OrderCancelled, res.Outcome, "the payment must fail and the saga compensate: %+v", res)
+	order, _, res := runCompensatedOrder(ctx, t, sys, sys.Temporal, "")
 	require.Equal(t, "insufficient_funds", res.Reason)
 	require.Equal(t, contract.StepOrderPayment, res.FailedStep)
 
@@ -371,4 +356,26 @@ func rowsText(rows []row) string {
 		fmt.Fprintf(&b, "%d: %s\n", r.EventID, strings.Join(r.Lines, " | "))
 	}
 	return b.String()
+}
+
+// runCompensatedOrder opens a customer too poor to pay and a merchant,
+// stocks the sku, and runs an order through c (prefix keeps its ids apart
+// from other tests'): the payment fails and the saga compensates.
+func runCompensatedOrder(ctx context.Context, t *testing.T, sys *systemtest.System, c client.Client, prefix string) (events.OrderPlaced, client.WorkflowRun, contract.OrderResult) {
+	t.Helper()
+	run := uuid.NewString()[:8]
+	customer, merchant, sku := prefix+"cust-"+run, prefix+"merch-"+run, prefix+"sku-"+run
+	sys.MustAccept(ctx, contract.LedgerQueue, events.CmdLedgerOpen, events.LedgerOpen{AccountID: customer, Currency: "EUR", Owner: "Customer", InitialBalance: 100})
+	sys.MustAccept(ctx, contract.LedgerQueue, events.CmdLedgerOpen, events.LedgerOpen{AccountID: merchant, Currency: "EUR", Owner: "Merchant"})
+	sys.MustAccept(ctx, contract.InventoryQueue, events.CmdInventoryRestock, events.InventoryRestock{SKU: sku, Quantity: 10})
+	order := events.OrderPlaced{
+		OrderID: "webui-" + prefix + run, CustomerID: customer, MerchantID: merchant, Currency: "EUR",
+		Lines: []events.OrderLine{{SKU: sku, Quantity: 2, UnitPrice: 2500}}, Total: 5000,
+	}
+	wr, err := c.ExecuteWorkflow(ctx, contract.OrderStartOptions(order, sys.TaskQueue), contract.OrderWorkflowType, order)
+	require.NoError(t, err)
+	var res contract.OrderResult
+	require.NoError(t, wr.Get(ctx, &res))
+	require.Equal(t, contract.OrderCancelled, res.Outcome, "the payment must fail and the saga compensate: %+v", res)
+	return order, wr, res
 }
