@@ -188,7 +188,8 @@ func (r *Relay) flushBatch(ctx context.Context) (int, error) {
 	if r.db.engine == Postgres {
 		// The row locks live as long as this transaction, across the
 		// publish, so a relay in another process skips these rows instead of
-		// publishing them a second time.
+		// publishing them a second time. PostgreSQL locks rows, not the
+		// database: the services' own transactions go on meanwhile.
 		n := 0
 		var pubErr error
 		err := r.db.InTx(ctx, func(tx *Tx) error {
@@ -197,14 +198,20 @@ func (r *Relay) flushBatch(ctx context.Context) (int, error) {
 				return err
 			}
 			n = len(rows)
-			pubErr, err = r.publishAndMark(ctx, tx, rows)
-			return err
+			res := r.publish(ctx, rows)
+			if res.abort != nil {
+				return res.abort
+			}
+			pubErr = res.err
+			return r.markPublished(ctx, tx, rows, res)
 		})
 		return n, errors.Join(err, pubErr)
 	}
-	// SQLite is single-process with one relay per producer: read outside a
-	// transaction so the database's only write lock is not held while
-	// waiting for the broker.
+	// SQLite is single-process with one relay per producer, and its one
+	// write lock is the whole database's: read and publish outside any
+	// transaction, so the service's command handlers keep committing while
+	// the relay waits for the broker (for as long as the broker is away),
+	// then mark the confirmed rows in a short transaction of their own.
 	rows, err := scanPending(r.db.Query(ctx, selectPending, r.cfg.Producer, r.cfg.BatchSize))
 	if err != nil {
 		return 0, err
@@ -212,13 +219,14 @@ func (r *Relay) flushBatch(ctx context.Context) (int, error) {
 	if len(rows) == 0 {
 		return 0, nil
 	}
-	var pubErr error
-	err = r.db.InTx(ctx, func(tx *Tx) error {
-		var err error
-		pubErr, err = r.publishAndMark(ctx, tx, rows)
-		return err
-	})
-	return len(rows), errors.Join(err, pubErr)
+	res := r.publish(ctx, rows)
+	if res.abort != nil {
+		return len(rows), res.abort
+	}
+	if res.done > 0 {
+		err = r.db.InTx(ctx, func(tx *Tx) error { return r.markPublished(ctx, tx, rows, res) })
+	}
+	return len(rows), errors.Join(err, res.err)
 }
 
 func scanPending(rows interface {
@@ -251,24 +259,31 @@ func scanPending(rows interface {
 	return out, nil
 }
 
-// publishAndMark publishes rows and marks those the broker took (or
-// returned as unroutable) as sent, in tx. On a publish failure it still
-// marks the prefix that was confirmed, so a retry does not republish it:
-// the failure comes back as pubErr, leaving the transaction to commit; err
-// means the transaction must roll back.
-func (r *Relay) publishAndMark(ctx context.Context, tx *Tx, rows []pendingRow) (pubErr, err error) {
+// published is what publish got through: the first done rows were
+// confirmed by the broker or returned as unroutable (those indexes are in
+// unroutable); err is the publish failure that stopped it, if any; abort
+// means nothing may be marked.
+type published struct {
+	done       int
+	unroutable map[int]bool
+	err        error
+	abort      error
+}
+
+// publish sends rows in order. On a failure it stops, and the confirmed
+// prefix is still marked by the caller, so a retry does not republish it.
+func (r *Relay) publish(ctx context.Context, rows []pendingRow) published {
+	res := published{done: len(rows), unroutable: map[int]bool{}}
 	if len(rows) == 0 {
-		return nil, nil
+		return res
 	}
 	msgs := make([]OutboxMessage, len(rows))
 	for i, p := range rows {
 		msgs[i] = p.msg
 	}
-	unroutable := map[int]bool{}
-	done := len(rows)
 	if err := r.pub.PublishBatch(ctx, msgs); err != nil {
 		if ctx.Err() != nil {
-			return nil, err
+			return published{abort: err}
 		}
 		// The batch error does not say which message failed: publish one by
 		// one to tell an unroutable row (skipped) from a broker failure
@@ -277,28 +292,35 @@ func (r *Relay) publishAndMark(ctx context.Context, tx *Tx, rows []pendingRow) (
 		for i, m := range msgs {
 			err := r.pub.Publish(ctx, m)
 			if errors.Is(err, ErrUnroutable) {
-				unroutable[i] = true
+				res.unroutable[i] = true
 				continue
 			}
 			if err != nil {
-				done, pubErr = i, fmt.Errorf("relay: publish %s: %w", m.ID, err)
+				res.done, res.err = i, fmt.Errorf("relay: publish %s: %w", m.ID, err)
 				break
 			}
 		}
 	}
-	if r.cfg.AfterPublish != nil && done > 0 {
-		if err := r.cfg.AfterPublish(ctx, msgs[:done]); err != nil {
-			return nil, errors.Join(fmt.Errorf("relay: after publish: %w", err), pubErr)
+	if r.cfg.AfterPublish != nil && res.done > 0 {
+		if err := r.cfg.AfterPublish(ctx, msgs[:res.done]); err != nil {
+			return published{abort: errors.Join(fmt.Errorf("relay: after publish: %w", err), res.err)}
 		}
 	}
-	if done > 0 {
-		if err := r.mark(ctx, tx, rows[:done], unroutable); err != nil {
-			return nil, errors.Join(err, pubErr)
-		}
-		r.stats.Published.Add(int64(done - len(unroutable)))
-		r.stats.Unroutable.Add(int64(len(unroutable)))
+	return res
+}
+
+// markPublished marks the rows res got through as sent, in tx, and counts
+// them.
+func (r *Relay) markPublished(ctx context.Context, tx *Tx, rows []pendingRow, res published) error {
+	if res.done == 0 {
+		return nil
 	}
-	return pubErr, nil
+	if err := r.mark(ctx, tx, rows[:res.done], res.unroutable); err != nil {
+		return err
+	}
+	r.stats.Published.Add(int64(res.done - len(res.unroutable)))
+	r.stats.Unroutable.Add(int64(len(res.unroutable)))
+	return nil
 }
 
 func (r *Relay) mark(ctx context.Context, tx *Tx, rows []pendingRow, unroutable map[int]bool) error {

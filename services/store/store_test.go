@@ -145,6 +145,7 @@ type recordingPublisher struct {
 	published []store.OutboxMessage
 	fail      func(m store.OutboxMessage) error
 	hold      chan struct{} // when set, PublishBatch waits on it
+	entered   chan struct{} // when set, PublishBatch signals it before waiting
 }
 
 func (p *recordingPublisher) Publish(_ context.Context, m store.OutboxMessage) error {
@@ -160,6 +161,12 @@ func (p *recordingPublisher) Publish(_ context.Context, m store.OutboxMessage) e
 }
 
 func (p *recordingPublisher) PublishBatch(ctx context.Context, ms []store.OutboxMessage) error {
+	if p.entered != nil {
+		select {
+		case p.entered <- struct{}{}:
+		default:
+		}
+	}
 	if p.hold != nil {
 		<-p.hold
 	}
@@ -244,6 +251,59 @@ func TestRelayIsWokenByCommit(t *testing.T) {
 		}
 		cancel()
 		require.NoError(t, <-done)
+	})
+}
+
+// TestRelayWaitingForTheBrokerBlocksNoWriter: while the relay waits for
+// confirms (a broker that is away or slow), the service's transactions go on
+// committing and the outbox grows; once the broker answers, every row goes
+// out once, in creation order. On SQLite a relay that published inside its
+// marking transaction would hold the database's only write lock meanwhile,
+// and the writes below would time out.
+func TestRelayWaitingForTheBrokerBlocksNoWriter(t *testing.T) {
+	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		pub := &recordingPublisher{hold: make(chan struct{}), entered: make(chan struct{}, 1)}
+		relay, err := store.NewRelay(db, pub, store.RelayConfig{Producer: "svc"})
+		require.NoError(t, err)
+		enqueue(t, db, "svc", "m1", "m2")
+		flushed := make(chan error, 1)
+		go func() {
+			_, err := relay.Flush(ctx)
+			flushed <- err
+		}()
+		select {
+		case <-pub.entered:
+		case <-time.After(20 * time.Second):
+			t.Fatal("the relay never started publishing")
+		}
+
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		var later []string
+		for i := range 20 {
+			id := fmt.Sprintf("n%02d", i)
+			require.NoError(t, db.InTx(wctx, func(tx *store.Tx) error {
+				return tx.Enqueue(wctx, "svc", store.OutboxMessage{
+					Exchange: "sagas.events", RoutingKey: "thing.happened", ID: id, Type: "thing.happened",
+					CorrelationID: "corr", Body: []byte(`{}`),
+				})
+			}), "a write while the relay waits for the broker")
+			later = append(later, id)
+		}
+		pending, err := db.PendingCount(ctx, "svc")
+		require.NoError(t, err)
+		require.Equal(t, 22, pending, "the outbox grew while the relay waited")
+		require.Empty(t, pub.ids(), "sanity: nothing was confirmed yet")
+
+		close(pub.hold)
+		require.NoError(t, <-flushed)
+		_, err = relay.Flush(ctx)
+		require.NoError(t, err)
+		require.Equal(t, append([]string{"m1", "m2"}, later...), pub.ids(), "every row once, in creation order")
+		pending, err = db.PendingCount(ctx, "svc")
+		require.NoError(t, err)
+		require.Zero(t, pending)
 	})
 }
 
