@@ -1,12 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -170,18 +172,50 @@ func runOnServer(ctx context.Context, env rowEnv, cli string, cfg Config, specs 
 		return nil, fmt.Errorf("connect to the dev server: %w", err)
 	}
 	defer env.client.Close()
-	var out []RowResult
-	for _, spec := range specs {
-		fmt.Fprintf(env.log, "bench: row %d (%s): %d sagas, %d at a time\n", spec.Row, spec.Settings(), cfg.Sagas, cfg.Concurrency)
-		res, err := runRow(ctx, env, cfg, spec)
-		if err != nil {
-			return out, fmt.Errorf("row %d (%s): %w", spec.Row, spec.Settings(), err)
+	// Each pass runs every row once, so a load that drifts during the run
+	// touches every row alike; a row's report is its median run.
+	runs := make([][]RowResult, len(specs))
+	for pass := 1; pass <= cfg.Repeats; pass++ {
+		for i, spec := range specs {
+			fmt.Fprintf(env.log, "bench: row %d (%s), run %d of %d: %d sagas, %d at a time\n", spec.Row, spec.Settings(), pass, cfg.Repeats, cfg.Sagas, cfg.Concurrency)
+			res, err := runRow(ctx, env, cfg, spec)
+			if err != nil {
+				return nil, fmt.Errorf("row %d (%s), run %d: %w", spec.Row, spec.Settings(), pass, err)
+			}
+			fmt.Fprintf(env.log, "bench:   %d/%d completed, %.1f sagas/s, p50 %s p99 %s, alone %s\n", res.Completed, res.Sagas,
+				res.Throughput, res.Latency.P50.Round(time.Millisecond), res.Latency.P99.Round(time.Millisecond), res.Alone.Round(time.Millisecond))
+			runs[i] = append(runs[i], res)
 		}
-		fmt.Fprintf(env.log, "bench:   %d/%d completed, %.1f sagas/s, p50 %s p99 %s, alone %s\n", res.Completed, res.Sagas,
-			res.Throughput, res.Latency.P50.Round(time.Millisecond), res.Latency.P99.Round(time.Millisecond), res.Alone.Round(time.Millisecond))
-		out = append(out, res)
+	}
+	out := make([]RowResult, len(specs))
+	for i := range specs {
+		out[i] = medianRun(runs[i])
 	}
 	return out, nil
+}
+
+// medianRun is the run of median throughput (the lower middle one of an
+// even count), with every run's throughput in Runs. A run where sagas
+// failed is the one reported, so a failure is never hidden by a median.
+func medianRun(runs []RowResult) RowResult {
+	tps := make([]float64, len(runs))
+	for i, r := range runs {
+		tps[i] = r.Throughput
+	}
+	for _, r := range runs {
+		if r.Completed < r.Sagas {
+			r.Runs = tps
+			return r
+		}
+	}
+	idx := make([]int, len(runs))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(a, b int) int { return cmp.Compare(tps[a], tps[b]) })
+	m := runs[idx[(len(idx)-1)/2]]
+	m.Runs = tps
+	return m
 }
 
 // runGoBenchmarks runs BenchmarkPublish and BenchmarkLedgerCommands before

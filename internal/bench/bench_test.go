@@ -30,7 +30,7 @@ func TestRunEndToEnd(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cfg := Config{Sagas: 10, Concurrency: 5, Warmup: 1, Rows: []int{1, 2, 3, 4, 5}, HistorySample: 3,
+	cfg := Config{Sagas: 10, Repeats: 2, Concurrency: 5, Warmup: 1, Rows: []int{1, 2, 3, 4, 5}, HistorySample: 3,
 		SkipGoBenchmarks: true, AMQPURL: amqpURL, Command: "go test ./internal/bench"}
 	var log strings.Builder
 	rep, err := Run(ctx, cfg, &log)
@@ -45,6 +45,8 @@ func TestRunEndToEnd(t *testing.T) {
 		require.Equal(t, wantRows[i].Encrypted, row.Spec.Encrypted)
 		require.Equal(t, 10, row.Completed, "row %d: %s", row.Spec.Row, row.FirstError)
 		require.Positive(t, row.Throughput)
+		require.Len(t, row.Runs, 2, "every row ran twice")
+		require.Contains(t, row.Runs, row.Throughput, "the row reports one of its runs")
 		require.Positive(t, row.Latency.P50)
 		require.Equal(t, 3, row.Sampled)
 		require.Positive(t, row.WorkflowTasksPerSaga())

@@ -15,8 +15,11 @@ import (
 
 // Config is what one benchmark run measures and how.
 type Config struct {
-	// Sagas is how many sagas each row runs. Default 1000.
+	// Sagas is how many sagas each run of a row starts. Default 500.
 	Sagas int
+	// Repeats is how many times each row runs; the report gives the
+	// median run with the range of all of them. Default 3.
+	Repeats int
 	// Concurrency is how many sagas of a row are in flight at once. Default 100.
 	Concurrency int
 	// Warmup is how many sagas each row runs, uncounted, before measuring,
@@ -64,7 +67,10 @@ type Config struct {
 
 func (c *Config) setDefaults() {
 	if c.Sagas == 0 {
-		c.Sagas = 1000
+		c.Sagas = 500
+	}
+	if c.Repeats == 0 {
+		c.Repeats = 3
 	}
 	if c.Concurrency == 0 {
 		c.Concurrency = 100
@@ -107,6 +113,9 @@ func (c Config) Validate() error {
 	if c.Sagas <= 0 {
 		errs = append(errs, fmt.Errorf("sagas %d: must be positive", c.Sagas))
 	}
+	if c.Repeats <= 0 {
+		errs = append(errs, fmt.Errorf("repeats %d: must be positive", c.Repeats))
+	}
 	if c.Concurrency <= 0 {
 		errs = append(errs, fmt.Errorf("concurrency %d: must be positive", c.Concurrency))
 	}
@@ -135,7 +144,8 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (Confi
 	var c Config
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(out)
-	fs.IntVar(&c.Sagas, "sagas", 1000, "sagas per row")
+	fs.IntVar(&c.Sagas, "sagas", 500, "sagas per run of a row")
+	fs.IntVar(&c.Repeats, "repeats", 3, "runs of each row; the report shows the median run and the range")
 	fs.IntVar(&c.Concurrency, "concurrency", 100, "sagas in flight at once")
 	fs.IntVar(&c.Warmup, "warmup", 20, "uncounted sagas run before each row")
 	rows := fs.String("rows", "1,2,3,4,5", "rows to run: 1 order saga through the worker, 2 its pure orchestration, 3 empty workflow, 4 transfer saga through the worker, 5 its pure orchestration")

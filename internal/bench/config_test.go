@@ -16,8 +16,9 @@ func TestParseFlags(t *testing.T) {
 		check   func(t *testing.T, c Config)
 		wantErr string
 	}{
-		{name: "defaults are the issue's 1,000 sagas at 100", args: nil, env: noEnv, check: func(t *testing.T, c Config) {
-			require.Equal(t, 1000, c.Sagas)
+		{name: "defaults: three runs of 500 sagas at 100", args: nil, env: noEnv, check: func(t *testing.T, c Config) {
+			require.Equal(t, 500, c.Sagas)
+			require.Equal(t, 3, c.Repeats)
 			require.Equal(t, 100, c.Concurrency)
 			require.Equal(t, []int{1, 2, 3, 4, 5}, c.Rows)
 			require.True(t, c.Variants)
@@ -39,6 +40,7 @@ func TestParseFlags(t *testing.T) {
 		}, check: func(t *testing.T, c Config) { require.Equal(t, "amqp://u:p@broker:5672/", c.AMQPURL) }},
 		{name: "unknown row", args: []string{"--rows", "6"}, env: noEnv, wantErr: `"6" is not a row from 1 to 5`},
 		{name: "every problem at once", args: []string{"--sagas", "-1", "--concurrency", "-2"}, env: noEnv, wantErr: "concurrency -2"},
+		{name: "repeats must be positive", args: []string{"--repeats", "-1"}, env: noEnv, wantErr: "repeats -1: must be positive"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -65,9 +65,10 @@ func renderReproduce(p *printer, r *Report) {
 	p.f("With RabbitMQ at `AMQP_URL` (default `amqp://guest:guest@127.0.0.1:5672/`,\n")
 	p.f("`rabbitmqctl` on `PATH`) and the Temporal CLI in `./bin` (`make temporal`):\n\n")
 	p.f("```\n%s\n```\n\n", r.Config.Command)
-	p.f("`make bench` runs `go run ./internal/bench`; this run used %d sagas per row at\n", r.Config.Sagas)
-	p.f("concurrency %d, %d warm-up sagas per row, histories of %d sagas per row. A quick\n", r.Config.Concurrency, r.Config.Warmup, r.Config.HistorySample)
-	p.f("smoke run: `go run ./internal/bench --sagas 100 --concurrency 20 --skip-go-benchmarks --out -`\n")
+	p.f("`make bench` runs `go run ./internal/bench`; this run ran each row %d times, %d\n", r.Config.Repeats, r.Config.Sagas)
+	p.f("sagas a run at concurrency %d, %d warm-up sagas per run, histories of %d sagas\n", r.Config.Concurrency, r.Config.Warmup, r.Config.HistorySample)
+	p.f("per run. A quick smoke run:\n")
+	p.f("`go run ./internal/bench --sagas 100 --concurrency 20 --repeats 1 --skip-go-benchmarks --out -`\n")
 	p.f("(`--help` lists every flag). The run starts its own Temporal dev server\n")
 	p.f("(`temporal server start-dev`, in memory, one task queue partition, the sagas'\n")
 	p.f("search attributes, eager workflow start allowed), creates a RabbitMQ virtual host\n")
@@ -97,9 +98,11 @@ func renderMachine(p *printer, r *Report) {
 func renderSagas(p *printer, r *Report) {
 	c := r.Config
 	p.f("## Sagas\n\n")
-	p.f("%s sagas per row, %d in flight at once, each started and awaited on one Temporal\n", num(float64(c.Sagas), 0), c.Concurrency)
-	p.f("dev server; latency is start → result. The rows run one after the other in the\n")
-	p.f("same run:\n\n")
+	p.f("%s sagas per run of a row, %d in flight at once, each started and awaited on one\n", num(float64(c.Sagas), 0), c.Concurrency)
+	p.f("Temporal dev server; latency is start → result. Every row runs %d times, in\n", c.Repeats)
+	p.f("passes (each pass runs every row once, so a load that drifts touches all rows\n")
+	p.f("alike); a row shows its median run, with the lowest and highest throughput of\n")
+	p.f("its runs in brackets. The rows:\n\n")
 	p.f("1. **%s**: `OrderWorkflow` with its children\n", rowTitles[rowOrder])
 	p.f("   `ReserveInventoryWorkflow` and `TransferWorkflow`, run by the worker built from\n")
 	p.f("   `./worker` with every part (workflows, activities, reply consumer, bridge,\n")
@@ -263,7 +266,7 @@ func sagaTable(p *printer, rows []RowResult) {
 		}
 		p.f("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
 			res.Spec.Row, rowTitles[res.Spec.Row], res.Spec.Settings(), num(float64(res.Sagas), 0), num(float64(res.Completed), 0),
-			num(res.Throughput, 1), ms(res.Latency.P50), ms(res.Latency.P95), ms(res.Latency.P99), alone,
+			throughput(res), ms(res.Latency.P50), ms(res.Latency.P95), ms(res.Latency.P99), alone,
 			tasks(res.WorkflowTasksPerSaga()), tasks(res.ActivityTasksPerSaga()), msgs)
 	}
 	p.f("\n")
@@ -318,7 +321,7 @@ func renderSettings(p *printer, r *Report) {
 		if !ok {
 			continue
 		}
-		p.f("| %d | %s | %s | %s | %s | %s | %s |\n", v.Spec.Row, v.Spec.Settings(), num(v.Throughput, 1), num(d.Throughput, 1),
+		p.f("| %d | %s | %s | %s | %s | %s | %s |\n", v.Spec.Row, v.Spec.Settings(), throughput(v), throughput(d),
 			change(v.Throughput, d.Throughput), ms(v.Latency.P50), ms(d.Latency.P50))
 	}
 	p.f("\n")
@@ -412,10 +415,11 @@ func renderFindings(p *printer, r *Report) {
 			what = "payloads encrypted (AES-256-GCM codec in the worker and the client)"
 		}
 		p.f("- Row %d with %s: %s sagas/s against %s (%s), p50 %s ms against %s ms: %s.", v.Spec.Row, what,
-			num(v.Throughput, 1), num(d.Throughput, 1), change(v.Throughput, d.Throughput), ms(v.Latency.P50), ms(d.Latency.P50),
-			verdict(v.Throughput, d.Throughput))
+			throughput(v), throughput(d), change(v.Throughput, d.Throughput), ms(v.Latency.P50), ms(d.Latency.P50),
+			verdict(v, d))
 		if v.Spec.Encrypted {
-			p.f(" Target ≥ %s× of the unencrypted row: %s×, %s.", fx(codecTarget), fx(ratio(v.Throughput, d.Throughput)), metOrNot(ratio(v.Throughput, d.Throughput) >= codecTarget))
+			x := ratio(v.Throughput, d.Throughput)
+			p.f(" Target ≥ %s× of the unencrypted row: %s× (medians), %s.", fx(codecTarget), fx(x), metOrNot(x >= codecTarget))
 		}
 		if v.Alone > 0 && d.Alone > 0 && ratio(d.Alone.Seconds(), v.Alone.Seconds()) >= 2 {
 			p.f(" Alone, a saga takes %s ms instead of %s ms: this setting\n", ms(v.Alone), ms(d.Alone))
@@ -589,10 +593,43 @@ func change(v, base float64) string {
 	return fmt.Sprintf("%+.0f%%", (v/base-1)*100)
 }
 
-// verdict says whether a variant helped, hurt or made no difference
-// beyond the noise of a shared host.
-func verdict(v, base float64) string {
-	switch d := ratio(v, base) - 1; {
+// throughput is a row's sagas/s: the median run, and the range of its runs
+// when it ran more than once.
+func throughput(r RowResult) string {
+	lo, hi, ok := r.spread()
+	if !ok {
+		return num(r.Throughput, 1)
+	}
+	return fmt.Sprintf("%s (%s–%s)", num(r.Throughput, 1), num(lo, 1), num(hi, 1))
+}
+
+// spread is the lowest and highest throughput of a row's runs; ok is false
+// for a row that ran once.
+func (r RowResult) spread() (lo, hi float64, ok bool) {
+	if len(r.Runs) < 2 {
+		return 0, 0, false
+	}
+	return slices.Min(r.Runs), slices.Max(r.Runs), true
+}
+
+// verdict says whether a variant helped, hurt or made no difference beyond
+// the noise of a shared host. Rows that ran several times differ only when
+// their ranges do not overlap; a single run each is judged against
+// noiseBand.
+func verdict(v, base RowResult) string {
+	vlo, vhi, vok := v.spread()
+	blo, bhi, bok := base.spread()
+	if vok && bok {
+		switch {
+		case vlo > bhi:
+			return "it helped (the ranges do not overlap)"
+		case vhi < blo:
+			return "it hurt (the ranges do not overlap)"
+		default:
+			return "no difference beyond the spread of the runs (the ranges overlap)"
+		}
+	}
+	switch d := ratio(v.Throughput, base.Throughput) - 1; {
 	case d > noiseBand:
 		return "it helped"
 	case d < -noiseBand:

@@ -164,7 +164,10 @@ type RowResult struct {
 	Elapsed    time.Duration
 	// Throughput is sagas completed per second.
 	Throughput float64
-	Latency    Latencies
+	// Runs are the throughputs of every run of the row, this one (the
+	// median) among them, in the order they ran.
+	Runs    []float64
+	Latency Latencies
 	// Alone is the p50 latency of the warm-up sagas, run one at a time; 0
 	// without warm-up.
 	Alone time.Duration
