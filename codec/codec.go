@@ -46,7 +46,7 @@ type Options struct {
 type Codec struct {
 	keys  Keys
 	aeads map[string]cipher.AEAD
-	zlib  converter.PayloadCodec
+	zlib  *zlibCodec
 	opts  Options
 }
 
@@ -57,7 +57,7 @@ func New(keys Keys, opts Options) (*Codec, error) {
 	c := &Codec{
 		keys:  keys,
 		aeads: make(map[string]cipher.AEAD, keys.Len()),
-		zlib:  converter.NewZlibCodec(converter.ZlibCodecOptions{}),
+		zlib:  &zlibCodec{},
 		opts:  opts,
 	}
 	for _, k := range keys.list {

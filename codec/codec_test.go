@@ -3,6 +3,7 @@ package codec
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -205,4 +206,36 @@ func TestDataAndFailureConverters(t *testing.T) {
 	// Encryption off: failures keep their message in the clear.
 	off := ring(t, Options{}).FailureConverter().ErrorToFailure(errors.New("plain"))
 	require.Equal(t, "plain", off.GetMessage())
+}
+
+// TestCompressionIsTheSDKsZlibFormat: compressed payloads read with the
+// SDK's own zlib codec and the other way round, over many payloads so the
+// pooled writers and readers are reused.
+func TestCompressionIsTheSDKsZlibFormat(t *testing.T) {
+	sdk := converter.NewZlibCodec(converter.ZlibCodecOptions{})
+	ours := &zlibCodec{}
+	for i := range 50 {
+		in, err := converter.GetDefaultDataConverter().ToPayload(strings.Repeat(fmt.Sprintf("cust-%04d ", i), 20+i))
+		require.NoError(t, err)
+		enc, err := ours.Encode([]*commonpb.Payload{in})
+		require.NoError(t, err)
+		require.Equal(t, "binary/zlib", string(enc[0].Metadata[converter.MetadataEncoding]))
+		require.Less(t, len(enc[0].Data), len(in.Data), "compressed")
+		back, err := sdk.Decode(enc)
+		require.NoError(t, err)
+		require.True(t, proto.Equal(in, back[0]), "the SDK reads ours")
+
+		sdkEnc, err := sdk.Encode([]*commonpb.Payload{in})
+		require.NoError(t, err)
+		back, err = ours.Decode(sdkEnc)
+		require.NoError(t, err)
+		require.True(t, proto.Equal(in, back[0]), "we read the SDK's")
+	}
+	small, err := converter.GetDefaultDataConverter().ToPayload("x")
+	require.NoError(t, err)
+	enc, err := ours.Encode([]*commonpb.Payload{small})
+	require.NoError(t, err)
+	require.Same(t, small, enc[0], "a payload compression would not shrink stays as it is")
+	_, err = ours.Decode([]*commonpb.Payload{{Metadata: map[string][]byte{converter.MetadataEncoding: []byte("binary/zlib")}, Data: []byte("not zlib")}})
+	require.ErrorContains(t, err, "decompress payload")
 }
