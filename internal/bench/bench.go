@@ -29,8 +29,8 @@ type Report struct {
 	Rows    []RowResult
 	// Publish and Ledger are the Go benchmarks' results, with the commands
 	// that produced them; empty when skipped.
-	Publish, Ledger               []GoBenchmark
-	PublishCommand, LedgerCommand string
+	Publish, Ledger, Codec                      []GoBenchmark
+	PublishCommand, LedgerCommand, CodecCommand string
 	// VHost is the RabbitMQ virtual host the run created (and deleted).
 	VHost string
 }
@@ -218,7 +218,8 @@ func medianRun(runs []RowResult) RowResult {
 	return m
 }
 
-// runGoBenchmarks runs BenchmarkPublish and BenchmarkLedgerCommands before
+// runGoBenchmarks runs BenchmarkPublish, BenchmarkLedgerCommands and
+// BenchmarkCodec before
 // the dev server starts, so they do not share the cores with it.
 func runGoBenchmarks(ctx context.Context, root string, cfg Config, rep *Report, log io.Writer) error {
 	env := append(os.Environ(), amqp.EnvURL+"="+cfg.AMQPURL)
@@ -233,9 +234,14 @@ func runGoBenchmarks(ctx context.Context, root string, cfg Config, rep *Report, 
 	if rep.Ledger, err = runGoBenchmark(ctx, root, env, ledger); err != nil {
 		return err
 	}
-	rep.PublishCommand, rep.LedgerCommand = publish.Command(), ledger.Command()
-	if len(rep.Publish) == 0 || len(rep.Ledger) == 0 {
-		return fmt.Errorf("go benchmarks printed no results (%d publish, %d ledger lines)", len(rep.Publish), len(rep.Ledger))
+	codecRun := goBenchmarkRun{Package: "./codec/", Pattern: "^BenchmarkCodec$", Benchtime: "20000x"}
+	fmt.Fprintf(log, "bench: %s\n", codecRun.Command())
+	if rep.Codec, err = runGoBenchmark(ctx, root, env, codecRun); err != nil {
+		return err
+	}
+	rep.PublishCommand, rep.LedgerCommand, rep.CodecCommand = publish.Command(), ledger.Command(), codecRun.Command()
+	if len(rep.Publish) == 0 || len(rep.Ledger) == 0 || len(rep.Codec) == 0 {
+		return fmt.Errorf("go benchmarks printed no results (%d publish, %d ledger, %d codec lines)", len(rep.Publish), len(rep.Ledger), len(rep.Codec))
 	}
 	return nil
 }

@@ -45,6 +45,7 @@ func renderReport(w io.Writer, r *Report) error {
 	renderSagas(p, r)
 	renderPublisher(p, r)
 	renderLedger(p, r)
+	renderCodec(p, r)
 	return p.err
 }
 
@@ -420,6 +421,10 @@ func renderFindings(p *printer, r *Report) {
 		if v.Spec.Encrypted {
 			x := ratio(v.Throughput, d.Throughput)
 			p.f(" Target ≥ %s× of the unencrypted row: %s× (medians), %s.", fx(codecTarget), fx(x), metOrNot(x >= codecTarget))
+			if enc, ok := codecMicros(r.Codec, "plain/encode"); ok {
+				dec, _ := codecMicros(r.Codec, "plain/decode")
+				p.f(" The codec itself takes %s µs to encrypt and %s µs to decrypt a payload (see Payload codec below).", num(enc, 1), num(dec, 1))
+			}
 		}
 		if v.Alone > 0 && d.Alone > 0 && ratio(d.Alone.Seconds(), v.Alone.Seconds()) >= 2 {
 			p.f(" Alone, a saga takes %s ms instead of %s ms: this setting\n", ms(v.Alone), ms(d.Alone))
@@ -546,6 +551,39 @@ func renderLedger(p *printer, r *Report) {
 	p.f("optimistic-concurrency retries. Further headroom, not taken:\n")
 	p.f("`synchronous_commit = off` on PostgreSQL (trades the last commits on a crash\n")
 	p.f("for throughput), and group commit of several commands in one transaction.\n")
+}
+
+func renderCodec(p *printer, r *Report) {
+	p.f("\n## Payload codec\n\n")
+	p.f("The cost of the payload codec (`codec/`) on one payload the size of an order\n")
+	p.f("saga's input, encrypted with AES-256-GCM, with and without zlib compression\n")
+	p.f("before it (`SAGAFLOW_CODEC_COMPRESS`). Every payload a worker or client sends is\n")
+	p.f("encoded once and every payload it reads decoded once.\n\n")
+	if len(r.Codec) == 0 {
+		p.f("Skipped in this run (`--skip-go-benchmarks`).\n")
+		return
+	}
+	p.f("Measured with `%s`:\n\n", r.CodecCommand)
+	p.f("| payload | encode µs | decode µs |\n|---|---:|---:|\n")
+	for _, variant := range []string{"plain", "compressed"} {
+		enc, eok := codecMicros(r.Codec, variant+"/encode")
+		dec, dok := codecMicros(r.Codec, variant+"/decode")
+		if !eok || !dok {
+			continue
+		}
+		p.f("| %s | %s | %s |\n", variant, num(enc, 1), num(dec, 1))
+	}
+}
+
+// codecMicros returns a codec benchmark's time per payload in µs.
+func codecMicros(bs []GoBenchmark, sub string) (float64, bool) {
+	for _, b := range bs {
+		if b.Sub() == sub {
+			v, ok := b.Metrics["ns/op"]
+			return v / 1000, ok
+		}
+	}
+	return 0, false
 }
 
 // num formats v with decimals digits and thousands separators.

@@ -42,7 +42,13 @@ func sampleReport() *Report {
 		},
 		PublishCommand: "go test publish",
 		Ledger:         []GoBenchmark{{Name: "BenchmarkLedgerCommands/sqlite", Metrics: map[string]float64{"cmds/s": 1207, "p50_ms": 50, "p99_ms": 101}}},
-		LedgerCommand:  "go test ledger",
+		Codec: []GoBenchmark{
+			{Name: "BenchmarkCodec/plain/encode", Metrics: map[string]float64{"ns/op": 3129}},
+			{Name: "BenchmarkCodec/plain/decode", Metrics: map[string]float64{"ns/op": 2355}},
+			{Name: "BenchmarkCodec/compressed/encode", Metrics: map[string]float64{"ns/op": 60595}},
+			{Name: "BenchmarkCodec/compressed/decode", Metrics: map[string]float64{"ns/op": 7205}},
+		},
+		LedgerCommand: "go test ledger",
 	}
 }
 
@@ -70,6 +76,9 @@ func TestRenderReport(t *testing.T) {
 		"| 64 | 22,000 | 2,000 | 25,000 | 11.00× | 0.88× |",
 		"(11.00×: met)",
 		"| sqlite | 1,207 | 50 | 101 | met |",
+		"| plain | 3.1 | 2.4 |",
+		"| compressed | 60.6 | 7.2 |",
+		"The codec itself takes 3.1 µs to encrypt and 2.4 µs to decrypt a payload",
 		"AMD EPYC × 2",
 		"RabbitMQ | 3.10.8",
 		"Temporal CLI | 1.5.1",
@@ -83,7 +92,7 @@ func TestRenderReport(t *testing.T) {
 
 func TestRenderReportWithoutGoBenchmarksOrVariants(t *testing.T) {
 	r := sampleReport()
-	r.Publish, r.Ledger = nil, nil
+	r.Publish, r.Ledger, r.Codec = nil, nil, nil
 	r.Rows = r.Rows[:1]
 	r.Rows[0].Completed, r.Rows[0].FirstError = 998, "order-x: timeout"
 	var b strings.Builder
