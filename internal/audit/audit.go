@@ -486,7 +486,8 @@ type localActivityData struct {
 // localActivity records a local activity from its marker. Its input is not
 // in the history, so its step is the result's "step" field, else the
 // summary the workflow gave it, else its type. It ran inside the workflow
-// task that recorded it: the record starts when that task started.
+// task that recorded it: the record starts when that task started, or at
+// the record before it if that is later, so the timeline stays in order.
 func (b *builder) localActivity(e *historypb.HistoryEvent, a *historypb.MarkerRecordedEventAttributes) {
 	at := e.GetEventTime().AsTime()
 	var data localActivityData
@@ -512,6 +513,10 @@ func (b *builder) localActivity(e *historypb.HistoryEvent, a *historypb.MarkerRe
 		kind = KindCompensation
 	}
 	start := b.taskStarted
+	if n := len(b.tl.Records); n > 0 && start.Before(b.tl.Records[n-1].Time) {
+		// Records the same task made before it keep the timeline in order.
+		start = b.tl.Records[n-1].Time
+	}
 	if start.IsZero() || start.After(at) {
 		start = at
 	}
