@@ -163,6 +163,50 @@ func TestTransferTasksOnTheDevServer(t *testing.T) {
 	}
 }
 
+// TestTransferStartedBeforeLocalPublishFinishesOnIt starts a transfer on a
+// worker that behaves as the code before LocalOutcomePublishChange (its
+// GetVersion records nothing and answers workflow.DefaultVersion), stops
+// that worker after the first workflow task, and lets a worker with the
+// current code finish it: the transfer completes as it started, publishing
+// with a regular activity and never recording the version.
+func TestTransferStartedBeforeLocalPublishFinishesOnIt(t *testing.T) {
+	c := temporaltest.Client(t)
+	queue := temporaltest.TaskQueue(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	old := worker.New(c, queue, worker.Options{
+		Interceptors:                 []interceptor.WorkerInterceptor{&codeBeforeChange{}},
+		StickyScheduleToStartTimeout: time.Second,
+	})
+	old.RegisterWorkflow(TransferWorkflow) // no activities: the withdraw waits for the new worker
+	require.NoError(t, old.Start())
+	in := replayCases[0].input
+	run, err := c.ExecuteWorkflow(ctx, contract.TransferStartOptions(in.TransferID+"-old-"+queue, queue), TransferWorkflow, in)
+	require.NoError(t, err)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if acts := countTransferTasks(transferHistory(ctx, t, c, run)).ActivityTasks; acts > 0 {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "the old worker never scheduled the withdraw")
+		time.Sleep(20 * time.Millisecond)
+	}
+	old.Stop()
+
+	current := worker.New(c, queue, worker.Options{})
+	current.RegisterWorkflow(TransferWorkflow)
+	current.RegisterActivity(&scriptedLedger{})
+	require.NoError(t, current.Start())
+	defer current.Stop()
+
+	var res contract.TransferResult
+	require.NoError(t, run.Get(ctx, &res))
+	require.Equal(t, contract.TransferCompleted, res.Outcome)
+	acts, locals, versions := publishes(transferHistory(ctx, t, c, run))
+	require.Equal(t, [3]int{1, 0, 0}, [3]int{acts, locals, versions}, "published by a regular activity, as it started")
+}
+
 func transferHistory(ctx context.Context, t *testing.T, c client.Client, run client.WorkflowRun) *historypb.History {
 	t.Helper()
 	h := &historypb.History{}
@@ -199,4 +243,30 @@ type newestVersionOutbound struct {
 
 func (*newestVersionOutbound) GetVersion(_ workflow.Context, _ string, _, maxSupported workflow.Version) workflow.Version {
 	return maxSupported
+}
+
+// codeBeforeChange makes workflow.GetVersion behave as if the code had no
+// version check yet: nothing recorded, workflow.DefaultVersion returned.
+type codeBeforeChange struct {
+	interceptor.WorkerInterceptorBase
+}
+
+func (*codeBeforeChange) InterceptWorkflow(_ workflow.Context, next interceptor.WorkflowInboundInterceptor) interceptor.WorkflowInboundInterceptor {
+	return &codeBeforeChangeInbound{WorkflowInboundInterceptorBase: interceptor.WorkflowInboundInterceptorBase{Next: next}}
+}
+
+type codeBeforeChangeInbound struct {
+	interceptor.WorkflowInboundInterceptorBase
+}
+
+func (i *codeBeforeChangeInbound) Init(outbound interceptor.WorkflowOutboundInterceptor) error {
+	return i.Next.Init(&codeBeforeChangeOutbound{WorkflowOutboundInterceptorBase: interceptor.WorkflowOutboundInterceptorBase{Next: outbound}})
+}
+
+type codeBeforeChangeOutbound struct {
+	interceptor.WorkflowOutboundInterceptorBase
+}
+
+func (*codeBeforeChangeOutbound) GetVersion(workflow.Context, string, workflow.Version, workflow.Version) workflow.Version {
+	return workflow.DefaultVersion
 }
