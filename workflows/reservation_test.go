@@ -55,6 +55,12 @@ func newSagaEnv(t *testing.T) *sagaEnv {
 	h.env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, args converter.EncodedValues) {
 		h.calls = append(h.calls, describeActivity(t, info.ActivityType.Name, args))
 	})
+	// The transfer publishes its outcome with a local activity.
+	h.env.SetOnLocalActivityStartedListener(func(_ *activity.Info, _ context.Context, args []any) {
+		require.Len(t, args, 1)
+		require.IsType(t, activities.TransferEvent{}, args[0])
+		h.calls = append(h.calls, "Publish:"+args[0].(activities.TransferEvent).Type)
+	})
 	return h
 }
 

@@ -71,3 +71,14 @@ func releaseRetry() *temporal.RetryPolicy {
 func publishRetry() *temporal.RetryPolicy {
 	return retryPolicy(time.Minute, 0, nil)
 }
+
+// localPublishRetry retries an outcome publish run as a local activity.
+// Its backoff stays below the workflow task timeout (10 s by default): a
+// longer one would make the SDK end the workflow task and retry on a
+// server timer, adding a marker, a timer and a workflow task to the
+// history per attempt. Its attempts are bounded by the local activity's
+// schedule-to-close budget, after which the publish goes to a regular
+// activity with publishRetry, so a long outage costs no history.
+func localPublishRetry() *temporal.RetryPolicy {
+	return retryPolicy(4*time.Second, 0, nil)
+}

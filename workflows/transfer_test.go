@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/sagaflow/sagaflow/activities"
 	"github.com/sagaflow/sagaflow/contract"
@@ -38,17 +39,32 @@ type harness struct {
 	calls     []string // activity type and step, in start order
 	statuses  []contract.SagaStatus
 	published []activities.TransferEvent
+	// localPublishes and publishActivities count the outcome publish's
+	// attempts as a local activity and as a regular one.
+	localPublishes, publishActivities int
 }
 
-func newHarness(t *testing.T) *harness {
+// newHarnessPublishingWith is a harness whose test mocks the outcome
+// publish itself.
+func newHarnessPublishingWith(t *testing.T) *harness {
 	var s testsuite.WorkflowTestSuite
 	h := &harness{env: s.NewTestWorkflowEnvironment()}
 	h.env.RegisterActivity(&activities.Activities{})
+	h.env.SetOnLocalActivityStartedListener(func(info *activity.Info, _ context.Context, args []any) {
+		require.Equal(t, "PublishTransferEvent", info.ActivityType.Name, "only the outcome publish runs locally")
+		require.Len(t, args, 1)
+		ev, ok := args[0].(activities.TransferEvent)
+		require.True(t, ok, "argument %T", args[0])
+		h.localPublishes++
+		h.published = append(h.published, ev)
+		h.calls = append(h.calls, "Publish:"+ev.Type)
+	})
 	h.env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, args converter.EncodedValues) {
 		name := info.ActivityType.Name
 		if name == "PublishTransferEvent" {
 			var ev activities.TransferEvent
 			require.NoError(t, args.Get(&ev))
+			h.publishActivities++
 			h.published = append(h.published, ev)
 			h.calls = append(h.calls, "Publish:"+ev.Type)
 			return
@@ -63,6 +79,11 @@ func newHarness(t *testing.T) *harness {
 		require.True(t, ok)
 		h.statuses = append(h.statuses, contract.SagaStatus(v))
 	}).Return(nil)
+	return h
+}
+
+func newHarness(t *testing.T) *harness {
+	h := newHarnessPublishingWith(t)
 	h.env.OnActivity(a.PublishTransferEvent, mock.Anything, mock.Anything).Return(nil)
 	return h
 }
@@ -225,29 +246,47 @@ func TestTransferWorkflow(t *testing.T) {
 			published: []string{events.TypeTransferFailed, "resolved_by_operator"},
 		},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			h := newHarness(t)
-			tc.setup(t, h)
-			h.env.ExecuteWorkflow(TransferWorkflow, validTransfer)
-			require.True(t, h.env.IsWorkflowCompleted())
-			if tc.wantErr != "" {
-				require.ErrorContains(t, h.env.GetWorkflowError(), tc.wantErr)
-			} else {
-				require.NoError(t, h.env.GetWorkflowError())
-				var got contract.TransferResult
-				require.NoError(t, h.env.GetWorkflowResult(&got))
-				got.Error = "" // the full text is checked where it matters
-				require.Equal(t, tc.want, got)
-			}
-			require.Equal(t, tc.calls, h.calls)
-			require.Equal(t, tc.statuses, h.statuses)
-			require.Len(t, h.published, 1)
-			require.Equal(t, tc.published, []string{h.published[0].Type, h.published[0].Reason})
-			require.Equal(t, contract.StepPublishOutcome, h.published[0].Step)
-			require.Equal(t, tc.statuses[len(tc.statuses)-1], h.status(t).Status)
-			h.env.AssertExpectations(t)
-		})
+	// Every case runs on both sides of LocalOutcomePublishChange: a
+	// transfer started before it still behaves the same, publishing with a
+	// regular activity.
+	versions := []struct {
+		name    string
+		version workflow.Version
+	}{
+		{"local publish", localOutcomePublish},
+		{"started before the local publish", workflow.DefaultVersion},
+	}
+	for _, v := range versions {
+		for _, tc := range tests {
+			t.Run(v.name+"/"+tc.name, func(t *testing.T) {
+				h := newHarness(t)
+				h.env.OnGetVersion(LocalOutcomePublishChange, workflow.DefaultVersion, localOutcomePublish).Return(v.version)
+				tc.setup(t, h)
+				h.env.ExecuteWorkflow(TransferWorkflow, validTransfer)
+				require.True(t, h.env.IsWorkflowCompleted())
+				if tc.wantErr != "" {
+					require.ErrorContains(t, h.env.GetWorkflowError(), tc.wantErr)
+				} else {
+					require.NoError(t, h.env.GetWorkflowError())
+					var got contract.TransferResult
+					require.NoError(t, h.env.GetWorkflowResult(&got))
+					got.Error = "" // the full text is checked where it matters
+					require.Equal(t, tc.want, got)
+				}
+				require.Equal(t, tc.calls, h.calls)
+				require.Equal(t, tc.statuses, h.statuses)
+				require.Len(t, h.published, 1)
+				require.Equal(t, tc.published, []string{h.published[0].Type, h.published[0].Reason})
+				require.Equal(t, contract.StepPublishOutcome, h.published[0].Step)
+				require.Equal(t, tc.statuses[len(tc.statuses)-1], h.status(t).Status)
+				if v.version == localOutcomePublish {
+					require.Equal(t, [2]int{1, 0}, [2]int{h.localPublishes, h.publishActivities}, "published by a local activity")
+				} else {
+					require.Equal(t, [2]int{0, 1}, [2]int{h.localPublishes, h.publishActivities}, "published by a regular activity")
+				}
+				h.env.AssertExpectations(t)
+			})
+		}
 	}
 }
 
@@ -299,4 +338,83 @@ func TestTransferStatusQueryWhileRunning(t *testing.T) {
 	require.Equal(t, contract.StatusCompleted, st.Status)
 	require.Empty(t, st.CurrentStep)
 	require.Equal(t, []string{contract.StepWithdraw, contract.StepDeposit}, st.CompletedSteps)
+}
+
+// A broker down for longer than the local publish's budget: the local
+// activity gives up within it, a regular activity takes the publish over
+// and retries it on the server until the broker is back, and the transfer
+// completes with its outcome published.
+func TestTransferOutcomeSurvivesALongBrokerOutage(t *testing.T) {
+	ok := activities.CommandResult{}
+	h := newHarnessPublishingWith(t)
+	h.env.OnActivity(a.Withdraw, mock.Anything, mock.Anything).Return(ok, nil).Once()
+	h.env.OnActivity(a.Deposit, mock.Anything, mock.Anything).Return(ok, nil).Once()
+	regularAttempts := 0
+	h.env.OnActivity(a.PublishTransferEvent, mock.Anything, mock.Anything).Return(func(ctx context.Context, _ activities.TransferEvent) error {
+		if activity.GetInfo(ctx).IsLocalActivity {
+			return errBrokerDown
+		}
+		regularAttempts++
+		if regularAttempts < 3 {
+			return errBrokerDown
+		}
+		return nil
+	})
+	var started time.Time
+	var localSpan time.Duration
+	h.env.SetOnLocalActivityCompletedListener(func(*activity.Info, converter.EncodedValue, error) {
+		if started.IsZero() {
+			started = h.env.Now()
+		}
+		localSpan = h.env.Now().Sub(started)
+	})
+	h.env.ExecuteWorkflow(TransferWorkflow, validTransfer)
+	require.True(t, h.env.IsWorkflowCompleted())
+	require.NoError(t, h.env.GetWorkflowError())
+	var got contract.TransferResult
+	require.NoError(t, h.env.GetWorkflowResult(&got))
+	require.Equal(t, contract.TransferCompleted, got.Outcome)
+
+	require.Greater(t, h.localPublishes, 3, "the local activity retried first")
+	require.LessOrEqual(t, localSpan, localPublishBudget, "within its budget")
+	require.Equal(t, 3, h.publishActivities, "then a regular activity retried until the broker was back")
+	require.Equal(t, 3, regularAttempts)
+	for _, ev := range h.published {
+		require.Equal(t, contract.StepPublishOutcome, ev.Step, "every attempt publishes the same event id")
+		require.Equal(t, events.TypeTransferCompleted, ev.Type)
+	}
+}
+
+// A malformed event is not retried by either kind of activity: the local
+// publish's non-retryable error fails the workflow as the regular publish's
+// did, instead of handing it over.
+func TestTransferMalformedOutcomeIsNotHandedOver(t *testing.T) {
+	ok := activities.CommandResult{}
+	h := newHarnessPublishingWith(t)
+	h.env.OnActivity(a.Withdraw, mock.Anything, mock.Anything).Return(ok, nil).Once()
+	h.env.OnActivity(a.Deposit, mock.Anything, mock.Anything).Return(ok, nil).Once()
+	h.env.OnActivity(a.PublishTransferEvent, mock.Anything, mock.Anything).
+		Return(temporal.NewNonRetryableApplicationError("publish transfer event: unexpected type", activities.ErrTypeInvalidEvent, nil)).Once()
+	h.env.ExecuteWorkflow(TransferWorkflow, validTransfer)
+	require.True(t, h.env.IsWorkflowCompleted())
+	var appErr *temporal.ApplicationError
+	require.ErrorAs(t, h.env.GetWorkflowError(), &appErr)
+	require.Equal(t, activities.ErrTypeInvalidEvent, appErr.Type())
+	require.Equal(t, [2]int{1, 0}, [2]int{h.localPublishes, h.publishActivities})
+}
+
+// The local publish's retries stay inside the workflow task (the SDK
+// retries on a server timer, one marker, timer and workflow task per
+// attempt, once a backoff exceeds the workflow task timeout) and are
+// bounded, with the regular activity's unlimited retries behind them.
+func TestLocalPublishRetryPolicy(t *testing.T) {
+	const defaultWorkflowTaskTimeout = 10 * time.Second
+	opts := localPublishOptions()
+	require.Less(t, opts.RetryPolicy.MaximumInterval, defaultWorkflowTaskTimeout, "contract.TransferStartOptions keeps the server's default workflow task timeout")
+	require.Zero(t, contract.TransferStartOptions("t", "").WorkflowTaskTimeout, "the bound above assumes the default")
+	require.Less(t, opts.StartToCloseTimeout, defaultWorkflowTaskTimeout)
+	require.Positive(t, opts.ScheduleToCloseTimeout, "a zero budget would default to one attempt's timeout")
+	require.Greater(t, opts.ScheduleToCloseTimeout, 4*opts.StartToCloseTimeout, "room for several attempts")
+	require.Empty(t, opts.RetryPolicy.NonRetryableErrorTypes, "only the activity's own non-retryable errors stop it")
+	require.Equal(t, contract.StepPublishOutcome, opts.Summary, "the audit trail names the step by it")
 }

@@ -171,6 +171,9 @@ type builder struct {
 	byTimer  map[string]int // timer id -> record index
 	activity map[string]int // activity id -> record index
 	locked   []string       // key ids of payloads dc could not decrypt
+	// taskStarted is when the last workflow task started: a local
+	// activity recorded by that task ran inside it.
+	taskStarted time.Time
 }
 
 // Build makes the timeline of a workflow run from its history events, in
@@ -290,6 +293,14 @@ func (b *builder) event(e *historypb.HistoryEvent) {
 		a := e.GetActivityTaskCanceledEventAttributes()
 		if r := b.rec(a.GetScheduledEventId()); r != nil {
 			r.Outcome, r.ClosedAt = OutcomeCanceled, at
+		}
+
+	case enumspb.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+		b.taskStarted = at
+
+	case enumspb.EVENT_TYPE_MARKER_RECORDED:
+		if a := e.GetMarkerRecordedEventAttributes(); a.GetMarkerName() == localActivityMarker {
+			b.localActivity(e, a)
 		}
 
 	case enumspb.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED:
@@ -456,6 +467,69 @@ func (b *builder) event(e *historypb.HistoryEvent) {
 		a := e.GetWorkflowExecutionContinuedAsNewEventAttributes()
 		b.close(id, at, "ContinuedAsNew", OutcomeContinuedAsNew, nil, nil)
 		b.tl.Records[len(b.tl.Records)-1].RunID = a.GetNewExecutionRunId()
+	}
+}
+
+// localActivityMarker is the name of the marker the Go SDK records a local
+// activity's outcome with: its details hold "data" (the activity type and
+// attempt) and, when it returned one, "result"; its failure is the
+// marker's.
+const localActivityMarker = "LocalActivity"
+
+// localActivityData is the part of a local activity marker's "data" detail
+// the trail shows (the SDK's localActivityMarkerData).
+type localActivityData struct {
+	ActivityType string
+	Attempt      int32
+}
+
+// localActivity records a local activity from its marker. Its input is not
+// in the history, so its step is the result's "step" field, else the
+// summary the workflow gave it, else its type. It ran inside the workflow
+// task that recorded it: the record starts when that task started, or at
+// the record before it if that is later, so the timeline stays in order.
+func (b *builder) localActivity(e *historypb.HistoryEvent, a *historypb.MarkerRecordedEventAttributes) {
+	at := e.GetEventTime().AsTime()
+	var data localActivityData
+	if ps := a.GetDetails()["data"].GetPayloads(); len(ps) > 0 {
+		if err := b.dc.FromPayload(ps[0], &data); err != nil {
+			b.encrypted(ps[0])
+		}
+	}
+	summary := b.summary(e)
+	result := b.payloads(a.GetDetails()["result"])
+	name := stepOf(result)
+	switch {
+	case name != "":
+	case summary != "":
+		name, summary = summary, ""
+	case data.ActivityType != "":
+		name = data.ActivityType
+	default:
+		name = "local activity"
+	}
+	kind := KindStep
+	if compensating(b.status) || isCompensationSummary(summary) || isCompensationSummary(name) {
+		kind = KindCompensation
+	}
+	start := b.taskStarted
+	if n := len(b.tl.Records); n > 0 && start.Before(b.tl.Records[n-1].Time) {
+		// Records the same task made before it keep the timeline in order.
+		start = b.tl.Records[n-1].Time
+	}
+	if start.IsZero() || start.After(at) {
+		start = at
+	}
+	r := Record{EventID: e.GetEventId(), Time: start, Kind: kind, Name: name, Type: data.ActivityType, Summary: summary,
+		Outcome: OutcomeCompleted, Result: result, Attempt: data.Attempt, ClosedAt: at}
+	if f := a.GetFailure(); f != nil {
+		r.Outcome, r.Result = OutcomeFailed, nil
+		r.Error, r.ErrorType = b.failureText(f)
+	}
+	b.add(r)
+	if data.Attempt > 1 {
+		// The attempts before ran in the worker and left no event.
+		b.add(Record{EventID: e.GetEventId(), Time: start, Kind: KindRetry, Name: name, Type: data.ActivityType, Attempt: data.Attempt})
 	}
 }
 

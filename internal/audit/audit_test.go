@@ -63,6 +63,14 @@ var historyCases = []struct {
 	{"transfer_retried", "TransferWorkflow", []string{
 		"started TransferWorkflow", "status SagaStatus", "step withdraw", "retry withdraw", "step deposit",
 		"status SagaStatus", "compensation refund", "status SagaStatus", "step publish-outcome", "closed Completed"}, "Completed", "Compensated"},
+	// Since the transfer publishes its outcome with a local activity, the
+	// publish is a LocalActivity marker: the same step in the trail.
+	{"transfer_completed_v1", "TransferWorkflow", []string{
+		"started TransferWorkflow", "status SagaStatus", "step withdraw", "step deposit", "step publish-outcome",
+		"status SagaStatus", "closed Completed"}, "Completed", "Completed"},
+	{"transfer_compensated_v1", "TransferWorkflow", []string{
+		"started TransferWorkflow", "status SagaStatus", "step withdraw", "step deposit", "status SagaStatus",
+		"compensation refund", "status SagaStatus", "step publish-outcome", "closed Completed"}, "Completed", "Compensated"},
 	{"parent_with_child", "auditParentWorkflow", []string{
 		"started auditParentWorkflow", "timer 5", "update note", "signal proceed", "child TransferWorkflow",
 		"closed Completed"}, "Completed", ""},

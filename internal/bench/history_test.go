@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -10,6 +12,7 @@ import (
 	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/sdk/client"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -140,4 +143,31 @@ func TestBreakdownPairsEventsByID(t *testing.T) {
 	g := longestGap("order-1", events)
 	require.Equal(t, Gap{Duration: 300 * time.Millisecond, WorkflowID: "order-1",
 		Before: enumspb.EVENT_TYPE_ACTIVITY_TASK_STARTED, After: enumspb.EVENT_TYPE_ACTIVITY_TASK_COMPLETED}, g)
+}
+
+// A transfer's tasks, counted from its recorded histories: since
+// workflows.LocalOutcomePublishChange its outcome publish is a local
+// activity (a marker, no task of its own), so a completed transfer costs 3
+// workflow tasks and 2 activity tasks instead of 4 and 3.
+func TestCountHistoryOfATransfer(t *testing.T) {
+	tests := []struct {
+		file string
+		want TaskCounts
+	}{
+		{"transfer_completed.json", TaskCounts{Workflows: 1, WorkflowTasks: 4, ActivityTasks: 3}},
+		{"transfer_completed_v1.json", TaskCounts{Workflows: 1, WorkflowTasks: 3, ActivityTasks: 2}},
+		{"transfer_compensated_v1.json", TaskCounts{Workflows: 1, WorkflowTasks: 4, ActivityTasks: 3, ActivityRetries: 1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			f, err := os.Open(filepath.Join("..", "..", "workflows", "testdata", tt.file))
+			require.NoError(t, err)
+			defer f.Close()
+			h, err := client.HistoryFromJSON(f, client.HistoryJSONOptions{})
+			require.NoError(t, err)
+			got, children := countHistory(h.Events)
+			require.Equal(t, tt.want, got)
+			require.Empty(t, children)
+		})
+	}
 }
