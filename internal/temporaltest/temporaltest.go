@@ -39,6 +39,22 @@ const CLIVersion = "v1.5.1"
 
 const howToInstall = "run `make temporal` (installs github.com/temporalio/cli/cmd/temporal@" + CLIVersion + " into ./bin) or set TEMPORAL_CLI"
 
+// DeploymentDynamicConfig is the dev server's dynamic config for Worker
+// Deployments (Worker Versioning), as KEY=JSON values of
+// --dynamic-config-value. Server 1.29 enables deployment versions and the
+// versioning workflow APIs by default; they are named here so that a
+// server whose defaults differ still runs versioned workers. A version no
+// longer current is reported drained once no open workflow is pinned to
+// it: after a visibility grace period and on a refresh interval of three
+// minutes each by default, seconds here, so a test (or the demo) sees an
+// old build drain.
+var DeploymentDynamicConfig = []string{
+	"system.enableDeploymentVersions=true",
+	"frontend.workerVersioningWorkflowAPIs=true",
+	`matching.wv.VersionDrainageStatusVisibilityGracePeriod="5s"`,
+	`matching.wv.VersionDrainageStatusRefreshInterval="5s"`,
+}
+
 // Config tunes the shared dev server.
 type Config struct {
 	// Namespace the server registers and clients use. Default "default".
@@ -196,6 +212,9 @@ func start(cfg Config) (*testsuite.DevServer, bool, error) {
 	args := []string{
 		"--dynamic-config-value", "matching.numTaskqueueReadPartitions=1",
 		"--dynamic-config-value", "matching.numTaskqueueWritePartitions=1",
+	}
+	for _, kv := range DeploymentDynamicConfig {
+		args = append(args, "--dynamic-config-value", kv)
 	}
 	for _, sa := range contract.SearchAttributes() {
 		args = append(args, "--search-attribute", sa)
