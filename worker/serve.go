@@ -284,7 +284,7 @@ func (p *process) workflows(context.Context) (part, error) {
 		}
 		defer w.Stop()
 		if v.Enabled() {
-			current, err := registerVersion(ctx, p.temporal, v, p.logger)
+			current, err := registerVersion(ctx, p.temporal, p.cfg.TaskQueue, v, p.logger)
 			if err != nil {
 				return err
 			}

@@ -76,12 +76,14 @@ func deploymentOptions(v versioning) worker.DeploymentOptions {
 const versionRegistrationTimeout = time.Minute
 
 // registerVersion waits until the deployment lists the worker's version,
-// which the server adds when the worker's pollers first reach it, and,
+// which the server adds when the worker's pollers first reach it, with
+// both the workflow and the activity task queue (set-current-version
+// refuses a version missing a task queue of the current one), and,
 // when v.MakeCurrentIfUnset and the deployment has no current version
 // yet, makes the version current. A current version is never replaced:
 // moving new sagas to another build is the operator's decision
 // (set-current-version). It reports whether the version is current.
-func registerVersion(ctx context.Context, c client.Client, v versioning, logger *slog.Logger) (bool, error) {
+func registerVersion(ctx context.Context, c client.Client, taskQueue string, v versioning, logger *slog.Logger) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, versionRegistrationTimeout)
 	defer cancel()
 	h := c.WorkerDeploymentClient().GetHandle(v.DeploymentName)
@@ -92,9 +94,13 @@ func registerVersion(ctx context.Context, c client.Client, v versioning, logger 
 		if err == nil {
 			listed := slices.ContainsFunc(d.Info.VersionSummaries, func(s client.WorkerDeploymentVersionSummary) bool { return s.Version == want })
 			current := d.Info.RoutingConfig.CurrentVersion
+			if listed {
+				err = pollsBoth(ctx, h, taskQueue, v)
+			}
 			switch {
 			case !listed:
 				err = fmt.Errorf("version %s not listed yet", v)
+			case err != nil:
 			case current != nil:
 				return *current == want, nil
 			case !v.MakeCurrentIfUnset:
@@ -121,4 +127,19 @@ func registerVersion(ctx context.Context, c client.Client, v versioning, logger 
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// pollsBoth reports an error until the version lists the task queue both
+// as a workflow and as an activity task queue.
+func pollsBoth(ctx context.Context, h client.WorkerDeploymentHandle, taskQueue string, v versioning) error {
+	d, err := h.DescribeVersion(ctx, client.WorkerDeploymentDescribeVersionOptions{BuildID: v.BuildID})
+	if err != nil {
+		return err
+	}
+	for _, typ := range []client.TaskQueueType{client.TaskQueueTypeWorkflow, client.TaskQueueTypeActivity} {
+		if !slices.Contains(d.Info.TaskQueuesInfos, client.WorkerDeploymentTaskQueueInfo{Name: taskQueue, Type: typ}) {
+			return fmt.Errorf("version %s does not list task queue %s (type %v) yet", v, taskQueue, typ)
+		}
+	}
+	return nil
 }
