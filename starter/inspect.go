@@ -27,7 +27,10 @@ type statusView struct {
 	StartTime    time.Time `json:"start_time"`
 	CloseTime    time.Time `json:"close_time,omitzero"`
 	TaskQueue    string    `json:"task_queue"`
-	URL          string    `json:"url"`
+	// Version is the Worker Deployment version (the build) the saga runs
+	// on; nil for an unversioned saga.
+	Version *audit.Version `json:"version,omitempty"`
+	URL     string         `json:"url"`
 	// State is the answer of the saga's status query.
 	State json.RawMessage `json:"state,omitempty"`
 	// QueryError says why the status query could not be answered (no
@@ -64,7 +67,7 @@ func (a *app) statusCommand() *cobra.Command {
 		v := statusView{
 			WorkflowID: id, RunID: info.GetExecution().GetRunId(), WorkflowType: info.GetType().GetName(),
 			Status: info.GetStatus().String(), StartTime: info.GetStartTime().AsTime(), TaskQueue: info.GetTaskQueue(),
-			URL: a.cfg.workflowURL(id), SagaStatus: sagaStatusOf(desc),
+			URL: a.cfg.workflowURL(id), SagaStatus: sagaStatusOf(desc), Version: audit.DescribedVersion(info),
 		}
 		if info.GetCloseTime() != nil {
 			v.CloseTime = info.GetCloseTime().AsTime()
@@ -98,48 +101,66 @@ func (a *app) statusCommand() *cobra.Command {
 		if a.cfg.JSON {
 			return a.printJSON(v)
 		}
-		a.printf("%s (%s), run %s\n", v.WorkflowID, v.WorkflowType, v.RunID)
-		a.printf("  status:  %s", v.Status)
-		if v.SagaStatus != "" {
-			a.printf(", saga %s", v.SagaStatus)
-		}
-		a.printf("\n  started: %s", stamp(v.StartTime))
-		if !v.CloseTime.IsZero() {
-			a.printf(", closed %s", stamp(v.CloseTime))
-		}
-		a.printf("\n  ui:      %s\n", v.URL)
-		if v.State != nil {
-			var pretty strings.Builder
-			var st map[string]any
-			if json.Unmarshal(v.State, &st) == nil {
-				keys := make([]string, 0, len(st))
-				for k := range st {
-					keys = append(keys, k)
-				}
-				slices.Sort(keys)
-				for _, k := range keys {
-					b, _ := json.Marshal(st[k])
-					fmt.Fprintf(&pretty, "    %s: %s\n", k, b)
-				}
-			}
-			a.printf("  state:\n%s", pretty.String())
-		} else {
-			a.printf("  state:   unavailable (%s)\n", v.QueryError)
-		}
-		for _, p := range v.Pending {
-			a.printf("  pending: %s %s, attempt %d", p.ActivityType, strings.TrimPrefix(p.State, "PENDING_ACTIVITY_STATE_"), p.Attempt)
-			if p.LastFailure != "" {
-				a.printf(", last failure: %s", p.LastFailure)
-			}
-			a.printf("\n")
-		}
-		for _, ch := range v.Children {
-			a.printf("  child:   %s (%s): starter status %s\n", ch["workflow_id"], ch["workflow_type"], ch["workflow_id"])
-		}
-		a.printf("  audit:   starter history %s\n", id)
+		a.printStatus(v)
 		return nil
 	}
 	return c
+}
+
+// printStatus writes status's view for people.
+func (a *app) printStatus(v statusView) {
+	a.printf("%s (%s), run %s\n", v.WorkflowID, v.WorkflowType, v.RunID)
+	a.printf("  status:  %s", v.Status)
+	if v.SagaStatus != "" {
+		a.printf(", saga %s", v.SagaStatus)
+	}
+	a.printf("\n  started: %s", stamp(v.StartTime))
+	if !v.CloseTime.IsZero() {
+		a.printf(", closed %s", stamp(v.CloseTime))
+	}
+	a.printf("\n  build:   %s\n", buildLine(v.Version))
+	a.printf("  ui:      %s\n", v.URL)
+	if v.State != nil {
+		var pretty strings.Builder
+		var st map[string]any
+		if json.Unmarshal(v.State, &st) == nil {
+			keys := make([]string, 0, len(st))
+			for k := range st {
+				keys = append(keys, k)
+			}
+			slices.Sort(keys)
+			for _, k := range keys {
+				b, _ := json.Marshal(st[k])
+				fmt.Fprintf(&pretty, "    %s: %s\n", k, b)
+			}
+		}
+		a.printf("  state:\n%s", pretty.String())
+	} else {
+		a.printf("  state:   unavailable (%s)\n", v.QueryError)
+	}
+	for _, p := range v.Pending {
+		a.printf("  pending: %s %s, attempt %d", p.ActivityType, strings.TrimPrefix(p.State, "PENDING_ACTIVITY_STATE_"), p.Attempt)
+		if p.LastFailure != "" {
+			a.printf(", last failure: %s", p.LastFailure)
+		}
+		a.printf("\n")
+	}
+	for _, ch := range v.Children {
+		a.printf("  child:   %s (%s): starter status %s\n", ch["workflow_id"], ch["workflow_type"], ch["workflow_id"])
+	}
+	a.printf("  audit:   starter history %s\n", v.WorkflowID)
+}
+
+// buildLine names the build a saga runs on: "sagaflow:b1 (Pinned)", or
+// "unversioned" when its worker runs without Worker Versioning.
+func buildLine(v *audit.Version) string {
+	if v == nil {
+		return "unversioned"
+	}
+	if v.Behavior == "" {
+		return v.String()
+	}
+	return v.String() + " (" + v.Behavior + ")"
 }
 
 // sagaStatusOf reads the SagaStatus search attribute of a described

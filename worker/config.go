@@ -5,10 +5,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/sagaflow/sagaflow/amqp"
 	"github.com/sagaflow/sagaflow/codec"
@@ -49,6 +51,9 @@ type config struct {
 	TemporalTLSCA     string
 	TemporalTLSServer string
 	TaskQueue         string
+	// Versioning is the Worker Deployment the workflows part polls as; off
+	// (the zero value) without --deployment-name.
+	Versioning versioning
 	// Codec encrypts and decrypts every Temporal payload of the worker's
 	// client, built from --codec-keys and --codec-compress.
 	Codec *codec.Codec
@@ -106,6 +111,12 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	str(&c.TemporalTLSCA, "temporal-tls-ca", "TEMPORAL_TLS_CA", "", "CA bundle (PEM) that signs the Temporal server certificate; setting it turns TLS on")
 	str(&c.TemporalTLSServer, "temporal-tls-server-name", "TEMPORAL_TLS_SERVER_NAME", "", "server name to verify in the Temporal certificate (default: the address host)")
 	str(&c.TaskQueue, "task-queue", "TEMPORAL_TASK_QUEUE", contract.TaskQueue, "task queue of the sagas' workflows and activities")
+	str(&c.Versioning.DeploymentName, "deployment-name", "TEMPORAL_DEPLOYMENT_NAME", "", "Worker Deployment the workflows part polls as (Temporal Worker Versioning); "+
+		"empty leaves the worker unversioned. Under versioning every saga is PINNED: it runs to its end on the build that started it, "+
+		"new sagas start on the deployment's current version")
+	str(&c.Versioning.BuildID, "build-id", "TEMPORAL_BUILD_ID", "", "build id of this worker's version within --deployment-name (default: the binary's VCS revision, with -dirty for uncommitted changes)")
+	makeCurrent := fs.String("make-current-if-unset", env("TEMPORAL_MAKE_CURRENT_IF_UNSET", "true"), "under versioning, make this build the deployment's current version when it has none (its first deploy); "+
+		"an existing current version is changed only by the operator's temporal worker deployment set-current-version (env TEMPORAL_MAKE_CURRENT_IF_UNSET)")
 	codecKeys := fs.String("codec-keys", env(codec.EnvKeys, ""), "key file encrypting Temporal payloads: one id:base64key (32 bytes) per line, the first encrypts, all decrypt; empty leaves payloads unencrypted (env "+codec.EnvKeys+")")
 	codecCompress := fs.String("codec-compress", env(codec.EnvCompress, "false"), "compress payloads before encrypting them (env "+codec.EnvCompress+")")
 	str(&c.AMQPURL, "amqp-url", amqp.EnvURL, amqp.DefaultURL, "RabbitMQ URL, amqp:// or amqps://")
@@ -133,7 +144,13 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 			"Runs the sagas' Temporal workflows and activities, the reply consumer, the\n"+
 			"RabbitMQ bridge, the ledger and inventory services with their outbox relays,\n"+
 			"the orders read model and the notifications consumer, as chosen by --run.\n"+
-			"Every flag defaults to its environment variable, then to the value shown.\n\nFlags:\n")
+			"Every flag defaults to its environment variable, then to the value shown.\n\n"+
+			"Worker Versioning: with --deployment-name the workflows part polls as the\n"+
+			"version --build-id of that Worker Deployment, and every saga is PINNED to\n"+
+			"the version it started on: it finishes on that build, while new sagas start\n"+
+			"on the deployment's current version. Deploy a change as a new build id, make\n"+
+			"it current with `temporal worker deployment set-current-version`, and stop\n"+
+			"the old build once `temporal worker deployment describe` shows it drained.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -171,6 +188,18 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	if c.Parts, err = parseParts(*parts); err != nil {
 		errs = append(errs, err)
 	}
+	if c.Versioning.MakeCurrentIfUnset, err = strconv.ParseBool(*makeCurrent); err != nil {
+		errs = append(errs, fmt.Errorf("--make-current-if-unset %q: want true or false", *makeCurrent))
+	}
+	// Only the workflows part polls Temporal for workflow tasks: a services
+	// worker needs no build id, and a build id alone turns nothing on.
+	if c.has(partWorkflows) && c.Versioning.Enabled() {
+		if err := c.Versioning.resolve(readBuildInfo); err != nil {
+			errs = append(errs, err)
+		}
+	} else {
+		c.Versioning = versioning{}
+	}
 	if (c.TemporalTLSCert == "") != (c.TemporalTLSKey == "") {
 		errs = append(errs, errors.New("--temporal-tls-cert and --temporal-tls-key go together"))
 	}
@@ -191,6 +220,79 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 		errs = append(errs, errors.New("--amqp-exchange must not be empty"))
 	}
 	return c, errors.Join(errs...)
+}
+
+// versioning configures Temporal Worker Versioning of the workflows part.
+type versioning struct {
+	// DeploymentName is the Worker Deployment; empty turns versioning off.
+	DeploymentName string
+	// BuildID identifies this build within the deployment. Default: the
+	// binary's VCS revision (resolve).
+	BuildID string
+	// MakeCurrentIfUnset makes BuildID the deployment's current version
+	// when the deployment has none, so that the first deploy needs no
+	// operator step. Default true.
+	MakeCurrentIfUnset bool
+}
+
+// Enabled reports whether the worker runs under Worker Versioning.
+func (v versioning) Enabled() bool { return v.DeploymentName != "" }
+
+// String names the version as the Temporal CLI shows it.
+func (v versioning) String() string { return v.DeploymentName + ":" + v.BuildID }
+
+// readBuildInfo is debug.ReadBuildInfo, replaced in tests.
+var readBuildInfo = debug.ReadBuildInfo
+
+// resolve validates the deployment name and fills in the build id from the
+// binary's VCS stamp when none is given.
+func (v *versioning) resolve(buildInfo func() (*debug.BuildInfo, bool)) error {
+	if !v.Enabled() {
+		return nil
+	}
+	var errs []error
+	if strings.Contains(v.DeploymentName, ".") {
+		errs = append(errs, fmt.Errorf("--deployment-name %q: must not contain \".\" (reserved by Temporal)", v.DeploymentName))
+	}
+	if v.BuildID == "" {
+		v.BuildID = vcsBuildID(buildInfo)
+	}
+	switch {
+	case v.BuildID == "":
+		errs = append(errs, errors.New("--deployment-name needs a build id: pass --build-id (env TEMPORAL_BUILD_ID), "+
+			"or build the worker from a git checkout with VCS stamping (go build -buildvcs=true) so its revision is the default"))
+	case len(v.BuildID) > 255:
+		errs = append(errs, fmt.Errorf("--build-id: %d characters, want at most 255", len(v.BuildID)))
+	case strings.ContainsFunc(v.BuildID, unicode.IsSpace):
+		errs = append(errs, fmt.Errorf("--build-id %q: must not contain spaces", v.BuildID))
+	case v.BuildID == "__unversioned__":
+		errs = append(errs, fmt.Errorf("--build-id %q is reserved by Temporal", v.BuildID))
+	}
+	return errors.Join(errs...)
+}
+
+// vcsBuildID is the VCS revision the binary was built from, with "-dirty"
+// when the work tree had uncommitted changes; empty when the build was not
+// stamped (go run, -buildvcs=false, a source tree without .git).
+func vcsBuildID(buildInfo func() (*debug.BuildInfo, bool)) string {
+	info, ok := buildInfo()
+	if !ok {
+		return ""
+	}
+	var rev string
+	var dirty bool
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		}
+	}
+	if rev != "" && dirty {
+		rev += "-dirty"
+	}
+	return rev
 }
 
 func parseParts(s string) ([]string, error) {

@@ -8,11 +8,16 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
 )
 
 func env(m map[string]string) func(string) string {
@@ -170,4 +175,102 @@ func TestCodecConfig(t *testing.T) {
 			require.Equal(t, tc.want, stderr.String(), "one line")
 		})
 	}
+}
+
+// stampedBuild is a build info as `go build` stamps it in a git checkout.
+func stampedBuild(rev string, modified bool) func() (*debug.BuildInfo, bool) {
+	return func() (*debug.BuildInfo, bool) {
+		return &debug.BuildInfo{Settings: []debug.BuildSetting{
+			{Key: "vcs", Value: "git"}, {Key: "vcs.revision", Value: rev}, {Key: "vcs.modified", Value: strconv.FormatBool(modified)},
+		}}, true
+	}
+}
+
+// withBuildInfo replaces the binary's build info for one test.
+func withBuildInfo(t *testing.T, f func() (*debug.BuildInfo, bool)) {
+	old := readBuildInfo
+	readBuildInfo = f
+	t.Cleanup(func() { readBuildInfo = old })
+}
+
+func TestVersioningConfig(t *testing.T) {
+	withBuildInfo(t, stampedBuild("0123abc", false))
+	cases := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want versioning
+	}{
+		{"off by default", nil, nil, versioning{}},
+		{"a build id alone turns nothing on", []string{"--build-id", "b1"}, nil, versioning{}},
+		{"flags", []string{"--deployment-name", "sagaflow", "--build-id", "b1"}, nil,
+			versioning{DeploymentName: "sagaflow", BuildID: "b1", MakeCurrentIfUnset: true}},
+		{"environment", nil, map[string]string{"TEMPORAL_DEPLOYMENT_NAME": "sagaflow", "TEMPORAL_BUILD_ID": "b2", "TEMPORAL_MAKE_CURRENT_IF_UNSET": "false"},
+			versioning{DeploymentName: "sagaflow", BuildID: "b2"}},
+		{"flag wins over the environment", []string{"--build-id", "b3"}, map[string]string{"TEMPORAL_DEPLOYMENT_NAME": "sagaflow", "TEMPORAL_BUILD_ID": "b2"},
+			versioning{DeploymentName: "sagaflow", BuildID: "b3", MakeCurrentIfUnset: true}},
+		{"build id defaults to the VCS revision", []string{"--deployment-name", "sagaflow"}, nil,
+			versioning{DeploymentName: "sagaflow", BuildID: "0123abc", MakeCurrentIfUnset: true}},
+		{"a services worker polls no workflow tasks", []string{"--deployment-name", "sagaflow", "--run", "services"}, nil, versioning{}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := parseConfig(tc.args, env(tc.env), &bytes.Buffer{})
+			require.NoError(t, err)
+			require.Equal(t, tc.want, cfg.Versioning)
+			require.Equal(t, tc.want.Enabled(), tc.want.DeploymentName != "")
+		})
+	}
+}
+
+func TestVersioningBuildIDFromVCS(t *testing.T) {
+	require.Equal(t, "0123abc", vcsBuildID(stampedBuild("0123abc", false)))
+	require.Equal(t, "0123abc-dirty", vcsBuildID(stampedBuild("0123abc", true)), "uncommitted changes are another build")
+	require.Empty(t, vcsBuildID(func() (*debug.BuildInfo, bool) { return &debug.BuildInfo{}, true }), "built without VCS stamping")
+	require.Empty(t, vcsBuildID(func() (*debug.BuildInfo, bool) { return nil, false }), "no build info")
+}
+
+func TestVersioningRejectsBadInput(t *testing.T) {
+	withBuildInfo(t, func() (*debug.BuildInfo, bool) { return &debug.BuildInfo{}, true })
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no build id", []string{"--deployment-name", "sagaflow"},
+			"worker: --deployment-name needs a build id: pass --build-id (env TEMPORAL_BUILD_ID), or build the worker from a git checkout with VCS stamping (go build -buildvcs=true) so its revision is the default\n"},
+		{"dot in the name", []string{"--deployment-name", "saga.flow", "--build-id", "b1"}, `worker: --deployment-name "saga.flow": must not contain "." (reserved by Temporal)` + "\n"},
+		{"space in the build id", []string{"--deployment-name", "sagaflow", "--build-id", "b 1"}, `worker: --build-id "b 1": must not contain spaces` + "\n"},
+		{"long build id", []string{"--deployment-name", "sagaflow", "--build-id", strings.Repeat("b", 256)}, "worker: --build-id: 256 characters, want at most 255\n"},
+		{"reserved build id", []string{"--deployment-name", "sagaflow", "--build-id", "__unversioned__"}, `worker: --build-id "__unversioned__" is reserved by Temporal` + "\n"},
+		{"bad make-current", []string{"--make-current-if-unset", "sometimes"}, `worker: --make-current-if-unset "sometimes": want true or false` + "\n"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			require.Equal(t, 2, run(tc.args, env(nil), &stdout, &stderr))
+			require.Equal(t, tc.want, stderr.String(), "one line")
+		})
+	}
+}
+
+func TestHelpDocumentsVersioning(t *testing.T) {
+	var out bytes.Buffer
+	_, err := parseConfig([]string{"--help"}, env(nil), &out)
+	require.True(t, errors.Is(err, flag.ErrHelp))
+	for _, want := range []string{"-deployment-name", "TEMPORAL_DEPLOYMENT_NAME", "-build-id", "TEMPORAL_BUILD_ID", "VCS revision",
+		"TEMPORAL_MAKE_CURRENT_IF_UNSET", "PINNED", "set-current-version"} {
+		require.Contains(t, out.String(), want)
+	}
+}
+
+func TestDeploymentOptions(t *testing.T) {
+	require.Equal(t, worker.DeploymentOptions{}, deploymentOptions(versioning{}), "unversioned")
+	require.Equal(t, worker.DeploymentOptions{
+		UseVersioning:             true,
+		Version:                   worker.WorkerDeploymentVersion{DeploymentName: "sagaflow", BuildID: "b1"},
+		DefaultVersioningBehavior: workflow.VersioningBehaviorPinned,
+	}, deploymentOptions(versioning{DeploymentName: "sagaflow", BuildID: "b1"}))
+	opts := workerOptions(config{Versioning: versioning{DeploymentName: "sagaflow", BuildID: "b1"}}, nil)
+	require.True(t, opts.DeploymentOptions.UseVersioning)
 }

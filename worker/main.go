@@ -4,6 +4,11 @@
 // model and a notifications consumer. --run chooses which of them this
 // process runs, so services and orchestration can scale separately.
 //
+// With --deployment-name the workflows part runs under Temporal Worker
+// Versioning as the build --build-id of that Worker Deployment, every saga
+// pinned to the build that started it (see --help and the README's
+// "Deploying a change").
+//
 // SIGINT or SIGTERM stops polling and consuming, lets running activities and
 // handlers finish within --shutdown-grace, then closes the connections;
 // whatever did not finish is retried by Temporal or redelivered by RabbitMQ.

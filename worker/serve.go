@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -49,6 +50,10 @@ type process struct {
 	acts     *activities.Activities
 	registry *prometheus.Registry
 	closers  []func() error
+	// versionPending is true while a versioned workflows part waits for
+	// the server to list its deployment version: until then the worker
+	// is not healthy.
+	versionPending atomic.Bool
 }
 
 func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
@@ -116,7 +121,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 		parts = append(parts, srv)
 	}
 	logger.Info("worker started", "parts", cfg.Parts, "task_queue", cfg.TaskQueue,
-		"temporal", cfg.TemporalAddress, "namespace", cfg.TemporalNamespace, "amqp", redact.URL(cfg.AMQPURL), "exchange", cfg.AMQPExchange, "http", cfg.HTTPAddr)
+		"temporal", cfg.TemporalAddress, "namespace", cfg.TemporalNamespace, "deployment", cfg.Versioning.DeploymentName, "build_id", cfg.Versioning.BuildID, "amqp", redact.URL(cfg.AMQPURL), "exchange", cfg.AMQPExchange, "http", cfg.HTTPAddr)
 	err = runParts(ctx, parts, logger)
 	logger.Info("worker stopped")
 	return err
@@ -266,22 +271,27 @@ func (p *process) workflows(context.Context) (part, error) {
 	if err != nil {
 		return part{}, err
 	}
-	w := worker.New(p.temporal, p.cfg.TaskQueue, worker.Options{
-		MaxConcurrentActivityExecutionSize:     p.cfg.MaxConcurrentActivities,
-		MaxConcurrentWorkflowTaskExecutionSize: p.cfg.MaxConcurrentWorkflows,
-		MaxConcurrentWorkflowTaskPollers:       p.cfg.Pollers,
-		MaxConcurrentActivityTaskPollers:       p.cfg.Pollers,
-		WorkerStopTimeout:                      p.cfg.ShutdownGrace,
-		Interceptors:                           interceptors,
-	})
+	w := worker.New(p.temporal, p.cfg.TaskQueue, workerOptions(p.cfg, interceptors))
 	workflows.Register(w)
 	w.RegisterActivity(acts)
+	v := p.cfg.Versioning
+	if v.Enabled() {
+		p.versionPending.Store(true)
+	}
 	return part{partWorkflows, func(ctx context.Context) error {
 		if err := w.Start(); err != nil {
 			return fmt.Errorf("start Temporal worker on task queue %s: %w", p.cfg.TaskQueue, err)
 		}
+		defer w.Stop()
+		if v.Enabled() {
+			current, err := registerVersion(ctx, p.temporal, p.cfg.TaskQueue, v, p.logger)
+			if err != nil {
+				return err
+			}
+			p.versionPending.Store(false)
+			p.logger.Info("polling as a Worker Deployment version", "deployment", v.DeploymentName, "build_id", v.BuildID, "current", current)
+		}
 		<-ctx.Done()
-		w.Stop()
 		return nil
 	}}, nil
 }
@@ -331,6 +341,9 @@ func (p *process) httpServer() (part, error) {
 			problems = append(problems, "rabbitmq: not connected")
 		} else if waiting := p.conn.NotConsuming(); len(waiting) > 0 {
 			problems = append(problems, "rabbitmq: not consuming yet: "+strings.Join(waiting, ", "))
+		}
+		if p.versionPending.Load() {
+			problems = append(problems, "temporal: Worker Deployment version "+p.cfg.Versioning.String()+" not registered yet")
 		}
 		if p.temporal != nil {
 			ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)

@@ -150,6 +150,14 @@ type Timeline struct {
 	// that the data converter could not decrypt: those inputs, results and
 	// errors show as "<encrypted with key ID>".
 	EncryptedKeys []string `json:"encrypted_keys,omitempty"`
+	// Version is the Worker Deployment version (the build) the workflow
+	// is on according to Temporal (describe); nil for an unversioned
+	// workflow or without a describe response.
+	Version *Version `json:"version,omitempty"`
+	// Versions are the versions its workflow tasks completed on, in
+	// history order, one entry per run of consecutive tasks on the same
+	// build: a pinned saga has one. Empty for an unversioned workflow.
+	Versions []Version `json:"versions,omitempty"`
 	// Records are in history order.
 	Records []Record `json:"records"`
 }
@@ -231,6 +239,9 @@ func (b *builder) event(e *historypb.HistoryEvent) {
 		}
 		b.add(r)
 		b.upsert(id, at, a.GetSearchAttributes())
+
+	case enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+		b.taskCompleted(id, e.GetWorkflowTaskCompletedEventAttributes())
 
 	case enumspb.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
 		b.upsert(id, at, e.GetUpsertWorkflowSearchAttributesEventAttributes().GetSearchAttributes())
@@ -570,6 +581,7 @@ func (b *builder) describe(desc *workflowservice.DescribeWorkflowExecutionRespon
 		b.tl.RunID = info.GetExecution().GetRunId()
 		b.tl.WorkflowType = info.GetType().GetName()
 	}
+	b.tl.Version = DescribedVersion(info)
 	if p, ok := info.GetSearchAttributes().GetIndexedFields()[sagaStatusAttribute]; ok {
 		var status string
 		if b.dc.FromPayload(p, &status) == nil && status != "" {

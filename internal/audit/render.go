@@ -47,6 +47,9 @@ func WriteText(w io.Writer, tl Timeline, opts TextOptions) error {
 		}
 		t.printf("  started: %s\n", line)
 	}
+	if line := versionLine(tl); line != "" {
+		t.printf("  build:   %s\n", line)
+	}
 	if tl.Error != "" {
 		t.printf("  error:   %s\n", t.cut(tl.Error))
 	}
@@ -212,4 +215,31 @@ func roundDuration(d time.Duration) time.Duration {
 		return d.Round(time.Millisecond)
 	}
 	return d.Round(time.Second)
+}
+
+// versionLine says which builds ran the workflow: "sagaflow:b1 (Pinned)",
+// or each build with the events it ran when it moved between builds, or,
+// for a workflow that ran no task yet, the build Temporal assigned. Empty
+// for an unversioned workflow.
+func versionLine(tl Timeline) string {
+	name := func(v Version) string {
+		if v.Behavior == "" {
+			return v.String()
+		}
+		return v.String() + " (" + v.Behavior + ")"
+	}
+	switch len(tl.Versions) {
+	case 0:
+		if tl.Version != nil {
+			return name(*tl.Version)
+		}
+		return ""
+	case 1:
+		return name(tl.Versions[0])
+	}
+	parts := make([]string, len(tl.Versions))
+	for i, v := range tl.Versions {
+		parts[i] = fmt.Sprintf("%s, events %d-%d", name(v), v.FirstEventID, v.LastEventID)
+	}
+	return strings.Join(parts, "; then ")
 }

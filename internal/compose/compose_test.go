@@ -560,3 +560,31 @@ func writeStub(t *testing.T, dir, name, script string) {
 	t.Helper()
 	require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(script), 0o755))
 }
+
+// TestTemporalDynamicConfig checks that the Temporal server loads the
+// repository's dynamic config file and that it enables what versioned
+// workers need, as the tests' dev server does.
+func TestTemporalDynamicConfig(t *testing.T) {
+	s := service(t, project(t), svcTemporal)
+	path := s.Environment.ToMapping()["DYNAMIC_CONFIG_FILE_PATH"]
+	require.NotEmpty(t, path, "auto-setup reads the dynamic config file DYNAMIC_CONFIG_FILE_PATH names")
+	target := path
+	if !filepath.IsAbs(target) {
+		target = filepath.Join("/etc/temporal", path) // auto-setup's working directory
+	}
+	var source string
+	for _, v := range s.Volumes {
+		if v.Type == types.VolumeTypeBind && v.Target == target {
+			source = v.Source
+			require.True(t, v.ReadOnly, "the server only reads its dynamic config")
+		}
+	}
+	require.NotEmpty(t, source, "no bind mount of a file at %s", target)
+	body, err := os.ReadFile(source)
+	require.NoError(t, err, "the mounted dynamic config file")
+	for _, kv := range temporaltest.DeploymentDynamicConfig {
+		key, value, _ := strings.Cut(kv, "=")
+		require.Regexp(t, `(?m)^`+regexp.QuoteMeta(key)+`:\n\s+- value: `+regexp.QuoteMeta(value)+`$`, string(body),
+			"%s sets %s as the tests' dev server does", source, kv)
+	}
+}

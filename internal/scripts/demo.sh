@@ -63,10 +63,15 @@ else
 	echo "starting the Temporal dev server (gRPC $TEMPORAL_ADDRESS, Web UI $TEMPORAL_UI_URL)"
 	# One task queue partition, and the history service reading its
 	# transfer queue up to 1,000 times a second instead of 20: a lone saga
-	# then takes about 0.1 s instead of 1.2 s (docs/BENCHMARKS.md).
+	# then takes about 0.1 s instead of 1.2 s (docs/BENCHMARKS.md). Worker
+	# Deployments on, and an old build reported drained seconds (not
+	# minutes) after its last pinned saga ended.
 	args=(server start-dev --ip "$host" --port "$port" --ui-port "${TEMPORAL_UI_URL##*:}" --namespace "$TEMPORAL_NAMESPACE" --log-level warn
 		--dynamic-config-value matching.numTaskqueueReadPartitions=1 --dynamic-config-value matching.numTaskqueueWritePartitions=1
 		--dynamic-config-value history.transferProcessorMaxPollRPS=1000
+		--dynamic-config-value system.enableDeploymentVersions=true --dynamic-config-value frontend.workerVersioningWorkflowAPIs=true
+		--dynamic-config-value 'matching.wv.VersionDrainageStatusVisibilityGracePeriod="5s"'
+		--dynamic-config-value 'matching.wv.VersionDrainageStatusRefreshInterval="5s"'
 		--ui-codec-endpoint "http://$codec_addr")
 	for a in "${attrs[@]}"; do args+=(--search-attribute "$a=Keyword"); done
 	./bin/temporal "${args[@]}" >"$data/temporal.log" 2>&1 &
@@ -81,12 +86,32 @@ else
 	}
 fi
 
-echo "starting the worker (logs in $data/worker.log)"
+# The worker runs under Worker Versioning, as a build of the deployment
+# "sagaflow" (the Web UI's Workers and Deployments pages show it): its build
+# id is the checkout's commit, with -dirty for uncommitted changes.
+export TEMPORAL_DEPLOYMENT_NAME="${TEMPORAL_DEPLOYMENT_NAME-sagaflow}"
+if [ -z "${TEMPORAL_BUILD_ID:-}" ]; then
+	TEMPORAL_BUILD_ID="$(git describe --always --dirty 2>/dev/null || echo dev)"
+fi
+export TEMPORAL_BUILD_ID
+echo "starting the worker, build $TEMPORAL_BUILD_ID of deployment ${TEMPORAL_DEPLOYMENT_NAME:-(unversioned)} (logs in $data/worker.log)"
 metrics_addr="${METRICS_ADDR:-127.0.0.1:9090}"
 LEDGER_DSN="$data/ledger.db" INVENTORY_DSN="$data/inventory.db" ORDERS_DSN="$data/orders.db" \
 	METRICS_ADDR="$metrics_addr" LOG_FORMAT=json \
 	./bin/worker >"$data/worker.log" 2>&1 &
 pids+=($!)
+
+if [ -n "$TEMPORAL_DEPLOYMENT_NAME" ]; then
+	# A server kept from an earlier demo may have another build current:
+	# this one takes the new sagas, as a deploy would make it.
+	for _ in $(seq 1 60); do
+		./bin/worker healthcheck --url "http://$metrics_addr/healthz" >/dev/null 2>&1 && break
+		kill -0 "${pids[-1]}" 2>/dev/null || { echo "the worker stopped; see $data/worker.log" >&2; exit 1; }
+		sleep 1
+	done
+	./bin/temporal worker deployment set-current-version --address "$TEMPORAL_ADDRESS" --namespace "$TEMPORAL_NAMESPACE" \
+		--deployment-name "$TEMPORAL_DEPLOYMENT_NAME" --build-id "$TEMPORAL_BUILD_ID" --yes >/dev/null
+fi
 
 ./bin/starter demo --worker-health "http://$metrics_addr/healthz"
 

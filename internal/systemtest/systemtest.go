@@ -108,6 +108,23 @@ type Options struct {
 	// declares it and every worker gets it as AMQP_EXCHANGE. Default
 	// amqp.DefaultExchange.
 	Exchange string
+	// Deployment, when set, runs the workers under Temporal Worker
+	// Versioning as versions of this Worker Deployment; the deployment
+	// name must be unique on the shared dev server (the test's own).
+	// Default: unversioned workers.
+	Deployment string
+	// BuildID is the build id of the workers Start and StartWorker start
+	// when Deployment is set (required then: the test binary's workers
+	// carry no VCS stamp to default to). StartWorkerWith starts another
+	// build.
+	BuildID string
+}
+
+// WorkerOptions configure one worker process of StartWorkerWith.
+type WorkerOptions struct {
+	// BuildID is the worker's build id under Options.Deployment. Default
+	// Options.BuildID.
+	BuildID string
 }
 
 // System is one isolated deployment of the project for a test.
@@ -148,6 +165,9 @@ func Start(t testing.TB, opts Options) *System {
 	base := testenv.AMQPURL(t)
 	if _, err := exec.LookPath("rabbitmqctl"); err != nil {
 		testenv.Unavailable(t, "rabbitmqctl", "install RabbitMQ's CLI tools and put rabbitmqctl on PATH")
+	}
+	if opts.Deployment != "" && opts.BuildID == "" {
+		t.Fatal("systemtest: Options.Deployment needs Options.BuildID")
 	}
 	srv := temporaltest.Server(t)
 	s := &System{
@@ -206,6 +226,9 @@ type Worker struct {
 	HTTPAddr string
 	// LogPath is its combined output.
 	LogPath string
+	// BuildID is its build id within Options.Deployment; empty for an
+	// unversioned worker.
+	BuildID string
 
 	cmd  *exec.Cmd
 	done chan struct{}
@@ -216,11 +239,25 @@ type Worker struct {
 // it is healthy.
 func (s *System) StartWorker() *Worker {
 	s.t.Helper()
+	return s.StartWorkerWith(WorkerOptions{})
+}
+
+// StartWorkerWith is StartWorker with options, for example another build
+// of a versioned system (a rolling deploy). A versioned worker is healthy
+// once the dev server lists its version in the deployment.
+func (s *System) StartWorkerWith(o WorkerOptions) *Worker {
+	s.t.Helper()
+	if o.BuildID == "" {
+		o.BuildID = s.opts.BuildID
+	}
+	if s.opts.Deployment == "" && o.BuildID != "" {
+		s.t.Fatal("systemtest: a build id needs Options.Deployment")
+	}
 	s.mu.Lock()
 	n := len(s.workers) + 1
 	s.mu.Unlock()
 	addr := freeAddr(s.t)
-	w := &Worker{HTTPAddr: addr, LogPath: filepath.Join(s.Dir, fmt.Sprintf("worker-%d.log", n)), done: make(chan struct{})}
+	w := &Worker{HTTPAddr: addr, LogPath: filepath.Join(s.Dir, fmt.Sprintf("worker-%d.log", n)), BuildID: o.BuildID, done: make(chan struct{})}
 	logFile, err := os.OpenFile(w.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	require.NoError(s.t, err)
 	w.cmd = exec.Command(s.bin)
@@ -240,6 +277,12 @@ func (s *System) StartWorker() *Worker {
 	)
 	if s.opts.ActivityFaults.Enabled() {
 		w.cmd.Env = append(w.cmd.Env, faults.EnvVar+"="+s.opts.ActivityFaults.String())
+	}
+	if s.opts.Deployment != "" {
+		w.cmd.Env = append(w.cmd.Env, "TEMPORAL_DEPLOYMENT_NAME="+s.opts.Deployment, "TEMPORAL_BUILD_ID="+o.BuildID)
+	} else {
+		// Unversioned, whatever the test's own environment says.
+		w.cmd.Env = append(w.cmd.Env, "TEMPORAL_DEPLOYMENT_NAME=")
 	}
 	w.cmd.Env = append(w.cmd.Env, s.opts.WorkerEnv...)
 	w.cmd.Stdout, w.cmd.Stderr = logFile, logFile

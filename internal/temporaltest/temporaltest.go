@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -38,6 +39,25 @@ import (
 const CLIVersion = "v1.5.1"
 
 const howToInstall = "run `make temporal` (installs github.com/temporalio/cli/cmd/temporal@" + CLIVersion + " into ./bin) or set TEMPORAL_CLI"
+
+// DeploymentDynamicConfig is the dynamic config Worker Deployments (Worker
+// Versioning) need, as KEY=JSON values of --dynamic-config-value: deployment
+// versions and the versioning workflow APIs. Server 1.29 enables both by
+// default; they are named so that a server whose defaults differ still
+// runs versioned workers. docker-compose.yml's Temporal sets the same.
+var DeploymentDynamicConfig = []string{
+	"system.enableDeploymentVersions=true",
+	"frontend.workerVersioningWorkflowAPIs=true",
+}
+
+// FastDrainageDynamicConfig makes a version that is no longer current
+// reported drained seconds after its last pinned workflow closed: the
+// visibility grace period and the refresh interval are three minutes each
+// by default. For tests and the demo, which watch an old build drain.
+var FastDrainageDynamicConfig = []string{
+	`matching.wv.VersionDrainageStatusVisibilityGracePeriod="5s"`,
+	`matching.wv.VersionDrainageStatusRefreshInterval="5s"`,
+}
 
 // Config tunes the shared dev server.
 type Config struct {
@@ -196,6 +216,9 @@ func start(cfg Config) (*testsuite.DevServer, bool, error) {
 	args := []string{
 		"--dynamic-config-value", "matching.numTaskqueueReadPartitions=1",
 		"--dynamic-config-value", "matching.numTaskqueueWritePartitions=1",
+	}
+	for _, kv := range append(slices.Clone(DeploymentDynamicConfig), FastDrainageDynamicConfig...) {
+		args = append(args, "--dynamic-config-value", kv)
 	}
 	for _, sa := range contract.SearchAttributes() {
 		args = append(args, "--search-attribute", sa)
