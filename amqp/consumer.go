@@ -250,10 +250,15 @@ func (cs *Consumer) Queues() []string {
 // arguments fails with a *QueueMismatchError.
 func (cs *Consumer) declare(ctx context.Context, ch *amqp091.Channel) error {
 	cfg := cs.c.cfg
+	other := cfg // the same topology of the other type, to tell what exists
+	other.QueueType = QueueClassic
+	if cfg.QueueType == QueueClassic {
+		other.QueueType = QueueQuorum
+	}
 	queue := func(name string, role queueRole, base amqp091.Table) error {
 		args := cfg.queueArgs(role, base)
 		if _, err := ch.QueueDeclare(name, true, false, false, false, args); err != nil {
-			return cs.c.queueRefused(ctx, name, args, err)
+			return cs.c.queueRefused(ctx, name, args, other.queueArgs(role, base), err)
 		}
 		return nil
 	}

@@ -167,9 +167,13 @@ func parseMismatch(reason string) (arg, existing string, ok bool) {
 // queueRefused turns the broker's refusal of declaring queue with args into
 // an error naming the queue and the way out. A 406 means the queue exists
 // differently: the answer is a *QueueMismatchError, filled in by inspecting
-// the queue on a fresh channel (the refused one is closed by the broker).
-// Other errors are wrapped with the queue's name.
-func (c *Conn) queueRefused(ctx context.Context, queue string, args amqp091.Table, err error) error {
+// the queue on fresh channels (the refused one is closed by the broker).
+// The broker names only the first argument it found different, which need
+// not be the type, so the type is probed by declaring alt, the same queue
+// of the other type: that succeeds, changing nothing, only when the queue is
+// exactly that, and otherwise the broker may name the type it has. Other
+// errors are wrapped with the queue's name.
+func (c *Conn) queueRefused(ctx context.Context, queue string, args, alt amqp091.Table, err error) error {
 	var aerr *amqp091.Error
 	if !errors.As(err, &aerr) || aerr.Code != amqp091.PreconditionFailed {
 		return fmt.Errorf("declare queue %s: %w", queue, err)
@@ -182,18 +186,42 @@ func (c *Conn) queueRefused(ctx context.Context, queue string, args amqp091.Tabl
 	e.WantedType = fmt.Sprint(args["x-queue-type"])
 	e.ExistingType = e.WantedType
 	if arg == "x-queue-type" {
-		e.ExistingType = existing
-		if existing == "" {
-			e.ExistingType = QueueClassic // the type of a queue declared without one
-		}
+		e.ExistingType = typeOrClassic(existing)
 	}
 	ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if ch, cerr := c.channel(ictx); cerr == nil {
+	withChannel := func(f func(ch *amqp091.Channel)) {
+		if ch, cerr := c.channel(ictx); cerr == nil {
+			f(ch)
+			_ = ch.Close()
+		}
+	}
+	withChannel(func(ch *amqp091.Channel) {
+		_, perr := ch.QueueDeclare(queue, true, false, false, false, alt)
+		var paerr *amqp091.Error
+		switch {
+		case perr == nil:
+			e.Arg, e.ExistingType = "x-queue-type", fmt.Sprint(alt["x-queue-type"])
+			e.Existing = e.ExistingType
+		case errors.As(perr, &paerr):
+			if parg, pexisting, ok := parseMismatch(paerr.Reason); ok && parg == "x-queue-type" {
+				e.Arg, e.Existing, e.ExistingType = parg, pexisting, typeOrClassic(pexisting)
+			}
+		}
+	})
+	withChannel(func(ch *amqp091.Channel) {
 		if q, qerr := ch.QueueDeclarePassive(queue, true, false, false, false, nil); qerr == nil {
 			e.Messages, e.Consumers, e.Inspected = q.Messages, q.Consumers, true
 		}
-		_ = ch.Close()
-	}
+	})
 	return e
+}
+
+// typeOrClassic is the type of a queue whose x-queue-type is t: classic
+// when it has none.
+func typeOrClassic(t string) string {
+	if t == "" {
+		return QueueClassic
+	}
+	return t
 }
