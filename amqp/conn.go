@@ -297,7 +297,7 @@ func (c *Conn) supervise(conn *amqp091.Connection) {
 			return // only when closed
 		}
 		c.mu.Lock()
-		c.stats.reconnected(c.nodes[c.at].host)
+		c.stats.CountReconnect(c.nodes[c.at].host)
 		if c.closed() {
 			c.mu.Unlock()
 			_ = next.Close()

@@ -106,8 +106,9 @@ func (s *Stats) addNodes(hosts []string) {
 	}
 }
 
-// reconnected counts a reconnection to the node host.
-func (s *Stats) reconnected(host string) {
+// CountReconnect counts a successful reconnection to the node host
+// (host:port) in Reconnects and ReconnectsByNode; the Conn calls it.
+func (s *Stats) CountReconnect(host string) {
 	s.addNodes([]string{host})
 	s.nodesMu.Lock()
 	n := s.nodes[host]
