@@ -281,6 +281,9 @@ func (c *Conn) supervise(conn *amqp091.Connection) {
 			return
 		case reason = <-lost:
 		}
+		if c.closed() {
+			return // Close closed it
+		}
 		c.mu.Lock()
 		c.conn = nil
 		c.ready = make(chan struct{})
