@@ -7,15 +7,41 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
 	"github.com/sagaflow/sagaflow/contract"
+	"github.com/sagaflow/sagaflow/internal/redact"
 )
 
-// EnvURL is the environment variable main reads the broker URL from.
+// EnvURL is the environment variable main reads the broker URL from: one
+// URL, or a comma-separated list of the URLs of a cluster's nodes.
 const EnvURL = "AMQP_URL"
+
+// EnvQueueType is the environment variable main reads Config.QueueType from.
+const EnvQueueType = "AMQP_QUEUE_TYPE"
+
+// EnvDeliveryLimit is the environment variable main reads
+// Config.DeliveryLimit from.
+const EnvDeliveryLimit = "AMQP_DELIVERY_LIMIT"
+
+// Queue types of Config.QueueType.
+const (
+	// QueueQuorum is a replicated quorum queue, the default.
+	QueueQuorum = "quorum"
+	// QueueClassic is a classic queue, for brokers or existing queues that
+	// are classic.
+	QueueClassic = "classic"
+)
+
+// DefaultDeliveryLimit is Config.DeliveryLimit's default: a message
+// delivered this many times without an ack (its consumer crashed or lost its
+// connection while handling it, again and again) is dead-lettered by the
+// broker at the next return.
+const DefaultDeliveryLimit = 20
 
 // DefaultURL is the broker URL used when EnvURL is unset: a local RabbitMQ
 // with its default account.
@@ -40,6 +66,48 @@ func URLFromEnv(getenv func(string) string) string {
 	return DefaultURL
 }
 
+// ParseURLs splits a comma-separated list of node URLs and parses each one;
+// a bad entry is named by its position and its URL, with the password
+// hidden. Spaces around entries are ignored.
+func ParseURLs(list string) ([]string, error) {
+	entries := strings.Split(list, ",")
+	urls := make([]string, 0, len(entries))
+	var errs []error
+	for i, e := range entries {
+		e = strings.TrimSpace(e)
+		where := fmt.Sprintf("url %d of %d", i+1, len(entries))
+		if len(entries) == 1 {
+			where = "url"
+		}
+		if e == "" {
+			errs = append(errs, fmt.Errorf("%s is empty", where))
+			continue
+		}
+		if _, err := amqp091.ParseURI(e); err != nil {
+			// The parser's message may quote the URL, password included.
+			msg := strings.ReplaceAll(err.Error(), strconv.Quote(e), strconv.Quote(redact.URL(e)))
+			msg = strings.ReplaceAll(msg, e, redact.URL(e))
+			errs = append(errs, fmt.Errorf("%s %s: %s", where, redact.URL(e), msg))
+			continue
+		}
+		urls = append(urls, e)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return urls, nil
+}
+
+// RedactURLs returns a comma-separated URL list with every password hidden,
+// for logs and error messages.
+func RedactURLs(list string) string {
+	entries := strings.Split(list, ",")
+	for i, e := range entries {
+		entries[i] = redact.URL(strings.TrimSpace(e))
+	}
+	return strings.Join(entries, ",")
+}
+
 // TLSConfig names the PEM files used for amqps:// URLs. Peer verification is
 // always on; the server name is the URL's host.
 type TLSConfig struct {
@@ -58,11 +126,26 @@ func (t TLSConfig) isZero() bool { return t == TLSConfig{} }
 // Config configures a Conn. The zero value plus a URL is usable: Dial fills in
 // the defaults documented on each field.
 type Config struct {
-	// URL is the broker URL, amqp:// or amqps://. Default DefaultURL.
+	// URL is the broker URL, amqp:// or amqps://, or a comma-separated
+	// list of the URLs of a cluster's nodes: Dial tries them in turn, and
+	// after a lost connection the Conn starts again from the node after the
+	// one it lost. Default DefaultURL.
 	URL string
-	// TLS configures certificates for amqps:// URLs; it must stay empty for
-	// amqp:// URLs so that a forgotten "s" does not silently disable TLS.
+	// TLS configures certificates for amqps:// URLs; when it is set every
+	// URL must be amqps:// so that a forgotten "s" does not silently
+	// disable TLS.
 	TLS TLSConfig
+	// QueueType is the type of every durable queue the Conn's consumers
+	// declare: QueueQuorum (default) or QueueClassic. A queue that already
+	// exists with the other type makes the consumer fail with a
+	// *QueueMismatchError rather than change it.
+	QueueType string
+	// DeliveryLimit is the x-delivery-limit of quorum consumer queues: a
+	// message returned to the queue more often than this without an ack is
+	// dead-lettered by the broker (x-death reason "delivery_limit") to the
+	// consumer's dead-letter queue instead of being delivered again.
+	// Classic queues have no delivery limit. Default DefaultDeliveryLimit.
+	DeliveryLimit int
 	// ConnectionName is shown in the management UI. Default "sagaflow".
 	ConnectionName string
 	// ReconnectInitial is the first delay before redialling a lost
@@ -92,6 +175,12 @@ func (c *Config) setDefaults() {
 	if c.ConnectionName == "" {
 		c.ConnectionName = "sagaflow"
 	}
+	if c.QueueType == "" {
+		c.QueueType = QueueQuorum
+	}
+	if c.DeliveryLimit == 0 {
+		c.DeliveryLimit = DefaultDeliveryLimit
+	}
 	if c.ReconnectInitial == 0 {
 		c.ReconnectInitial = 100 * time.Millisecond
 	}
@@ -117,11 +206,23 @@ func (c *Config) setDefaults() {
 func (c Config) Validate() error {
 	c.setDefaults()
 	var errs []error
-	uri, err := amqp091.ParseURI(c.URL)
+	urls, err := ParseURLs(c.URL)
 	if err != nil {
-		errs = append(errs, fmt.Errorf("url: %w", err))
-	} else if uri.Scheme != "amqps" && !c.TLS.isZero() {
-		errs = append(errs, errors.New("tls: certificate files are set but the url scheme is not amqps"))
+		errs = append(errs, err)
+	} else if !c.TLS.isZero() {
+		for _, u := range urls {
+			if uri, _ := amqp091.ParseURI(u); uri.Scheme != "amqps" {
+				errs = append(errs, fmt.Errorf("tls: certificate files are set but the url scheme of %s is not amqps", redact.URL(u)))
+			}
+		}
+	}
+	switch c.QueueType {
+	case QueueQuorum, QueueClassic:
+	default:
+		errs = append(errs, fmt.Errorf("queue type %q: want %s or %s", c.QueueType, QueueQuorum, QueueClassic))
+	}
+	if c.DeliveryLimit < 1 {
+		errs = append(errs, fmt.Errorf("delivery limit %d is below 1", c.DeliveryLimit))
 	}
 	if c.TLS.KeyFile != "" && c.TLS.CertFile == "" {
 		errs = append(errs, errors.New("tls: key file set without a certificate file"))
@@ -144,10 +245,11 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// clientTLS builds the tls.Config for an amqps:// URL: peer verification on,
-// ServerName from the URL host, TLS 1.2 at least. It returns nil for amqp://.
-func (c Config) clientTLS() (*tls.Config, error) {
-	uri, err := amqp091.ParseURI(c.URL)
+// clientTLS builds the tls.Config for the amqps:// URL u: peer verification
+// on, ServerName from the URL host, TLS 1.2 at least. It returns nil for
+// amqp://.
+func (c Config) clientTLS(u string) (*tls.Config, error) {
+	uri, err := amqp091.ParseURI(u)
 	if err != nil {
 		return nil, fmt.Errorf("parse url: %w", err)
 	}

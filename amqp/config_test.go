@@ -87,7 +87,7 @@ func TestClientTLS(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg, err := Config{URL: tt.url, TLS: tt.tls}.clientTLS()
+			cfg, err := Config{URL: tt.url, TLS: tt.tls}.clientTLS(tt.url)
 			if tt.wantErr != "" {
 				require.ErrorContains(t, err, tt.wantErr)
 				return
@@ -207,4 +207,17 @@ func TestNoDedupLetsEveryDeliveryThrough(t *testing.T) {
 		require.Equal(t, ClaimAcquired, res)
 		require.NoError(t, d.Complete(t.Context(), "m-1", time.Minute))
 	}
+}
+
+func TestConfigValidateQueueTypeAndNodes(t *testing.T) {
+	require.NoError(t, Config{URL: "amqp://a/,amqp://b/", QueueType: QueueClassic}.Validate())
+	err := Config{QueueType: "stream", DeliveryLimit: -1}.Validate()
+	require.ErrorContains(t, err, `queue type "stream": want quorum or classic`)
+	require.ErrorContains(t, err, "delivery limit -1 is below 1")
+	err = Config{URL: "amqps://a/,amqp://u:pw@b/", TLS: TLSConfig{CAFile: "ca.pem"}}.Validate()
+	require.ErrorContains(t, err, "url scheme of amqp://u:***@b/ is not amqps")
+	c := Config{}
+	c.setDefaults()
+	require.Equal(t, QueueQuorum, c.QueueType)
+	require.Equal(t, DefaultDeliveryLimit, c.DeliveryLimit)
 }

@@ -4,11 +4,29 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
 	"sync"
 	"time"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
+
+	"github.com/sagaflow/sagaflow/internal/redact"
 )
+
+// dialTimeout bounds the TCP connect and AMQP handshake with one node, so
+// that a node that went away without closing its sockets does not hold up
+// the move to the next one.
+const dialTimeout = 10 * time.Second
+
+// node is one broker URL of Config.URL with what dialling it takes.
+type node struct {
+	url   string
+	label string // the URL with its password hidden, for logs
+	host  string // host:port, the metrics label
+	dial  amqp091.Config
+}
 
 // Conn is a connection to RabbitMQ that recovers by itself. amqp091-go leaves
 // recovery to the application (its experimental Config.Recovery is not used
@@ -17,12 +35,20 @@ import (
 // the exchanges; each Publisher, Consumer and Requester watches its own
 // channel and reopens it, with its queues and consumers, on the new
 // connection.
+//
+// With several node URLs the Conn is on one node at a time: it dials them in
+// turn, and after losing a connection starts from the node after the one it
+// lost. Moving to another node is a reconnection like any other: publishes
+// not yet confirmed fail with ErrConnectionLost (the caller publishes
+// again), and deliveries not yet acked are delivered again by the broker.
 type Conn struct {
-	cfg     Config
-	dialCfg amqp091.Config
-	stats   Stats
+	cfg    Config
+	nodes  []node
+	stats  Stats
+	logger *slog.Logger
 
 	mu    sync.Mutex
+	at    int // index in nodes of the node of conn, or of the last one tried
 	conn  *amqp091.Connection
 	ready chan struct{} // closed while conn is usable; replaced when it is lost
 	done  chan struct{} // closed by Close
@@ -63,24 +89,42 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("amqp config: %w", err)
 	}
-	tlsCfg, err := cfg.clientTLS()
+	urls, err := ParseURLs(cfg.URL)
 	if err != nil {
 		return nil, fmt.Errorf("amqp config: %w", err)
 	}
-	props := amqp091.NewConnectionProperties()
-	props.SetClientConnectionName(cfg.ConnectionName)
 	c := &Conn{
-		cfg: cfg,
-		dialCfg: amqp091.Config{
-			Heartbeat:       cfg.Heartbeat,
-			TLSClientConfig: tlsCfg,
-			Properties:      props,
-			Locale:          "en_US",
-		},
-		ready: make(chan struct{}),
-		done:  make(chan struct{}),
+		cfg:    cfg,
+		logger: cfg.Logger,
+		ready:  make(chan struct{}),
+		done:   make(chan struct{}),
 	}
-	conn, err := c.connectWithBackoff(ctx)
+	hosts := make([]string, 0, len(urls))
+	for _, u := range urls {
+		tlsCfg, err := cfg.clientTLS(u)
+		if err != nil {
+			return nil, fmt.Errorf("amqp config: %s: %w", redact.URL(u), err)
+		}
+		uri, _ := amqp091.ParseURI(u)
+		props := amqp091.NewConnectionProperties()
+		props.SetClientConnectionName(cfg.ConnectionName)
+		n := node{
+			url:   u,
+			label: redact.URL(u),
+			host:  net.JoinHostPort(uri.Host, strconv.Itoa(uri.Port)),
+			dial: amqp091.Config{
+				Heartbeat:       cfg.Heartbeat,
+				TLSClientConfig: tlsCfg,
+				Properties:      props,
+				Locale:          "en_US",
+				Dial:            amqp091.DefaultDial(dialTimeout),
+			},
+		}
+		c.nodes = append(c.nodes, n)
+		hosts = append(hosts, n.host)
+	}
+	c.stats.addNodes(hosts)
+	conn, err := c.connectWithBackoff(ctx, 0, true)
 	if err != nil {
 		return nil, err
 	}
@@ -93,6 +137,14 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 
 // Config returns the configuration with defaults applied.
 func (c *Conn) Config() Config { return c.cfg }
+
+// Node returns the URL, password hidden, of the node the Conn is connected
+// to, or was last trying while it reconnects.
+func (c *Conn) Node() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nodes[c.at].label
+}
 
 // Stats returns the counters shared by every publisher and consumer of c.
 func (c *Conn) Stats() *Stats { return &c.stats }
@@ -138,9 +190,9 @@ func (c *Conn) closed() bool {
 	}
 }
 
-// connect dials once and declares the exchanges.
-func (c *Conn) connect() (*amqp091.Connection, error) {
-	conn, err := amqp091.DialConfig(c.cfg.URL, c.dialCfg)
+// connect dials n once and declares the exchanges.
+func (c *Conn) connect(n node) (*amqp091.Connection, error) {
+	conn, err := amqp091.DialConfig(n.url, n.dial)
 	if err != nil {
 		return nil, fmt.Errorf("dial: %w", err)
 	}
@@ -161,13 +213,40 @@ func (c *Conn) connect() (*amqp091.Connection, error) {
 	return conn, nil
 }
 
-func (c *Conn) connectWithBackoff(ctx context.Context) (*amqp091.Connection, error) {
+// connectWithBackoff dials the nodes in turn, starting with nodes[start],
+// and waits with backoff after each round in which none answered, until ctx
+// is done or c is closed. On the first connect (Dial), a node that refuses the
+// exchange declarations (406 PRECONDITION_FAILED: an exchange exists with
+// other properties) ends the attempts, since no retry can change that.
+func (c *Conn) connectWithBackoff(ctx context.Context, start int, first bool) (*amqp091.Connection, error) {
 	delay := c.cfg.ReconnectInitial
 	for {
-		conn, err := c.connect()
-		if err == nil {
-			return conn, nil
+		var errs []error
+		for k := range c.nodes {
+			i := (start + k) % len(c.nodes)
+			n := c.nodes[i]
+			c.mu.Lock()
+			c.at = i
+			c.mu.Unlock()
+			conn, err := c.connect(n)
+			if err == nil {
+				if first {
+					c.logger.Debug("connected to RabbitMQ", "node", n.label)
+				} else {
+					c.logger.Info("reconnected to RabbitMQ", "node", n.label)
+				}
+				return conn, nil
+			}
+			var aerr *amqp091.Error
+			if first && errors.As(err, &aerr) && aerr.Code == amqp091.PreconditionFailed {
+				return nil, fmt.Errorf("connect to broker %s: %w", n.label, err)
+			}
+			if len(c.nodes) > 1 {
+				c.logger.Warn("RabbitMQ node unavailable; trying the next one", "node", n.label, "error", err)
+			}
+			errs = append(errs, fmt.Errorf("%s: %w", n.label, err))
 		}
+		err := errors.Join(errs...)
 		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
@@ -196,21 +275,32 @@ func (c *Conn) supervise(conn *amqp091.Connection) {
 	}()
 	for {
 		lost := conn.NotifyClose(make(chan *amqp091.Error, 1))
+		var reason *amqp091.Error
 		select {
 		case <-c.done:
 			return
-		case <-lost:
+		case reason = <-lost:
+		}
+		if c.closed() {
+			return // Close closed it
 		}
 		c.mu.Lock()
 		c.conn = nil
 		c.ready = make(chan struct{})
+		from := c.at
 		c.mu.Unlock()
-		next, err := c.connectWithBackoff(ctx)
+		if reason != nil {
+			c.logger.Warn("lost the RabbitMQ connection; reconnecting", "node", c.nodes[from].label, "error", reason)
+		} else {
+			c.logger.Warn("lost the RabbitMQ connection; reconnecting", "node", c.nodes[from].label)
+		}
+		// A node that failed is likely to fail again: start with the next.
+		next, err := c.connectWithBackoff(ctx, from+1, false)
 		if err != nil {
 			return // only when closed
 		}
-		c.stats.Reconnects.Add(1)
 		c.mu.Lock()
+		c.stats.CountReconnect(c.nodes[c.at].host)
 		if c.closed() {
 			c.mu.Unlock()
 			_ = next.Close()

@@ -242,17 +242,32 @@ func (cs *Consumer) Queues() []string {
 	return qs
 }
 
-// declare creates the consumer's queues idempotently. Retry queues hold each
-// message for a fixed TTL and then dead-letter it to the consumer's own queue
-// through the default exchange, so a retry reaches only this consumer and a
-// long delay never blocks a short one.
-func (cs *Consumer) declare(ch *amqp091.Channel) error {
+// declare creates the consumer's queues idempotently, of the Conn's queue
+// type (Config.queueArgs). Retry queues hold each message for a fixed TTL
+// and then dead-letter it to the consumer's own queue through the default
+// exchange, so a retry reaches only this consumer and a long delay never
+// blocks a short one. A queue that exists with another type or other
+// arguments fails with a *QueueMismatchError.
+func (cs *Consumer) declare(ctx context.Context, ch *amqp091.Channel) error {
+	cfg := cs.c.cfg
+	other := cfg // the same topology of the other type, to tell what exists
+	other.QueueType = QueueClassic
+	if cfg.QueueType == QueueClassic {
+		other.QueueType = QueueQuorum
+	}
+	queue := func(name string, role queueRole, base amqp091.Table) error {
+		args := cfg.queueArgs(role, base)
+		if _, err := ch.QueueDeclare(name, true, false, false, false, args); err != nil {
+			return cs.c.queueRefused(ctx, name, args, other.queueArgs(role, base), err)
+		}
+		return nil
+	}
 	name := cs.cfg.Name
-	if _, err := ch.QueueDeclare(name, true, false, false, false, amqp091.Table{
-		"x-dead-letter-exchange":    cs.c.cfg.DeadLetterExchange,
+	if err := queue(name, roleConsumer, amqp091.Table{
+		"x-dead-letter-exchange":    cfg.DeadLetterExchange,
 		"x-dead-letter-routing-key": name,
 	}); err != nil {
-		return fmt.Errorf("declare queue %s: %w", name, err)
+		return err
 	}
 	for _, key := range cs.cfg.Bindings {
 		if err := ch.QueueBind(name, key, cs.cfg.Exchange, false, nil); err != nil {
@@ -260,20 +275,19 @@ func (cs *Consumer) declare(ch *amqp091.Channel) error {
 		}
 	}
 	dlq := cs.DeadLetterQueue()
-	if _, err := ch.QueueDeclare(dlq, true, false, false, false, nil); err != nil {
-		return fmt.Errorf("declare queue %s: %w", dlq, err)
+	if err := queue(dlq, roleDeadLetter, nil); err != nil {
+		return err
 	}
-	if err := ch.QueueBind(dlq, name, cs.c.cfg.DeadLetterExchange, false, nil); err != nil {
+	if err := ch.QueueBind(dlq, name, cfg.DeadLetterExchange, false, nil); err != nil {
 		return fmt.Errorf("bind queue %s: %w", dlq, err)
 	}
 	for a := 1; a <= max(cs.cfg.MaxAttempts-1, 1); a++ {
-		q := cs.RetryQueue(a)
-		if _, err := ch.QueueDeclare(q, true, false, false, false, amqp091.Table{
+		if err := queue(cs.RetryQueue(a), roleDelay, amqp091.Table{
 			"x-message-ttl":             cs.cfg.Backoff.Delay(a).Milliseconds(),
 			"x-dead-letter-exchange":    "",
 			"x-dead-letter-routing-key": name,
 		}); err != nil {
-			return fmt.Errorf("declare queue %s: %w", q, err)
+			return err
 		}
 	}
 	return nil
@@ -281,6 +295,14 @@ func (cs *Consumer) declare(ch *amqp091.Channel) error {
 
 // errTopology marks a declaration the broker refused: retrying cannot help.
 var errTopology = errors.New("topology refused")
+
+// topologyError is a refused declaration: it is errTopology and reads as
+// the refusal alone, which names the queue and what to do.
+type topologyError struct{ err error }
+
+func (e *topologyError) Error() string { return e.err.Error() }
+
+func (e *topologyError) Unwrap() []error { return []error{errTopology, e.err} }
 
 // Run consumes until ctx is done, then stops taking deliveries and waits for
 // the handlers in flight (cancelling their context after ShutdownTimeout).
@@ -344,10 +366,10 @@ func (cs *Consumer) session(ctx, hctx context.Context) error {
 		}
 	}()
 	lost := ch.NotifyClose(make(chan *amqp091.Error, 1))
-	if err := cs.declare(ch); err != nil {
+	if err := cs.declare(ctx, ch); err != nil {
 		var aerr *amqp091.Error
 		if errors.As(err, &aerr) && aerr.Code == amqp091.PreconditionFailed {
-			return fmt.Errorf("%w: %w", errTopology, err)
+			return &topologyError{err}
 		}
 		return err
 	}

@@ -31,8 +31,15 @@ type DeadLetter struct {
 	// Position is the message's place in the dead-letter queue, from 1.
 	Position int
 	// LastError is the consumer's last handler or decoder error
-	// (HeaderLastError).
+	// (HeaderLastError) or, for a message the broker dead-lettered, a
+	// sentence with BrokerReason.
 	LastError string
+	// BrokerReason is the x-death reason of a message the broker
+	// dead-lettered rather than the consumer: "delivery_limit" when it was
+	// returned unacked more often than the queue's x-delivery-limit
+	// (Config.DeliveryLimit), also "rejected", "expired" or "maxlen". It is
+	// empty for the consumer's own dead letters.
+	BrokerReason string
 	// Attempts is the number of handler attempts made (HeaderAttempts).
 	Attempts int
 	// OriginalExchange is the exchange the message was first published to
@@ -71,8 +78,9 @@ func deadLetterQueues(name string) (consumer, dlq string, err error) {
 // limit is 0) from the dead-letter queue of the consumer named queue (its
 // name or "<name>.dlq"), oldest first. It is a browse: messages are taken
 // with basic.get without acknowledging them and all returned to the queue
-// at the end, where the broker puts them back in their original positions,
-// so nothing is lost or reordered. It fails when the queue does not exist.
+// at the end, in their order, so nothing is lost or reordered (a quorum
+// queue is read to its end for that, see browse). It fails when the queue
+// does not exist.
 func (c *Conn) ListDeadLetters(ctx context.Context, queue string, limit int) ([]DeadLetter, error) {
 	consumer, dlq, err := deadLetterQueues(queue)
 	if err != nil {
@@ -150,8 +158,11 @@ func (c *Conn) redrive(ctx context.Context, queue string, selected func(id strin
 		return res, fmt.Errorf("redrive %s: %w", consumer, err)
 	}
 	defer func() { _ = pub.Close() }()
+	sent := map[string]bool{}
 	err = c.browse(ctx, dlq, func(ch *amqp091.Channel, d amqp091.Delivery, _ int) (bool, error) {
-		if !selected(d.MessageId) {
+		// A message sent back that failed again during this call is back
+		// in the queue: it stays for the next call, not sent round again.
+		if !selected(d.MessageId) || sent[d.MessageId] {
 			return true, nil // stays unacked: returned to its place at the end
 		}
 		m := redriveMessage(d, consumer)
@@ -161,6 +172,7 @@ func (c *Conn) redrive(ctx context.Context, queue string, selected func(id strin
 		if err := d.Ack(false); err != nil {
 			return false, fmt.Errorf("remove %s from %s after sending it back: %w", d.MessageId, dlq, err)
 		}
+		sent[d.MessageId] = true
 		res.Redriven = append(res.Redriven, d.MessageId)
 		return true, nil
 	})
@@ -173,7 +185,8 @@ func (c *Conn) redrive(ctx context.Context, queue string, selected func(id strin
 // browse gets the messages that were in queue when it started, one by one
 // without acknowledgement, and hands each to visit until visit returns
 // false. Every message visit did not acknowledge is returned to the queue
-// (nack with requeue) when browse ends, in its original position.
+// (nack with requeue) when browse ends, in its original order; messages
+// dead-lettered while it runs may end up ahead of them in a quorum queue.
 func (c *Conn) browse(ctx context.Context, queue string, visit func(*amqp091.Channel, amqp091.Delivery, int) (bool, error)) error {
 	if deadline, ok := ctx.Deadline(); !ok || time.Until(deadline) > time.Minute {
 		var cancel context.CancelFunc
@@ -195,11 +208,24 @@ func (c *Conn) browse(ctx context.Context, queue string, visit func(*amqp091.Cha
 		}
 		return fmt.Errorf("inspect queue %s: %w", queue, err)
 	}
-	// Only the messages present at the start: a message requeued by a
-	// concurrent reader or dead-lettered meanwhile cannot make this loop
-	// run forever.
+	// A classic queue: only the messages present at the start, so that a
+	// message requeued by a concurrent reader or dead-lettered meanwhile
+	// cannot make the loop run forever, and it puts returned messages back
+	// in their places, so the browse can stop once visit has seen enough.
+	//
+	// A quorum queue (RabbitMQ 3.10) puts returned messages at its back:
+	// stopping halfway would move the first ones behind the rest, so the
+	// browse takes every message and returns them all, in order. Its
+	// message count lags (the returns of a browse that just ended may not
+	// be in it), so the browse reads until the queue has no more ready: a
+	// message it holds unacknowledged is not delivered to it again, and
+	// twice the count at the start, plus some, bounds what arrives
+	// meanwhile. Quorum deliveries are the ones with an
+	// x-delivery-count header (the consumer removes it from what it
+	// republishes).
 	var lastTag uint64
-	for pos := 1; pos <= q.Messages; pos++ {
+	visiting, quorum := true, false
+	for pos := 1; pos <= max(q.Messages, 1) || (quorum && pos <= 2*q.Messages+100); pos++ {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -211,11 +237,15 @@ func (c *Conn) browse(ctx context.Context, queue string, visit func(*amqp091.Cha
 			break
 		}
 		lastTag = d.DeliveryTag
-		more, err := visit(ch, d, pos)
-		if err != nil {
-			return err
+		if pos == 1 {
+			_, quorum = d.Headers["x-delivery-count"]
 		}
-		if !more {
+		if visiting {
+			if visiting, err = visit(ch, d, pos); err != nil {
+				return err
+			}
+		}
+		if !visiting && !quorum {
 			break
 		}
 	}
@@ -241,7 +271,40 @@ func toDeadLetter(d amqp091.Delivery, consumer, dlq string, pos int) DeadLetter 
 	dl.LastError, _ = d.Headers[HeaderLastError].(string)
 	dl.OriginalExchange, _ = d.Headers[HeaderOriginalExchange].(string)
 	dl.OriginalRoutingKey, _ = d.Headers[HeaderOriginalRoutingKey].(string)
+	brokerDeadLetter(&dl, d.Headers)
 	return dl
+}
+
+// brokerDeadLetter fills in the reason and origin of a message the broker
+// dead-lettered, from its most recent x-death entry. The consumer's own dead
+// letters carry none (it removes them when it republishes), so an x-death
+// here is the broker's; an x-last-error beside it is from an earlier retry.
+func brokerDeadLetter(dl *DeadLetter, h amqp091.Table) {
+	deaths, _ := h["x-death"].([]any)
+	if len(deaths) == 0 {
+		return
+	}
+	death, _ := deaths[0].(amqp091.Table)
+	reason, _ := death["reason"].(string)
+	if reason == "" {
+		return
+	}
+	queue, _ := death["queue"].(string)
+	dl.BrokerReason = reason
+	earlier := dl.LastError
+	dl.LastError = fmt.Sprintf("dead-lettered by the broker from %s: %s", queue, reason)
+	if reason == "delivery_limit" {
+		dl.LastError += " (returned unacked more often than the queue's x-delivery-limit: its consumer crashed or lost its connection while handling it each time)"
+	}
+	if earlier != "" {
+		dl.LastError += "; earlier handler error: " + earlier
+	}
+	if _, ok := h[HeaderOriginalRoutingKey]; !ok {
+		dl.OriginalExchange, _ = death["exchange"].(string)
+		if keys, _ := death["routing-keys"].([]any); len(keys) > 0 {
+			dl.OriginalRoutingKey, _ = keys[0].(string)
+		}
+	}
 }
 
 // redriveMessage is the message that sends d back to consumer's queue.
@@ -249,7 +312,7 @@ func redriveMessage(d amqp091.Delivery, consumer string) Message {
 	h := make(map[string]any, len(d.Headers)+1)
 	for k, v := range d.Headers {
 		switch {
-		case k == HeaderAttempts, k == HeaderLastError, k == "x-death",
+		case k == HeaderAttempts, k == HeaderLastError, k == "x-death", k == "x-delivery-count",
 			strings.HasPrefix(k, "x-first-death-"), strings.HasPrefix(k, "x-last-death-"):
 			// A fresh set of attempts; the last error stays in the logs.
 		default:

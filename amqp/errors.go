@@ -2,6 +2,7 @@ package amqp
 
 import (
 	"errors"
+	"sync"
 	"sync/atomic"
 )
 
@@ -82,6 +83,49 @@ type Stats struct {
 	Deferred atomic.Int64
 	// Handled counts deliveries whose handler returned nil.
 	Handled atomic.Int64
-	// Reconnects counts successful reconnections after a lost connection.
+	// Reconnects counts successful reconnections after a lost connection,
+	// to whichever node; ReconnectsByNode splits it by node.
 	Reconnects atomic.Int64
+
+	nodesMu sync.Mutex
+	nodes   map[string]*atomic.Int64 // reconnections by node host:port
+}
+
+// addNodes makes every node appear in ReconnectsByNode, with 0 until a
+// reconnection lands on it.
+func (s *Stats) addNodes(hosts []string) {
+	s.nodesMu.Lock()
+	defer s.nodesMu.Unlock()
+	if s.nodes == nil {
+		s.nodes = make(map[string]*atomic.Int64, len(hosts))
+	}
+	for _, h := range hosts {
+		if s.nodes[h] == nil {
+			s.nodes[h] = new(atomic.Int64)
+		}
+	}
+}
+
+// CountReconnect counts a successful reconnection to the node host
+// (host:port) in Reconnects and ReconnectsByNode; the Conn calls it.
+func (s *Stats) CountReconnect(host string) {
+	s.addNodes([]string{host})
+	s.nodesMu.Lock()
+	n := s.nodes[host]
+	s.nodesMu.Unlock()
+	n.Add(1)
+	s.Reconnects.Add(1)
+}
+
+// ReconnectsByNode returns the successful reconnections by the node
+// (host:port of its URL) they reached; every node of the Conn's URL list is
+// present, with 0 when none reached it.
+func (s *Stats) ReconnectsByNode() map[string]int64 {
+	s.nodesMu.Lock()
+	defer s.nodesMu.Unlock()
+	out := make(map[string]int64, len(s.nodes))
+	for h, n := range s.nodes {
+		out[h] = n.Load()
+	}
+	return out
 }

@@ -29,15 +29,20 @@ type testBroker struct {
 
 func newTestBroker(t *testing.T, url string) *testBroker {
 	t.Helper()
+	return newTestBrokerConfig(t, url, Config{URL: url})
+}
+
+// newTestBrokerConfig is newTestBroker with a Conn configured by cfg (its
+// exchanges and name are the test's), for example through a proxy, while
+// the test's own inspection goes straight to the broker at url.
+func newTestBrokerConfig(t *testing.T, url string, cfg Config) *testBroker {
+	t.Helper()
 	prefix := "test." + uuid.NewString()[:8]
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	conn, err := Dial(ctx, Config{
-		URL:                url,
-		ConnectionName:     t.Name(),
-		Exchange:           prefix + ".events",
-		DeadLetterExchange: prefix + ".dlx",
-	})
+	cfg.ConnectionName = t.Name()
+	cfg.Exchange, cfg.DeadLetterExchange = prefix+".events", prefix+".dlx"
+	conn, err := Dial(ctx, cfg)
 	require.NoError(t, err)
 	raw, err := amqp091.Dial(url)
 	require.NoError(t, err)

@@ -215,12 +215,12 @@ func deadLetter(exchange, consumer string, pub publisher, stats *Stats, logger *
 }
 
 // republished is the copy of d sent to a delay queue or the dead letters:
-// same properties and body, the broker's own dead-letter bookkeeping
-// removed, ours added. The caller sets its exchange and routing key.
+// same properties and body, the broker's own dead-letter and delivery-count
+// bookkeeping removed, ours added. The caller sets its exchange and routing key.
 func republished(d Delivery, attempts int, cause error) Message {
 	h := make(map[string]any, len(d.Headers)+4)
 	for k, v := range d.Headers {
-		if k == "x-death" || strings.HasPrefix(k, "x-first-death-") || strings.HasPrefix(k, "x-last-death-") {
+		if k == "x-death" || k == "x-delivery-count" || strings.HasPrefix(k, "x-first-death-") || strings.HasPrefix(k, "x-last-death-") {
 			continue
 		}
 		h[k] = v

@@ -170,7 +170,11 @@ func (r *Requester) session() error {
 	}
 	defer func() { _ = ch.Close() }()
 	lost := ch.NotifyClose(make(chan *amqp091.Error, 1))
-	if _, err := ch.QueueDeclare(r.queue, false, true, true, false, nil); err != nil {
+	// The reply queue lives and dies with this process, so it is exclusive
+	// and auto-delete, which quorum queues cannot be: it stays classic
+	// whatever Config.QueueType says. Replies lost with it are recovered by
+	// the request's retry (see Requester).
+	if _, err := ch.QueueDeclare(r.queue, false, true, true, false, amqp091.Table{"x-queue-type": QueueClassic}); err != nil {
 		return fmt.Errorf("declare reply queue %s: %w", r.queue, err)
 	}
 	deliveries, err := ch.Consume(r.queue, "", true, true, false, false, nil)

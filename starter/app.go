@@ -16,7 +16,6 @@ import (
 	"github.com/sagaflow/sagaflow/amqp"
 	"github.com/sagaflow/sagaflow/codec"
 	"github.com/sagaflow/sagaflow/events"
-	"github.com/sagaflow/sagaflow/internal/redact"
 	"github.com/sagaflow/sagaflow/internal/temporaltls"
 )
 
@@ -94,9 +93,9 @@ func (a *app) broker(ctx context.Context) (*amqp.Conn, error) {
 	}
 	dctx, cancel := context.WithTimeout(ctx, a.cfg.DialTimeout)
 	defer cancel()
-	conn, err := amqp.Dial(dctx, amqp.Config{URL: a.cfg.AMQPURL, TLS: a.cfg.AMQPTLS, ConnectionName: "sagaflow-starter", Exchange: a.cfg.Exchange})
+	conn, err := amqp.Dial(dctx, amqp.Config{URL: a.cfg.AMQPURL, TLS: a.cfg.AMQPTLS, QueueType: a.cfg.AMQPQueueType, DeliveryLimit: a.cfg.AMQPDeliveryLimit, ConnectionName: "sagaflow-starter", Exchange: a.cfg.Exchange})
 	if err != nil {
-		return nil, fmt.Errorf("cannot reach RabbitMQ at %s: %s", redact.URL(a.cfg.AMQPURL), shortError(err))
+		return nil, fmt.Errorf("cannot reach RabbitMQ at %s: %s", amqp.RedactURLs(a.cfg.AMQPURL), shortError(err))
 	}
 	a.conn = conn
 	a.closers = append(a.closers, func() { _ = conn.Close() })

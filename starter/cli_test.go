@@ -105,6 +105,7 @@ func TestGlobalFlagsDefaultToTheWorkersEnvironment(t *testing.T) {
 		return map[string]string{
 			"TEMPORAL_ADDRESS": "temporal:7233", "TEMPORAL_NAMESPACE": "sagas", "TEMPORAL_TASK_QUEUE": "q",
 			"TEMPORAL_UI_URL": "https://ui.example", "AMQP_URL": "amqp://u:p@rabbit:5672/", "TEMPORAL_TLS_CA": "ca.pem",
+			"AMQP_QUEUE_TYPE": "classic", "AMQP_DELIVERY_LIMIT": "9",
 		}[k]
 	}, nil, nil)
 	root := a.rootCommand()
@@ -113,6 +114,8 @@ func TestGlobalFlagsDefaultToTheWorkersEnvironment(t *testing.T) {
 	require.Equal(t, "sagas", a.cfg.Namespace)
 	require.Equal(t, "q", a.cfg.TaskQueue)
 	require.Equal(t, "amqp://u:p@rabbit:5672/", a.cfg.AMQPURL)
+	require.Equal(t, "classic", a.cfg.AMQPQueueType)
+	require.Equal(t, 9, a.cfg.AMQPDeliveryLimit)
 	require.Equal(t, "ca.pem", a.cfg.TLSCA)
 	require.Equal(t, "https://ui.example/namespaces/sagas/workflows/transfer-1", a.cfg.workflowURL("transfer-1"))
 
@@ -127,6 +130,18 @@ func TestGlobalFlagsDefaultToTheWorkersEnvironment(t *testing.T) {
 	require.Equal(t, "sagas", d.cfg.TaskQueue)
 	require.Equal(t, "http://localhost:8233", d.cfg.UIURL)
 	require.Equal(t, 30*time.Second, d.cfg.Timeout)
+	require.Equal(t, "quorum", d.cfg.AMQPQueueType)
+	require.Equal(t, 20, d.cfg.AMQPDeliveryLimit)
+}
+
+func TestAMQPNodeListIsValidatedEntryByEntry(t *testing.T) {
+	a := newApp(func(k string) string {
+		return map[string]string{"AMQP_URL": "amqp://u:pw@a:5672/, amqp://u:pw@b:port/"}[k]
+	}, nil, nil)
+	a.rootCommand()
+	err := a.cfg.Validate()
+	require.ErrorContains(t, err, "url 2 of 2 amqp://u:***@b:port/")
+	require.NotContains(t, err.Error(), "pw")
 }
 
 func TestParseAmountIsExact(t *testing.T) {

@@ -40,9 +40,15 @@ type config struct {
 	// payloads unencrypted.
 	Codec codec.Config
 
-	// AMQPURL is the RabbitMQ URL (AMQP_URL) and AMQPTLS its certificates.
+	// AMQPURL is the RabbitMQ URL or comma-separated node URLs (AMQP_URL)
+	// and AMQPTLS its certificates.
 	AMQPURL string
 	AMQPTLS amqp.TLSConfig
+	// AMQPQueueType and AMQPDeliveryLimit are the queue settings
+	// (AMQP_QUEUE_TYPE, AMQP_DELIVERY_LIMIT), read as the worker reads
+	// them so that one environment configures both.
+	AMQPQueueType     string
+	AMQPDeliveryLimit int
 	// Exchange is the event exchange order.placed is published to.
 	Exchange string
 	// LedgerQueue, InventoryQueue and OrdersQueue are the services' command
@@ -85,7 +91,13 @@ func (c *config) bind(root *cobra.Command, getenv func(string) string) {
 	str(&c.Codec.KeysFile, "codec-keys", "", codec.EnvKeys, "", "key file of the payload codec: one id:base64key (32 bytes) per line, the first encrypts, all decrypt; empty: payloads unencrypted")
 	compress, _ := strconv.ParseBool(env(codec.EnvCompress, "false"))
 	fs.BoolVar(&c.Codec.Compress, "codec-compress", compress, "compress payloads before encrypting them (env "+codec.EnvCompress+")")
-	str(&c.AMQPURL, "amqp-url", "", amqp.EnvURL, amqp.DefaultURL, "RabbitMQ URL, amqp:// or amqps://")
+	str(&c.AMQPURL, "amqp-url", "", amqp.EnvURL, amqp.DefaultURL, "RabbitMQ URL, amqp:// or amqps://, or a comma-separated list of the URLs of a cluster's nodes, tried in turn")
+	str(&c.AMQPQueueType, "amqp-queue-type", "", amqp.EnvQueueType, amqp.QueueQuorum, "type of the durable queues: quorum or classic, as the worker's")
+	deliveryLimit, err := strconv.Atoi(env(amqp.EnvDeliveryLimit, strconv.Itoa(amqp.DefaultDeliveryLimit)))
+	if err != nil {
+		deliveryLimit = -1 // reported by Validate
+	}
+	fs.IntVar(&c.AMQPDeliveryLimit, "amqp-delivery-limit", deliveryLimit, "quorum queues: deliveries without an ack before the broker dead-letters a message, as the worker's (env "+amqp.EnvDeliveryLimit+")")
 	str(&c.AMQPTLS.CAFile, "amqp-tls-ca", "", "AMQP_TLS_CA", "", "CA bundle (PEM) for amqps://")
 	str(&c.AMQPTLS.CertFile, "amqp-tls-cert", "", "AMQP_TLS_CERT", "", "client certificate (PEM) for amqps://")
 	str(&c.AMQPTLS.KeyFile, "amqp-tls-key", "", "AMQP_TLS_KEY", "", "client private key (PEM) for amqps://")
@@ -120,7 +132,7 @@ func (c config) Validate() error {
 	if u, err := url.Parse(c.UIURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") {
 		errs = append(errs, fmt.Errorf("--ui-url %q: want an http:// or https:// URL", c.UIURL))
 	}
-	if err := (amqp.Config{URL: c.AMQPURL, TLS: c.AMQPTLS}).Validate(); err != nil {
+	if err := (amqp.Config{URL: c.AMQPURL, TLS: c.AMQPTLS, QueueType: c.AMQPQueueType, DeliveryLimit: c.AMQPDeliveryLimit}).Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("--amqp-url: %w", err))
 	}
 	if c.Timeout <= 0 {

@@ -58,6 +58,7 @@ type config struct {
 	// client, built from --codec-keys and --codec-compress.
 	Codec *codec.Codec
 
+	// AMQPURL is one broker URL or a comma-separated list of node URLs.
 	AMQPURL     string
 	AMQPTLSCA   string
 	AMQPTLSCert string
@@ -65,7 +66,11 @@ type config struct {
 	// AMQPExchange is the event exchange: declared on connecting, bound by
 	// the consumers and published to by the activities and the services.
 	AMQPExchange string
-	ReplyQueue   string
+	// AMQPQueueType and AMQPDeliveryLimit are the type of the durable
+	// queues and the delivery limit of quorum ones (amqp.Config).
+	AMQPQueueType     string
+	AMQPDeliveryLimit int
+	ReplyQueue        string
 
 	LedgerDSN    string
 	InventoryDSN string
@@ -119,11 +124,13 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 		"an existing current version is changed only by the operator's temporal worker deployment set-current-version (env TEMPORAL_MAKE_CURRENT_IF_UNSET)")
 	codecKeys := fs.String("codec-keys", env(codec.EnvKeys, ""), "key file encrypting Temporal payloads: one id:base64key (32 bytes) per line, the first encrypts, all decrypt; empty leaves payloads unencrypted (env "+codec.EnvKeys+")")
 	codecCompress := fs.String("codec-compress", env(codec.EnvCompress, "false"), "compress payloads before encrypting them (env "+codec.EnvCompress+")")
-	str(&c.AMQPURL, "amqp-url", amqp.EnvURL, amqp.DefaultURL, "RabbitMQ URL, amqp:// or amqps://")
+	str(&c.AMQPURL, "amqp-url", amqp.EnvURL, amqp.DefaultURL, "RabbitMQ URL, amqp:// or amqps://, or a comma-separated list of the URLs of a cluster's nodes, tried in turn on connecting and after a lost connection")
 	str(&c.AMQPTLSCA, "amqp-tls-ca", "AMQP_TLS_CA", "", "CA bundle (PEM) for amqps:// (default: system roots)")
 	str(&c.AMQPTLSCert, "amqp-tls-cert", "AMQP_TLS_CERT", "", "client certificate (PEM) for amqps://")
 	str(&c.AMQPTLSKey, "amqp-tls-key", "AMQP_TLS_KEY", "", "client private key (PEM) for amqps://")
 	str(&c.AMQPExchange, "amqp-exchange", "AMQP_EXCHANGE", amqp.DefaultExchange, "topic exchange the sagas' and services' events are published to and consumed from")
+	str(&c.AMQPQueueType, "amqp-queue-type", amqp.EnvQueueType, amqp.QueueQuorum, "type of the durable queues the worker declares: quorum or classic (an existing queue of the other type is an error, never changed)")
+	deliveryLimit := fs.String("amqp-delivery-limit", env(amqp.EnvDeliveryLimit, strconv.Itoa(amqp.DefaultDeliveryLimit)), "quorum queues: deliveries of a message without an ack (its consumer crashing on it) before the broker dead-letters it (env "+amqp.EnvDeliveryLimit+")")
 	str(&c.ReplyQueue, "reply-queue", "REPLY_QUEUE", contract.ReplyQueue, "durable queue the services' replies come back on; shared by every worker")
 	str(&c.LedgerDSN, "ledger-dsn", "LEDGER_DSN", ".data/ledger.db", "ledger database: a SQLite file path or a postgres:// DSN")
 	str(&c.InventoryDSN, "inventory-dsn", "INVENTORY_DSN", ".data/inventory.db", "inventory database: a SQLite file path or a postgres:// DSN")
@@ -218,6 +225,12 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	}
 	if c.AMQPExchange == "" {
 		errs = append(errs, errors.New("--amqp-exchange must not be empty"))
+	}
+	if c.AMQPDeliveryLimit, err = strconv.Atoi(*deliveryLimit); err != nil || c.AMQPDeliveryLimit < 1 {
+		errs = append(errs, fmt.Errorf("--amqp-delivery-limit %q: want a positive integer", *deliveryLimit))
+	} else if err := (amqp.Config{URL: c.AMQPURL, QueueType: c.AMQPQueueType, DeliveryLimit: c.AMQPDeliveryLimit,
+		TLS: amqp.TLSConfig{CAFile: c.AMQPTLSCA, CertFile: c.AMQPTLSCert, KeyFile: c.AMQPTLSKey}}).Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("--amqp-url, --amqp-queue-type, --amqp-tls-*: %w", err))
 	}
 	return c, errors.Join(errs...)
 }

@@ -32,6 +32,8 @@ func TestConfigDefaultsAndEnvironment(t *testing.T) {
 	require.Equal(t, "sagas", cfg.TaskQueue)
 	require.Equal(t, "amqp://guest:guest@127.0.0.1:5672/", cfg.AMQPURL)
 	require.Equal(t, "sagas.events", cfg.AMQPExchange)
+	require.Equal(t, "quorum", cfg.AMQPQueueType)
+	require.Equal(t, 20, cfg.AMQPDeliveryLimit)
 	require.Equal(t, ".data/ledger.db", cfg.LedgerDSN)
 	require.Equal(t, allPartsSorted(), cfg.Parts)
 	require.Equal(t, 30*time.Second, cfg.ShutdownGrace)
@@ -42,6 +44,8 @@ func TestConfigDefaultsAndEnvironment(t *testing.T) {
 		"TEMPORAL_TASK_QUEUE": "from-env",
 		"AMQP_URL":            "amqps://u:p@mq:5671/",
 		"AMQP_EXCHANGE":       "tenant-a.events",
+		"AMQP_QUEUE_TYPE":     "classic",
+		"AMQP_DELIVERY_LIMIT": "7",
 		"LEDGER_DSN":          "postgres://db/ledger",
 		"WORKER_RUN":          "services",
 	}), &bytes.Buffer{})
@@ -51,6 +55,8 @@ func TestConfigDefaultsAndEnvironment(t *testing.T) {
 	require.Equal(t, "from-flag", cfg.TaskQueue, "a flag wins over the environment")
 	require.Equal(t, "amqps://u:p@mq:5671/", cfg.AMQPURL)
 	require.Equal(t, "tenant-a.events", cfg.AMQPExchange)
+	require.Equal(t, "classic", cfg.AMQPQueueType)
+	require.Equal(t, 7, cfg.AMQPDeliveryLimit)
 	require.Equal(t, "postgres://db/ledger", cfg.LedgerDSN)
 	require.Equal(t, []string{partInventory, partLedger, partNotifications, partProjection}, cfg.Parts)
 }
@@ -109,6 +115,9 @@ func TestConfigRejectsBadInput(t *testing.T) {
 		{"log level", []string{"--log-level", "loud"}, nil, "--log-level"},
 		{"empty exchange", []string{"--amqp-exchange", ""}, nil, "--amqp-exchange must not be empty"},
 		{"stray argument", []string{"extra"}, nil, "unexpected argument"},
+		{"queue type", nil, map[string]string{"AMQP_QUEUE_TYPE": "stream"}, `queue type "stream": want quorum or classic`},
+		{"delivery limit", []string{"--amqp-delivery-limit", "0"}, nil, `--amqp-delivery-limit "0": want a positive integer`},
+		{"bad node url", []string{"--amqp-url", "amqp://u:pw@a:5672/,amqp://u:pw@b:port/"}, nil, "url 2 of 2 amqp://u:***@b:port/"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -123,7 +132,7 @@ func TestHelpDocumentsEveryFlagWithItsEnvironmentVariable(t *testing.T) {
 	_, err := parseConfig([]string{"--help"}, env(nil), &out)
 	require.True(t, errors.Is(err, flag.ErrHelp))
 	for _, want := range []string{"TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "TEMPORAL_TLS_CERT", "TEMPORAL_TLS_KEY",
-		"TEMPORAL_TLS_CA", "AMQP_URL", "AMQP_EXCHANGE", "LEDGER_DSN", "INVENTORY_DSN", "ORDERS_DSN", "TEMPORAL_TASK_QUEUE", "(default \"127.0.0.1:7233\")",
+		"TEMPORAL_TLS_CA", "AMQP_URL", "AMQP_EXCHANGE", "AMQP_QUEUE_TYPE", "AMQP_DELIVERY_LIMIT", "comma-separated list of the URLs of a cluster's nodes", "LEDGER_DSN", "INVENTORY_DSN", "ORDERS_DSN", "TEMPORAL_TASK_QUEUE", "(default \"127.0.0.1:7233\")",
 		"orchestration (workflows,replies,bridge:", "services (ledger,inventory,projection,notifications:"} {
 		require.Contains(t, out.String(), want)
 	}

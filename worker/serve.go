@@ -67,13 +67,15 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 	defer cancel()
 	conn, err := amqp.Dial(dialCtx, amqp.Config{
 		URL:            cfg.AMQPURL,
+		QueueType:      cfg.AMQPQueueType,
+		DeliveryLimit:  cfg.AMQPDeliveryLimit,
 		TLS:            amqp.TLSConfig{CAFile: cfg.AMQPTLSCA, CertFile: cfg.AMQPTLSCert, KeyFile: cfg.AMQPTLSKey},
 		ConnectionName: "sagaflow-worker " + strings.Join(cfg.Parts, ","),
 		Exchange:       cfg.AMQPExchange,
 		Logger:         logger.With("component", "amqp"),
 	})
 	if err != nil {
-		return fmt.Errorf("connect to RabbitMQ at %s: %w", redact.URL(cfg.AMQPURL), err)
+		return fmt.Errorf("connect to RabbitMQ at %s: %w", amqp.RedactURLs(cfg.AMQPURL), err)
 	}
 	p.conn = conn
 	p.closers = append(p.closers, conn.Close)
@@ -121,7 +123,8 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 		parts = append(parts, srv)
 	}
 	logger.Info("worker started", "parts", cfg.Parts, "task_queue", cfg.TaskQueue,
-		"temporal", cfg.TemporalAddress, "namespace", cfg.TemporalNamespace, "deployment", cfg.Versioning.DeploymentName, "build_id", cfg.Versioning.BuildID, "amqp", redact.URL(cfg.AMQPURL), "exchange", cfg.AMQPExchange, "http", cfg.HTTPAddr)
+		"temporal", cfg.TemporalAddress, "namespace", cfg.TemporalNamespace, "deployment", cfg.Versioning.DeploymentName, "build_id", cfg.Versioning.BuildID,
+		"amqp", amqp.RedactURLs(cfg.AMQPURL), "amqp_node", conn.Node(), "amqp_queue_type", cfg.AMQPQueueType, "exchange", cfg.AMQPExchange, "http", cfg.HTTPAddr)
 	err = runParts(ctx, parts, logger)
 	logger.Info("worker stopped")
 	return err

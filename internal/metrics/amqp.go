@@ -10,7 +10,8 @@ import (
 
 // RegisterAMQP registers the publisher and consumer counters of one broker
 // connection as sagaflow_amqp_* counters, labelled with the connection's role
-// (for example "services" or "orchestration").
+// (for example "services" or "orchestration"); sagaflow_amqp_reconnects_total
+// is labelled with the node as well.
 func RegisterAMQP(reg prometheus.Registerer, role string, stats *amqp.Stats) error {
 	counters := []struct {
 		name, help string
@@ -25,7 +26,6 @@ func RegisterAMQP(reg prometheus.Registerer, role string, stats *amqp.Stats) err
 		{"retried_total", "Deliveries sent to a delay queue after a failure.", &stats.Retried},
 		{"dead_lettered_total", "Deliveries moved to a dead-letter queue.", &stats.DeadLettered},
 		{"duplicates_dropped_total", "Deliveries dropped as duplicates of a handled message id.", &stats.DuplicatesDropped},
-		{"reconnects_total", "Reconnections after a lost broker connection.", &stats.Reconnects},
 	}
 	for _, c := range counters {
 		v := c.v
@@ -40,5 +40,23 @@ func RegisterAMQP(reg prometheus.Registerer, role string, stats *amqp.Stats) err
 			return err
 		}
 	}
-	return nil
+	return reg.Register(&reconnects{role: role, stats: stats, desc: prometheus.NewDesc(
+		"sagaflow_amqp_reconnects_total", "Reconnections after a lost broker connection, by the node (host:port) reached.",
+		[]string{"node"}, prometheus.Labels{"connection": role})})
+}
+
+// reconnects reports Stats.ReconnectsByNode: one series per node of the
+// connection's URL list, 0 until a reconnection reaches it.
+type reconnects struct {
+	role  string
+	stats *amqp.Stats
+	desc  *prometheus.Desc
+}
+
+func (r *reconnects) Describe(ch chan<- *prometheus.Desc) { ch <- r.desc }
+
+func (r *reconnects) Collect(ch chan<- prometheus.Metric) {
+	for node, n := range r.stats.ReconnectsByNode() {
+		ch <- prometheus.MustNewConstMetric(r.desc, prometheus.CounterValue, float64(n), node)
+	}
 }
