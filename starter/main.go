@@ -139,6 +139,7 @@ Every global flag defaults to its environment variable, then to the value shown.
 		a.loadCommand(),
 		a.demoCommand(),
 		a.codecServerCommand(),
+		a.replayCommand(),
 	)
 	root.CompletionOptions.DisableDefaultCmd = true
 	return root
