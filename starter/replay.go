@@ -282,4 +282,3 @@ func (a *app) printReplay(doc replayDocument) error {
 	}
 	return tw.Flush()
 }
-
