@@ -118,17 +118,20 @@ func (r *Replayer) Replay(h *History) *Failure {
 
 func (r *Replayer) classify(h *History, err error) *Failure {
 	msg := err.Error()
-	if strings.Contains(msg, "[TMPRL1100]") || strings.Contains(msg, "doesn't return the same result as the last event") {
-		return &Failure{KindNonDeterministic, errors.New(firstLine(msg))}
-	}
+	// Replay decodes payloads (the workflow's input, the results it
+	// reads): without their key the workflow fails early, which the SDK
+	// reports as non-determinism. The missing key is the cause.
 	if missing := r.missingKeys(h); len(missing) > 0 {
 		need := strings.Join(missing, ", ")
 		have := "no key is configured"
 		if ids := r.opts.Codec.KeyIDs(); len(ids) > 0 {
 			have = "the configured keys are " + strings.Join(ids, ", ")
 		}
-		return &Failure{KindEncrypted, fmt.Errorf("payloads are encrypted with key %s and %s: set %s to a key file holding it (%s)",
+		return &Failure{KindEncrypted, fmt.Errorf("payloads are encrypted with key %s and %s: set %s (--codec-keys) to a key file holding it (replay: %s)",
 			need, have, codec.EnvKeys, firstLine(msg))}
+	}
+	if strings.Contains(msg, "[TMPRL1100]") || strings.Contains(msg, "doesn't return the same result as the last event") {
+		return &Failure{KindNonDeterministic, errors.New(firstLine(msg))}
 	}
 	return &Failure{KindFailed, errors.New(firstLine(msg))}
 }
