@@ -58,7 +58,9 @@ func (replayStandIns) Refund(context.Context, activities.LedgerCommand) (activit
 	return activities.CommandResult{CommandType: events.CmdLedgerRefund}, nil
 }
 
-func (replayStandIns) PublishTransferEvent(context.Context, activities.TransferEvent) error { return nil }
+func (replayStandIns) PublishTransferEvent(context.Context, activities.TransferEvent) error {
+	return nil
+}
 func (replayStandIns) PublishReservationFailed(context.Context, activities.ReservationFailedEvent) error {
 	return nil
 }
