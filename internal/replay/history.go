@@ -52,7 +52,9 @@ func ReadFile(path string) (*History, error) {
 //   - the Temporal CLI's `temporal workflow show --output json`: protojson
 //     {"events": [...]} with enums such as "EVENT_TYPE_WORKFLOW_EXECUTION_STARTED";
 //   - the Web UI's "Download" (encoded): {"events": [...]} as its HTTP API
-//     returns it, with enums such as "WorkflowExecutionStarted";
+//     returns them, the same protojson (checked with the UI 2.42 of CLI
+//     v1.5.1); older UI servers wrote shorthand enums such as
+//     "WorkflowExecutionStarted", which are read too;
 //   - the Web UI's decoded and readable downloads, where payloads (all of
 //     them, or only memo, header and search attributes) are
 //     {"metadata": {"encoding": "json/plain"}, "data": <the JSON value>};

@@ -97,7 +97,7 @@ func (r *Replayer) WorkflowTypes() []string { return slices.Clone(r.types) }
 // Replay replays h and returns nil when it passes.
 func (r *Replayer) Replay(h *History) *Failure {
 	if !slices.Contains(r.types, h.WorkflowType) {
-		return &Failure{KindUnknownType, fmt.Errorf("workflow type %s is not in this binary (it knows %s)", h.WorkflowType, strings.Join(r.types, ", "))}
+		return r.unknownType(h.WorkflowType)
 	}
 	rp, err := worker.NewWorkflowReplayerWithOptions(worker.WorkflowReplayerOptions{
 		DataConverter:    r.opts.Codec.DataConverter(),
@@ -114,6 +114,10 @@ func (r *Replayer) Replay(h *History) *Failure {
 		return nil
 	}
 	return r.classify(h, err)
+}
+
+func (r *Replayer) unknownType(name string) *Failure {
+	return &Failure{KindUnknownType, fmt.Errorf("workflow type %s is not in this binary (it knows %s)", name, strings.Join(r.types, ", "))}
 }
 
 func (r *Replayer) classify(h *History, err error) *Failure {

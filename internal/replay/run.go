@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"slices"
 	"sort"
 	"sync"
 )
@@ -148,6 +149,9 @@ func (r *Replayer) runOne(ctx context.Context, job Job) Result {
 	}
 	if err := ctx.Err(); err != nil {
 		return fail(&Failure{KindUnreadable, err})
+	}
+	if job.WorkflowType != "" && !slices.Contains(r.types, job.WorkflowType) {
+		return fail(r.unknownType(job.WorkflowType)) // not worth fetching
 	}
 	h, err := job.Load(ctx)
 	if err != nil {
