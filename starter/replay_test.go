@@ -214,6 +214,14 @@ func TestReplayShowsProgressOnStderr(t *testing.T) {
 	require.NotContains(t, errOut, "230/230")
 }
 
+func TestReplayUnreachableServer(t *testing.T) {
+	code, out, errOut := runCLI(t, nil, "replay", "--address", "127.0.0.1:1", "--dial-timeout", "300ms")
+	require.Equal(t, exitFailure, code)
+	require.Empty(t, out)
+	require.Equal(t, 1, strings.Count(errOut, "\n"), errOut)
+	require.Contains(t, errOut, "starter: cannot reach Temporal at 127.0.0.1:1 (namespace default)")
+}
+
 func TestDefaultReplayQuery(t *testing.T) {
 	now := time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)
 	require.Equal(t, "WorkflowType IN ('OrderWorkflow', 'ReserveInventoryWorkflow', 'TransferWorkflow') AND (ExecutionStatus = 'Running' OR CloseTime >= '2026-11-19T09:00:00Z')",
