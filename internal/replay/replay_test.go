@@ -62,10 +62,12 @@ func TestEveryRecordedHistoryReplays(t *testing.T) {
 
 // readableDownload is what the Web UI's "readable" download does to a
 // payload: metadata values and data base64-decoded, data parsed as JSON.
-func readableDownload(t *testing.T, v any) any {
+// Its "decoded" download does it only to the memo, the header and the
+// search attributes (parsed is false until the walk is inside them).
+func readableDownload(t *testing.T, v any, parsed bool) any {
 	switch m := v.(type) {
 	case map[string]any:
-		if meta, ok := m["metadata"].(map[string]any); ok {
+		if meta, ok := m["metadata"].(map[string]any); ok && parsed {
 			if _, ok := meta["encoding"]; ok {
 				plain := map[string]any{}
 				for k, e := range meta {
@@ -85,11 +87,11 @@ func readableDownload(t *testing.T, v any) any {
 			}
 		}
 		for k, e := range m {
-			m[k] = readableDownload(t, e)
+			m[k] = readableDownload(t, e, parsed || k == "memo" || k == "header" || k == "searchAttributes")
 		}
 	case []any:
 		for i, e := range m {
-			m[i] = readableDownload(t, e)
+			m[i] = readableDownload(t, e, parsed)
 		}
 	}
 	return v
@@ -167,14 +169,22 @@ func TestParseAcceptsTheCLIAndWebUIFormats(t *testing.T) {
 	}
 	descending, err := json.Marshal(reversed)
 	require.NoError(t, err)
-	readable, err := json.Marshal(map[string]any{"events": readableDownload(t, doc.Events)})
+	var again struct {
+		Events []any `json:"events"`
+	}
+	require.NoError(t, json.Unmarshal(uiJSON, &again))
+	decoded, err := json.Marshal(map[string]any{"events": readableDownload(t, again.Events, false)})
+	require.NoError(t, err)
+	require.Contains(t, string(decoded), `"encoding":"json/plain"`)
+	require.Contains(t, string(decoded), `"encoding":"anNvbi9wbGFpbg=="`, "payloads outside memo, header and search attributes stay encoded")
+	readable, err := json.Marshal(map[string]any{"events": readableDownload(t, doc.Events, true)})
 	require.NoError(t, err)
 	require.Contains(t, string(readable), `"encoding":"json/plain"`)
 	require.Contains(t, string(readable), `"customer_id":"cust"`)
 
 	r := newReplayer(t, workflows.Register)
 	for name, data := range map[string][]byte{
-		"cli": cliJSON, "web ui": uiJSON, "shorthand enums": shorthand, "bare array": array, "newest first": descending, "web ui readable": readable,
+		"cli": cliJSON, "web ui": uiJSON, "shorthand enums": shorthand, "bare array": array, "newest first": descending, "web ui decoded": decoded, "web ui readable": readable,
 	} {
 		t.Run(name, func(t *testing.T) {
 			got, err := Parse(data)
