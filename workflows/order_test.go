@@ -416,12 +416,23 @@ func TestOrderAndReservationReplayRecordedHistories(t *testing.T) {
 func TestEveryRecordedHistoryIsReplayed(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("testdata", "*.json"))
 	require.NoError(t, err)
+	seen := map[string]bool{}
 	var listed []string
+	add := func(file string) {
+		if p := filepath.Join("testdata", file); !seen[p] {
+			seen[p] = true
+			listed = append(listed, p)
+		}
+	}
 	for _, hc := range sagaHistories {
-		listed = append(listed, filepath.Join("testdata", hc.file))
+		add(hc.file)
 	}
 	for _, rc := range replayCases {
-		listed = append(listed, filepath.Join("testdata", rc.file))
+		add(rc.file)
+	}
+	for _, tc := range transferTaskCases {
+		add(tc.v0File)
+		add(tc.v1File)
 	}
 	require.ElementsMatch(t, files, listed)
 }
