@@ -214,6 +214,14 @@ func TestReplayShowsProgressOnStderr(t *testing.T) {
 	require.NotContains(t, errOut, "230/230")
 }
 
+func TestReplayHelp(t *testing.T) {
+	code, out, errOut := runCLI(t, nil, "replay", "--help")
+	require.Equal(t, exitOK, code, errOut)
+	for _, flag := range []string{"--query", "--limit", "--concurrency", "--file", "--json", "--codec-keys", "--address"} {
+		require.Contains(t, out, flag)
+	}
+}
+
 func TestReplayUnreachableServer(t *testing.T) {
 	code, out, errOut := runCLI(t, nil, "replay", "--address", "127.0.0.1:1", "--dial-timeout", "300ms")
 	require.Equal(t, exitFailure, code)
