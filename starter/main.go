@@ -2,7 +2,8 @@
 // and queries to the participant services over RabbitMQ request-reply,
 // starts, inspects and cancels sagas on Temporal, publishes order.placed
 // events for the bridge, shows a saga's audit trail from its workflow
-// history, browses and redrives dead letters, and runs load tests.
+// history, browses and redrives dead letters, runs load tests, and replays
+// workflow histories against its workflow code before a deploy.
 //
 // Every subcommand has --help. Errors are printed on one line as
 // "starter: <error>"; the exit code is 2 for bad input and 1 for failures
@@ -104,7 +105,8 @@ func (a *app) rootCommand() *cobra.Command {
 	root.Long = `starter drives the saga system: accounts and stock through the services'
 RabbitMQ request-reply, sagas on Temporal (transfer, reserve, order), events
 for the bridge (publish), the orders read model, the audit trail of a saga
-(history), dead letters, and load tests.
+(history), dead letters, load tests, and the replay of histories against
+this binary's workflow code before a deploy (replay).
 
 Every global flag defaults to its environment variable, then to the value shown.`
 	root.Args = cobra.NoArgs
@@ -139,6 +141,7 @@ Every global flag defaults to its environment variable, then to the value shown.
 		a.loadCommand(),
 		a.demoCommand(),
 		a.codecServerCommand(),
+		a.replayCommand(),
 	)
 	root.CompletionOptions.DisableDefaultCmd = true
 	return root

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -372,7 +374,10 @@ func (standIns) PublishOrderEvent(context.Context, activities.OrderEvent) error 
 // records in testdata/ (RECORD_HISTORIES=1 go test ./workflows -run TestOrderLiveRunReplays).
 var recordHistories = os.Getenv("RECORD_HISTORIES") == "1"
 
-// sagaHistories are the recorded order and reservation histories.
+// sagaHistories are the recorded order and reservation histories, one per
+// way each saga ends (TestOrderLiveRunReplays,
+// TestOrderLiveRunReplaysCancelsAndOperators and
+// TestReservationLiveRunReplaysExpiryAndRefusal record them).
 var sagaHistories = []struct {
 	file     string
 	workflow any
@@ -380,8 +385,14 @@ var sagaHistories = []struct {
 	{"order_confirmed.json", OrderWorkflow},
 	{"order_payment_refused.json", OrderWorkflow},
 	{"order_reservation_refused.json", OrderWorkflow},
+	{"order_cancelled_before_payment.json", OrderWorkflow},
+	{"order_cancelled_during_payment.json", OrderWorkflow},
+	{"order_compensation_retried.json", OrderWorkflow},
+	{"order_resolved.json", OrderWorkflow},
 	{"reservation_committed_by_parent.json", ReserveInventoryWorkflow},
 	{"reservation_released_by_update.json", ReserveInventoryWorkflow},
+	{"reservation_expired.json", ReserveInventoryWorkflow},
+	{"reservation_refused.json", ReserveInventoryWorkflow},
 }
 
 // TestOrderAndReservationReplayRecordedHistories replays histories
@@ -392,12 +403,38 @@ func TestOrderAndReservationReplayRecordedHistories(t *testing.T) {
 		t.Run(hc.file, func(t *testing.T) {
 			path := filepath.Join("testdata", hc.file)
 			_, err := os.Stat(path)
-			require.NoError(t, err, "record it with: RECORD_HISTORIES=1 go test ./workflows -run TestOrderLiveRunReplays")
+			require.NoError(t, err, "record it with: RECORD_HISTORIES=1 go test ./workflows -run 'LiveRunReplays'")
 			replayer := worker.NewWorkflowReplayer()
 			replayer.RegisterWorkflow(hc.workflow)
 			require.NoError(t, replayer.ReplayWorkflowHistoryFromJSONFile(nil, path))
 		})
 	}
+}
+
+// TestEveryRecordedHistoryIsReplayed keeps the lists of the replay tests
+// complete: a history added to testdata/ is replayed by CI.
+func TestEveryRecordedHistoryIsReplayed(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("testdata", "*.json"))
+	require.NoError(t, err)
+	seen := map[string]bool{}
+	var listed []string
+	add := func(file string) {
+		if p := filepath.Join("testdata", file); !seen[p] {
+			seen[p] = true
+			listed = append(listed, p)
+		}
+	}
+	for _, hc := range sagaHistories {
+		add(hc.file)
+	}
+	for _, rc := range replayCases {
+		add(rc.file)
+	}
+	for _, tc := range transferTaskCases {
+		add(tc.v0File)
+		add(tc.v1File)
+	}
+	require.ElementsMatch(t, files, listed)
 }
 
 func fetchHistory(ctx context.Context, t *testing.T, c client.Client, id, runID string) *historypb.History {
@@ -505,4 +542,229 @@ func TestOrderLiveRunReplays(t *testing.T) {
 		require.Equal(t, upd, res)
 		checkHistory(t, fetchHistory(ctx, t, c, run.GetID(), run.GetRunID()), ReserveInventoryWorkflow, "reservation_released_by_update.json")
 	})
+}
+
+// gate holds the first call of an activity until the test opens it, so a
+// test can act while a step is running; later calls pass.
+type gate struct {
+	first   sync.Once
+	started chan struct{} // closed when the first call started
+	open    chan struct{}
+}
+
+func newGate() *gate { return &gate{started: make(chan struct{}), open: make(chan struct{})} }
+
+func (g *gate) pass(ctx context.Context) {
+	held := false
+	g.first.Do(func() {
+		held = true
+		close(g.started)
+	})
+	if held {
+		select {
+		case <-g.open:
+		case <-ctx.Done():
+		}
+	}
+}
+
+// waitStarted waits for the first call.
+func (g *gate) waitStarted(t *testing.T, what string) {
+	t.Helper()
+	select {
+	case <-g.started:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s did not start within 30s", what)
+	}
+}
+
+// operatorStandIns are standIns with the failures the cancel and operator
+// paths need: sku "slow-reserve" holds the reserve and customer
+// "slow-cust" the withdrawal at their gates; a reservation whose id holds
+// "uncommittable" is refused its commit; merchant "broke-shop" is refused
+// its first withdrawal (a refund) and "bankrupt-shop" every one.
+type operatorStandIns struct {
+	standIns
+	reserveGate, withdrawGate *gate
+
+	mu          sync.Mutex
+	brokeRefund bool
+}
+
+func (s *operatorStandIns) ReserveInventory(ctx context.Context, cmd activities.InventoryCommand) (activities.CommandResult, error) {
+	for _, l := range cmd.Lines {
+		if l.SKU == "slow-reserve" {
+			s.reserveGate.pass(ctx)
+		}
+	}
+	return s.standIns.ReserveInventory(ctx, cmd)
+}
+
+func (s *operatorStandIns) CommitInventory(ctx context.Context, cmd activities.InventoryCommand) (activities.CommandResult, error) {
+	if strings.Contains(cmd.ReservationID, "uncommittable") {
+		return activities.CommandResult{}, rejectionWith(events.CmdInventoryCommit, events.ReasonReservationNotHeld, "")
+	}
+	return s.standIns.CommitInventory(ctx, cmd)
+}
+
+func (s *operatorStandIns) Withdraw(ctx context.Context, cmd activities.LedgerCommand) (activities.CommandResult, error) {
+	refuse := rejectionWith(events.CmdLedgerWithdraw, events.ReasonInsufficientFunds, "")
+	switch cmd.AccountID {
+	case "slow-cust":
+		s.withdrawGate.pass(ctx)
+	case "bankrupt-shop":
+		return activities.CommandResult{}, refuse
+	case "broke-shop":
+		s.mu.Lock()
+		first := !s.brokeRefund
+		s.brokeRefund = true
+		s.mu.Unlock()
+		if first {
+			return activities.CommandResult{}, refuse
+		}
+	}
+	return s.standIns.Withdraw(ctx, cmd)
+}
+
+// waitSagaStatus polls the order's status query until its saga status is
+// want: only the workflow knows when it got there.
+func waitSagaStatus(ctx context.Context, t *testing.T, c client.Client, id string, want contract.SagaStatus) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		v, err := c.QueryWorkflow(ctx, id, "", contract.QueryStatus)
+		if err != nil {
+			return false
+		}
+		var st contract.OrderState
+		return v.Get(&st) == nil && st.Status == want
+	}, 30*time.Second, 50*time.Millisecond, "saga status of %s never became %s", id, want)
+}
+
+// TestOrderLiveRunReplaysCancelsAndOperators runs, on the dev server, the
+// orders that end by a customer's cancel or an operator's hand, checks
+// their outcomes and replays each fresh history; with RECORD_HISTORIES=1 it
+// stores them in testdata/.
+func TestOrderLiveRunReplaysCancelsAndOperators(t *testing.T) {
+	acts := &operatorStandIns{reserveGate: newGate(), withdrawGate: newGate()}
+	c, queue := temporaltest.NewWorker(t, func(w worker.Worker) {
+		w.RegisterWorkflow(OrderWorkflow)
+		w.RegisterWorkflow(ReserveInventoryWorkflow)
+		w.RegisterWorkflow(TransferWorkflow)
+		w.RegisterActivity(acts)
+	})
+	t.Cleanup(func() {
+		// Let a held activity return so the worker can stop.
+		for _, g := range []*gate{acts.reserveGate, acts.withdrawGate} {
+			select {
+			case <-g.open:
+			default:
+				close(g.open)
+			}
+		}
+	})
+	operator := contract.OperatorAction{Operator: "ops@example.com", Reason: "merchant account topped up"}
+	tests := []struct {
+		file   string
+		mutate func(o *events.OrderPlaced)
+		// act drives the order once started.
+		act  func(ctx context.Context, t *testing.T, id string)
+		want contract.OrderResult
+		// signals and children the history must hold, in order.
+		signals  []string
+		children []string
+	}{
+		{
+			file: "order_cancelled_before_payment.json",
+			mutate: func(o *events.OrderPlaced) {
+				o.Lines = []events.OrderLine{{SKU: "slow-reserve", Quantity: 1, UnitPrice: 2500}}
+			},
+			act: func(ctx context.Context, t *testing.T, id string) {
+				acts.reserveGate.waitStarted(t, "the reserve")
+				require.NoError(t, c.SignalWorkflow(ctx, id, "", contract.SignalCancel, contract.CancelRequest{Reason: "changed my mind"}))
+				close(acts.reserveGate.open)
+			},
+			want:     contract.OrderResult{Outcome: contract.OrderCancelled, Reason: "changed my mind"},
+			signals:  []string{contract.SignalCancel, contract.SignalReservationHeld},
+			children: []string{contract.ReservationWorkflowType},
+		},
+		{
+			file:   "order_cancelled_during_payment.json",
+			mutate: func(o *events.OrderPlaced) { o.CustomerID = "slow-cust" },
+			act: func(ctx context.Context, t *testing.T, id string) {
+				acts.withdrawGate.waitStarted(t, "the payment's withdrawal")
+				_, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+					WorkflowID: id, UpdateName: contract.SignalCancel, Args: []any{contract.CancelRequest{Reason: "found it cheaper"}},
+					WaitForStage: client.WorkflowUpdateStageAccepted,
+				})
+				require.NoError(t, err)
+				close(acts.withdrawGate.open)
+			},
+			want:     contract.OrderResult{Outcome: contract.OrderCancelled, Reason: "found it cheaper"},
+			signals:  []string{contract.SignalReservationHeld, "update:" + contract.SignalCancel},
+			children: []string{contract.ReservationWorkflowType, contract.TransferWorkflowType},
+		},
+		{
+			// The commit is refused, the refund too; the operator retries it.
+			file:   "order_compensation_retried.json",
+			mutate: func(o *events.OrderPlaced) { o.MerchantID = "broke-shop"; o.OrderID += "-uncommittable" },
+			act: func(ctx context.Context, t *testing.T, id string) {
+				waitSagaStatus(ctx, t, c, id, contract.StatusCompensationFailed)
+				require.NoError(t, c.SignalWorkflow(ctx, id, "", contract.SignalRetryCompensation, operator))
+			},
+			want:     contract.OrderResult{Outcome: contract.OrderCancelled, Reason: events.ReasonReservationNotHeld, FailedStep: contract.StepOrderCommit},
+			signals:  []string{contract.SignalReservationHeld, contract.SignalRetryCompensation},
+			children: []string{contract.ReservationWorkflowType, contract.TransferWorkflowType, contract.TransferWorkflowType, contract.TransferWorkflowType},
+		},
+		{
+			file:   "order_resolved.json",
+			mutate: func(o *events.OrderPlaced) { o.MerchantID = "bankrupt-shop"; o.OrderID += "-uncommittable" },
+			act: func(ctx context.Context, t *testing.T, id string) {
+				waitSagaStatus(ctx, t, c, id, contract.StatusCompensationFailed)
+				require.NoError(t, c.SignalWorkflow(ctx, id, "", contract.SignalResolve,
+					contract.OperatorAction{Operator: "ops@example.com", Reason: "refunded by bank transfer"}))
+			},
+			want:     contract.OrderResult{Outcome: contract.OrderResolved, Reason: events.ReasonReservationNotHeld, FailedStep: contract.StepOrderCommit},
+			signals:  []string{contract.SignalReservationHeld, contract.SignalResolve},
+			children: []string{contract.ReservationWorkflowType, contract.TransferWorkflowType, contract.TransferWorkflowType},
+		},
+	}
+	for i, tc := range tests {
+		t.Run(tc.file, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+			defer cancel()
+			order := testOrder
+			order.OrderID = fmt.Sprintf("replay-op-%d-%s", i, queue)
+			tc.mutate(&order)
+			run, err := c.ExecuteWorkflow(ctx, contract.OrderStartOptions(order, queue), OrderWorkflow, order)
+			require.NoError(t, err)
+			tc.act(ctx, t, run.GetID())
+			var res contract.OrderResult
+			require.NoError(t, run.Get(ctx, &res))
+			require.Equal(t, order.OrderID, res.OrderID)
+			res.OrderID, res.Error = "", ""
+			require.Equal(t, tc.want, res)
+			hist := fetchHistory(ctx, t, c, run.GetID(), run.GetRunID())
+			signals, children := signalsAndChildren(hist)
+			require.Equal(t, tc.signals, signals)
+			require.Equal(t, tc.children, children)
+			checkHistory(t, hist, OrderWorkflow, tc.file)
+		})
+	}
+}
+
+// signalsAndChildren lists the signals (and, as "update:NAME", the accepted
+// updates) a history received and the child workflows it started.
+func signalsAndChildren(hist *historypb.History) (signals, children []string) {
+	for _, ev := range hist.GetEvents() {
+		if a := ev.GetWorkflowExecutionSignaledEventAttributes(); a != nil {
+			signals = append(signals, a.GetSignalName())
+		}
+		if a := ev.GetWorkflowExecutionUpdateAcceptedEventAttributes(); a != nil {
+			signals = append(signals, "update:"+a.GetAcceptedRequest().GetInput().GetName())
+		}
+		if a := ev.GetStartChildWorkflowExecutionInitiatedEventAttributes(); a != nil {
+			children = append(children, a.GetWorkflowType().GetName())
+		}
+	}
+	return signals, children
 }

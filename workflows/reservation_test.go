@@ -10,13 +10,16 @@ import (
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/worker"
 
 	"github.com/sagaflow/sagaflow/activities"
 	"github.com/sagaflow/sagaflow/contract"
 	"github.com/sagaflow/sagaflow/events"
+	"github.com/sagaflow/sagaflow/internal/temporaltest"
 )
 
 // inv names the activities in mocks; it is never called.
@@ -377,4 +380,56 @@ func TestReserveInventoryWorkflowRejectsInvalidInput(t *testing.T) {
 	require.ErrorContains(t, appErr, "ttl")
 	require.ErrorContains(t, appErr, "lines")
 	require.Empty(t, h.calls)
+}
+
+// TestReservationLiveRunReplaysExpiryAndRefusal runs, on the dev server, a
+// reservation whose time-to-live passes and one the inventory refuses,
+// checks their outcomes and replays each fresh history; with
+// RECORD_HISTORIES=1 it stores them in testdata/.
+func TestReservationLiveRunReplaysExpiryAndRefusal(t *testing.T) {
+	c, queue := temporaltest.NewWorker(t, func(w worker.Worker) {
+		w.RegisterWorkflow(ReserveInventoryWorkflow)
+		w.RegisterActivity(&standIns{})
+	})
+	start := func(ctx context.Context, t *testing.T, name string, in contract.ReservationInput) client.WorkflowRun {
+		in.ReservationID = "replay-" + name + "-" + queue
+		run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: contract.ReservationWorkflowID(in.ReservationID), TaskQueue: queue}, ReserveInventoryWorkflow, in)
+		require.NoError(t, err)
+		return run
+	}
+
+	t.Run("reservation_expired.json", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		in := testReservation
+		in.TTL = time.Second // a real timer on the dev server
+		run := start(ctx, t, "expired", in)
+		var res contract.ReservationResult
+		require.NoError(t, run.Get(ctx, &res))
+		require.Equal(t, contract.ReservationExpired, res.Outcome)
+		require.Equal(t, events.ReleaseReasonExpired, res.ReleaseReason)
+		hist := fetchHistory(ctx, t, c, run.GetID(), run.GetRunID())
+		var fired int
+		for _, ev := range hist.GetEvents() {
+			if ev.GetTimerFiredEventAttributes() != nil {
+				fired++
+			}
+		}
+		require.Equal(t, 1, fired, "the time-to-live timer fired")
+		checkHistory(t, hist, ReserveInventoryWorkflow, "reservation_expired.json")
+	})
+
+	t.Run("reservation_refused.json", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		in := testReservation
+		in.Lines = []events.StockLine{{SKU: "sku-a", Quantity: 1}, {SKU: "out-of-stock", Quantity: 1}}
+		run := start(ctx, t, "refused", in)
+		err := run.Get(ctx, nil)
+		reason, lines, ok := ReservationRefusal(err)
+		require.True(t, ok, "want a refusal, got %v", err)
+		require.Equal(t, events.ReasonInsufficientStock, reason)
+		require.Equal(t, []events.StockLine{{SKU: "out-of-stock", Quantity: 1}}, lines)
+		checkHistory(t, fetchHistory(ctx, t, c, run.GetID(), run.GetRunID()), ReserveInventoryWorkflow, "reservation_refused.json")
+	})
 }
