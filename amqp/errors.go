@@ -73,7 +73,8 @@ type Stats struct {
 	Consumed atomic.Int64
 	// Retried counts deliveries sent to a delay queue after a failure.
 	Retried atomic.Int64
-	// DeadLettered counts deliveries moved to a dead-letter queue.
+	// DeadLettered counts deliveries moved to a dead-letter queue, by
+	// any consumer; DeadLettersByConsumer splits it by consumer.
 	DeadLettered atomic.Int64
 	// DuplicatesDropped counts deliveries acked without running the handler
 	// because their message id was already handled.
@@ -89,6 +90,9 @@ type Stats struct {
 
 	nodesMu sync.Mutex
 	nodes   map[string]*atomic.Int64 // reconnections by node host:port
+
+	deadMu sync.Mutex
+	dead   map[string]*atomic.Int64 // dead letters by consumer name
 }
 
 // addNodes makes every node appear in ReconnectsByNode, with 0 until a
@@ -126,6 +130,42 @@ func (s *Stats) ReconnectsByNode() map[string]int64 {
 	out := make(map[string]int64, len(s.nodes))
 	for h, n := range s.nodes {
 		out[h] = n.Load()
+	}
+	return out
+}
+
+// deadLetters returns the dead-letter counter of the consumer, creating it
+// at 0: a consumer appears in DeadLettersByConsumer from its start.
+func (s *Stats) deadLetters(consumer string) *atomic.Int64 {
+	s.deadMu.Lock()
+	defer s.deadMu.Unlock()
+	if s.dead == nil {
+		s.dead = make(map[string]*atomic.Int64)
+	}
+	n := s.dead[consumer]
+	if n == nil {
+		n = new(atomic.Int64)
+		s.dead[consumer] = n
+	}
+	return n
+}
+
+// CountDeadLetter counts a delivery the consumer moved to the dead letters
+// in DeadLettered and DeadLettersByConsumer.
+func (s *Stats) CountDeadLetter(consumer string) {
+	s.deadLetters(consumer).Add(1)
+	s.DeadLettered.Add(1)
+}
+
+// DeadLettersByConsumer returns the deliveries moved to the dead letters by
+// the name of the consumer that gave up on them; every consumer of the Conn
+// is present, with 0 when it dead-lettered none.
+func (s *Stats) DeadLettersByConsumer() map[string]int64 {
+	s.deadMu.Lock()
+	defer s.deadMu.Unlock()
+	out := make(map[string]int64, len(s.dead))
+	for c, n := range s.dead {
+		out[c] = n.Load()
 	}
 	return out
 }

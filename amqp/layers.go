@@ -192,8 +192,10 @@ func retry(maxAttempts int, retryQueue func(attempt int) string, pub publisher, 
 
 // deadLetter publishes a delivery whose handling failed for good to the
 // dead-letter exchange under the consumer's name, with the attempts and the
-// error recorded in its headers, and counts it in Stats.DeadLettered.
+// error recorded in its headers, and counts it in Stats.DeadLettered and
+// Stats.DeadLettersByConsumer.
 func deadLetter(exchange, consumer string, pub publisher, stats *Stats, logger *slog.Logger) layer {
+	stats.deadLetters(consumer) // the consumer's series exists from its start
 	return func(next Handler) Handler {
 		return func(ctx context.Context, d Delivery) error {
 			err := next(ctx, d)
@@ -207,7 +209,7 @@ func deadLetter(exchange, consumer string, pub publisher, stats *Stats, logger *
 					append(deliveryAttrs(d), "cause", err, "error", perr)...)
 				return fmt.Errorf("%w: to the dead letters: %w", errNotMoved, perr)
 			}
-			stats.DeadLettered.Add(1)
+			stats.CountDeadLetter(consumer)
 			logger.Warn("dead-lettered", append(deliveryAttrs(d), "error", err)...)
 			return nil
 		}

@@ -385,9 +385,11 @@ func TestDeadLetter(t *testing.T) {
 				require.EqualValues(t, 4, m.Headers[HeaderAttempts])
 				require.Equal(t, "permanent: order is unknown", m.Headers[HeaderLastError])
 				require.EqualValues(t, 1, stats.DeadLettered.Load())
+				require.Equal(t, map[string]int64{"orders.projection": 1}, stats.DeadLettersByConsumer(), "counted by the consumer")
 			} else {
 				require.Empty(t, pub.sent)
 				require.Zero(t, stats.DeadLettered.Load())
+				require.Equal(t, map[string]int64{"orders.projection": 0}, stats.DeadLettersByConsumer(), "the consumer is listed before its first dead letter")
 			}
 			l.expect(t, tt.wantLog, tt.wantLevel)
 		})

@@ -204,6 +204,9 @@ func (p *process) ledger(ctx context.Context) (part, error) {
 	if err := migrate(ctx, svc); err != nil {
 		return part{}, err
 	}
+	if err := metrics.RegisterOutboxBacklog(p.registry, ledger.ServiceName, db); err != nil {
+		return part{}, err
+	}
 	return part{partLedger, func(ctx context.Context) error { return svc.Run(ctx, p.conn) }}, nil
 }
 
@@ -217,6 +220,9 @@ func (p *process) inventory(ctx context.Context) (part, error) {
 		return part{}, err
 	}
 	if err := migrate(ctx, svc); err != nil {
+		return part{}, err
+	}
+	if err := metrics.RegisterOutboxBacklog(p.registry, inventory.ServiceName, db); err != nil {
 		return part{}, err
 	}
 	return part{partInventory, func(ctx context.Context) error { return svc.Run(ctx, p.conn) }}, nil

@@ -114,7 +114,41 @@ func NewSaga(ctx workflow.Context, opts SagaOptions) (*Saga, error) {
 	if err := s.setStatus(ctx, contract.StatusRunning); err != nil {
 		return nil, err
 	}
+	workflow.GetMetricsHandler(ctx).WithTags(metricTags(ctx)).Counter(contract.MetricSagaStarted).Inc(1)
 	return s, nil
+}
+
+// metricTags are the tags of a saga metric: the saga type and the
+// label/value pairs kv.
+//
+// The saga metrics are recorded here, in the helper every saga runs on,
+// rather than by a worker interceptor around ExecuteWorkflow: only the
+// helper knows the status a saga ends in (an interceptor sees a result
+// whose meaning differs from saga to saga) and when it is parked waiting
+// for an operator, which is no end at all. The workflow's metrics handler
+// (workflow.GetMetricsHandler) keeps this deterministic and counted once:
+// the SDK drops what is recorded while a history is replayed (a worker
+// rebuilding a saga after a cache eviction or a restart counts nothing
+// twice), and a metric adds no command to the history.
+func metricTags(ctx workflow.Context, kv ...string) map[string]string {
+	tags := map[string]string{contract.MetricTagSagaType: workflow.GetInfo(ctx).WorkflowType.Name}
+	for i := 0; i+1 < len(kv); i += 2 {
+		tags[kv[i]] = kv[i+1]
+	}
+	return tags
+}
+
+// recordStatus records the saga metrics of a status just set: an end
+// (with the saga's duration) or a parking.
+func (s *Saga) recordStatus(ctx workflow.Context, status contract.SagaStatus) {
+	switch status {
+	case contract.StatusCompleted, contract.StatusCompensated, contract.StatusCancelled, contract.StatusResolved:
+		m := workflow.GetMetricsHandler(ctx).WithTags(metricTags(ctx, contract.MetricTagOutcome, strings.ToLower(string(status))))
+		m.Counter(contract.MetricSagaEnded).Inc(1)
+		m.Timer(contract.MetricSagaDuration).Record(workflow.Now(ctx).Sub(workflow.GetInfo(ctx).WorkflowStartTime))
+	case contract.StatusCompensationFailed:
+		workflow.GetMetricsHandler(ctx).WithTags(metricTags(ctx)).Counter(contract.MetricSagaParked).Inc(1)
+	}
 }
 
 // State returns a copy of the saga's progress.
@@ -131,6 +165,7 @@ func (s *Saga) setStatus(ctx workflow.Context, status contract.SagaStatus) error
 	if err := workflow.UpsertTypedSearchAttributes(ctx, contract.SagaStatusKey.ValueSet(string(status))); err != nil {
 		return fmt.Errorf("upsert contract.SagaStatus %s: %w", status, err)
 	}
+	s.recordStatus(ctx, status)
 	return nil
 }
 
@@ -247,7 +282,14 @@ func (s *Saga) runOne(ctx workflow.Context, i int) error {
 	st := &s.state.Compensations[i]
 	st.Status = contract.CompensationRunning
 	st.Runs++
-	if err := s.comps[i].fn(ctx); err != nil {
+	err := s.comps[i].fn(ctx)
+	result := contract.CompensationSucceeded
+	if err != nil {
+		result = contract.CompensationFailed
+	}
+	workflow.GetMetricsHandler(ctx).WithTags(metricTags(ctx, contract.MetricTagCompensation, s.comps[i].name, contract.MetricTagResult, string(result))).
+		Counter(contract.MetricSagaCompensations).Inc(1)
+	if err != nil {
 		st.Status = contract.CompensationFailed
 		st.Error = err.Error()
 		return err

@@ -1,6 +1,7 @@
 // Package metrics exposes the worker's metrics to Prometheus: the Temporal
-// SDK's own metrics through a client.MetricsHandler, and the RabbitMQ
-// publisher and consumer counters.
+// SDK's own metrics and the saga business metrics through a
+// client.MetricsHandler, the RabbitMQ publisher and consumer counters, and
+// the outbox backlog of the participant services.
 package metrics
 
 import (
@@ -23,6 +24,10 @@ import (
 // are fixed). The handler keeps one series per (name, tags) and, when
 // collected, pads each family to the union of its label names, as Prometheus
 // requires.
+//
+// The saga business metrics (contract.MetricSaga*, recorded by the saga
+// helper through the workflow's metrics handler) are not prefixed: they
+// are exposed under their own names with fixed labels (see sagaMetrics).
 type TemporalHandler struct {
 	reg  *series
 	tags map[string]string
@@ -34,7 +39,7 @@ var _ prometheus.Collector = (*TemporalHandler)(nil)
 // NewTemporalHandler returns a handler whose metric names get prefix (for
 // example "temporal_"), sanitized for Prometheus.
 func NewTemporalHandler(prefix string) *TemporalHandler {
-	return &TemporalHandler{reg: &series{prefix: prefix, families: map[string]*family{}}}
+	return &TemporalHandler{reg: &series{prefix: prefix, families: map[string]*family{}, sagas: newSagaMetrics()}}
 }
 
 // WithTags returns a handler adding tags to every metric it creates.
@@ -47,6 +52,9 @@ func (h *TemporalHandler) WithTags(tags map[string]string) client.MetricsHandler
 
 // Counter returns the counter of that name and this handler's tags.
 func (h *TemporalHandler) Counter(name string) client.MetricsCounter {
+	if c, ok := h.reg.sagas.counter(name, h.tags); ok {
+		return counterFunc(func(d int64) { c.Add(float64(d)) })
+	}
 	s := h.reg.get(name, prometheus.CounterValue, h.tags)
 	return counterFunc(func(d int64) { s.add(float64(d)) })
 }
@@ -59,6 +67,9 @@ func (h *TemporalHandler) Gauge(name string) client.MetricsGauge {
 
 // Timer returns a histogram (in seconds) of that name and this handler's tags.
 func (h *TemporalHandler) Timer(name string) client.MetricsTimer {
+	if o, ok := h.reg.sagas.timer(name, h.tags); ok {
+		return timerFunc(func(d time.Duration) { o.Observe(d.Seconds()) })
+	}
 	s := h.reg.get(name, prometheus.UntypedValue, h.tags)
 	return timerFunc(func(d time.Duration) { s.observe(d.Seconds()) })
 }
@@ -68,7 +79,10 @@ func (h *TemporalHandler) Timer(name string) client.MetricsTimer {
 func (h *TemporalHandler) Describe(chan<- *prometheus.Desc) {}
 
 // Collect sends every series, each family padded to its union of labels.
-func (h *TemporalHandler) Collect(ch chan<- prometheus.Metric) { h.reg.collect(ch) }
+func (h *TemporalHandler) Collect(ch chan<- prometheus.Metric) {
+	h.reg.collect(ch)
+	h.reg.sagas.collect(ch)
+}
 
 type counterFunc func(int64)
 
@@ -90,6 +104,7 @@ type series struct {
 	prefix   string
 	mu       sync.Mutex
 	families map[string]*family
+	sagas    *sagaMetrics
 }
 
 type family struct {
