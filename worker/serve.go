@@ -60,7 +60,8 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 	p := &process{cfg: cfg, logger: logger, registry: prometheus.NewRegistry()}
 	defer p.close()
 	p.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	temporalMetrics := metrics.NewTemporalHandler("temporal_")
+	// No prefix: the SDK's metric names start with temporal_ already.
+	temporalMetrics := metrics.NewTemporalHandler("")
 	p.registry.MustRegister(temporalMetrics)
 
 	dialCtx, cancel := context.WithTimeout(ctx, 30*time.Second)

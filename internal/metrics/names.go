@@ -28,3 +28,26 @@ func Names() []string {
 	}
 	return slices.Sorted(maps.Keys(names))
 }
+
+// sdkHistograms are the Temporal SDK's task latencies the dashboard
+// charts, as the worker exposes them.
+var sdkHistograms = []string{
+	"temporal_workflow_task_schedule_to_start_latency",
+	"temporal_workflow_task_execution_latency",
+	"temporal_activity_schedule_to_start_latency",
+	"temporal_activity_execution_latency",
+	"temporal_workflow_endtoend_latency",
+}
+
+// SDKNames returns the series of the Temporal SDK's metrics a dashboard may
+// query, as Names does for sagaflow_*: the SDK names them, and a test
+// running sagas on a dev server checks that the worker's handler exposes
+// every one.
+func SDKNames() []string {
+	var names []string
+	for _, h := range sdkHistograms {
+		names = append(names, h+"_bucket", h+"_sum", h+"_count")
+	}
+	slices.Sort(names)
+	return names
+}

@@ -36,8 +36,10 @@ type TemporalHandler struct {
 var _ client.MetricsHandler = (*TemporalHandler)(nil)
 var _ prometheus.Collector = (*TemporalHandler)(nil)
 
-// NewTemporalHandler returns a handler whose metric names get prefix (for
-// example "temporal_"), sanitized for Prometheus.
+// NewTemporalHandler returns a handler whose metric names get prefix,
+// sanitized for Prometheus. The SDK's names start with "temporal_"
+// already (temporal_workflow_task_execution_latency), so the worker uses
+// no prefix.
 func NewTemporalHandler(prefix string) *TemporalHandler {
 	return &TemporalHandler{reg: &series{prefix: prefix, families: map[string]*family{}, sagas: newSagaMetrics()}}
 }
