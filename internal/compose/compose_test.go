@@ -161,7 +161,8 @@ func TestServices(t *testing.T) {
 			require.ElementsMatch(t, tt.ports, ports(s))
 		})
 	}
-	require.ElementsMatch(t, names, p.ServiceNames(), "every service is checked by this test")
+	// TestObservabilityProfile checks the observability profile's services.
+	require.ElementsMatch(t, append(names, observabilityServices...), p.ServiceNames(), "every service is checked by this test")
 	require.Equal(t, "temporal:7233", service(t, p, svcUI).Environment.ToMapping()["TEMPORAL_ADDRESS"], "the UI reaches the Temporal frontend")
 
 	server := imageTag(service(t, p, svcTemporal).Image)
@@ -308,6 +309,9 @@ func TestWorkerEnvironment(t *testing.T) {
 	env := w.Environment.ToMapping()
 
 	for k := range env {
+		if strings.HasPrefix(k, "OTEL_") {
+			continue // the OpenTelemetry SDK's own variables, not flags
+		}
 		_, ok := vars[k]
 		require.True(t, ok, "the worker reads no %s (see `go run ./worker --help`)", k)
 	}

@@ -7,4 +7,11 @@
 // attributes against the ones the workflows upsert. The worker's health
 // check runs against a stand-in endpoint, and the search-attribute setup
 // script under /bin/sh with a stand-in `temporal` command.
+//
+// The directory also holds the files the compose services mount: the
+// Temporal server's dynamic config and, for the observability profile,
+// Prometheus' scrape config (prometheus.yml) and Grafana's provisioning
+// and dashboard (grafana/). Their tests check that every mounted file
+// exists, that Prometheus scrapes the worker, and that every metric the
+// dashboard queries is one the worker exports.
 package compose
