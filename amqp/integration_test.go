@@ -333,6 +333,7 @@ func TestPoisonMessagesAreDeadLettered(t *testing.T) {
 	require.NoError(t, p.Publish(testCtx(t), m))
 	require.Equal(t, env.ID, recv(t, handled).ID)
 	require.EqualValues(t, 2, b.conn.Stats().DeadLettered.Load())
+	require.EqualValues(t, 2, b.conn.Stats().DeadLettersByConsumer()[q], "counted by the consumer")
 }
 
 func TestRetryWithGrowingDelaysThenAck(t *testing.T) {
