@@ -26,7 +26,8 @@ import (
 // TestSagaMetricsOnTheDevServer runs sagas on the dev server through a
 // client with the worker's metrics handler and checks the saga metrics by
 // type and outcome: an order confirmed, an order whose payment is refused,
-// a transfer on its own, and an order whose refund fails, parks the saga
+// an order the customer cancels, a transfer on its own, and an order whose
+// refund fails, parks the saga
 // and succeeds when an operator retries it. Before that retry the worker's
 // cache is purged, so the order is rebuilt by replaying its history; the
 // replay counts nothing again.
@@ -48,6 +49,14 @@ func TestSagaMetricsOnTheDevServer(t *testing.T) {
 	w.RegisterActivity(acts)
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
+	t.Cleanup(func() {
+		// Let a held activity return so the worker can stop.
+		select {
+		case <-acts.reserveGate.open:
+		default:
+			close(acts.reserveGate.open)
+		}
+	})
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -71,6 +80,15 @@ func TestSagaMetricsOnTheDevServer(t *testing.T) {
 		o.Lines = []events.OrderLine{{SKU: "sku-a", Quantity: 3, UnitPrice: 5000}}
 		o.Total = 15000
 	}), contract.OrderCancelled)
+
+	// The customer cancels while the stock is being reserved.
+	cancelled := order("cancelled", func(o *events.OrderPlaced) {
+		o.Lines = []events.OrderLine{{SKU: "slow-reserve", Quantity: 1, UnitPrice: 2500}}
+	})
+	acts.reserveGate.waitStarted(t, "the reserve")
+	require.NoError(t, c.SignalWorkflow(ctx, cancelled.GetID(), "", contract.SignalCancel, contract.CancelRequest{Reason: "changed my mind"}))
+	close(acts.reserveGate.open)
+	wantOrder(cancelled, contract.OrderCancelled)
 
 	in := contract.TransferInput{TransferID: "metrics-" + queue, SourceAccountID: "alice", TargetAccountID: "bob", Amount: 500, Currency: "EUR"}
 	trun, err := c.ExecuteWorkflow(ctx, contract.TransferStartOptions(in.TransferID, queue), TransferWorkflow, in)
@@ -108,29 +126,32 @@ func TestSagaMetricsOnTheDevServer(t *testing.T) {
 		labels labels
 		want   float64
 	}{
-		// Three orders, each with its reservation; the payments of the
-		// three, the transfer alone, and the parked order's two refunds.
-		{started, labels{"saga_type": orderType}, 3},
-		{started, labels{"saga_type": reservationType}, 3},
+		// Four orders, each with its reservation; the payments of the
+		// three that got that far, the transfer alone, and the parked
+		// order's two refunds.
+		{started, labels{"saga_type": orderType}, 4},
+		{started, labels{"saga_type": reservationType}, 4},
 		{started, labels{"saga_type": transferType}, 6},
 
 		{ended, labels{"saga_type": orderType, "outcome": completed}, 1},
 		{ended, labels{"saga_type": orderType, "outcome": compensated}, 2},
-		// Committed (confirmed order) and released (refused payment) end
-		// the reservation; the refused commit compensates it.
-		{ended, labels{"saga_type": reservationType, "outcome": completed}, 2},
+		{ended, labels{"saga_type": orderType, "outcome": "cancelled"}, 1},
+		// Committed (confirmed order) and released (refused payment,
+		// cancelled order) end the reservation; the refused commit
+		// compensates it.
+		{ended, labels{"saga_type": reservationType, "outcome": completed}, 3},
 		{ended, labels{"saga_type": reservationType, "outcome": compensated}, 1},
 		// The refused payment and the parked order's first refund withdraw
 		// nothing: they end compensated.
 		{ended, labels{"saga_type": transferType, "outcome": completed}, 4},
 		{ended, labels{"saga_type": transferType, "outcome": compensated}, 2},
-		{ended, labels{"outcome": "cancelled"}, 0},
+		{ended, labels{"outcome": "cancelled"}, 1},
 		{ended, labels{"outcome": "resolved"}, 0},
 
 		{contract.MetricSagaParked, labels{"saga_type": orderType}, 1},
 		{contract.MetricSagaParked, nil, 1},
 
-		{compensation, labels{"saga_type": orderType, "compensation": contract.StepOrderReserve, "result": succeeded}, 2},
+		{compensation, labels{"saga_type": orderType, "compensation": contract.StepOrderReserve, "result": succeeded}, 3},
 		{compensation, labels{"saga_type": orderType, "compensation": contract.StepOrderPayment, "result": failed}, 1},
 		{compensation, labels{"saga_type": orderType, "compensation": contract.StepOrderPayment, "result": succeeded}, 1},
 		{compensation, labels{"saga_type": reservationType, "compensation": contract.StepReserveInventory, "result": succeeded}, 1},
@@ -146,7 +167,7 @@ func TestSagaMetricsOnTheDevServer(t *testing.T) {
 		require.Equal(t, sum(t, reg, ended, l), float64(h.GetSampleCount()), "durations of %v", l)
 		require.Positive(t, h.GetSampleSum(), "durations of %v", l)
 	}
-	require.Len(t, metricFamily(t, reg, contract.MetricSagaDuration).GetMetric(), 6, "three saga types, each completed and compensated")
+	require.Len(t, metricFamily(t, reg, contract.MetricSagaDuration).GetMetric(), 7, "three saga types, each completed and compensated, and the cancelled order")
 
 	// The SDK's task latencies the dashboard charts are exposed by the
 	// worker's handler under the names it queries.
