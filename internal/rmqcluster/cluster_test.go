@@ -2,12 +2,10 @@ package rmqcluster
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -188,18 +186,6 @@ func startStale(t *testing.T) []int {
 	return pids
 }
 
-// alive reports whether a process runs: it exists and is not a zombie
-// waiting for its parent (pid 1 here) to reap it.
-func alive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	// pid (comm) state ...
-	_, rest, ok := strings.Cut(string(b), ") ")
-	return ok && !strings.HasPrefix(rest, "Z")
-}
-
 func answers(url string) bool {
 	conn, err := amqp091.Dial(url)
 	if err != nil {
@@ -221,4 +207,30 @@ func channel(t *testing.T, url string) *amqp091.Channel {
 	ch, err := conn.Channel()
 	require.NoError(t, err)
 	return ch
+}
+
+// TestErrorsNameTheNode checks that a failed call is one line naming the
+// node, what failed and the node's log.
+func TestErrorsNameTheNode(t *testing.T) {
+	if _, err := exec.LookPath("rabbitmqctl"); err != nil {
+		testenv.Unavailable(t, "rabbitmqctl", "install RabbitMQ (apt-get install rabbitmq-server)")
+	}
+	c := &Cluster{opts: Options{Prefix: "sagaflowrmqnever"}}
+	c.opts.setDefaults()
+	c.opts.CommandTimeout = 30 * time.Second
+	n := &Node{Name: "sagaflowrmqnever1@localhost", Port: 1, DistPort: 2, dir: t.TempDir(), cluster: c}
+	c.nodes = []*Node{n}
+	require.NoError(t, os.MkdirAll(filepath.Join(n.dir, "log"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(n.dir, "log", n.Name+".log"), []byte("boot\nlast words\n"), 0o644))
+
+	for name, call := range map[string]func() error{"stop_app": n.StopApp, "kill": n.Kill} {
+		err := call()
+		require.Error(t, err, name)
+		require.NotContains(t, err.Error(), "\n", name)
+		require.Contains(t, err.Error(), "rmqcluster: "+n.Name+": "+name, name)
+		require.Contains(t, err.Error(), "(log: boot | last words)", name)
+	}
+	require.False(t, n.Running())
+	_, err := c.QueueLeader("q")
+	require.ErrorContains(t, err, "no node runs")
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -195,10 +196,11 @@ func (n *Node) StartApp() error {
 
 // Stop stops the node's VM cleanly (`rabbitmqctl stop`).
 func (n *Node) Stop() error {
+	pids := n.pids()
 	if _, err := n.ctlTimed("stop"); err != nil {
 		return n.errorf("stop: %w", err)
 	}
-	return n.waitGone()
+	return n.waitGone(pids)
 }
 
 // Kill kills the node's Erlang VM with SIGKILL, as a crash or a power loss
@@ -213,26 +215,46 @@ func (n *Node) Kill() error {
 // killVM kills whatever VM of the node runs, if any, and waits until it is
 // gone.
 func (n *Node) killVM() error {
-	for _, pid := range n.pids() {
+	pids := n.pids()
+	for _, pid := range pids {
 		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
 			return n.errorf("kill %d: %w", pid, err)
 		}
 	}
-	return n.waitGone()
+	return n.waitGone(pids)
 }
 
-func (n *Node) waitGone() error {
+// waitGone waits until no VM of the node runs, and none of pids: a dying
+// VM loses its command line before it is gone.
+func (n *Node) waitGone(pids []int) error {
 	end := time.Now().Add(n.cluster.opts.CommandTimeout)
 	for {
-		pids := n.pids()
-		if len(pids) == 0 {
+		left := n.pids()
+		for _, pid := range pids {
+			if alive(pid) && !slices.Contains(left, pid) {
+				left = append(left, pid)
+			}
+		}
+		if len(left) == 0 {
 			return nil
 		}
 		if time.Now().After(end) {
-			return n.errorf("VM %v still running after %s", pids, n.cluster.opts.CommandTimeout)
+			return n.errorf("VM %v still running after %s", left, n.cluster.opts.CommandTimeout)
 		}
 		time.Sleep(50 * time.Millisecond) // polling: a process of another user cannot be waited for
 	}
+}
+
+// alive reports whether a process runs: it exists and is not a zombie
+// waiting for its parent to reap it.
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// pid (comm) state ...
+	_, rest, ok := strings.Cut(string(b), ") ")
+	return ok && !strings.HasPrefix(rest, "Z") && !strings.HasPrefix(rest, "X")
 }
 
 // Running reports whether RabbitMQ runs on the node: its VM lives and its
