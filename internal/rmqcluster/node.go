@@ -290,9 +290,25 @@ func (n *Node) runningNodes(ctx context.Context) ([]string, error) {
 }
 
 // pids returns the processes of the node's Erlang VM, found by the marker
-// on their command line.
+// on their command line, or where there is no /proc by the pid file the
+// node writes at boot.
 func (n *Node) pids() []int {
-	return markedPIDs(n.Name)
+	if _, err := os.Stat("/proc/self/cmdline"); err == nil {
+		return markedPIDs(n.Name)
+	}
+	b, err := os.ReadFile(n.path("pid"))
+	if err != nil {
+		return nil
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return nil
+	}
+	// EPERM: it exists, as another user's.
+	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+		return nil
+	}
+	return []int{pid}
 }
 
 // markedPIDs lists the processes whose command line carries the marker
