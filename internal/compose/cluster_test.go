@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/sagaflow/sagaflow/amqp"
 )
 
 // TestClusterProfile loads docker-compose.yml with the cluster profile on,
@@ -70,8 +72,11 @@ func TestClusterProfile(t *testing.T) {
 		w := service(t, p, svcClusterWorker)
 		env := w.Environment.ToMapping()
 		var hosts []string
-		for _, raw := range strings.Split(env["AMQP_URL"], ",") {
-			u, err := url.Parse(strings.TrimSpace(raw))
+		// As the worker reads it.
+		list, err := amqp.ParseURLs(env["AMQP_URL"])
+		require.NoError(t, err)
+		for _, raw := range list {
+			u, err := url.Parse(raw)
 			require.NoError(t, err)
 			require.Equal(t, "amqp", u.Scheme, raw)
 			require.Contains(t, []string{"", "5672"}, u.Port(), raw)

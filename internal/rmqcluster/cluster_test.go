@@ -12,6 +12,7 @@ import (
 	amqp091 "github.com/rabbitmq/amqp091-go"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sagaflow/sagaflow/amqp"
 	"github.com/sagaflow/sagaflow/internal/testenv"
 )
 
@@ -88,6 +89,9 @@ func TestCluster(t *testing.T) {
 				require.NoError(t, conn.Close())
 			}
 			require.Equal(t, c.URLs()[0]+","+c.URLs()[1]+","+c.URLs()[2], c.URL())
+			list, err := amqp.ParseURLs(c.URL())
+			require.NoError(t, err, "AMQP_URL=%s as the worker reads it", c.URL())
+			require.Equal(t, c.URLs(), list)
 		})
 
 		queue := "rmqcluster.test.orders"
