@@ -134,6 +134,10 @@ func Start(t testing.TB, opts Options) *Cluster {
 			testenv.Unavailable(t, tool, "install RabbitMQ (apt-get install rabbitmq-server) and put its tools on PATH")
 		}
 	}
+	if u, err := user.Lookup("rabbitmq"); err == nil && os.Geteuid() != 0 && strconv.Itoa(os.Geteuid()) != u.Uid {
+		// The Debian package's tools refuse any other user.
+		testenv.Unavailable(t, "running rabbitmq-server's nodes", "run the tests as root or as the rabbitmq user")
+	}
 	c, err := newCluster(opts)
 	if err != nil {
 		t.Fatal(err)

@@ -53,6 +53,10 @@ validate() {
 	for tool in rabbitmq-server rabbitmqctl; do
 		command -v "$tool" >/dev/null 2>&1 || die "$tool not found: install RabbitMQ (apt-get install rabbitmq-server) and put its tools on PATH"
 	done
+	# The Debian package's tools refuse any other user.
+	if id -u rabbitmq >/dev/null 2>&1 && [ "$(id -u)" != 0 ] && [ "$(id -u)" != "$(id -u rabbitmq)" ]; then
+		die "run it as root (sudo make cluster) or as the rabbitmq user, whose Erlang cookie the nodes share"
+	fi
 }
 
 name() { echo "$prefix$1@localhost"; }
