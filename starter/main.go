@@ -135,6 +135,8 @@ Every global flag defaults to its environment variable, then to the value shown.
 		a.historyCommand(),
 		a.listCommand(),
 		a.cancelCommand(),
+		a.resolveCommand(),
+		a.retryCompensationCommand(),
 		a.deadLettersCommand(),
 		a.loadCommand(),
 		a.demoCommand(),
