@@ -2,7 +2,9 @@
 // and queries to the participant services over RabbitMQ request-reply,
 // starts, inspects and cancels sagas on Temporal, publishes order.placed
 // events for the bridge, shows a saga's audit trail from its workflow
-// history, browses and redrives dead letters, and runs load tests.
+// history, browses, redrives and purges dead letters beside their sagas'
+// states, resolves or retries the compensation of sagas waiting for an
+// operator, and runs load tests.
 //
 // Every subcommand has --help. Errors are printed on one line as
 // "starter: <error>"; the exit code is 2 for bad input and 1 for failures
