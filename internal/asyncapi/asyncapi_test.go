@@ -273,3 +273,30 @@ func TestParserRejectsABrokenDocument(t *testing.T) {
 	require.Error(t, err, "%s", out)
 	require.Contains(t, string(out), "error ")
 }
+
+// TestGeneratorRefusesToBreakAPublishedVersion: a published document with a
+// field the catalog no longer has stops the generator (and -check) until
+// -allow-breaking; an up-to-date one passes -check.
+func TestGeneratorRefusesToBreakAPublishedVersion(t *testing.T) {
+	doc := generatedDocument(t)
+	path := filepath.Join(t.TempDir(), "asyncapi.yaml")
+	require.NoError(t, os.WriteFile(path, doc, 0o644))
+	require.NoError(t, run(path, true, false))
+
+	// The published funds.withdrawn had a field "fee" that is gone now.
+	published := bytes.Replace(doc, []byte("    funds.withdrawn.v1:\n      type: object\n      properties:\n"),
+		[]byte("    funds.withdrawn.v1:\n      type: object\n      properties:\n        fee:\n          type: integer\n"), 1)
+	require.NotEqual(t, doc, published)
+	require.NoError(t, os.WriteFile(path, published, 0o644))
+	err := run(path, false, false)
+	require.ErrorContains(t, err, "funds.withdrawn.v1: field fee removed")
+	require.ErrorContains(t, err, "register the type at the next version with an upcaster")
+	got, _ := os.ReadFile(path)
+	require.Equal(t, published, got, "nothing written")
+	require.Error(t, run(path, true, true), "-check never accepts a break")
+
+	require.NoError(t, run(path, false, true))
+	got, _ = os.ReadFile(path)
+	require.Equal(t, doc, got)
+	require.Error(t, run(filepath.Join(t.TempDir(), "missing.yaml"), true, false), "-check fails without a document")
+}

@@ -32,18 +32,18 @@ func main() {
 	check := flag.Bool("check", false, "write nothing; fail when "+documentPath+" is out of date or a change breaks a published version")
 	allowBreaking := flag.Bool("allow-breaking", false, "write the document even when a published version lost or retyped a field")
 	flag.Parse()
-	if err := run(*check, *allowBreaking); err != nil {
+	root, err := repo.Root()
+	if err == nil {
+		err = run(filepath.Join(root, documentPath), *check, *allowBreaking)
+	}
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "asyncapi: %s\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(check, allowBreaking bool) error {
-	root, err := repo.Root()
-	if err != nil {
-		return err
-	}
-	path := filepath.Join(root, documentPath)
+// run writes the document to path, or with check only compares it.
+func run(path string, check, allowBreaking bool) error {
 	entries, err := catalogEntries()
 	if err != nil {
 		return err
