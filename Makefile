@@ -13,7 +13,7 @@ FAULTS_TIMEOUT ?= 25m
 
 export PATH := $(BIN):$(PATH)
 
-.PHONY: demo test faults unit temporal rabbitmq bench fmt vet
+.PHONY: demo test faults unit temporal rabbitmq cluster cluster-stop bench fmt vet
 
 ## demo: the sagas end to end on a Temporal dev server with its Web UI (Ctrl-C stops it)
 demo:
@@ -49,6 +49,14 @@ $(TEMPORAL):
 ## rabbitmq: make sure a broker answers at AMQP_URL, starting a local rabbitmq-server if installed
 rabbitmq:
 	@bash internal/scripts/ensure-rabbitmq.sh "$(AMQP_URL)"
+
+## cluster: a local 3-node RabbitMQ cluster beside the broker at :5672: sagaflow1..3@localhost on 127.0.0.1:5681-5683 (distribution 25681-25683), data in .data/cluster; prints the AMQP_URL to use
+cluster:
+	@bash internal/scripts/cluster.sh start
+
+## cluster-stop: stop the nodes of `make cluster` (their data stays in .data/cluster)
+cluster-stop:
+	@bash internal/scripts/cluster.sh stop
 
 ## bench: the saga, publisher and ledger benchmarks, written to docs/BENCHMARKS.md (several minutes; BENCH_FLAGS="--sagas 100 --concurrency 20" for a quick run)
 bench: temporal rabbitmq

@@ -170,3 +170,14 @@ func (r *registration) upcast(from int, data json.RawMessage) (json.RawMessage, 
 	}
 	return data, nil
 }
+
+// Upcasters returns the upcasters of typ in version order: the first turns
+// version 1 data into version 2. It is nil for an unknown type or one at
+// version 1.
+func Upcasters(typ string) []Upcaster {
+	r, ok := lookup(typ)
+	if !ok {
+		return nil
+	}
+	return slices.Clone(r.upcasters)
+}

@@ -2,8 +2,10 @@
 // and queries to the participant services over RabbitMQ request-reply,
 // starts, inspects and cancels sagas on Temporal, publishes order.placed
 // events for the bridge, shows a saga's audit trail from its workflow
-// history, browses and redrives dead letters, runs load tests, and replays
-// workflow histories against its workflow code before a deploy.
+// history, browses, redrives and purges dead letters beside their sagas'
+// states, resolves or retries the compensation of sagas waiting for an
+// operator, runs load tests, and replays workflow histories against its
+// workflow code before a deploy.
 //
 // Every subcommand has --help. Errors are printed on one line as
 // "starter: <error>"; the exit code is 2 for bad input and 1 for failures
@@ -137,6 +139,8 @@ Every global flag defaults to its environment variable, then to the value shown.
 		a.historyCommand(),
 		a.listCommand(),
 		a.cancelCommand(),
+		a.resolveCommand(),
+		a.retryCompensationCommand(),
 		a.deadLettersCommand(),
 		a.loadCommand(),
 		a.demoCommand(),

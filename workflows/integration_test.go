@@ -204,8 +204,8 @@ func (s *liveSystem) command(tb testing.TB, typ string, p events.Payload) events
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		d, err = s.requester.Request(ctx, s.ledgerQueue, m)
-		if errors.Is(err, amqp.ErrUnroutable) {
-			return false // the ledger has not declared its queue yet
+		if errors.Is(err, amqp.ErrUnroutable) || errors.Is(err, amqp.ErrNacked) {
+			return false // the ledger has not declared its queue yet, or its quorum queue is starting
 		}
 		require.NoError(tb, err)
 		return true

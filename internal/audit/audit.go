@@ -57,6 +57,10 @@ const (
 	KindChild Kind = "child"
 	// KindSignal: a signal the workflow received.
 	KindSignal Kind = "signal"
+	// KindOperator: an operator's action on a saga waiting for one (the
+	// contract.SignalResolve and contract.SignalRetryCompensation signals),
+	// with who acted and why.
+	KindOperator Kind = "operator"
 	// KindSignalSent: a signal the workflow sent to another workflow.
 	KindSignalSent Kind = "signal-sent"
 	// KindUpdate: an update the workflow accepted, with its outcome.
@@ -369,7 +373,11 @@ func (b *builder) event(e *historypb.HistoryEvent) {
 
 	case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
 		a := e.GetWorkflowExecutionSignaledEventAttributes()
-		b.add(Record{EventID: id, Time: at, Kind: KindSignal, Name: a.GetSignalName(),
+		kind := KindSignal
+		if n := a.GetSignalName(); n == contract.SignalResolve || n == contract.SignalRetryCompensation {
+			kind = KindOperator
+		}
+		b.add(Record{EventID: id, Time: at, Kind: kind, Name: a.GetSignalName(),
 			Input: b.payloads(a.GetInput()), Identity: a.GetIdentity()})
 
 	case enumspb.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED:

@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/sagaflow/sagaflow/codec"
+	"github.com/sagaflow/sagaflow/contract"
 )
 
 // TextOptions tune WriteText.
@@ -129,6 +130,15 @@ func (t *textWriter) record(start time.Time, r Record) {
 		b.WriteString(r.Name)
 		t.with(&b, "payload", t.value(r.Input))
 		t.with(&b, "from", r.Identity)
+	case KindOperator:
+		b.WriteString(r.Name)
+		var act contract.OperatorAction
+		if json.Unmarshal(r.Input, &act) == nil && (act.Operator != "" || act.Reason != "") {
+			fmt.Fprintf(&b, " by %s: %s", orUnknown(act.Operator), t.cut(act.Reason))
+		} else {
+			t.with(&b, "payload", t.value(r.Input))
+		}
+		t.with(&b, "from", r.Identity)
 	case KindSignalSent:
 		fmt.Fprintf(&b, "%s to %s", r.Name, r.WorkflowID)
 		t.with(&b, "payload", t.value(r.Input))
@@ -242,4 +252,11 @@ func versionLine(tl Timeline) string {
 		parts[i] = fmt.Sprintf("%s, events %d-%d", name(v), v.FirstEventID, v.LastEventID)
 	}
 	return strings.Join(parts, "; then ")
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "(unknown)"
+	}
+	return s
 }

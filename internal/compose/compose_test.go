@@ -37,7 +37,12 @@ const (
 	svcUI               = "temporal-ui"
 	svcRabbitMQ         = "rabbitmq"
 	svcWorker           = "worker"
+	// svcClusterWorker is the worker of the cluster profile.
+	svcClusterWorker = "worker-cluster"
 )
+
+// svcClusterNodes are the RabbitMQ nodes of the cluster profile.
+var svcClusterNodes = []string{"rabbitmq-1", "rabbitmq-2", "rabbitmq-3"}
 
 var (
 	root string
@@ -73,20 +78,23 @@ func run(m *testing.M) (int, error) {
 	return m.Run(), nil
 }
 
-// project loads docker-compose.yml as `docker compose` does, with every
-// profile on, and fails the test on what Compose would refuse: a schema
+// project loads docker-compose.yml as `docker compose` does, with the
+// given profiles on (every profile when none is given), and fails the test on what Compose would refuse: a schema
 // error, a dependency on an unknown service, an undeclared volume.
 //
 // The environment is empty rather than the shell's, and the file may
 // interpolate nothing from it: a `$NAME` meant for a container's shell
 // (written `$$NAME`) would otherwise be replaced on the host.
-func project(t *testing.T) *types.Project {
+func project(t *testing.T, profiles ...string) *types.Project {
 	t.Helper()
+	if len(profiles) == 0 {
+		profiles = []string{"*"}
+	}
 	var interpolated []string
 	opts, err := cli.NewProjectOptions(
 		[]string{filepath.Join(root, "docker-compose.yml")},
 		cli.WithWorkingDirectory(root),
-		cli.WithProfiles([]string{"*"}),
+		cli.WithProfiles(profiles),
 		cli.WithLoadOptions(func(o *loader.Options) {
 			// Unset while the files are read; set for loading them.
 			if o.Interpolate == nil {
@@ -142,6 +150,12 @@ func TestServices(t *testing.T) {
 		// The management tag has the management plugin (UI on 15672) on.
 		{service: svcRabbitMQ, repo: "rabbitmq", tagSuffix: "-management", ports: []string{"5672:5672", "15672:15672"}},
 		{service: svcWorker, ports: []string{"9090:9090"}},
+		// The cluster profile: `make cluster`'s ports, and the management
+		// UI of each node.
+		{service: svcClusterNodes[0], repo: "rabbitmq", tagSuffix: "-management", ports: []string{"5681:5672", "15681:15672"}},
+		{service: svcClusterNodes[1], repo: "rabbitmq", tagSuffix: "-management", ports: []string{"5682:5672", "15682:15672"}},
+		{service: svcClusterNodes[2], repo: "rabbitmq", tagSuffix: "-management", ports: []string{"5683:5672", "15683:15672"}},
+		{service: svcClusterWorker, ports: []string{"9091:9090"}},
 	}
 	var names []string
 	for _, tt := range tests {
@@ -193,7 +207,7 @@ func imageTag(image string) string {
 // health check, that the others wait for it, and that healthy means usable.
 func TestHealthChecks(t *testing.T) {
 	p := project(t)
-	for _, name := range []string{svcPostgres, svcTemporal, svcRabbitMQ, svcWorker} {
+	for _, name := range append([]string{svcPostgres, svcTemporal, svcRabbitMQ, svcWorker, svcClusterWorker}, svcClusterNodes...) {
 		test := healthcheck(t, service(t, p, name))
 		require.Contains(t, []string{"CMD", "CMD-SHELL"}, test[0], "%s: healthcheck test %q", name, test)
 	}
@@ -206,6 +220,15 @@ func TestHealthChecks(t *testing.T) {
 		svcSearchAttributes: {svcTemporal: healthy},
 		svcUI:               {svcTemporal: healthy},
 		svcWorker:           {svcPostgres: healthy, svcRabbitMQ: healthy, svcTemporal: healthy, svcSearchAttributes: completed},
+		// The others join the first node once it runs, rather than each
+		// forming a cluster of its own.
+		svcClusterNodes[0]: {},
+		svcClusterNodes[1]: {svcClusterNodes[0]: healthy},
+		svcClusterNodes[2]: {svcClusterNodes[0]: healthy},
+		svcClusterWorker: {
+			svcPostgres: healthy, svcTemporal: healthy, svcSearchAttributes: completed,
+			svcClusterNodes[0]: healthy, svcClusterNodes[1]: healthy, svcClusterNodes[2]: healthy,
+		},
 	}
 	for name, deps := range want {
 		got := map[string]string{}

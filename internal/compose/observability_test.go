@@ -12,7 +12,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
@@ -30,30 +29,15 @@ const (
 
 var observabilityServices = []string{svcJaeger, svcPrometheus, svcGrafana}
 
-// loadProfiles loads docker-compose.yml with only the given profiles on,
-// as `docker compose --profile P up` does.
-func loadProfiles(t *testing.T, profiles ...string) *types.Project {
-	t.Helper()
-	opts, err := cli.NewProjectOptions(
-		[]string{filepath.Join(root, "docker-compose.yml")},
-		cli.WithWorkingDirectory(root),
-		cli.WithProfiles(profiles),
-	)
-	require.NoError(t, err)
-	p, err := opts.LoadProject(t.Context())
-	require.NoError(t, err, "docker-compose.yml with profiles %v", profiles)
-	return p
-}
-
 // TestObservabilityProfile checks that Jaeger, Prometheus and Grafana run
 // only with the observability profile, from pinned images, on the ports
 // the README names, and that the worker sends its traces to Jaeger.
 func TestObservabilityProfile(t *testing.T) {
-	plain := loadProfiles(t)
+	plain := project(t, "none") // no profile on, as `docker compose up`
 	for _, name := range observabilityServices {
 		require.NotContains(t, plain.ServiceNames(), name, "`docker compose up` without the profile starts no %s", name)
 	}
-	p := loadProfiles(t, profileObservability)
+	p := project(t, profileObservability)
 	require.Subset(t, p.ServiceNames(), append(slices.Clone(observabilityServices), svcWorker), "the profile adds to the system, the worker included")
 
 	tests := []struct {
@@ -62,8 +46,8 @@ func TestObservabilityProfile(t *testing.T) {
 	}{
 		// OTLP gRPC and HTTP in, the UI out.
 		{svcJaeger, "jaegertracing/all-in-one", []string{"4317:4317", "4318:4318", "16686:16686"}},
-		// 9090 on the host is the worker's /metrics.
-		{svcPrometheus, "prom/prometheus", []string{"9091:9090"}},
+		// 9090 and 9091 on the host are the workers' /metrics.
+		{svcPrometheus, "prom/prometheus", []string{"9092:9090"}},
 		{svcGrafana, "grafana/grafana", []string{"3000:3000"}},
 	}
 	for _, tt := range tests {
@@ -77,11 +61,14 @@ func TestObservabilityProfile(t *testing.T) {
 		})
 	}
 
-	t.Run("worker exports traces to Jaeger", func(t *testing.T) {
-		u, err := url.Parse(service(t, p, svcWorker).Environment.ToMapping()["OTEL_EXPORTER_OTLP_ENDPOINT"])
-		require.NoError(t, err)
-		require.Equal(t, svcJaeger, u.Hostname())
-		require.Equal(t, "4317", u.Port(), "OTLP/gRPC, the exporter's default protocol")
+	t.Run("workers export traces to Jaeger", func(t *testing.T) {
+		all := project(t)
+		for _, w := range []string{svcWorker, svcClusterWorker} {
+			u, err := url.Parse(service(t, all, w).Environment.ToMapping()["OTEL_EXPORTER_OTLP_ENDPOINT"])
+			require.NoError(t, err, w)
+			require.Equal(t, svcJaeger, u.Hostname(), w)
+			require.Equal(t, "4317", u.Port(), "%s: OTLP/gRPC, the exporter's default protocol", w)
+		}
 		require.Equal(t, "true", service(t, p, svcJaeger).Environment.ToMapping()["COLLECTOR_OTLP_ENABLED"])
 	})
 	t.Run("Grafana waits for Prometheus", func(t *testing.T) {
@@ -117,10 +104,11 @@ func readYAML(t *testing.T, path string, into any) {
 }
 
 // TestPrometheusScrapesTheWorker checks the Prometheus config the profile
-// mounts: it scrapes the worker's /metrics at the address the worker
-// listens on inside the compose network.
+// mounts: it scrapes the /metrics of `worker` and of the cluster profile's
+// `worker-cluster` at the address each listens on inside the compose
+// network (the one not running is merely a target down).
 func TestPrometheusScrapesTheWorker(t *testing.T) {
-	p := loadProfiles(t, profileObservability)
+	p := project(t, profileObservability)
 	prom := service(t, p, svcPrometheus)
 	require.Contains(t, []string(prom.Command), "--config.file=/etc/prometheus/prometheus.yml")
 	var cfg struct {
@@ -135,8 +123,6 @@ func TestPrometheusScrapesTheWorker(t *testing.T) {
 	}
 	readYAML(t, mounted(t, prom, "/etc/prometheus/prometheus.yml"), &cfg)
 
-	_, port, err := net.SplitHostPort(service(t, p, svcWorker).Environment.ToMapping()["METRICS_ADDR"])
-	require.NoError(t, err)
 	var targets []string
 	for _, sc := range cfg.ScrapeConfigs {
 		require.Contains(t, []string{"", "/metrics"}, sc.MetricsPath, "job %s", sc.JobName)
@@ -144,7 +130,14 @@ func TestPrometheusScrapesTheWorker(t *testing.T) {
 			targets = append(targets, st.Targets...)
 		}
 	}
-	require.Contains(t, targets, net.JoinHostPort(svcWorker, port), "the worker's METRICS_ADDR in the compose network")
+	all := project(t)
+	var want []string
+	for _, w := range []string{svcWorker, svcClusterWorker} {
+		_, port, err := net.SplitHostPort(service(t, all, w).Environment.ToMapping()["METRICS_ADDR"])
+		require.NoError(t, err, w)
+		want = append(want, net.JoinHostPort(w, port))
+	}
+	require.ElementsMatch(t, want, targets, "every worker's METRICS_ADDR in the compose network, the cluster profile's too")
 }
 
 // grafanaDatasources is Grafana's datasource provisioning file.
@@ -198,7 +191,7 @@ type datasourceRef struct {
 // the worker exports, so a renamed metric fails here, not on a blank
 // panel.
 func TestGrafanaDashboard(t *testing.T) {
-	p := loadProfiles(t, profileObservability)
+	p := project(t, profileObservability)
 	g := service(t, p, svcGrafana)
 
 	var ds grafanaDatasources

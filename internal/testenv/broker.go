@@ -83,6 +83,10 @@ func (b *Broker) DeadLetters(name string) <-chan amqp091.Delivery {
 		}
 		// Passive: a failure closes only this channel, so try a new one.
 		if _, err := ch.QueueDeclarePassive(queue, true, false, false, false, nil); err == nil {
+			// A quorum queue refuses a consumer without a prefetch limit.
+			if err := ch.Qos(256, 0, false); err != nil {
+				b.t.Fatalf("testenv: qos: %v", err)
+			}
 			ds, err := ch.Consume(queue, "", true, false, false, false, nil)
 			if err != nil {
 				b.t.Fatalf("testenv: consume %s: %v", queue, err)

@@ -204,7 +204,9 @@ func WaitReady(ctx context.Context, t testing.TB, r *amqp.Requester, queue strin
 		if err == nil {
 			return reply
 		}
-		if !errors.Is(err, amqp.ErrUnroutable) || ctx.Err() != nil {
+		// Unroutable: the queue is not declared yet. Nacked: a quorum
+		// queue being declared takes messages only once its leader runs.
+		if !(errors.Is(err, amqp.ErrUnroutable) || errors.Is(err, amqp.ErrNacked)) || ctx.Err() != nil {
 			t.Fatalf("service on %s never answered: %v", queue, err)
 		}
 		select {
