@@ -69,35 +69,47 @@ func (b *Broker) DeleteAtEnd(queues ...string) {
 // It waits for the queue to exist, that is for the consumer to have started.
 func (b *Broker) DeadLetters(name string) <-chan amqp091.Delivery {
 	b.t.Helper()
+	queue := name + ".dlq"
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		ds, err := b.consume(queue)
+		if err == nil {
+			return ds
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("testenv: consume %s within 15s: %v", queue, err)
+		}
+		time.Sleep(20 * time.Millisecond) // the broker offers no notification of a declared queue
+	}
+}
+
+// consume reads queue, auto-acking, on a connection of its own closed when
+// the test ends. The queue must exist, and a quorum queue must have started:
+// one declared a moment ago by another connection can be listed before its
+// replica runs, and consuming it then fails the whole connection.
+func (b *Broker) consume(queue string) (<-chan amqp091.Delivery, error) {
 	conn, err := amqp091.Dial(b.URL)
 	if err != nil {
 		b.t.Fatalf("testenv: dial %s: %v", b.URL, err)
 	}
-	b.t.Cleanup(func() { _ = conn.Close() })
-	queue := name + ".dlq"
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		ch, err := conn.Channel()
-		if err != nil {
-			b.t.Fatalf("testenv: channel: %v", err)
-		}
-		// Passive: a failure closes only this channel, so try a new one.
-		if _, err := ch.QueueDeclarePassive(queue, true, false, false, false, nil); err == nil {
-			// A quorum queue refuses a consumer without a prefetch limit.
-			if err := ch.Qos(256, 0, false); err != nil {
-				b.t.Fatalf("testenv: qos: %v", err)
-			}
-			ds, err := ch.Consume(queue, "", true, false, false, false, nil)
-			if err != nil {
-				b.t.Fatalf("testenv: consume %s: %v", queue, err)
-			}
-			return ds
-		}
-		if time.Now().After(deadline) {
-			b.t.Fatalf("testenv: queue %s was not declared within 15s", queue)
-		}
-		time.Sleep(20 * time.Millisecond) // the broker offers no notification of a declared queue
+	ch, err := conn.Channel()
+	if err == nil {
+		_, err = ch.QueueDeclarePassive(queue, true, false, false, false, nil)
 	}
+	if err == nil {
+		// A quorum queue refuses a consumer without a prefetch limit.
+		err = ch.Qos(256, 0, false)
+	}
+	var ds <-chan amqp091.Delivery
+	if err == nil {
+		ds, err = ch.Consume(queue, "", true, false, false, false, nil)
+	}
+	if err != nil {
+		_ = conn.Close()
+		return nil, err
+	}
+	b.t.Cleanup(func() { _ = conn.Close() })
+	return ds, nil
 }
 
 // WaitConsumer waits until a consumer reads queue name, so that a message
