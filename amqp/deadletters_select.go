@@ -93,8 +93,11 @@ func (c *Conn) RedriveRecorded(ctx context.Context, queue string, ids []string, 
 		return res, fmt.Errorf("redrive %s: %w", consumer, err)
 	}
 	defer func() { _ = pub.Close() }()
+	sent := map[string]bool{}
 	err = c.browse(ctx, dlq, func(_ *amqp091.Channel, d amqp091.Delivery, _ int) (bool, error) {
-		if !want[d.MessageId] {
+		// A message sent back that failed again during this call is back
+		// in the queue: it stays for the next call, not sent round again.
+		if !want[d.MessageId] || sent[d.MessageId] {
 			return true, nil
 		}
 		m := redriveMessage(d, consumer)
@@ -106,6 +109,7 @@ func (c *Conn) RedriveRecorded(ctx context.Context, queue string, ids []string, 
 		if err := d.Ack(false); err != nil {
 			return false, fmt.Errorf("remove %s from %s after sending it back: %w", d.MessageId, dlq, err)
 		}
+		sent[d.MessageId] = true
 		res.Redriven = append(res.Redriven, d.MessageId)
 		return true, nil
 	})
