@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -48,7 +49,9 @@ func TestReplayRecordedHistoriesPass(t *testing.T) {
 	require.Regexp(t, `OrderWorkflow +\d+ replayed +\d+ passed +0 failed`, out)
 	require.Regexp(t, `ReserveInventoryWorkflow +\d+ replayed`, out)
 	require.Regexp(t, `TransferWorkflow +\d+ replayed`, out)
-	require.Empty(t, errOut)
+	// On a slow machine a second can pass: then stderr has progress lines,
+	// and nothing else.
+	require.Empty(t, regexp.MustCompile(`(?m)^replay: \d+/\d+ histories, 0 failed\n`).ReplaceAllString(errOut, ""))
 
 	doc, _ := replayDoc(t, exitOK, "--file", all[0], all[1])
 	require.True(t, doc.OK)
