@@ -428,7 +428,12 @@ func (cs *Consumer) work(ctx context.Context, deliveries <-chan amqp091.Delivery
 // handler's or decoder's behalf.
 func (cs *Consumer) handle(ctx context.Context, d amqp091.Delivery) {
 	cs.stats.Consumed.Add(1)
-	if err := cs.h(ctx, toDelivery(d, cs.cfg.Name)); err != nil {
+	// The handling is a span continuing the publisher's trace; the layers
+	// add its retries, duplicates and dead-lettering as events.
+	ctx, span := startProcess(ctx, d, cs.cfg.Name)
+	err := cs.h(ctx, toDelivery(d, cs.cfg.Name))
+	endSpan(span, err)
+	if err != nil {
 		cs.nack(d, "return a delivery that could not be moved")
 		return
 	}

@@ -8,6 +8,8 @@ import (
 	"runtime/debug"
 	"strings"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
 )
 
 // A consumer handles each delivery through a chain of layers, each a Handler
@@ -120,8 +122,10 @@ func dedup(store DedupStore, window time.Duration, stats *Stats, logger *slog.Lo
 			switch res {
 			case ClaimDuplicate:
 				stats.DuplicatesDropped.Add(1)
+				spanEvent(ctx, EventDuplicateDropped)
 				return nil
 			case ClaimBusy:
+				spanEvent(ctx, EventDeferred)
 				return errClaimBusy
 			}
 			if err := next(ctx, d); err != nil {
@@ -182,6 +186,7 @@ func retry(maxAttempts int, retryQueue func(attempt int) string, pub publisher, 
 				return fmt.Errorf("%w: to %s: %w", errNotMoved, m.RoutingKey, perr)
 			}
 			counter.Add(1)
+			spanEvent(ctx, EventRetry, append(attemptAttrs(d, cause), attribute.String("messaging.rabbitmq.delay_queue", m.RoutingKey))...)
 			if cause != nil {
 				logger.Info("handling failed; retrying", append(deliveryAttrs(d), "delay_queue", m.RoutingKey, "error", err)...)
 			}
@@ -210,6 +215,7 @@ func deadLetter(exchange, consumer string, pub publisher, stats *Stats, logger *
 				return fmt.Errorf("%w: to the dead letters: %w", errNotMoved, perr)
 			}
 			stats.CountDeadLetter(consumer)
+			spanEvent(ctx, EventDeadLettered, attemptAttrs(d, err)...)
 			logger.Warn("dead-lettered", append(deliveryAttrs(d), "error", err)...)
 			return nil
 		}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // PublisherConfig configures a Publisher.
@@ -113,7 +114,13 @@ func (p *Publisher) Close() error {
 // error wrapping ErrNacked for a nack, ErrUnroutable for a returned message,
 // ErrConnectionLost when the connection closed before the confirm, and ctx's
 // error when ctx ended first (also while waiting for a reconnection).
-func (p *Publisher) Publish(ctx context.Context, m Message) error {
+//
+// The publish is a span of ctx's trace, whose W3C trace context goes in the
+// message's headers; when ctx has no span, the trace context m's headers
+// already carry is continued.
+func (p *Publisher) Publish(ctx context.Context, m Message) (err error) {
+	m, span := startPublish(ctx, m)
+	defer func() { endSpan(span, err) }()
 	select {
 	case p.slots <- struct{}{}:
 	case <-ctx.Done():
@@ -142,11 +149,19 @@ func (p *Publisher) Publish(ctx context.Context, m Message) error {
 // PublishBatch publishes every message, pipelined, and waits for all the
 // confirms. It returns nil when all were confirmed, otherwise the joined
 // errors of the failed ones, each naming its index and message id; the
-// caller may republish just those.
+// caller may republish just those. Each message is a span of its own, as
+// with Publish.
 func (p *Publisher) PublishBatch(ctx context.Context, msgs []Message) error {
 	waiters := make([]*confirmWaiter, len(msgs))
 	errs := make([]error, len(msgs))
+	spans := make([]trace.Span, len(msgs))
+	defer func() {
+		for i, s := range spans {
+			endSpan(s, errs[i])
+		}
+	}()
 	for i, m := range msgs {
+		m, spans[i] = startPublish(ctx, m)
 		w := newWaiter(m)
 		if err := p.send(ctx, m, w); err != nil {
 			waiterPool.Put(w)

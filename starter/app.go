@@ -17,6 +17,7 @@ import (
 	"github.com/sagaflow/sagaflow/codec"
 	"github.com/sagaflow/sagaflow/events"
 	"github.com/sagaflow/sagaflow/internal/temporaltls"
+	"github.com/sagaflow/sagaflow/internal/tracing"
 )
 
 // source is the envelope source of everything the CLI sends.
@@ -34,7 +35,11 @@ type app struct {
 
 	// codec encrypts and decrypts the Temporal payloads; set before a
 	// command runs.
-	codec     *codec.Codec
+	codec *codec.Codec
+	// tracing exports the command's spans and instruments its Temporal
+	// client; traceCfg is its configuration (OTEL_*), set with it.
+	tracing   *tracing.Tracing
+	traceCfg  tracing.Config
 	temporal  client.Client
 	conn      *amqp.Conn
 	requester *amqp.Requester
@@ -57,6 +62,28 @@ func (a *app) context(parent context.Context) (context.Context, context.CancelFu
 	return context.WithTimeout(parent, a.cfg.Timeout)
 }
 
+// setupTracing starts the OpenTelemetry tracing of the OTEL_* variables
+// (off without an endpoint); it is flushed last, when the command ends.
+func (a *app) setupTracing() error {
+	cfg, err := tracing.FromEnv(a.getenv, "sagaflow-starter")
+	if err != nil {
+		return &usageError{joinLines(err)}
+	}
+	tr, err := tracing.Setup(context.Background(), cfg)
+	if err != nil {
+		return err
+	}
+	a.tracing, a.traceCfg = tr, cfg
+	a.closers = append(a.closers, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tr.Shutdown(ctx); err != nil {
+			fmt.Fprintf(a.errOut, "starter: %s\n", shortError(err))
+		}
+	})
+	return nil
+}
+
 // temporalClient dials Temporal once, within --dial-timeout.
 func (a *app) temporalClient(ctx context.Context) (client.Client, error) {
 	if a.temporal != nil {
@@ -77,6 +104,7 @@ func (a *app) temporalClient(ctx context.Context) (client.Client, error) {
 		ConnectionOptions: client.ConnectionOptions{TLS: tlsCfg},
 		DataConverter:     a.codec.DataConverter(),
 		FailureConverter:  a.codec.FailureConverter(),
+		Interceptors:      a.tracing.ClientInterceptors(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cannot reach Temporal at %s (namespace %s): %s", a.cfg.Address, a.cfg.Namespace, shortError(err))

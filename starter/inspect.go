@@ -31,6 +31,10 @@ type statusView struct {
 	// on; nil for an unversioned saga.
 	Version *audit.Version `json:"version,omitempty"`
 	URL     string         `json:"url"`
+	// TraceID is the saga's OpenTelemetry trace (its memo); TraceURL its
+	// page in the trace viewer (OTEL_TRACE_UI_URL).
+	TraceID  string `json:"trace_id,omitempty"`
+	TraceURL string `json:"trace_url,omitempty"`
 	// State is the answer of the saga's status query.
 	State json.RawMessage `json:"state,omitempty"`
 	// QueryError says why the status query could not be answered (no
@@ -68,7 +72,9 @@ func (a *app) statusCommand() *cobra.Command {
 			WorkflowID: id, RunID: info.GetExecution().GetRunId(), WorkflowType: info.GetType().GetName(),
 			Status: info.GetStatus().String(), StartTime: info.GetStartTime().AsTime(), TaskQueue: info.GetTaskQueue(),
 			URL: a.cfg.workflowURL(id), SagaStatus: sagaStatusOf(desc), Version: audit.DescribedVersion(info),
+			TraceID: audit.TraceID(info.GetMemo(), a.codec.DataConverter()),
 		}
+		v.TraceURL = a.traceCfg.TraceURL(v.TraceID)
 		if info.GetCloseTime() != nil {
 			v.CloseTime = info.GetCloseTime().AsTime()
 		}
@@ -120,6 +126,12 @@ func (a *app) printStatus(v statusView) {
 	}
 	a.printf("\n  build:   %s\n", buildLine(v.Version))
 	a.printf("  ui:      %s\n", v.URL)
+	if v.TraceID != "" {
+		a.printf("  trace:   %s\n", v.TraceID)
+		if v.TraceURL != "" {
+			a.printf("           %s\n", v.TraceURL)
+		}
+	}
 	if v.State != nil {
 		var pretty strings.Builder
 		var st map[string]any
@@ -205,7 +217,7 @@ func (a *app) historyCommand() *cobra.Command {
 		if a.cfg.JSON {
 			return a.printJSON(tl)
 		}
-		opts := audit.TextOptions{}
+		opts := audit.TextOptions{TraceURL: a.traceCfg.TraceURL}
 		if *full {
 			opts.MaxValue = -1
 		}

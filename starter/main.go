@@ -123,7 +123,7 @@ Every global flag defaults to its environment variable, then to the value shown.
 			return usagef("--codec-keys: %w", err)
 		}
 		a.codec = cdc
-		return nil
+		return a.setupTracing()
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
 	a.cfg.bind(root, a.getenv)

@@ -15,6 +15,7 @@ import (
 	"github.com/sagaflow/sagaflow/amqp"
 	"github.com/sagaflow/sagaflow/codec"
 	"github.com/sagaflow/sagaflow/contract"
+	"github.com/sagaflow/sagaflow/internal/tracing"
 )
 
 // Parts the worker can run; --run selects them. The groups "orchestration"
@@ -57,6 +58,9 @@ type config struct {
 	// Codec encrypts and decrypts every Temporal payload of the worker's
 	// client, built from --codec-keys and --codec-compress.
 	Codec *codec.Codec
+	// Tracing is the OpenTelemetry setup of the standard OTEL_* variables;
+	// off without OTEL_EXPORTER_OTLP_ENDPOINT.
+	Tracing tracing.Config
 
 	// AMQPURL is one broker URL or a comma-separated list of node URLs.
 	AMQPURL     string
@@ -206,6 +210,9 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 		}
 	} else {
 		c.Versioning = versioning{}
+	}
+	if c.Tracing, err = tracing.FromEnv(getenv, "sagaflow-worker"); err != nil {
+		errs = append(errs, err)
 	}
 	if (c.TemporalTLSCert == "") != (c.TemporalTLSKey == "") {
 		errs = append(errs, errors.New("--temporal-tls-cert and --temporal-tls-key go together"))

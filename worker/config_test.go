@@ -147,7 +147,7 @@ func TestRunExitCodes(t *testing.T) {
 
 func TestTemporalTLSFilesAreReadBeforeDialling(t *testing.T) {
 	cfg := config{TemporalAddress: "127.0.0.1:1", TemporalNamespace: "default", TemporalTLSCA: filepath.Join(t.TempDir(), "missing.pem")}
-	_, err := dialTemporal(cfg, slog.New(slog.DiscardHandler), nil)
+	_, err := dialTemporal(cfg, slog.New(slog.DiscardHandler), nil, nil)
 	require.ErrorContains(t, err, "temporal TLS CA: open "+cfg.TemporalTLSCA)
 }
 

@@ -26,6 +26,7 @@ import (
 	"github.com/sagaflow/sagaflow/internal/metrics"
 	"github.com/sagaflow/sagaflow/internal/notifications"
 	"github.com/sagaflow/sagaflow/internal/redact"
+	"github.com/sagaflow/sagaflow/internal/tracing"
 	"github.com/sagaflow/sagaflow/services/inventory"
 	"github.com/sagaflow/sagaflow/services/ledger"
 	"github.com/sagaflow/sagaflow/services/orders"
@@ -57,6 +58,18 @@ type process struct {
 }
 
 func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
+	// Tracing outlives every part, so that Shutdown flushes their last spans.
+	tr, err := tracing.Setup(ctx, cfg.Tracing)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := tr.Shutdown(fctx); err != nil {
+			logger.Warn("tracing shutdown", "error", err)
+		}
+	}()
 	p := &process{cfg: cfg, logger: logger, registry: prometheus.NewRegistry()}
 	defer p.close()
 	p.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -66,7 +79,8 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 
 	dialCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	conn, err := amqp.Dial(dialCtx, amqp.Config{
+	var conn *amqp.Conn
+	conn, err = amqp.Dial(dialCtx, amqp.Config{
 		URL:            cfg.AMQPURL,
 		QueueType:      cfg.AMQPQueueType,
 		DeliveryLimit:  cfg.AMQPDeliveryLimit,
@@ -85,7 +99,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 	}
 
 	if cfg.has(partWorkflows) || cfg.has(partReplies) || cfg.has(partBridge) {
-		tc, err := dialTemporal(cfg, logger, temporalMetrics)
+		tc, err := dialTemporal(cfg, logger, temporalMetrics, tr.ClientInterceptors())
 		if err != nil {
 			return err
 		}

@@ -18,8 +18,9 @@ import (
 )
 
 // dialTemporal connects to the Temporal frontend with the configured
-// namespace, TLS, metrics and payload codec.
-func dialTemporal(cfg config, logger *slog.Logger, metrics client.MetricsHandler) (client.Client, error) {
+// namespace, TLS, metrics, payload codec and interceptors (tracing); the
+// workers built on the client inherit its interceptors.
+func dialTemporal(cfg config, logger *slog.Logger, metrics client.MetricsHandler, interceptors []interceptor.ClientInterceptor) (client.Client, error) {
 	tlsCfg, err := temporaltls.Config{
 		CAFile: cfg.TemporalTLSCA, CertFile: cfg.TemporalTLSCert, KeyFile: cfg.TemporalTLSKey, ServerName: cfg.TemporalTLSServer,
 	}.Client(cfg.TemporalAddress)
@@ -34,6 +35,7 @@ func dialTemporal(cfg config, logger *slog.Logger, metrics client.MetricsHandler
 		ConnectionOptions: client.ConnectionOptions{TLS: tlsCfg},
 		DataConverter:     cfg.Codec.DataConverter(),
 		FailureConverter:  cfg.Codec.FailureConverter(),
+		Interceptors:      interceptors,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("connect to Temporal at %s (namespace %s): %w", cfg.TemporalAddress, cfg.TemporalNamespace, err)

@@ -162,6 +162,9 @@ type Timeline struct {
 	// history order, one entry per run of consecutive tasks on the same
 	// build: a pinned saga has one. Empty for an unversioned workflow.
 	Versions []Version `json:"versions,omitempty"`
+	// TraceID is the saga's OpenTelemetry trace id, from its memo
+	// (contract.MemoTraceID); empty when it was started with tracing off.
+	TraceID string `json:"trace_id,omitempty"`
 	// Records are in history order.
 	Records []Record `json:"records"`
 }
@@ -237,6 +240,9 @@ func (b *builder) event(e *historypb.HistoryEvent) {
 		b.tl.TaskQueue = a.GetTaskQueue().GetName()
 		b.tl.StartTime = at
 		b.tl.Input = b.payloads(a.GetInput())
+		if id := TraceID(a.GetMemo(), b.dc); id != "" {
+			b.tl.TraceID = id
+		}
 		r := Record{EventID: id, Time: at, Kind: KindStarted, Name: b.tl.WorkflowType, Input: b.tl.Input, Identity: a.GetIdentity()}
 		if p := a.GetParentWorkflowExecution(); p != nil {
 			r.WorkflowID = p.GetWorkflowId()
@@ -590,6 +596,9 @@ func (b *builder) describe(desc *workflowservice.DescribeWorkflowExecutionRespon
 		b.tl.WorkflowType = info.GetType().GetName()
 	}
 	b.tl.Version = DescribedVersion(info)
+	if id := TraceID(info.GetMemo(), b.dc); id != "" {
+		b.tl.TraceID = id
+	}
 	if p, ok := info.GetSearchAttributes().GetIndexedFields()[sagaStatusAttribute]; ok {
 		var status string
 		if b.dc.FromPayload(p, &status) == nil && status != "" {
@@ -757,4 +766,19 @@ func enumName(s, prefix string) string {
 		out.WriteString(strings.ToUpper(w[:1]) + w[1:])
 	}
 	return out.String()
+}
+
+// TraceID is the trace id a saga's memo carries (contract.MemoTraceID),
+// decoded with dc; "" when the memo has none or it does not decode (a key
+// the converter lacks).
+func TraceID(memo *commonpb.Memo, dc converter.DataConverter) string {
+	p, ok := memo.GetFields()[contract.MemoTraceID]
+	if !ok {
+		return ""
+	}
+	var id string
+	if dc.FromPayload(p, &id) != nil {
+		return ""
+	}
+	return id
 }

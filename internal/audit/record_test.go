@@ -5,14 +5,17 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -125,4 +128,30 @@ func saveHistory(ctx context.Context, t *testing.T, c client.Client, run client.
 	b, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(hist)
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join("testdata", file), b, 0o644))
+}
+
+// The trace id of the saga's memo is in the header, with the viewer's
+// link when there is one.
+func TestWriteTextShowsTheTraceAndItsLink(t *testing.T) {
+	tl := Timeline{WorkflowID: "order-o-1", WorkflowType: "OrderWorkflow", Status: "Completed", TraceID: "4bf92f3577b34da6a3ce929d0e0e4736"}
+	var b strings.Builder
+	require.NoError(t, WriteText(&b, tl, TextOptions{TraceURL: func(id string) string { return "http://jaeger/trace/" + id }}))
+	require.Contains(t, b.String(), "  trace:   4bf92f3577b34da6a3ce929d0e0e4736\n           http://jaeger/trace/4bf92f3577b34da6a3ce929d0e0e4736\n")
+	b.Reset()
+	require.NoError(t, WriteText(&b, Timeline{WorkflowID: "order-o-2", Status: "Completed"}, TextOptions{}))
+	require.NotContains(t, b.String(), "trace:", "no trace line for a saga started with tracing off")
+}
+
+// Build reads the trace id from the memo of the started event.
+func TestBuildReadsTheTraceIDFromTheMemo(t *testing.T) {
+	dc := converter.GetDefaultDataConverter()
+	p, err := dc.ToPayload("4bf92f3577b34da6a3ce929d0e0e4736")
+	require.NoError(t, err)
+	started := &historypb.HistoryEvent{EventId: 1, EventType: enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED,
+		Attributes: &historypb.HistoryEvent_WorkflowExecutionStartedEventAttributes{WorkflowExecutionStartedEventAttributes: &historypb.WorkflowExecutionStartedEventAttributes{
+			Memo: &commonpb.Memo{Fields: map[string]*commonpb.Payload{contract.MemoTraceID: p}},
+		}}}
+	require.Equal(t, "4bf92f3577b34da6a3ce929d0e0e4736", Build([]*historypb.HistoryEvent{started}, nil, Options{}).TraceID)
+	require.Empty(t, Build([]*historypb.HistoryEvent{{EventId: 1, EventType: enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED,
+		Attributes: &historypb.HistoryEvent_WorkflowExecutionStartedEventAttributes{WorkflowExecutionStartedEventAttributes: &historypb.WorkflowExecutionStartedEventAttributes{}}}}, nil, Options{}).TraceID)
 }

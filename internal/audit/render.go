@@ -19,6 +19,9 @@ type TextOptions struct {
 	MaxValue int
 	// Location is the time zone times are shown in. Default UTC.
 	Location *time.Location
+	// TraceURL, when set, turns the trace id into a link to the trace
+	// viewer; an empty answer prints none.
+	TraceURL func(traceID string) string
 }
 
 // WriteText writes the timeline for people: a header with the workflow's
@@ -50,6 +53,14 @@ func WriteText(w io.Writer, tl Timeline, opts TextOptions) error {
 	}
 	if line := versionLine(tl); line != "" {
 		t.printf("  build:   %s\n", line)
+	}
+	if tl.TraceID != "" {
+		t.printf("  trace:   %s\n", tl.TraceID)
+		if opts.TraceURL != nil {
+			if u := opts.TraceURL(tl.TraceID); u != "" {
+				t.printf("           %s\n", u)
+			}
+		}
 	}
 	if tl.Error != "" {
 		t.printf("  error:   %s\n", t.cut(tl.Error))

@@ -24,6 +24,7 @@ import (
 	"github.com/sagaflow/sagaflow/amqp"
 	"github.com/sagaflow/sagaflow/contract"
 	"github.com/sagaflow/sagaflow/events"
+	"github.com/sagaflow/sagaflow/internal/tracing"
 )
 
 // Temporal is the part of the Temporal client the bridge uses;
@@ -224,7 +225,9 @@ func (b *Bridge) start(ctx context.Context, env events.Envelope, p events.Payloa
 	if r.Input != nil {
 		input = r.Input(env, p)
 	}
-	_, err := b.temporal.ExecuteWorkflow(ctx, opts, r.Workflow, input)
+	// The saga gets a trace of its own, linked to the event's: one trace
+	// per saga, however the event's own trace goes on.
+	_, err := b.temporal.ExecuteWorkflow(tracing.NewTraceLinkedTo(ctx), opts, r.Workflow, input)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	switch {
 	case err == nil:

@@ -12,6 +12,11 @@ import (
 	"fmt"
 	"strconv"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/sagaflow/sagaflow/amqp"
 	"github.com/sagaflow/sagaflow/events"
 	"github.com/sagaflow/sagaflow/services/store"
@@ -194,6 +199,14 @@ func (p *Processor) Deliver(ctx context.Context, d amqp.Delivery) error {
 		}
 	}
 	cmd := Command{Envelope: env, Payload: payload}
+	// The inbox → handler → outbox transaction is a span; the rows it
+	// writes keep its trace context for the relay's publish.
+	ctx, span := tracer().Start(ctx, p.cfg.Service+" handle "+env.Type, trace.WithAttributes(
+		attribute.String("sagaflow.service", p.cfg.Service),
+		attribute.String("sagaflow.command.id", env.ID),
+		attribute.String("sagaflow.command.type", env.Type),
+		attribute.String("sagaflow.correlation_id", env.CorrelationID)))
+	defer span.End()
 	for attempt := 0; ; attempt++ {
 		err := p.db.InTx(ctx, func(tx *store.Tx) error { return p.apply(ctx, tx, d, cmd, h) })
 		if err == nil {
@@ -201,10 +214,18 @@ func (p *Processor) Deliver(ctx context.Context, d amqp.Delivery) error {
 		}
 		retry := errors.Is(err, ErrConflict) || store.IsUniqueViolation(err) || store.IsRetryable(err)
 		if !retry || attempt >= p.cfg.MaxConflictRetries || ctx.Err() != nil {
-			return fmt.Errorf("%s: handle %s %s: %w", p.cfg.Service, env.Type, env.ID, err)
+			err = fmt.Errorf("%s: handle %s %s: %w", p.cfg.Service, env.Type, env.ID, err)
+			span.RecordError(err)
+			span.SetStatus(codes.Error, err.Error())
+			return err
 		}
+		span.AddEvent("transaction retried", trace.WithAttributes(attribute.Int("attempt", attempt+1), attribute.String("error.message", err.Error())))
 	}
 }
+
+// tracer is the services' tracer, from the global provider (a no-op while
+// tracing is off).
+func tracer() trace.Tracer { return otel.Tracer("github.com/sagaflow/sagaflow/services/command") }
 
 // classifyInvalid decides what to do with a body that did not decode: an
 // envelope whose payload broke only business rules becomes a rejection,
@@ -233,16 +254,18 @@ func (p *Processor) classifyInvalid(body []byte, decodeErr error) (events.Envelo
 
 func (p *Processor) apply(ctx context.Context, tx *store.Tx, d amqp.Delivery, cmd Command, h HandlerFunc) error {
 	env := cmd.Envelope
+	tc := amqp.TraceHeaders(ctx)
 	claimed, stored, err := tx.ClaimCommand(ctx, p.cfg.Service, env.ID, env.Type)
 	if err != nil {
 		return err
 	}
 	if !claimed {
 		// A repeat: answer with the stored bytes and change nothing else.
+		trace.SpanFromContext(ctx).AddEvent("repeated command: stored reply sent again")
 		if stored == nil || d.ReplyTo == "" {
 			return nil
 		}
-		return tx.Enqueue(ctx, p.cfg.Service, toOutbox(p.replyMessage(d, env, stored)))
+		return tx.Enqueue(ctx, p.cfg.Service, toOutbox(p.replyMessage(d, env, stored), tc))
 	}
 	out, err := h(ctx, tx, cmd)
 	if err != nil {
@@ -262,7 +285,7 @@ func (p *Processor) apply(ctx context.Context, tx *store.Tx, d amqp.Delivery, cm
 		if err != nil {
 			return err
 		}
-		msgs = append(msgs, toOutbox(m))
+		msgs = append(msgs, toOutbox(m, tc))
 	}
 	reply, err := p.buildReply(env, out.Status, out.Reason, out.Message, out.Result)
 	if err != nil {
@@ -272,7 +295,7 @@ func (p *Processor) apply(ctx context.Context, tx *store.Tx, d amqp.Delivery, cm
 		return err
 	}
 	if d.ReplyTo != "" {
-		msgs = append(msgs, toOutbox(p.replyMessage(d, env, reply)))
+		msgs = append(msgs, toOutbox(p.replyMessage(d, env, reply), tc))
 	}
 	return tx.Enqueue(ctx, p.cfg.Service, msgs...)
 }

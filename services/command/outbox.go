@@ -14,10 +14,10 @@ import (
 // is the edge where they meet: messages are converted on the way into the
 // outbox and back on the way out of the relay.
 
-// toOutbox keeps what the outbox stores of m; its headers, reply-to,
-// timestamp and content type are dropped (every outbox body is a JSON
-// envelope).
-func toOutbox(m amqp.Message) store.OutboxMessage {
+// toOutbox keeps what the outbox stores of m, with the trace context tc of
+// the transaction writing it; its headers, reply-to, timestamp and content
+// type are dropped (every outbox body is a JSON envelope).
+func toOutbox(m amqp.Message, tc map[string]string) store.OutboxMessage {
 	return store.OutboxMessage{
 		Exchange:      m.Exchange,
 		RoutingKey:    m.RoutingKey,
@@ -25,13 +25,24 @@ func toOutbox(m amqp.Message) store.OutboxMessage {
 		Type:          m.Type,
 		CorrelationID: m.CorrelationID,
 		Body:          m.Body,
+		TraceContext:  tc,
 	}
 }
 
 // fromOutbox is the message the relay publishes for an outbox row, stamped
-// with the time the row was written.
+// with the time the row was written and carrying the trace context of the
+// transaction that wrote it in its headers: the relay publishes without a
+// span of its own, so the publish continues that transaction's trace.
 func fromOutbox(m store.OutboxMessage) amqp.Message {
+	var headers map[string]any
+	if len(m.TraceContext) > 0 {
+		headers = make(map[string]any, len(m.TraceContext))
+		for k, v := range m.TraceContext {
+			headers[k] = v
+		}
+	}
 	return amqp.Message{
+		Headers:       headers,
 		Exchange:      m.Exchange,
 		RoutingKey:    m.RoutingKey,
 		ID:            m.ID,

@@ -36,7 +36,7 @@ func TestOutboxRowIsPublishedAsTheMessageEnqueued(t *testing.T) {
 		Exchange: "sagas.events", RoutingKey: events.TypeFundsDeposited, ID: "evt-1", Type: events.TypeFundsDeposited,
 		CorrelationID: "transfer-1", ContentType: events.ContentTypeJSON, Body: []byte(`{"id":"evt-1"}`),
 	}
-	row := toOutbox(enqueued)
+	row := toOutbox(enqueued, nil)
 	row.CreatedAt = time.UnixMicro(1_700_000_000_123_456).UTC() // as the store reads it back
 
 	fake := &fakeAMQP{}

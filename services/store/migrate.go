@@ -147,4 +147,11 @@ var storeMigrations = []Migration{
 			`CREATE INDEX outbox_pending ON outbox (producer, seq) WHERE sent_at IS NULL`,
 		},
 	},
+	{
+		Version: 2,
+		Name:    "outbox trace context",
+		// The W3C trace context of the transaction that wrote a row, as
+		// JSON; NULL for rows written with tracing off (and older rows).
+		Statements: []string{`ALTER TABLE outbox ADD COLUMN trace_context TEXT`},
+	},
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -24,6 +25,10 @@ type OutboxMessage struct {
 	CorrelationID string
 	// Body is the encoded JSON envelope.
 	Body []byte
+	// TraceContext is the W3C trace context (traceparent, tracestate) of
+	// the transaction that wrote the row, so that its later publish goes
+	// on in the same trace; nil when tracing is off.
+	TraceContext map[string]string
 	// CreatedAt is when the row was written. The store sets it when it reads
 	// a row; Enqueue ignores it and records the commit's clock.
 	CreatedAt time.Time
@@ -39,14 +44,18 @@ func (tx *Tx) Enqueue(ctx context.Context, producer string, msgs ...OutboxMessag
 	now := nowMicros()
 	var q strings.Builder
 	q.WriteString(`INSERT INTO outbox
-		(producer, message_id, exchange, routing_key, message_type, correlation_id, envelope, created_at) VALUES `)
-	args := make([]any, 0, 8*len(msgs))
+		(producer, message_id, exchange, routing_key, message_type, correlation_id, envelope, created_at, trace_context) VALUES `)
+	args := make([]any, 0, 9*len(msgs))
 	for i, m := range msgs {
 		if i > 0 {
 			q.WriteString(", ")
 		}
-		q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?)")
-		args = append(args, producer, m.ID, m.Exchange, m.RoutingKey, m.Type, m.CorrelationID, string(m.Body), now)
+		q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?)")
+		tc, err := encodeTraceContext(m.TraceContext)
+		if err != nil {
+			return fmt.Errorf("store: outbox insert %s: %w", m.ID, err)
+		}
+		args = append(args, producer, m.ID, m.Exchange, m.RoutingKey, m.Type, m.CorrelationID, string(m.Body), now, tc)
 	}
 	if _, err := tx.Exec(ctx, q.String(), args...); err != nil {
 		return fmt.Errorf("store: outbox insert %s: %w", msgs[0].ID, err)
@@ -70,7 +79,7 @@ type OutboxRow struct {
 // Outbox lists the producer's rows in creation order, pending and sent.
 func (db *DB) Outbox(ctx context.Context, producer string) ([]OutboxRow, error) {
 	rows, err := db.Query(ctx, `SELECT seq, message_id, exchange, routing_key, message_type, correlation_id, envelope,
-		created_at, COALESCE(sent_at, 0), COALESCE(last_error, '') FROM outbox WHERE producer = ? ORDER BY seq`, producer)
+		created_at, COALESCE(sent_at, 0), COALESCE(last_error, ''), COALESCE(trace_context, '') FROM outbox WHERE producer = ? ORDER BY seq`, producer)
 	if err != nil {
 		return nil, fmt.Errorf("store: read outbox: %w", err)
 	}
@@ -81,11 +90,13 @@ func (db *DB) Outbox(ctx context.Context, producer string) ([]OutboxRow, error) 
 			r             OutboxRow
 			body          string
 			created, sent int64
+			tc            string
 		)
 		if err := rows.Scan(&r.Seq, &r.Message.ID, &r.Message.Exchange, &r.Message.RoutingKey, &r.Message.Type,
-			&r.Message.CorrelationID, &body, &created, &sent, &r.LastError); err != nil {
+			&r.Message.CorrelationID, &body, &created, &sent, &r.LastError, &tc); err != nil {
 			return nil, fmt.Errorf("store: read outbox: %w", err)
 		}
+		r.Message.TraceContext = decodeTraceContext(tc)
 		r.Message.Body = []byte(body)
 		r.Message.CreatedAt = time.UnixMicro(created).UTC()
 		if sent != 0 {
@@ -103,4 +114,30 @@ func (db *DB) PendingCount(ctx context.Context, producer string) (int, error) {
 		return 0, fmt.Errorf("store: count outbox: %w", err)
 	}
 	return n, nil
+}
+
+// encodeTraceContext is the trace_context column of a row: JSON, or NULL
+// for none.
+func encodeTraceContext(tc map[string]string) (any, error) {
+	if len(tc) == 0 {
+		return nil, nil
+	}
+	b, err := json.Marshal(tc)
+	if err != nil {
+		return nil, fmt.Errorf("encode trace context: %w", err)
+	}
+	return string(b), nil
+}
+
+// decodeTraceContext reads the trace_context column. A value that does not
+// decode is dropped: the row is still published, outside its trace.
+func decodeTraceContext(s string) map[string]string {
+	if s == "" {
+		return nil
+	}
+	var tc map[string]string
+	if json.Unmarshal([]byte(s), &tc) != nil || len(tc) == 0 {
+		return nil
+	}
+	return tc
 }

@@ -181,8 +181,8 @@ type pendingRow struct {
 	msg OutboxMessage
 }
 
-const selectPending = `SELECT seq, message_id, exchange, routing_key, message_type, correlation_id, envelope, created_at
-	FROM outbox WHERE producer = ? AND sent_at IS NULL ORDER BY seq LIMIT ?`
+const selectPending = `SELECT seq, message_id, exchange, routing_key, message_type, correlation_id, envelope, created_at,
+	COALESCE(trace_context, '') FROM outbox WHERE producer = ? AND sent_at IS NULL ORDER BY seq LIMIT ?`
 
 func (r *Relay) flushBatch(ctx context.Context) (int, error) {
 	if r.db.engine == Postgres {
@@ -245,10 +245,12 @@ func scanPending(rows interface {
 			p       pendingRow
 			body    string
 			created int64
+			tc      string
 		)
-		if err := rows.Scan(&p.seq, &p.msg.ID, &p.msg.Exchange, &p.msg.RoutingKey, &p.msg.Type, &p.msg.CorrelationID, &body, &created); err != nil {
+		if err := rows.Scan(&p.seq, &p.msg.ID, &p.msg.Exchange, &p.msg.RoutingKey, &p.msg.Type, &p.msg.CorrelationID, &body, &created, &tc); err != nil {
 			return nil, fmt.Errorf("relay: read outbox: %w", err)
 		}
+		p.msg.TraceContext = decodeTraceContext(tc)
 		p.msg.Body = []byte(body)
 		p.msg.CreatedAt = time.UnixMicro(created).UTC()
 		out = append(out, p)

@@ -76,7 +76,7 @@ func TestMigrateIsIdempotent(t *testing.T) {
 			require.Equal(t, []int{1, 2}, versions)
 			versions, err = db.AppliedVersions(ctx, "store")
 			require.NoError(t, err)
-			require.Equal(t, []int{1}, versions)
+			require.Equal(t, []int{1, 2}, versions, "the store's own: inbox and outbox, the outbox's trace context")
 			_, err = db.Exec(ctx, "INSERT INTO widgets (id, colour) VALUES (?, ?)", "w1", "red")
 			require.NoError(t, err)
 		})
@@ -402,4 +402,31 @@ func TestRelaysOnOnePostgresDoNotPublishARowTwice(t *testing.T) {
 	wg.Wait()
 	all := append(pub1.ids(), pub2.ids()...)
 	require.ElementsMatch(t, ids, all, "every row published exactly once across both relays")
+}
+
+// The outbox row keeps the trace context of the transaction that wrote it,
+// and the relay hands it to the publisher; a row written without one has
+// none.
+func TestOutboxKeepsTheTraceContextOfItsTransaction(t *testing.T) {
+	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		tc := map[string]string{"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "tracestate": "vendor=x"}
+		require.NoError(t, db.InTx(ctx, func(tx *store.Tx) error {
+			return tx.Enqueue(ctx, "svc",
+				store.OutboxMessage{Exchange: "sagas.events", RoutingKey: "a", ID: "traced", Type: "a", Body: []byte(`{}`), TraceContext: tc},
+				store.OutboxMessage{Exchange: "sagas.events", RoutingKey: "a", ID: "untraced", Type: "a", Body: []byte(`{}`)})
+		}))
+		rows, err := db.Outbox(ctx, "svc")
+		require.NoError(t, err)
+		require.Equal(t, tc, rows[0].Message.TraceContext)
+		require.Nil(t, rows[1].Message.TraceContext)
+		pub := &recordingPublisher{}
+		relay, err := store.NewRelay(db, pub, store.RelayConfig{Producer: "svc"})
+		require.NoError(t, err)
+		_, err = relay.Flush(ctx)
+		require.NoError(t, err)
+		require.Len(t, pub.published, 2)
+		require.Equal(t, tc, pub.published[0].TraceContext)
+		require.Nil(t, pub.published[1].TraceContext)
+	})
 }
