@@ -63,6 +63,10 @@ type scenario struct {
 	hooks func(f *fixture) []hook
 	// describe summarises the faults injected, for the table.
 	describe func(f *fixture) string
+	// topology, when set, runs the system on the production topology.
+	topology *systemtest.Topology
+	// shape is the load's size. Default defaultShape.
+	shape shape
 }
 
 // fixture is what a scenario's hooks act on.
@@ -84,12 +88,15 @@ func runScenario(t *testing.T, sc scenario) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), testDeadline)
 	defer cancel()
-	sys := systemtest.Start(t, systemtest.Options{ActivityFaults: sc.activityFaults})
-	l := newLoad(t, sys, 42)
+	sys := systemtest.Start(t, systemtest.Options{ActivityFaults: sc.activityFaults, Topology: sc.topology})
+	if sc.shape == (shape{}) {
+		sc.shape = defaultShape
+	}
+	l := newLoadOf(t, sys, 42, sc.shape)
 	l.setUp(ctx)
 	f := &fixture{t: t, sys: sys, l: l, ctx: ctx}
 	res := &result{test: strings.TrimPrefix(t.Name(), "Test")}
-	f.checker = &checker{l: l, ctx: ctx, res: res, metricsBefore: map[string]float64{}, poison: map[string][]string{}}
+	f.checker = &checker{l: l, ctx: ctx, res: res, metricsBefore: map[string]float64{}, poison: map[string][]string{}, killed: map[*systemtest.Worker]bool{}}
 	var hooks []hook
 	if sc.hooks != nil {
 		hooks = sc.hooks(f)
@@ -140,10 +147,7 @@ func TestWorkerKilled(t *testing.T) {
 				ws := f.sys.Workers()
 				w := ws[len(ws)-1]
 				// Its counters die with it: keep what it counted so far.
-				for k, v := range scrape(f.t, w.HTTPAddr) {
-					f.checker.metricsBefore[k] += v
-				}
-				w.Kill()
+				f.checker.kill(w)
 				f.count++
 				f.sys.StartWorker()
 			}}}
