@@ -160,6 +160,28 @@ func Start(t testing.TB, opts Options) *Cluster {
 	return c
 }
 
+// Launch starts a cluster outside a test (a benchmark, a tool); the
+// caller removes it with Remove. A cluster that does not form is removed
+// before Launch returns its error.
+func Launch(ctx context.Context, opts Options) (*Cluster, error) {
+	for _, tool := range []string{"rabbitmq-server", "rabbitmqctl"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return nil, fmt.Errorf("rmqcluster: %s not found on PATH (install RabbitMQ)", tool)
+		}
+	}
+	if u, err := user.Lookup("rabbitmq"); err == nil && os.Geteuid() != 0 && strconv.Itoa(os.Geteuid()) != u.Uid {
+		return nil, errors.New("rmqcluster: rabbitmq-server's nodes run only as root or as the rabbitmq user")
+	}
+	c, err := newCluster(opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.start(ctx); err != nil {
+		return nil, errors.Join(err, c.Remove())
+	}
+	return c, nil
+}
+
 // newCluster lays out the nodes' files after removing stale nodes of the
 // same names; it starts nothing.
 func newCluster(opts Options) (*Cluster, error) {
