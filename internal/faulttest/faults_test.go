@@ -54,6 +54,9 @@ func printTable() {
 // testDeadline bounds one test: the load, the faults and the checks.
 const testDeadline = 4 * time.Minute
 
+// clusterTestDeadline bounds one test on the production topology.
+const clusterTestDeadline = 6 * time.Minute
+
 // scenario is what distinguishes one test from another: the fault and when.
 type scenario struct {
 	// activityFaults makes the workers fail activities at random.
@@ -86,7 +89,12 @@ func runScenario(t *testing.T, sc scenario) {
 		t.Skip("fault suite: starts worker processes and runs hundreds of sagas")
 	}
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), testDeadline)
+	deadline := testDeadline
+	if sc.topology != nil {
+		// Seven processes and three broker nodes share the cores.
+		deadline = clusterTestDeadline
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
 	sys := systemtest.Start(t, systemtest.Options{ActivityFaults: sc.activityFaults, Topology: sc.topology})
 	if sc.shape == (shape{}) {
