@@ -15,9 +15,11 @@ import (
 )
 
 // BenchmarkPublish measures confirmed messages per second (512-byte
-// persistent payloads) with 1, 8 and 64 concurrent publishers, for the
-// Publisher and, side by side, for raw amqp091-go waiting for each confirm
-// before the next publish and raw amqp091-go with pipelined confirms.
+// persistent payloads) into a classic and into a quorum queue with 1, 8
+// and 64 concurrent publishers, for the Publisher and, side by side, for
+// raw amqp091-go waiting for each confirm before the next publish and raw
+// amqp091-go with pipelined confirms. Sub-benchmarks are named
+// queue=TYPE/publishers=N/VARIANT.
 func BenchmarkPublish(b *testing.B) {
 	url := testenv.AMQPURL(b)
 	prefix := "bench." + uuid.NewString()[:8]
@@ -37,15 +39,22 @@ func BenchmarkPublish(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	exchange, queue := prefix+".events", prefix+".sink"
-	if _, err := admin.QueueDeclare(queue, true, false, false, false, nil); err != nil {
-		b.Fatal(err)
-	}
-	if err := admin.QueueBind(queue, "bench", exchange, false, nil); err != nil {
-		b.Fatal(err)
+	exchange := prefix + ".events"
+	// One queue per type, each bound to its own routing key.
+	queueTypes := []string{QueueClassic, QueueQuorum}
+	for _, typ := range queueTypes {
+		queue := prefix + ".sink." + typ
+		if _, err := admin.QueueDeclare(queue, true, false, false, false, amqp091.Table{"x-queue-type": typ}); err != nil {
+			b.Fatal(err)
+		}
+		if err := admin.QueueBind(queue, "bench."+typ, exchange, false, nil); err != nil {
+			b.Fatal(err)
+		}
 	}
 	defer func() {
-		_, _ = admin.QueueDelete(queue, false, false, false)
+		for _, typ := range queueTypes {
+			_, _ = admin.QueueDelete(prefix+".sink."+typ, false, false, false)
+		}
 		_ = admin.ExchangeDelete(exchange, false, false)
 		_ = admin.ExchangeDelete(prefix+".dlx", false, false)
 	}()
@@ -57,8 +66,8 @@ func BenchmarkPublish(b *testing.B) {
 	}
 	defer func() { _ = pub.Close() }()
 
-	rawPublish := func(serial bool) func(b *testing.B) func(context.Context) error {
-		return func(b *testing.B) func(context.Context) error {
+	rawPublish := func(serial bool) func(b *testing.B, key string) func(context.Context) error {
+		return func(b *testing.B, key string) func(context.Context) error {
 			ch, err := raw.Channel()
 			if err != nil {
 				b.Fatal(err)
@@ -74,7 +83,7 @@ func BenchmarkPublish(b *testing.B) {
 					mu.Lock()
 					defer mu.Unlock()
 				}
-				dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, exchange, "bench", true, false, msg)
+				dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, exchange, key, true, false, msg)
 				if err != nil {
 					return err
 				}
@@ -91,43 +100,45 @@ func BenchmarkPublish(b *testing.B) {
 	}
 	variants := []struct {
 		name  string
-		setup func(b *testing.B) func(context.Context) error
+		setup func(b *testing.B, key string) func(context.Context) error
 	}{
-		{"publisher", func(*testing.B) func(context.Context) error {
+		{"publisher", func(_ *testing.B, key string) func(context.Context) error {
 			var seq atomic.Int64
 			return func(ctx context.Context) error {
-				return pub.Publish(ctx, Message{Exchange: exchange, RoutingKey: "bench", ID: fmt.Sprint(seq.Add(1)), ContentType: "application/octet-stream", Body: body})
+				return pub.Publish(ctx, Message{Exchange: exchange, RoutingKey: key, ID: fmt.Sprint(seq.Add(1)), ContentType: "application/octet-stream", Body: body})
 			}
 		}},
 		{"raw-wait-each", rawPublish(true)},
 		{"raw-pipelined", rawPublish(false)},
 	}
-	for _, publishers := range []int{1, 8, 64} {
-		for _, v := range variants {
-			b.Run(fmt.Sprintf("publishers=%d/%s", publishers, v.name), func(b *testing.B) {
-				publish := v.setup(b)
-				var next atomic.Int64
-				var wg sync.WaitGroup
-				b.ResetTimer()
-				start := time.Now()
-				for range publishers {
-					wg.Go(func() {
-						for next.Add(1) <= int64(b.N) {
-							if err := publish(context.Background()); err != nil {
-								b.Error(err)
-								return
+	for _, typ := range queueTypes {
+		for _, publishers := range []int{1, 8, 64} {
+			for _, v := range variants {
+				b.Run(fmt.Sprintf("queue=%s/publishers=%d/%s", typ, publishers, v.name), func(b *testing.B) {
+					publish := v.setup(b, "bench."+typ)
+					var next atomic.Int64
+					var wg sync.WaitGroup
+					b.ResetTimer()
+					start := time.Now()
+					for range publishers {
+						wg.Go(func() {
+							for next.Add(1) <= int64(b.N) {
+								if err := publish(context.Background()); err != nil {
+									b.Error(err)
+									return
+								}
 							}
-						}
-					})
-				}
-				wg.Wait()
-				elapsed := time.Since(start)
-				b.StopTimer()
-				b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
-				if _, err := admin.QueuePurge(queue, false); err != nil {
-					b.Fatal(err)
-				}
-			})
+						})
+					}
+					wg.Wait()
+					elapsed := time.Since(start)
+					b.StopTimer()
+					b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
+					if _, err := admin.QueuePurge(prefix+".sink."+typ, false); err != nil {
+						b.Fatal(err)
+					}
+				})
+			}
 		}
 	}
 }

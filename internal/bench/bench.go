@@ -132,6 +132,17 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (_ *Report, err error) 
 		}
 		defer func() { _ = env.requester.Close() }()
 	}
+	if slices.ContainsFunc(specs, func(s RowSpec) bool { return s.Cluster }) {
+		fmt.Fprintf(log, "bench: starting a %d-node RabbitMQ cluster\n", clusterNodes)
+		if env.cluster, err = startCluster(ctx); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if cerr := env.cluster.close(); cerr != nil {
+				err = errors.Join(err, cerr)
+			}
+		}()
+	}
 
 	// Rows run in plan order; each server setting gets a dev server of its
 	// own, started when its first row comes and stopped after its last.

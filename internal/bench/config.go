@@ -47,6 +47,11 @@ type Config struct {
 	// SkipGoBenchmarks leaves out BenchmarkPublish and
 	// BenchmarkLedgerCommands.
 	SkipGoBenchmarks bool
+	// SkipCluster leaves out the cluster row: row 1 on a local 3-node
+	// RabbitMQ cluster (rabbitmq-server installed, run as root or as the
+	// rabbitmq user) with quorum queues and two orchestration workers.
+	// Default false: the row runs beside row 1.
+	SkipCluster bool
 	// PublishBenchtime is -benchtime of BenchmarkPublish. Default 5000x.
 	PublishBenchtime string
 	// LedgerBenchtime is -benchtime of BenchmarkLedgerCommands. Default 5000x.
@@ -154,6 +159,7 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (Confi
 	fs.IntVar(&c.TransferPollRPS, "transfer-poll-rps", 1000, "history.transferProcessorMaxPollRPS of the faster-server variant (server default 20); negative leaves it out")
 	fs.IntVar(&c.HistorySample, "history-sample", 50, "sagas per row whose histories are read to count tasks")
 	fs.BoolVar(&c.SkipGoBenchmarks, "skip-go-benchmarks", false, "leave out BenchmarkPublish and BenchmarkLedgerCommands")
+	fs.BoolVar(&c.SkipCluster, "skip-cluster", false, "leave out row 1 on a local 3-node RabbitMQ cluster with quorum queues and two orchestration workers (it needs rabbitmq-server and root or the rabbitmq user)")
 	fs.StringVar(&c.PublishBenchtime, "publish-benchtime", "5000x", "-benchtime of BenchmarkPublish")
 	fs.StringVar(&c.LedgerBenchtime, "ledger-benchtime", "5000x", "-benchtime of BenchmarkLedgerCommands")
 	amqpURL := amqp.DefaultURL

@@ -107,12 +107,13 @@ type cpuSnapshot struct {
 	hostBusy                             time.Duration
 }
 
-// takeCPU reads the CPU time of the dev server, the worker process (0 for
-// none), this process, RabbitMQ and the whole host.
-func takeCPU(serverPID, workerPID int) cpuSnapshot {
+// takeCPU reads the CPU time of the dev server, the worker processes
+// (summed; none for an in-process row), this process, RabbitMQ and the
+// whole host.
+func takeCPU(serverPID int, workerPIDs ...int) cpuSnapshot {
 	s := cpuSnapshot{at: time.Now(), devServer: processCPU(serverPID), benchmark: processCPU(os.Getpid())}
-	if workerPID > 0 {
-		s.worker = processCPU(workerPID)
+	for _, pid := range workerPIDs {
+		s.worker += processCPU(pid)
 	}
 	for _, pid := range pidsNamed("beam.smp") {
 		s.rabbit += processCPU(pid)

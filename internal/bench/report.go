@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sagaflow/sagaflow/amqp"
 )
 
 // Targets the report checks the measurements against.
@@ -17,6 +19,9 @@ const (
 	// targetTransferVsNoop: the transfer saga at least 0.7× its pure
 	// orchestration.
 	targetTransferVsNoop = 0.7
+	// targetClusterVsSingle: the order saga on the 3-node cluster with
+	// quorum queues at least 0.8× on one node with classic queues.
+	targetClusterVsSingle = 0.8
 	// targetPublishVsWaitEach and targetPublishVsPipelined: at 64
 	// publishers, the Publisher at least 10× one-at-a-time confirms and at
 	// least 0.8× raw pipelined confirms.
@@ -145,6 +150,12 @@ func renderSagas(p *printer, r *Report) {
 	}
 	if hasOrder && hasEmpty {
 		p.f("- Row 1 ÷ row 3: **%s×**.\n", fx(ratio(order.Throughput, empty.Throughput)))
+	}
+	if cl, ok := r.clusterRow(); ok && hasOrder {
+		x := ratio(cl.Throughput, order.Throughput)
+		p.f("- Row 1 on the production topology (%s) ÷ row 1 on one node with classic\n", cl.Spec.Settings())
+		p.f("  queues: **%s×** (%s against %s sagas/s, p50 %s ms against %s ms); target at least %s×: %s.\n",
+			fx(x), throughput(cl), throughput(order), ms(cl.Latency.P50), ms(order.Latency.P50), fx(targetClusterVsSingle), metOrNot(x >= targetClusterVsSingle))
 	}
 	if hasNoop && hasEmpty {
 		p.f("- Row 2 ÷ row 3 (three workflows and their steps against one empty workflow): %s×.\n",
@@ -279,6 +290,16 @@ func sagaTable(p *printer, rows []RowResult) {
 	}
 }
 
+// clusterRow returns the result of row 1 on the cluster.
+func (r *Report) clusterRow() (RowResult, bool) {
+	for _, res := range r.Rows {
+		if res.Spec.Cluster {
+			return res, true
+		}
+	}
+	return RowResult{}, false
+}
+
 // variantOf returns the default row a variant is compared with.
 func (r *Report) variantOf(v RowResult) (RowResult, bool) {
 	if v.Spec.Default() {
@@ -302,6 +323,18 @@ func renderSettings(p *printer, r *Report) {
 	p.f("Row 1 always runs a second time right after itself with the payload codec on:\n")
 	p.f("the worker and the starting client encrypt every payload with AES-256-GCM under\n")
 	p.f("a fresh key (`SAGAFLOW_CODEC_KEYS`), as a production deployment would.\n\n")
+	if _, ok := r.clusterRow(); ok {
+		p.f("Then, unless `--skip-cluster`, it runs a third time on the production topology:\n")
+		p.f("a local %d-node RabbitMQ cluster (`internal/rmqcluster`, nodes of the installed\n", clusterNodes)
+		p.f("`rabbitmq-server` on this host) with quorum queues replicated on every node,\n")
+		p.f("%d `worker --run orchestration` processes and one `worker --run services`\n", clusterOrchestrationWorkers)
+		p.f("(ledger and inventory on SQLite, as in row 1), each given the node list in\n")
+		p.f("another order so that their connections spread over the nodes. Row 1 itself\n")
+		p.f("runs on the one broker at `--amqp-url` with classic queues. The nodes share the\n")
+		p.f("host's cores with everything else, so the row measures what replication and\n")
+		p.f("the split into processes cost on one machine, not what a cluster of machines\n")
+		p.f("would reach.\n\n")
+	}
 	p.f("Each variant runs right after its row with one setting changed: more task\n")
 	p.f("queue pollers (`--pollers` of the worker; `MaxConcurrentWorkflowTaskPollers`\n")
 	p.f("and `MaxConcurrentActivityTaskPollers`), or eager workflow start\n")
@@ -414,6 +447,9 @@ func renderFindings(p *printer, r *Report) {
 			what = fmt.Sprintf("the server's transfer queue read up to %s times a second instead of 20", num(float64(v.Spec.TransferPollRPS), 0))
 		case v.Spec.Encrypted:
 			what = "payloads encrypted (AES-256-GCM codec in the worker and the client)"
+		case v.Spec.Cluster:
+			what = fmt.Sprintf("a %d-node RabbitMQ cluster and quorum queues, %d orchestration workers and a services worker instead of one node, classic queues and one worker",
+				clusterNodes, clusterOrchestrationWorkers)
 		}
 		p.f("- Row %d with %s: %s sagas/s against %s (%s), p50 %s ms against %s ms: %s.", v.Spec.Row, what,
 			throughput(v), throughput(d), change(v.Throughput, d.Throughput), ms(v.Latency.P50), ms(d.Latency.P50),
@@ -454,7 +490,9 @@ func renderPublisher(p *printer, r *Report) {
 	p.f("## Publisher\n\n")
 	p.f("Confirmed messages per second: 512-byte persistent payloads, mandatory flag,\n")
 	p.f("published to a durable queue through a topic exchange, with 1, 8 and 64\n")
-	p.f("goroutines publishing at once. Three variants run side by side in one run:\n\n")
+	p.f("goroutines publishing at once, into a classic queue and into a quorum queue\n")
+	p.f("(the workers' default; on one node here, so its replication costs only its\n")
+	p.f("own log's fsyncs). Three variants run side by side in one run:\n\n")
 	p.f("- `publisher`: `amqp.Publisher.Publish` (one shared confirm channel,\n")
 	p.f("  pipelined confirms matched by delivery tag, basic.return matched to its\n")
 	p.f("  publish).\n")
@@ -467,8 +505,8 @@ func renderPublisher(p *printer, r *Report) {
 		return
 	}
 	p.f("Measured with `%s`, msgs/s:\n\n", r.PublishCommand)
-	p.f("| publishers | publisher | raw-wait-each | raw-pipelined | publisher ÷ wait-each | publisher ÷ pipelined |\n")
-	p.f("|-----------:|----------:|--------------:|--------------:|----------------------:|----------------------:|\n")
+	p.f("| queue | publishers | publisher | raw-wait-each | raw-pipelined | publisher ÷ wait-each | publisher ÷ pipelined | publisher ÷ classic |\n")
+	p.f("|---|-----------:|----------:|--------------:|--------------:|----------------------:|----------------------:|----------------------:|\n")
 	var counts []int
 	for _, b := range r.Publish {
 		if n, ok := publishers(b); ok && !slices.Contains(counts, n) {
@@ -476,11 +514,18 @@ func renderPublisher(p *printer, r *Report) {
 		}
 	}
 	slices.Sort(counts)
-	for _, n := range counts {
-		pub, _ := publisherAt(r.Publish, n, "publisher")
-		wait, _ := publisherAt(r.Publish, n, "raw-wait-each")
-		pipe, _ := publisherAt(r.Publish, n, "raw-pipelined")
-		p.f("| %d | %s | %s | %s | %s× | %s× |\n", n, num(pub, 0), num(wait, 0), num(pipe, 0), fx(ratio(pub, wait)), fx(ratio(pub, pipe)))
+	for _, queue := range []string{amqp.QueueClassic, amqp.QueueQuorum} {
+		for _, n := range counts {
+			pub, ok := publisherOn(r.Publish, queue, n, "publisher")
+			if !ok {
+				continue
+			}
+			wait, _ := publisherOn(r.Publish, queue, n, "raw-wait-each")
+			pipe, _ := publisherOn(r.Publish, queue, n, "raw-pipelined")
+			classic, _ := publisherOn(r.Publish, amqp.QueueClassic, n, "publisher")
+			p.f("| %s | %d | %s | %s | %s | %s× | %s× | %s× |\n", queue, n, num(pub, 0), num(wait, 0), num(pipe, 0),
+				fx(ratio(pub, wait)), fx(ratio(pub, pipe)), fx(ratio(pub, classic)))
+		}
 	}
 	p.f("\n")
 	pub, ok1 := publisherAt(r.Publish, 64, "publisher")
@@ -498,10 +543,20 @@ func renderPublisher(p *printer, r *Report) {
 	}
 }
 
+// subField returns the value of a key=value part of a sub-benchmark's
+// name ("queue=quorum/publishers=64/publisher").
+func subField(b GoBenchmark, key string) (string, bool) {
+	for _, part := range strings.Split(b.Sub(), "/") {
+		if v, ok := strings.CutPrefix(part, key+"="); ok {
+			return v, true
+		}
+	}
+	return "", false
+}
+
 // publishers reads the publisher count of a BenchmarkPublish sub-benchmark.
 func publishers(b GoBenchmark) (int, bool) {
-	first, _, _ := strings.Cut(b.Sub(), "/")
-	v, ok := strings.CutPrefix(first, "publishers=")
+	v, ok := subField(b, "publishers")
 	if !ok {
 		return 0, false
 	}
@@ -509,10 +564,26 @@ func publishers(b GoBenchmark) (int, bool) {
 	return n, err == nil
 }
 
-// publisherAt returns msgs/s of one variant at n publishers.
+// benchQueue reads the queue type of a BenchmarkPublish sub-benchmark;
+// results without one were measured on a classic queue.
+func benchQueue(b GoBenchmark) string {
+	if v, ok := subField(b, "queue"); ok {
+		return v
+	}
+	return amqp.QueueClassic
+}
+
+// publisherAt returns msgs/s of one variant at n publishers on a classic
+// queue.
 func publisherAt(bs []GoBenchmark, n int, variant string) (float64, bool) {
+	return publisherOn(bs, amqp.QueueClassic, n, variant)
+}
+
+// publisherOn returns msgs/s of one variant at n publishers on a queue
+// type.
+func publisherOn(bs []GoBenchmark, queue string, n int, variant string) (float64, bool) {
 	for _, b := range bs {
-		if got, ok := publishers(b); ok && got == n && strings.HasSuffix(b.Sub(), "/"+variant) {
+		if got, ok := publishers(b); ok && got == n && benchQueue(b) == queue && strings.HasSuffix(b.Sub(), "/"+variant) {
 			v, ok := b.Metrics["msgs/s"]
 			return v, ok
 		}

@@ -28,6 +28,7 @@ func sampleReport() *Report {
 		Rows: []RowResult{
 			row(RowSpec{Row: 1}, 10, 9*time.Second, true),
 			row(RowSpec{Row: 1, Encrypted: true}, 9.7, 9*time.Second, true),
+			row(RowSpec{Row: 1, Cluster: true}, 8.5, 10*time.Second, true),
 			row(RowSpec{Row: 1, Pollers: 16}, 10.5, 9*time.Second, true),
 			row(RowSpec{Row: 2}, 20, 5*time.Second, false),
 			row(RowSpec{Row: 2, Eager: true}, 30, 3*time.Second, false),
@@ -39,6 +40,9 @@ func sampleReport() *Report {
 			{Name: "BenchmarkPublish/publishers=64/raw-wait-each", Metrics: map[string]float64{"msgs/s": 2000}},
 			{Name: "BenchmarkPublish/publishers=64/raw-pipelined", Metrics: map[string]float64{"msgs/s": 25000}},
 			{Name: "BenchmarkPublish/publishers=1/publisher", Metrics: map[string]float64{"msgs/s": 2400}},
+			{Name: "BenchmarkPublish/queue=quorum/publishers=64/publisher", Metrics: map[string]float64{"msgs/s": 11000}},
+			{Name: "BenchmarkPublish/queue=quorum/publishers=64/raw-wait-each", Metrics: map[string]float64{"msgs/s": 1000}},
+			{Name: "BenchmarkPublish/queue=quorum/publishers=64/raw-pipelined", Metrics: map[string]float64{"msgs/s": 12500}},
 		},
 		PublishCommand: "go test publish",
 		Ledger:         []GoBenchmark{{Name: "BenchmarkLedgerCommands/sqlite", Metrics: map[string]float64{"cmds/s": 1207, "p50_ms": 50, "p99_ms": 101}}},
@@ -59,7 +63,7 @@ func TestRenderReport(t *testing.T) {
 	for _, want := range []string{
 		"| " + strings.Join(tableColumns, " | ") + " |",
 		// Row 1: 10 sagas/s, p50/p95/p99, 17 workflow tasks and 6 activity tasks per saga, 140 msgs/s.
-		"| 1 | " + rowTitles[rowOrder] + " | pollers 4, eager start off | 1,000 | 1,000 | 10.0 | 9,000 | 18,000 | 27,000 | 2,250 | 17.0 | 6.0 | 140 |",
+		"| 1 | " + rowTitles[rowOrder] + " | pollers 4, eager start off, 1 RabbitMQ node, classic queues | 1,000 | 1,000 | 10.0 | 9,000 | 18,000 | 27,000 | 2,250 | 17.0 | 6.0 | 140 |",
 		"| 3 | " + rowTitles[rowEmpty] + " | pollers 4, eager start off | 1,000 | 1,000 | 400.0 | 250 | 500 | 750 | 62 | 17.0 | 6.0 | — |",
 		"Row 1 ÷ row 2 (the cost of RabbitMQ and the services): **0.50×**; target at\n  least 0.60×: not met.",
 		"Row 1 ÷ row 3: **0.03×**",
@@ -67,13 +71,19 @@ func TestRenderReport(t *testing.T) {
 		"Messages published per order saga by the worker: 14.0.",
 		"| 2 | pollers 4, eager start on | 30.0 | 20.0 | +50% |",
 		"Row 1 with 16 pollers instead of 4: 10.5 sagas/s against 10.0 (+5%)",
-		"| 1 | pollers 4, eager start off, payloads encrypted | 9.7 | 10.0 | -3% |",
+		"| 1 | pollers 4, eager start off, payloads encrypted, 1 RabbitMQ node, classic queues | 9.7 | 10.0 | -3% |",
+		"| 1 | pollers 4, eager start off, 3-node RabbitMQ cluster, quorum queues, 2 orchestration workers + 1 services worker | 8.5 | 10.0 | -15% |",
+		"÷ row 1 on one node with classic\n  queues: **0.85×** (8.5 against 10.0 sagas/s, p50 10,000 ms against 9,000 ms); target at least 0.80×: met.",
+		"Row 1 with a 3-node RabbitMQ cluster and quorum queues, 2 orchestration workers and a services worker instead of one node",
+		"it runs a third time on the production topology",
 		"Row 1 with payloads encrypted (AES-256-GCM codec in the worker and the client): 9.7 sagas/s against 10.0 (-3%)",
 		"Target ≥ 0.95× of the unencrypted row: 0.97× (medians), met.",
 		"no difference beyond the noise",
 		"Row 2 with eager workflow start: 30.0 sagas/s against 20.0 (+50%), p50 3,000 ms against 5,000 ms: it helped.",
 		"server transfer-queue polls 1,000/s",
-		"| 64 | 22,000 | 2,000 | 25,000 | 11.00× | 0.88× |",
+		"| classic | 64 | 22,000 | 2,000 | 25,000 | 11.00× | 0.88× | 1.00× |",
+		"| quorum | 64 | 11,000 | 1,000 | 12,500 | 11.00× | 0.88× | 0.50× |",
+		"into a classic queue and into a quorum queue",
 		"(11.00×: met)",
 		"| sqlite | 1,207 | 50 | 101 | met |",
 		"| plain | 3.1 | 2.4 |",
@@ -107,10 +117,10 @@ func TestRenderReportWithoutGoBenchmarksOrVariants(t *testing.T) {
 
 func TestRepeatedRowsShowTheirRangeAndDifferOnlyWhenRangesDoNotOverlap(t *testing.T) {
 	r := sampleReport()
-	r.Rows = r.Rows[:3]
-	r.Rows[0].Runs = []float64{9.0, 10.0, 11.0}  // default row 1
-	r.Rows[1].Runs = []float64{9.7, 9.2, 10.4}   // encrypted: overlaps
-	r.Rows[2].Runs = []float64{12.0, 10.5, 11.5} // 16 pollers: overlaps at 11
+	r.Rows = []RowResult{r.Rows[0], r.Rows[1], r.Rows[3]} // row 1, encrypted, 16 pollers
+	r.Rows[0].Runs = []float64{9.0, 10.0, 11.0}           // default row 1
+	r.Rows[1].Runs = []float64{9.7, 9.2, 10.4}            // encrypted: overlaps
+	r.Rows[2].Runs = []float64{12.0, 10.5, 11.5}          // 16 pollers: overlaps at 11
 	var b strings.Builder
 	require.NoError(t, renderReport(&b, r))
 	out := b.String()

@@ -81,11 +81,24 @@ type RowSpec struct {
 	// Encrypted runs the worker and the starting client with the payload
 	// codec on (a fresh AES-256 key), row 1 only.
 	Encrypted bool
+	// Cluster runs the row on the production topology: a 3-node RabbitMQ
+	// cluster with quorum queues, clusterOrchestrationWorkers `worker
+	// --run orchestration` processes and one `worker --run services`
+	// (on SQLite), row 1 only. Without it a row through the worker runs on
+	// the one broker at --amqp-url with classic queues.
+	Cluster bool
 }
+
+// clusterOrchestrationWorkers is how many orchestration workers the
+// cluster row runs.
+const clusterOrchestrationWorkers = 2
+
+// clusterNodes is the size of the cluster row's RabbitMQ cluster.
+const clusterNodes = 3
 
 // Default reports whether the spec runs with the project's default settings.
 func (s RowSpec) Default() bool {
-	return s.Pollers == 0 && !s.Eager && s.TransferPollRPS == 0 && !s.Encrypted
+	return s.Pollers == 0 && !s.Eager && s.TransferPollRPS == 0 && !s.Encrypted && !s.Cluster
 }
 
 // Settings describes the spec's settings for the report.
@@ -106,6 +119,11 @@ func (s RowSpec) Settings() string {
 	}
 	if s.Encrypted {
 		parts = append(parts, "payloads encrypted")
+	}
+	if s.Cluster {
+		parts = append(parts, fmt.Sprintf("%d-node RabbitMQ cluster, quorum queues, %d orchestration workers + 1 services worker", clusterNodes, clusterOrchestrationWorkers))
+	} else if throughWorker(s.Row) {
+		parts = append(parts, "1 RabbitMQ node, classic queues")
 	}
 	return strings.Join(parts, ", ")
 }
@@ -129,6 +147,10 @@ func planRows(cfg Config) []RowSpec {
 			// Always beside the row it is compared with: encryption is a
 			// production setting, not a tuning experiment.
 			specs = append(specs, RowSpec{Row: r, Encrypted: true})
+			// So is the production topology.
+			if !cfg.SkipCluster {
+				specs = append(specs, RowSpec{Row: r, Cluster: true})
+			}
 		}
 		if !cfg.Variants {
 			continue
@@ -427,9 +449,11 @@ type rowEnv struct {
 	serverPID    int
 	vhost        *vhost
 	requester    *amqp.Requester
-	workerBin    string
-	dir          string
-	log          io.Writer
+	// cluster is the cluster row's RabbitMQ cluster; nil unless planned.
+	cluster   *benchCluster
+	workerBin string
+	dir       string
+	log       io.Writer
 }
 
 // runRow runs one row: its worker, a warm-up, the measured load, then the
@@ -442,7 +466,8 @@ func runRow(ctx context.Context, env rowEnv, cfg Config, spec RowSpec) (RowResul
 	queue := "bench-" + tag
 
 	var saga, warm sagaFunc
-	var proc *workerProcess
+	// procs are the row's worker processes; none for the in-process rows.
+	var procs []*workerProcess
 	switch spec.Row {
 	case rowOrder, rowTransfer:
 		if spec.Eager {
@@ -451,7 +476,10 @@ func runRow(ctx context.Context, env rowEnv, cfg Config, spec RowSpec) (RowResul
 		if spec.Encrypted && spec.Row != rowOrder {
 			return res, fmt.Errorf("row %d is not measured encrypted", spec.Row)
 		}
-		settings := workerSettings{Pollers: spec.Pollers}
+		if spec.Cluster && (spec.Row != rowOrder || env.cluster == nil) {
+			return res, fmt.Errorf("row %d cannot run on the cluster", spec.Row)
+		}
+		settings := workerSettings{Pollers: spec.Pollers, QueueType: amqp.QueueClassic}
 		c := env.client
 		if spec.Encrypted {
 			var err error
@@ -460,26 +488,36 @@ func runRow(ctx context.Context, env rowEnv, cfg Config, spec RowSpec) (RowResul
 			}
 			defer c.Close()
 		}
+		requester := env.requester
 		var err error
-		proc, err = startWorker(ctx, env.workerBin, filepath.Join(env.dir, tag), env.temporalAddr, env.vhost.URL, queue, settings)
+		if spec.Cluster {
+			procs, err = env.cluster.startWorkers(ctx, env, filepath.Join(env.dir, tag), queue, settings)
+			requester = env.cluster.requester
+		} else {
+			var proc *workerProcess
+			proc, err = startWorker(ctx, env.workerBin, filepath.Join(env.dir, tag), env.temporalAddr, env.vhost.URL, queue, settings)
+			procs = []*workerProcess{proc}
+		}
 		if err != nil {
 			return res, err
 		}
 		defer func() {
-			if err := proc.stop(); err != nil {
-				fmt.Fprintf(env.log, "bench: %v\n", err)
+			for _, proc := range procs {
+				if err := proc.stop(); err != nil {
+					fmt.Fprintf(env.log, "bench: %v\n", err)
+				}
 			}
 		}()
 		if spec.Row == rowTransfer {
 			accounts := newTransferAccounts(tag)
-			if err := accounts.provision(ctx, env.requester, cfg.Sagas+cfg.Warmup); err != nil {
+			if err := accounts.provision(ctx, requester, cfg.Sagas+cfg.Warmup); err != nil {
 				return res, fmt.Errorf("provision accounts: %w", err)
 			}
 			saga = transferSaga(c, queue, tag, accounts)
 			warm = transferSaga(c, queue, tag+"-warmup", accounts)
 		} else {
 			pools := newOrderPools(tag)
-			if err := pools.provision(ctx, env.requester, cfg.Sagas+cfg.Warmup); err != nil {
+			if err := pools.provision(ctx, requester, cfg.Sagas+cfg.Warmup); err != nil {
 				return res, fmt.Errorf("provision accounts and stock: %w", err)
 			}
 			saga = orderSaga(c, queue, tag, false, pools)
@@ -528,34 +566,35 @@ func runRow(ctx context.Context, env rowEnv, cfg Config, spec RowSpec) (RowResul
 		}
 		res.Alone = latencies(wr.latencies).P50
 	}
-	workerPID := 0
-	if proc != nil {
-		workerPID = proc.cmd.Process.Pid
+	var workerPIDs []int
+	for _, proc := range procs {
+		workerPIDs = append(workerPIDs, proc.cmd.Process.Pid)
 	}
-	cpuBefore := takeCPU(env.serverPID, workerPID)
-	var before float64
-	if proc != nil {
-		var err error
-		if before, err = proc.published(ctx); err != nil {
-			return res, err
-		}
+	cpuBefore := takeCPU(env.serverPID, workerPIDs...)
+	before, err := publishedBy(ctx, procs)
+	if err != nil {
+		return res, err
 	}
 	load := runLoad(ctx, cfg.Sagas, cfg.Concurrency, saga)
-	res.CPU = share(cpuBefore, takeCPU(env.serverPID, workerPID))
+	res.CPU = share(cpuBefore, takeCPU(env.serverPID, workerPIDs...))
 	res.Elapsed, res.Completed = load.elapsed, load.completed
 	res.Throughput = ratio(float64(load.completed), load.elapsed.Seconds())
 	res.Latency = latencies(load.latencies)
 	if load.firstError != nil {
 		res.FirstError = load.firstError.Error()
 	}
-	if proc != nil {
-		after, err := proc.published(ctx)
+	if len(procs) > 0 {
+		after, err := publishedBy(ctx, procs)
 		if err != nil {
 			return res, err
 		}
 		res.PublishedPerSec = ratio(after-before, load.elapsed.Seconds())
-		if res.PeakRSS, err = proc.peakRSS(); err != nil {
-			return res, fmt.Errorf("worker peak memory: %w", err)
+		for _, proc := range procs {
+			rss, err := proc.peakRSS()
+			if err != nil {
+				return res, fmt.Errorf("worker peak memory: %w", err)
+			}
+			res.PeakRSS += rss
 		}
 	}
 	if ctx.Err() != nil {
@@ -563,7 +602,6 @@ func runRow(ctx context.Context, env rowEnv, cfg Config, spec RowSpec) (RowResul
 	}
 
 	read := temporalHistory(env.client)
-	var err error
 	for _, i := range sampleIndexes(cfg.Sagas, cfg.HistorySample) {
 		if load.ids[i] == "" {
 			continue

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sagaflow/sagaflow/amqp"
 	"github.com/sagaflow/sagaflow/codec"
 )
 
@@ -34,6 +35,10 @@ type workerSettings struct {
 	Pollers int
 	// CodecKeys is the key file of the payload codec; empty: off.
 	CodecKeys string
+	// Run is --run; empty: every part.
+	Run string
+	// QueueType is AMQP_QUEUE_TYPE; empty: the worker's default.
+	QueueType string
 }
 
 // workerProcess is one worker process with every part: workflows,
@@ -74,13 +79,21 @@ func startWorker(ctx context.Context, bin, dir, temporalAddr, amqpURL, taskQueue
 		"INVENTORY_DSN="+filepath.Join(dir, "inventory.db"),
 		"ORDERS_DSN="+filepath.Join(dir, "orders.db"),
 		"METRICS_ADDR="+addr,
-		"WORKER_RUN=all",
+
 		"LOG_FORMAT=json",
 		"LOG_LEVEL=warn",
 		"SHUTDOWN_GRACE=10s",
 	)
 	if s.CodecKeys != "" {
 		w.cmd.Env = append(w.cmd.Env, codec.EnvKeys+"="+s.CodecKeys)
+	}
+	run := s.Run
+	if run == "" {
+		run = "all"
+	}
+	w.cmd.Env = append(w.cmd.Env, "WORKER_RUN="+run)
+	if s.QueueType != "" {
+		w.cmd.Env = append(w.cmd.Env, amqp.EnvQueueType+"="+s.QueueType)
 	}
 	if s.Pollers > 0 {
 		w.cmd.Env = append(w.cmd.Env, "TEMPORAL_POLLERS="+strconv.Itoa(s.Pollers))
@@ -140,6 +153,19 @@ func (w *workerProcess) published(ctx context.Context) (float64, error) {
 	}
 	defer resp.Body.Close()
 	return metricSum(resp.Body, "sagaflow_amqp_published_total")
+}
+
+// publishedBy sums published over the worker processes.
+func publishedBy(ctx context.Context, procs []*workerProcess) (float64, error) {
+	var sum float64
+	for _, w := range procs {
+		n, err := w.published(ctx)
+		if err != nil {
+			return 0, err
+		}
+		sum += n
+	}
+	return sum, nil
 }
 
 // peakRSS is the worker's peak resident memory so far, in bytes.

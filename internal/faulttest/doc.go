@@ -7,6 +7,15 @@
 // conserved, no reservation left held, every business event consumed and
 // handled once, nothing dead-lettered but the poison.
 //
+// TestClusterTopology runs the same load (500 sagas per fault) on the
+// production topology (systemtest.Topology): a 3-node RabbitMQ cluster of
+// its own (internal/rmqcluster) with quorum queues, two orchestration and
+// two services workers on PostgreSQL. Its faults are the node that leads
+// the queues stopped and started again, a node's VM killed and started
+// again, and a services and an orchestration worker killed at once; each
+// asserts the fault happened (the node down, the leaders moved, the
+// workers reconnected to other nodes) before the invariants.
+//
 // The tests carry the build tag "faults" and run alone (`make faults`),
 // because restarting the broker disturbs every other client of it.
 package faulttest

@@ -54,6 +54,9 @@ func printTable() {
 // testDeadline bounds one test: the load, the faults and the checks.
 const testDeadline = 4 * time.Minute
 
+// clusterTestDeadline bounds one test on the production topology.
+const clusterTestDeadline = 6 * time.Minute
+
 // scenario is what distinguishes one test from another: the fault and when.
 type scenario struct {
 	// activityFaults makes the workers fail activities at random.
@@ -63,6 +66,10 @@ type scenario struct {
 	hooks func(f *fixture) []hook
 	// describe summarises the faults injected, for the table.
 	describe func(f *fixture) string
+	// topology, when set, runs the system on the production topology.
+	topology *systemtest.Topology
+	// shape is the load's size. Default defaultShape.
+	shape shape
 }
 
 // fixture is what a scenario's hooks act on.
@@ -82,14 +89,22 @@ func runScenario(t *testing.T, sc scenario) {
 		t.Skip("fault suite: starts worker processes and runs hundreds of sagas")
 	}
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), testDeadline)
+	deadline := testDeadline
+	if sc.topology != nil {
+		// Seven processes and three broker nodes share the cores.
+		deadline = clusterTestDeadline
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
-	sys := systemtest.Start(t, systemtest.Options{ActivityFaults: sc.activityFaults})
-	l := newLoad(t, sys, 42)
+	sys := systemtest.Start(t, systemtest.Options{ActivityFaults: sc.activityFaults, Topology: sc.topology})
+	if sc.shape == (shape{}) {
+		sc.shape = defaultShape
+	}
+	l := newLoadOf(t, sys, 42, sc.shape)
 	l.setUp(ctx)
 	f := &fixture{t: t, sys: sys, l: l, ctx: ctx}
 	res := &result{test: strings.TrimPrefix(t.Name(), "Test")}
-	f.checker = &checker{l: l, ctx: ctx, res: res, metricsBefore: map[string]float64{}, poison: map[string][]string{}}
+	f.checker = &checker{l: l, ctx: ctx, res: res, metricsBefore: map[string]float64{}, poison: map[string][]string{}, killed: map[*systemtest.Worker]bool{}}
 	var hooks []hook
 	if sc.hooks != nil {
 		hooks = sc.hooks(f)
@@ -140,10 +155,7 @@ func TestWorkerKilled(t *testing.T) {
 				ws := f.sys.Workers()
 				w := ws[len(ws)-1]
 				// Its counters die with it: keep what it counted so far.
-				for k, v := range scrape(f.t, w.HTTPAddr) {
-					f.checker.metricsBefore[k] += v
-				}
-				w.Kill()
+				f.checker.kill(w)
 				f.count++
 				f.sys.StartWorker()
 			}}}

@@ -9,10 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/stretchr/testify/require"
@@ -21,6 +21,7 @@ import (
 	"github.com/sagaflow/sagaflow/amqp"
 	"github.com/sagaflow/sagaflow/contract"
 	"github.com/sagaflow/sagaflow/events"
+	"github.com/sagaflow/sagaflow/internal/systemtest"
 	"github.com/sagaflow/sagaflow/services/inventory"
 	"github.com/sagaflow/sagaflow/services/ledger"
 	"github.com/sagaflow/sagaflow/services/orders"
@@ -55,13 +56,16 @@ type checker struct {
 	l   *load
 	ctx context.Context
 	res *result
-	// metrics of worker processes that were killed, added to the last one's.
+	// metrics of worker processes that were killed, added to the running
+	// ones'.
 	metricsBefore map[string]float64
 	// poison maps a consumer queue to the ids of the poison messages that
 	// must be in its dead letters.
 	poison map[string][]string
 	// metrics are the workers' counters at the end, killed ones included.
 	metrics map[string]float64
+	// killed are the workers the test killed on purpose.
+	killed map[*systemtest.Worker]bool
 }
 
 func (c *checker) errorf(format string, args ...any) {
@@ -81,7 +85,12 @@ func (c *checker) check() {
 	c.checkStock()
 	c.checkReadModel()
 	c.checkHealthy()
-	final := scrape(t, c.l.sys.Workers()[len(c.l.sys.Workers())-1].HTTPAddr)
+	final := map[string]float64{}
+	for _, w := range c.l.sys.WorkersRunning("") {
+		for k, v := range scrape(t, w.HTTPAddr) {
+			final[k] += v
+		}
+	}
 	for k, v := range c.metricsBefore {
 		final[k] += v
 	}
@@ -381,16 +390,22 @@ func (c *checker) checkReadModel() {
 	}
 }
 
-// checkHealthy: the worker still reports every consumer consuming.
+// checkHealthy: the workers still report every consumer consuming.
 func (c *checker) checkHealthy() {
-	ws := c.l.sys.Workers()
-	w := ws[len(ws)-1]
-	if w.Exited() {
-		c.errorf("the worker exited during the load")
+	ws := c.l.sys.WorkersRunning("")
+	if len(ws) == 0 {
+		c.errorf("every worker exited during the load")
 		return
 	}
-	if err := healthy(w.HTTPAddr); err != nil {
-		c.errorf("worker unhealthy after the load: %v", err)
+	for _, w := range c.l.sys.Workers() {
+		if w.Exited() && !c.killed[w] {
+			c.errorf("worker %s exited during the load", w.LogPath)
+		}
+	}
+	for _, w := range ws {
+		if err := healthy(w.HTTPAddr); err != nil {
+			c.errorf("worker %s unhealthy after the load: %v", w.LogPath, err)
+		}
 	}
 }
 
@@ -408,11 +423,13 @@ func healthy(addr string) error {
 	return nil
 }
 
-// stopWorker stops the worker gracefully, so that its databases can be read.
+// stopWorker stops the workers gracefully, so that their databases can be
+// read.
 func (c *checker) stopWorker() {
-	ws := c.l.sys.Workers()
-	if err := ws[len(ws)-1].Stop(); err != nil {
-		c.errorf("worker stop: %v", err)
+	for _, w := range c.l.sys.WorkersRunning("") {
+		if err := w.Stop(); err != nil {
+			c.errorf("worker %s stop: %v", w.LogPath, err)
+		}
 	}
 }
 
@@ -423,7 +440,7 @@ func (c *checker) checkEvents(transfers map[string]*transferOutcome) {
 	type expected struct{ id, typ, by string }
 	var want []expected
 	for _, producer := range []string{ledger.ServiceName, inventory.ServiceName} {
-		db, err := store.Open(c.ctx, filepath.Join(c.l.sys.Dir, producer+".db"))
+		db, err := store.Open(c.ctx, c.l.sys.DSN(producer))
 		require.NoError(c.l.t, err)
 		rows, err := db.Outbox(c.ctx, producer)
 		require.NoError(c.l.t, err)
@@ -493,7 +510,7 @@ func (c *checker) checkEvents(transfers map[string]*transferOutcome) {
 	}
 	c.res.lost += len(missing)
 
-	db, err := store.Open(c.ctx, filepath.Join(c.l.sys.Dir, "orders.db"))
+	db, err := store.Open(c.ctx, c.l.sys.DSN(orders.ServiceName))
 	require.NoError(c.l.t, err)
 	defer db.Close()
 	applied := map[string]bool{}
@@ -583,4 +600,20 @@ func scrape(t interface{ Logf(string, ...any) }, addr string) map[string]float64
 		}
 	}
 	return out
+}
+
+// kill SIGKILLs workers at the same moment, keeping the counters they
+// reported so far (they die with them), and waits until they are gone.
+func (c *checker) kill(ws ...*systemtest.Worker) {
+	for _, w := range ws {
+		for k, v := range scrape(c.l.t, w.HTTPAddr) {
+			c.metricsBefore[k] += v
+		}
+		c.killed[w] = true
+	}
+	var wg sync.WaitGroup
+	for _, w := range ws {
+		wg.Go(w.Kill)
+	}
+	wg.Wait()
 }

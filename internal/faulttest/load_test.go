@@ -89,6 +89,7 @@ type load struct {
 	accounts []account
 	stock    map[string]int64 // initial on-hand per sku
 	sagas    []*saga
+	inFlight int // sagas run at once
 
 	completed atomic.Int64
 	progress  chan struct{} // one value per ended saga
@@ -99,10 +100,29 @@ type load struct {
 	audit *auditLog
 }
 
-// newLoad builds the load: the same shape in every test, drawn from seed.
+// shape is the size of a load.
+type shape struct {
+	bridgeOrders, directOrders, transfers int
+	// inFlight is how many sagas run at once.
+	inFlight int
+	// stock is every sku's initial on-hand quantity.
+	stock int64
+}
+
+// defaultShape is the load of the single-worker tests.
+var defaultShape = shape{bridgeOrders: bridgeOrders, directOrders: directOrders, transfers: transfers, inFlight: sagasInFlight, stock: initialStock}
+
+func (s shape) sagas() int { return s.bridgeOrders + s.directOrders + s.transfers }
+
+// newLoad builds the load of defaultShape, drawn from seed.
 func newLoad(t *testing.T, sys *systemtest.System, seed uint64) *load {
+	return newLoadOf(t, sys, seed, defaultShape)
+}
+
+// newLoadOf builds a load of the given shape, drawn from seed.
+func newLoadOf(t *testing.T, sys *systemtest.System, seed uint64, sh shape) *load {
 	r := rand.New(rand.NewPCG(seed, seed^0x5eed))
-	l := &load{t: t, sys: sys, prefix: uuid.NewString()[:8], stock: map[string]int64{}, progress: make(chan struct{}, 1024)}
+	l := &load{t: t, sys: sys, prefix: uuid.NewString()[:8], stock: map[string]int64{}, progress: make(chan struct{}, 1024), inFlight: sh.inFlight}
 	for i := range customers {
 		bal := int64(richBalance)
 		if i < poorCustomers {
@@ -114,7 +134,7 @@ func newLoad(t *testing.T, sys *systemtest.System, seed uint64) *load {
 		l.accounts = append(l.accounts, account{id: fmt.Sprintf("m-%d", i)})
 	}
 	for i := range skus {
-		l.stock[fmt.Sprintf("sku-%d", i)] = initialStock
+		l.stock[fmt.Sprintf("sku-%d", i)] = sh.stock
 	}
 	n := 0
 	newOrder := func(kind sagaKind) *saga {
@@ -142,13 +162,13 @@ func newLoad(t *testing.T, sys *systemtest.System, seed uint64) *load {
 		}
 		return &saga{kind: kind, wfID: contract.OrderWorkflowID(id), order: o, placedID: uuid.NewString()}
 	}
-	for range bridgeOrders {
+	for range sh.bridgeOrders {
 		l.sagas = append(l.sagas, newOrder(kindBridgeOrder))
 	}
-	for range directOrders {
+	for range sh.directOrders {
 		l.sagas = append(l.sagas, newOrder(kindDirectOrder))
 	}
-	for i := range transfers {
+	for i := range sh.transfers {
 		id := fmt.Sprintf("%s-t%03d", l.prefix, i)
 		src := r.IntN(customers)
 		dst := (src + 1 + r.IntN(customers-1)) % customers
@@ -185,7 +205,7 @@ type hook struct {
 	run   func()
 }
 
-// run starts every saga, at most sagasInFlight at once, runs the hooks as
+// run starts every saga, at most l.inFlight at once, runs the hooks as
 // the sagas end, acts as the operator of sagas whose compensation failed,
 // and returns once every saga ended and every hook ran.
 func (l *load) run(ctx context.Context, hooks ...hook) {
@@ -215,7 +235,7 @@ func (l *load) run(ctx context.Context, hooks ...hook) {
 		l.operate(opCtx)
 	}()
 
-	slots := make(chan struct{}, sagasInFlight)
+	slots := make(chan struct{}, l.inFlight)
 	var wg sync.WaitGroup
 	for _, s := range l.sagas {
 		select {

@@ -160,6 +160,28 @@ func Start(t testing.TB, opts Options) *Cluster {
 	return c
 }
 
+// Launch starts a cluster outside a test (a benchmark, a tool); the
+// caller removes it with Remove. A cluster that does not form is removed
+// before Launch returns its error.
+func Launch(ctx context.Context, opts Options) (*Cluster, error) {
+	for _, tool := range []string{"rabbitmq-server", "rabbitmqctl"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return nil, fmt.Errorf("rmqcluster: %s not found on PATH (install RabbitMQ)", tool)
+		}
+	}
+	if u, err := user.Lookup("rabbitmq"); err == nil && os.Geteuid() != 0 && strconv.Itoa(os.Geteuid()) != u.Uid {
+		return nil, errors.New("rmqcluster: rabbitmq-server's nodes run only as root or as the rabbitmq user")
+	}
+	c, err := newCluster(opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.start(ctx); err != nil {
+		return nil, errors.Join(err, c.Remove())
+	}
+	return c, nil
+}
+
 // newCluster lays out the nodes' files after removing stale nodes of the
 // same names; it starts nothing.
 func newCluster(opts Options) (*Cluster, error) {
@@ -417,20 +439,37 @@ type queueInfo struct {
 	Name    string   `json:"name"`
 	Type    string   `json:"type"`
 	Leader  string   `json:"leader"`
-	Members []string `json:"members"`
-	Online  []string `json:"online"`
+	Members nodeList `json:"members"`
+	Online  nodeList `json:"online"`
+}
+
+// nodeList is a list of nodes in list_queues' JSON, which prints an empty
+// string instead of a list for a classic queue.
+type nodeList []string
+
+func (l *nodeList) UnmarshalJSON(b []byte) error {
+	var s string
+	if json.Unmarshal(b, &s) == nil {
+		*l = nil
+		return nil
+	}
+	return json.Unmarshal(b, (*[]string)(l))
 }
 
 // queue returns a queue of the default vhost as the first node that
 // answers sees it.
-func (c *Cluster) queue(name string) (queueInfo, error) {
+func (c *Cluster) queue(name string) (queueInfo, error) { return c.queueIn("/", name) }
+
+// queueIn returns a queue of a vhost as the first node that answers sees
+// it.
+func (c *Cluster) queueIn(vhost, name string) (queueInfo, error) {
 	var errs []error
 	for _, n := range c.nodes {
 		if len(n.pids()) == 0 {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), c.opts.CommandTimeout)
-		out, err := n.ctl(ctx, "list_queues", "-q", "--formatter", "json", "name", "type", "leader", "members", "online")
+		out, err := n.ctl(ctx, "list_queues", "-p", vhost, "-q", "--formatter", "json", "name", "type", "leader", "members", "online")
 		cancel()
 		if err != nil {
 			errs = append(errs, n.errorf("list_queues: %w", err))
@@ -445,7 +484,7 @@ func (c *Cluster) queue(name string) (queueInfo, error) {
 				return q, nil
 			}
 		}
-		return queueInfo{}, n.errorf("no queue %q", name)
+		return queueInfo{}, n.errorf("no queue %q in vhost %q", name, vhost)
 	}
 	if len(errs) == 0 {
 		return queueInfo{}, errors.New("rmqcluster: no node runs")
@@ -475,4 +514,37 @@ func (c *Cluster) QueueMembers(queue string) (members, online []string, err erro
 		return nil, nil, err
 	}
 	return q.Members, q.Online, nil
+}
+
+// QueueLeaderIn is QueueLeader for a queue of another vhost.
+func (c *Cluster) QueueLeaderIn(vhost, queue string) (node string, err error) {
+	q, err := c.queueIn(vhost, queue)
+	if err != nil {
+		return "", err
+	}
+	if q.Leader == "" {
+		return "", fmt.Errorf("rmqcluster: queue %q of vhost %q has no leader", queue, vhost)
+	}
+	return q.Leader, nil
+}
+
+// Ctl runs `rabbitmqctl args...` on the first node whose RabbitMQ runs,
+// for what concerns the whole cluster (vhosts, users, permissions,
+// connections), and returns its output.
+func (c *Cluster) Ctl(args ...string) (string, error) {
+	var errs []error
+	for _, n := range c.nodes {
+		if len(n.pids()) == 0 {
+			continue
+		}
+		out, err := n.ctlTimed(args...)
+		if err == nil {
+			return out, nil
+		}
+		errs = append(errs, n.errorf("%s: %w", strings.Join(args, " "), err))
+	}
+	if len(errs) == 0 {
+		return "", errors.New("rmqcluster: no node runs")
+	}
+	return "", errors.Join(errs...)
 }

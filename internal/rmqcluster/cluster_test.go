@@ -2,6 +2,7 @@ package rmqcluster
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -237,4 +238,16 @@ func TestErrorsNameTheNode(t *testing.T) {
 	require.False(t, n.Running())
 	_, err := c.QueueLeader("q")
 	require.ErrorContains(t, err, "no node runs")
+}
+
+// TestQueueInfoOfClassicQueue: list_queues prints a classic queue's
+// members as an empty string, which must not fail the whole listing.
+func TestQueueInfoOfClassicQueue(t *testing.T) {
+	var qs []queueInfo
+	out := `[{"name":"reply","type":"classic","leader":"a@localhost","members":"","online":""},` +
+		`{"name":"ledger","type":"quorum","leader":"b@localhost","members":["a@localhost","b@localhost"],"online":["b@localhost"]}]`
+	require.NoError(t, json.Unmarshal([]byte(out), &qs))
+	require.Empty(t, qs[0].Members)
+	require.Equal(t, nodeList{"a@localhost", "b@localhost"}, qs[1].Members)
+	require.Equal(t, nodeList{"b@localhost"}, qs[1].Online)
 }

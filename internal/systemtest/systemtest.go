@@ -2,9 +2,13 @@
 // the shared Temporal dev server (internal/temporaltest), a RabbitMQ virtual
 // host of the test's own, and worker processes built from ./worker with every
 // part (services on SQLite, workflows, replies, bridge, projection,
-// notifications). Faults are real: connections dropped with rabbitmqctl, the
-// broker restarted, worker processes killed, activities failed by workers
-// built with the tag faults (Options.ActivityFaults).
+// notifications). Options.Topology runs the production topology instead: the
+// vhost on a RabbitMQ cluster (internal/rmqcluster) with quorum queues, the
+// services on PostgreSQL, and separate orchestration and services workers.
+// Faults are real: connections dropped with rabbitmqctl, the broker
+// restarted, cluster nodes stopped or killed, worker processes killed,
+// activities failed by workers built with the tag faults
+// (Options.ActivityFaults).
 //
 // A package using it calls Main from TestMain.
 package systemtest
@@ -118,6 +122,11 @@ type Options struct {
 	// carry no VCS stamp to default to). StartWorkerWith starts another
 	// build.
 	BuildID string
+	// Topology, when set, runs the production topology: the system's vhost
+	// on a RabbitMQ cluster, the services on PostgreSQL and separate
+	// orchestration and services workers. Default: one worker with every
+	// part, on the broker at testenv.AMQPURL with SQLite.
+	Topology *Topology
 }
 
 // WorkerOptions configure one worker process of StartWorkerWith.
@@ -125,6 +134,9 @@ type WorkerOptions struct {
 	// BuildID is the worker's build id under Options.Deployment. Default
 	// Options.BuildID.
 	BuildID string
+	// Run is the worker's --run: RunOrchestration, RunServices or a list
+	// of parts. Default every part.
+	Run string
 }
 
 // System is one isolated deployment of the project for a test.
@@ -141,7 +153,8 @@ type System struct {
 	TemporalAddress string
 	// TaskQueue is the test's own task queue.
 	TaskQueue string
-	// Dir holds the services' SQLite files and the workers' logs.
+	// Dir holds the services' SQLite files (without Options.Topology) and
+	// the workers' logs.
 	Dir string
 	// Conn is the test's own broker connection in VHost.
 	Conn *amqp.Conn
@@ -150,9 +163,13 @@ type System struct {
 	// Requester sends commands and queries on Conn.
 	Requester *amqp.Requester
 
-	t       testing.TB
-	opts    Options
-	bin     string
+	t    testing.TB
+	opts Options
+	bin  string
+	// nodeURLs are the cluster nodes' URLs in VHost, under Options.Topology.
+	nodeURLs []string
+	// dsns are the services' databases by service name.
+	dsns    map[string]string
 	mu      sync.Mutex
 	workers []*Worker
 }
@@ -162,12 +179,11 @@ type System struct {
 // consumer consuming). Everything is torn down when the test ends.
 func Start(t testing.TB, opts Options) *System {
 	t.Helper()
-	base := testenv.AMQPURL(t)
-	if _, err := exec.LookPath("rabbitmqctl"); err != nil {
-		testenv.Unavailable(t, "rabbitmqctl", "install RabbitMQ's CLI tools and put rabbitmqctl on PATH")
-	}
 	if opts.Deployment != "" && opts.BuildID == "" {
 		t.Fatal("systemtest: Options.Deployment needs Options.BuildID")
+	}
+	if err := opts.Topology.validate(); err != nil {
+		t.Fatal(err)
 	}
 	srv := temporaltest.Server(t)
 	s := &System{
@@ -180,16 +196,15 @@ func Start(t testing.TB, opts Options) *System {
 		Dir:             t.TempDir(),
 	}
 	s.VHost = "sagaflow-system-" + uuid.NewString()[:8]
-	rabbitmqctl(t, "add_vhost", s.VHost)
-	t.Cleanup(func() { _ = exec.Command("rabbitmqctl", "delete_vhost", s.VHost).Run() })
-	u, err := url.Parse(base)
-	require.NoError(t, err)
-	rabbitmqctl(t, "set_permissions", "-p", s.VHost, u.User.Username(), ".*", ".*", ".*")
-	u.Path = "/" + s.VHost
-	s.AMQPURL = u.String()
+	if opts.Topology != nil {
+		s.startOnCluster()
+	} else {
+		s.startOnBroker()
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	var err error
 	s.Conn, err = amqp.Dial(ctx, amqp.Config{URL: s.AMQPURL, ConnectionName: "systemtest " + t.Name(), Exchange: opts.Exchange})
 	require.NoError(t, err)
 	s.Exchange = s.Conn.Config().Exchange
@@ -202,8 +217,34 @@ func Start(t testing.TB, opts Options) *System {
 	// Workers stop before the connections and the vhost go (cleanups run
 	// last-in first-out).
 	t.Cleanup(s.stopWorkers)
-	s.StartWorker()
+	if opts.Topology != nil {
+		s.startTopologyWorkers()
+	} else {
+		s.StartWorker()
+	}
 	return s
+}
+
+// startOnBroker creates the vhost on the broker at testenv.AMQPURL and
+// lays out the services' SQLite files.
+func (s *System) startOnBroker() {
+	t := s.t
+	t.Helper()
+	base := testenv.AMQPURL(t)
+	if _, err := exec.LookPath("rabbitmqctl"); err != nil {
+		testenv.Unavailable(t, "rabbitmqctl", "install RabbitMQ's CLI tools and put rabbitmqctl on PATH")
+	}
+	rabbitmqctl(t, "add_vhost", s.VHost)
+	t.Cleanup(func() { _ = exec.Command("rabbitmqctl", "delete_vhost", s.VHost).Run() })
+	u, err := url.Parse(base)
+	require.NoError(t, err)
+	rabbitmqctl(t, "set_permissions", "-p", s.VHost, u.User.Username(), ".*", ".*", ".*")
+	u.Path = "/" + s.VHost
+	s.AMQPURL = u.String()
+	s.dsns = map[string]string{}
+	for _, name := range serviceDatabases {
+		s.dsns[name] = filepath.Join(s.Dir, name+".db")
+	}
 }
 
 // workerTags are the build tags of the workers.
@@ -229,6 +270,8 @@ type Worker struct {
 	// BuildID is its build id within Options.Deployment; empty for an
 	// unversioned worker.
 	BuildID string
+	// Run is its --run; empty for every part.
+	Run string
 
 	cmd  *exec.Cmd
 	done chan struct{}
@@ -253,23 +296,34 @@ func (s *System) StartWorkerWith(o WorkerOptions) *Worker {
 	if s.opts.Deployment == "" && o.BuildID != "" {
 		s.t.Fatal("systemtest: a build id needs Options.Deployment")
 	}
+	w := s.spawnWorker(o)
+	s.waitHealthy(w)
+	return w
+}
+
+// spawnWorker starts a worker process without waiting for it.
+func (s *System) spawnWorker(o WorkerOptions) *Worker {
+	s.t.Helper()
+	if o.BuildID == "" {
+		o.BuildID = s.opts.BuildID
+	}
 	s.mu.Lock()
 	n := len(s.workers) + 1
 	s.mu.Unlock()
 	addr := freeAddr(s.t)
-	w := &Worker{HTTPAddr: addr, LogPath: filepath.Join(s.Dir, fmt.Sprintf("worker-%d.log", n)), BuildID: o.BuildID, done: make(chan struct{})}
+	w := &Worker{HTTPAddr: addr, LogPath: filepath.Join(s.Dir, fmt.Sprintf("worker-%d.log", n)), BuildID: o.BuildID, Run: o.Run, done: make(chan struct{})}
 	logFile, err := os.OpenFile(w.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	require.NoError(s.t, err)
 	w.cmd = exec.Command(s.bin)
 	w.cmd.Env = append(os.Environ(),
-		"AMQP_URL="+s.AMQPURL,
+		"AMQP_URL="+s.workerAMQPURL(n),
 		"AMQP_EXCHANGE="+s.Exchange,
 		"TEMPORAL_ADDRESS="+s.TemporalAddress,
 		"TEMPORAL_NAMESPACE=default",
 		"TEMPORAL_TASK_QUEUE="+s.TaskQueue,
-		"LEDGER_DSN="+filepath.Join(s.Dir, "ledger.db"),
-		"INVENTORY_DSN="+filepath.Join(s.Dir, "inventory.db"),
-		"ORDERS_DSN="+filepath.Join(s.Dir, "orders.db"),
+		"LEDGER_DSN="+s.DSN(ServiceLedger),
+		"INVENTORY_DSN="+s.DSN(ServiceInventory),
+		"ORDERS_DSN="+s.DSN(ServiceOrders),
 		"METRICS_ADDR="+addr,
 		"LOG_FORMAT=json",
 		"LOG_LEVEL=warn",
@@ -284,6 +338,11 @@ func (s *System) StartWorkerWith(o WorkerOptions) *Worker {
 		// Unversioned, whatever the test's own environment says.
 		w.cmd.Env = append(w.cmd.Env, "TEMPORAL_DEPLOYMENT_NAME=")
 	}
+	if o.Run != "" {
+		w.cmd.Env = append(w.cmd.Env, "WORKER_RUN="+o.Run)
+	} else {
+		w.cmd.Env = append(w.cmd.Env, "WORKER_RUN=all")
+	}
 	w.cmd.Env = append(w.cmd.Env, s.opts.WorkerEnv...)
 	w.cmd.Stdout, w.cmd.Stderr = logFile, logFile
 	require.NoError(s.t, w.cmd.Start())
@@ -295,7 +354,6 @@ func (s *System) StartWorkerWith(o WorkerOptions) *Worker {
 	s.mu.Lock()
 	s.workers = append(s.workers, w)
 	s.mu.Unlock()
-	s.waitHealthy(w)
 	return w
 }
 
@@ -319,13 +377,20 @@ func freeAddr(t testing.TB) string {
 // signal that its consumers are consuming.
 func (s *System) waitHealthy(w *Worker) {
 	s.t.Helper()
+	if err := s.healthyWithin(w); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// healthyWithin waits up to a minute for the worker to report healthy.
+func (s *System) healthyWithin(w *Worker) error {
 	deadline := time.Now().Add(60 * time.Second)
 	c := &http.Client{Timeout: 2 * time.Second}
 	var last string
 	for time.Now().Before(deadline) {
 		select {
 		case <-w.done:
-			s.t.Fatalf("worker exited while starting: %v\n%s", w.err, tail(w.LogPath, 40))
+			return fmt.Errorf("worker %s exited while starting: %v\n%s", w.LogPath, w.err, tail(w.LogPath, 40))
 		default:
 		}
 		resp, err := c.Get("http://" + w.HTTPAddr + "/healthz")
@@ -334,7 +399,7 @@ func (s *System) waitHealthy(w *Worker) {
 			_, _ = body.ReadFrom(resp.Body)
 			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return
+				return nil
 			}
 			last = body.String()
 		} else {
@@ -342,7 +407,7 @@ func (s *System) waitHealthy(w *Worker) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	s.t.Fatalf("worker not healthy after 60s: %s\n%s", last, tail(w.LogPath, 40))
+	return fmt.Errorf("worker %s not healthy after 60s: %s\n%s", w.LogPath, last, tail(w.LogPath, 40))
 }
 
 // Kill ends the worker with SIGKILL, as a crash would, and waits for it.
@@ -412,6 +477,11 @@ func tail(path string, n int) string {
 // workers' and the test's own, as a network failure would.
 func (s *System) DropConnections() {
 	s.t.Helper()
+	if s.opts.Topology != nil {
+		out, err := s.opts.Topology.Cluster.Ctl("close_all_connections", "-p", s.VHost, "systemtest: connections dropped on purpose")
+		require.NoError(s.t, err, "close_all_connections: %s", out)
+		return
+	}
 	rabbitmqctl(s.t, "close_all_connections", "-p", s.VHost, "systemtest: connections dropped on purpose")
 }
 
@@ -420,6 +490,9 @@ func (s *System) DropConnections() {
 // must not run beside other packages' broker tests.
 func (s *System) RestartBroker() {
 	s.t.Helper()
+	if s.opts.Topology != nil {
+		s.t.Fatal("systemtest: RestartBroker restarts the broker at testenv.AMQPURL; on a cluster act on Topology.Cluster's nodes")
+	}
 	rabbitmqctl(s.t, "stop_app")
 	rabbitmqctl(s.t, "start_app")
 	rabbitmqctl(s.t, "await_startup")
