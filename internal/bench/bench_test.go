@@ -36,13 +36,12 @@ func TestRunEndToEnd(t *testing.T) {
 	rep, err := Run(ctx, cfg, &log)
 	require.NoError(t, err, log.String())
 
-	// Row 1 runs twice, the second time with encrypted payloads, beside
+	// Row 1 runs three times, with encrypted payloads and traced, beside
 	// the rows 1 to 5.
-	require.Len(t, rep.Rows, 6)
-	wantRows := []RowSpec{{Row: 1}, {Row: 1, Encrypted: true}, {Row: 2}, {Row: 3}, {Row: 4}, {Row: 5}}
+	require.Len(t, rep.Rows, 7)
+	wantRows := []RowSpec{{Row: 1}, {Row: 1, Encrypted: true}, {Row: 1, Traced: true}, {Row: 2}, {Row: 3}, {Row: 4}, {Row: 5}}
 	for i, row := range rep.Rows {
-		require.Equal(t, wantRows[i].Row, row.Spec.Row)
-		require.Equal(t, wantRows[i].Encrypted, row.Spec.Encrypted)
+		require.Equal(t, wantRows[i], row.Spec)
 		require.Equal(t, 10, row.Completed, "row %d: %s", row.Spec.Row, row.FirstError)
 		require.Positive(t, row.Throughput)
 		require.Len(t, row.Runs, 2, "every row ran twice")
@@ -51,13 +50,18 @@ func TestRunEndToEnd(t *testing.T) {
 		require.Equal(t, 3, row.Sampled)
 		require.Positive(t, row.WorkflowTasksPerSaga())
 	}
-	order, encrypted, noop, empty := rep.Rows[0], rep.Rows[1], rep.Rows[2], rep.Rows[3]
+	order, encrypted, traced, noop, empty := rep.Rows[0], rep.Rows[1], rep.Rows[2], rep.Rows[3], rep.Rows[4]
 	require.InDelta(t, order.WorkflowTasksPerSaga(), encrypted.WorkflowTasksPerSaga(), 1e-9, "encryption changes no task")
+	require.InDelta(t, order.WorkflowTasksPerSaga(), traced.WorkflowTasksPerSaga(), 1e-9, "tracing changes no task")
+	require.Zero(t, order.Spans, "the untraced row exports nothing")
+	// Every saga's start, workflows, activities, commands, replies and
+	// transactions are spans: far more than one per saga.
+	require.Greater(t, traced.Spans, int64(10*(cfg.Sagas+cfg.Warmup)), "the traced row exported its sagas' spans")
 	require.InDelta(t, 3.0, order.WorkflowsPerSaga(), 1e-9, "an order is its workflow and two children")
 	require.InDelta(t, order.ActivityTasksPerSaga(), noop.ActivityTasksPerSaga(), 1e-9, "the no-op row runs the same steps")
 	require.InDelta(t, 1.0, empty.WorkflowTasksPerSaga(), 1e-9)
 	require.Zero(t, empty.ActivityTasksPerSaga())
-	transfer, transferNoop := rep.Rows[4], rep.Rows[5]
+	transfer, transferNoop := rep.Rows[5], rep.Rows[6]
 	require.InDelta(t, 1.0, transfer.WorkflowsPerSaga(), 1e-9, "a transfer is one workflow")
 	require.InDelta(t, transfer.ActivityTasksPerSaga(), transferNoop.ActivityTasksPerSaga(), 1e-9, "the no-op row runs the same steps")
 	require.True(t, transfer.Broker)
@@ -75,6 +79,7 @@ func TestRunEndToEnd(t *testing.T) {
 	require.Contains(t, b.String(), "Row 1 ÷ row 3")
 	require.Contains(t, b.String(), "Row 4 ÷ row 5")
 	require.Contains(t, b.String(), "of the unencrypted row")
+	require.Contains(t, b.String(), "of the untraced row")
 
 	out, err := exec.Command("rabbitmqctl", "list_vhosts").Output()
 	require.NoError(t, err)

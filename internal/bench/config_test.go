@@ -58,16 +58,16 @@ func TestParseFlags(t *testing.T) {
 func TestPlanRows(t *testing.T) {
 	c := Config{Rows: []int{1, 2, 3}, Variants: true, MorePollers: 16, TransferPollRPS: 1000}
 	require.Equal(t, []RowSpec{
-		{Row: 1}, {Row: 1, Encrypted: true}, {Row: 1, Cluster: true}, {Row: 1, Pollers: 16},
+		{Row: 1}, {Row: 1, Encrypted: true}, {Row: 1, Traced: true}, {Row: 1, Cluster: true}, {Row: 1, Pollers: 16},
 		{Row: 2}, {Row: 2, Pollers: 16}, {Row: 2, Eager: true},
 		{Row: 3}, {Row: 3, Eager: true},
 		{Row: 1, TransferPollRPS: 1000}, {Row: 2, TransferPollRPS: 1000}, {Row: 3, TransferPollRPS: 1000},
 	}, planRows(c))
 	c.Variants = false
-	require.Equal(t, []RowSpec{{Row: 1}, {Row: 1, Encrypted: true}, {Row: 1, Cluster: true}, {Row: 2}, {Row: 3}}, planRows(c),
+	require.Equal(t, []RowSpec{{Row: 1}, {Row: 1, Encrypted: true}, {Row: 1, Traced: true}, {Row: 1, Cluster: true}, {Row: 2}, {Row: 3}}, planRows(c),
 		"the codec and the cluster rows run without variants too")
 	c.SkipCluster = true
-	require.Equal(t, []RowSpec{{Row: 1}, {Row: 1, Encrypted: true}, {Row: 2}, {Row: 3}}, planRows(c), "--skip-cluster")
+	require.Equal(t, []RowSpec{{Row: 1}, {Row: 1, Encrypted: true}, {Row: 1, Traced: true}, {Row: 2}, {Row: 3}}, planRows(c), "--skip-cluster")
 	c = Config{Rows: []int{2, 3}}
 	require.Equal(t, []RowSpec{{Row: 2}, {Row: 3}}, planRows(c), "the cluster row runs beside row 1 only")
 

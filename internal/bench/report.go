@@ -322,7 +322,10 @@ func renderSettings(p *printer, r *Report) {
 	}
 	p.f("Row 1 always runs a second time right after itself with the payload codec on:\n")
 	p.f("the worker and the starting client encrypt every payload with AES-256-GCM under\n")
-	p.f("a fresh key (`SAGAFLOW_CODEC_KEYS`), as a production deployment would.\n\n")
+	p.f("a fresh key (`SAGAFLOW_CODEC_KEYS`), as a production deployment would.\n")
+	p.f("And again with tracing on: the worker and the starting client export every\n")
+	p.f("span (sampler `parentbased_always_on`) over OTLP/gRPC to a receiver in the\n")
+	p.f("benchmark process that counts them, as they would to a collector.\n\n")
 	if _, ok := r.clusterRow(); ok {
 		p.f("Then, unless `--skip-cluster`, it runs a third time on the production topology:\n")
 		p.f("a local %d-node RabbitMQ cluster (`internal/rmqcluster`, nodes of the installed\n", clusterNodes)
@@ -335,18 +338,20 @@ func renderSettings(p *printer, r *Report) {
 		p.f("the split into processes cost on one machine, not what a cluster of machines\n")
 		p.f("would reach.\n\n")
 	}
-	p.f("Each variant runs right after its row with one setting changed: more task\n")
-	p.f("queue pollers (`--pollers` of the worker; `MaxConcurrentWorkflowTaskPollers`\n")
-	p.f("and `MaxConcurrentActivityTaskPollers`), or eager workflow start\n")
-	p.f("(`StartWorkflowOptions.EnableEagerStart`: the server hands the first workflow\n")
-	p.f("task back in the start response to a worker in the starting process, so it\n")
-	p.f("applies to rows 2 and 3, whose worker runs in the benchmark process). Last,\n")
-	p.f("every row runs again on a second dev server started with\n")
-	p.f("`--dynamic-config-value history.transferProcessorMaxPollRPS=%d` (default 20):\n", r.Config.TransferPollRPS)
-	p.f("the history service reads its transfer queue at most that often, and nearly\n")
-	p.f("every step of a saga (dispatching a workflow or activity task, starting a\n")
-	p.f("child, delivering a signal) is a transfer task. At 20 reads a second a step can\n")
-	p.f("wait up to 50 ms for the next read once the limiter's burst is spent.\n\n")
+	if r.Config.Variants {
+		p.f("Each variant runs right after its row with one setting changed: more task\n")
+		p.f("queue pollers (`--pollers` of the worker; `MaxConcurrentWorkflowTaskPollers`\n")
+		p.f("and `MaxConcurrentActivityTaskPollers`), or eager workflow start\n")
+		p.f("(`StartWorkflowOptions.EnableEagerStart`: the server hands the first workflow\n")
+		p.f("task back in the start response to a worker in the starting process, so it\n")
+		p.f("applies to rows 2 and 3, whose worker runs in the benchmark process). Last,\n")
+		p.f("every row runs again on a second dev server started with\n")
+		p.f("`--dynamic-config-value history.transferProcessorMaxPollRPS=%d` (default 20):\n", r.Config.TransferPollRPS)
+		p.f("the history service reads its transfer queue at most that often, and nearly\n")
+		p.f("every step of a saga (dispatching a workflow or activity task, starting a\n")
+		p.f("child, delivering a signal) is a transfer task. At 20 reads a second a step can\n")
+		p.f("wait up to 50 ms for the next read once the limiter's burst is spent.\n\n")
+	}
 	sagaTable(p, variants)
 	p.f("| row | settings | sagas/s | default's sagas/s | change | p50 ms | default's p50 ms |\n")
 	p.f("|---:|---|---:|---:|---:|---:|---:|\n")
@@ -364,6 +369,10 @@ func renderSettings(p *printer, r *Report) {
 // codecTarget is the throughput the encrypted row 1 should keep, as a
 // fraction of row 1's.
 const codecTarget = 0.95
+
+// traceTarget is the throughput the traced row 1 should keep, as a
+// fraction of row 1's.
+const traceTarget = 0.9
 
 func renderFindings(p *printer, r *Report) {
 	p.f("### What the numbers say\n\n")
@@ -447,6 +456,8 @@ func renderFindings(p *printer, r *Report) {
 			what = fmt.Sprintf("the server's transfer queue read up to %s times a second instead of 20", num(float64(v.Spec.TransferPollRPS), 0))
 		case v.Spec.Encrypted:
 			what = "payloads encrypted (AES-256-GCM codec in the worker and the client)"
+		case v.Spec.Traced:
+			what = "tracing on (OpenTelemetry in the worker and the client, every span sampled, exported over OTLP/gRPC)"
 		case v.Spec.Cluster:
 			what = fmt.Sprintf("a %d-node RabbitMQ cluster and quorum queues, %d orchestration workers and a services worker instead of one node, classic queues and one worker",
 				clusterNodes, clusterOrchestrationWorkers)
@@ -460,6 +471,15 @@ func renderFindings(p *printer, r *Report) {
 			if enc, ok := codecMicros(r.Codec, "plain/encode"); ok {
 				dec, _ := codecMicros(r.Codec, "plain/decode")
 				p.f(" The codec itself takes %s µs to encrypt and %s µs to decrypt a payload (see Payload codec below).", num(enc, 1), num(dec, 1))
+			}
+		}
+		if v.Spec.Traced {
+			x := ratio(v.Throughput, d.Throughput)
+			p.f(" Target ≥ %s× of the untraced row: %s× (medians), %s.", fx(traceTarget), fx(x), metOrNot(x >= traceTarget))
+			if n := v.Sagas + r.Config.Warmup; v.Spans > 0 && n > 0 {
+				p.f(" Its receiver got %s spans, %s per saga.", num(float64(v.Spans), 0), num(float64(v.Spans)/float64(n), 1))
+			} else {
+				p.f(" Its receiver got no span: the row did not trace.")
 			}
 		}
 		if v.Alone > 0 && d.Alone > 0 && ratio(d.Alone.Seconds(), v.Alone.Seconds()) >= 2 {

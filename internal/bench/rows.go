@@ -81,6 +81,10 @@ type RowSpec struct {
 	// Encrypted runs the worker and the starting client with the payload
 	// codec on (a fresh AES-256 key), row 1 only.
 	Encrypted bool
+	// Traced runs the worker and the starting client with OpenTelemetry
+	// tracing on, every span sampled and exported over OTLP/gRPC to a
+	// receiver in the benchmark process, row 1 only.
+	Traced bool
 	// Cluster runs the row on the production topology: a 3-node RabbitMQ
 	// cluster with quorum queues, clusterOrchestrationWorkers `worker
 	// --run orchestration` processes and one `worker --run services`
@@ -98,7 +102,7 @@ const clusterNodes = 3
 
 // Default reports whether the spec runs with the project's default settings.
 func (s RowSpec) Default() bool {
-	return s.Pollers == 0 && !s.Eager && s.TransferPollRPS == 0 && !s.Encrypted && !s.Cluster
+	return s.Pollers == 0 && !s.Eager && s.TransferPollRPS == 0 && !s.Encrypted && !s.Traced && !s.Cluster
 }
 
 // Settings describes the spec's settings for the report.
@@ -119,6 +123,9 @@ func (s RowSpec) Settings() string {
 	}
 	if s.Encrypted {
 		parts = append(parts, "payloads encrypted")
+	}
+	if s.Traced {
+		parts = append(parts, "traced")
 	}
 	if s.Cluster {
 		parts = append(parts, fmt.Sprintf("%d-node RabbitMQ cluster, quorum queues, %d orchestration workers + 1 services worker", clusterNodes, clusterOrchestrationWorkers))
@@ -147,7 +154,8 @@ func planRows(cfg Config) []RowSpec {
 			// Always beside the row it is compared with: encryption is a
 			// production setting, not a tuning experiment.
 			specs = append(specs, RowSpec{Row: r, Encrypted: true})
-			// So is the production topology.
+			// So is tracing, and the production topology.
+			specs = append(specs, RowSpec{Row: r, Traced: true})
 			if !cfg.SkipCluster {
 				specs = append(specs, RowSpec{Row: r, Cluster: true})
 			}
@@ -186,6 +194,9 @@ type RowResult struct {
 	Elapsed    time.Duration
 	// Throughput is sagas completed per second.
 	Throughput float64
+	// Spans is how many spans the traced row exported, the worker's and
+	// the starting client's, warm-up included.
+	Spans int64
 	// Runs are the throughputs of every run of the row, this one (the
 	// median) among them, in the order they ran.
 	Runs    []float64
@@ -458,10 +469,10 @@ type rowEnv struct {
 
 // runRow runs one row: its worker, a warm-up, the measured load, then the
 // history sample.
-func runRow(ctx context.Context, env rowEnv, cfg Config, spec RowSpec) (RowResult, error) {
+func runRow(ctx context.Context, env rowEnv, cfg Config, spec RowSpec) (res RowResult, err error) {
 	ctx, cancel := context.WithTimeout(ctx, cfg.RowTimeout)
 	defer cancel()
-	res := RowResult{Spec: spec, Sagas: cfg.Sagas}
+	res = RowResult{Spec: spec, Sagas: cfg.Sagas}
 	tag := fmt.Sprintf("r%d-%s", spec.Row, uuid.NewString()[:8])
 	queue := "bench-" + tag
 
@@ -473,8 +484,8 @@ func runRow(ctx context.Context, env rowEnv, cfg Config, spec RowSpec) (RowResul
 		if spec.Eager {
 			return res, fmt.Errorf("row %d cannot start eagerly: its worker runs in another process", spec.Row)
 		}
-		if spec.Encrypted && spec.Row != rowOrder {
-			return res, fmt.Errorf("row %d is not measured encrypted", spec.Row)
+		if (spec.Encrypted || spec.Traced) && spec.Row != rowOrder {
+			return res, fmt.Errorf("row %d is not measured encrypted or traced", spec.Row)
 		}
 		if spec.Cluster && (spec.Row != rowOrder || env.cluster == nil) {
 			return res, fmt.Errorf("row %d cannot run on the cluster", spec.Row)
@@ -487,6 +498,22 @@ func runRow(ctx context.Context, env rowEnv, cfg Config, spec RowSpec) (RowResul
 				return res, err
 			}
 			defer c.Close()
+		}
+		if spec.Traced {
+			spans, tc, shutdown, err := tracedClient(ctx, env.client)
+			if err != nil {
+				return res, err
+			}
+			c = tc
+			settings.OTLPEndpoint = spans.Endpoint
+			defer func() {
+				c.Close()
+				shutdown()
+				// The worker flushed its spans when it stopped (earlier
+				// deferred calls run later), the client's just now.
+				res.Spans = spans.Spans()
+				spans.stop()
+			}()
 		}
 		requester := env.requester
 		var err error

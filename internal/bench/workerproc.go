@@ -16,6 +16,7 @@ import (
 
 	"github.com/sagaflow/sagaflow/amqp"
 	"github.com/sagaflow/sagaflow/codec"
+	"github.com/sagaflow/sagaflow/internal/tracing"
 )
 
 // buildWorker builds ./worker into dir, as the system tests do.
@@ -39,6 +40,8 @@ type workerSettings struct {
 	Run string
 	// QueueType is AMQP_QUEUE_TYPE; empty: the worker's default.
 	QueueType string
+	// OTLPEndpoint turns tracing on, exporting there; empty: off.
+	OTLPEndpoint string
 }
 
 // workerProcess is one worker process with every part: workflows,
@@ -87,6 +90,9 @@ func startWorker(ctx context.Context, bin, dir, temporalAddr, amqpURL, taskQueue
 	if s.CodecKeys != "" {
 		w.cmd.Env = append(w.cmd.Env, codec.EnvKeys+"="+s.CodecKeys)
 	}
+	// Set either way: a collector in the benchmark's own environment must
+	// not trace the untraced rows.
+	w.cmd.Env = append(w.cmd.Env, tracing.EnvEndpoint+"="+s.OTLPEndpoint, tracing.EnvServiceName+"=sagaflow-worker")
 	run := s.Run
 	if run == "" {
 		run = "all"
