@@ -183,11 +183,15 @@ func runOnServer(ctx context.Context, env rowEnv, cli string, cfg Config, specs 
 		return nil, fmt.Errorf("connect to the dev server: %w", err)
 	}
 	defer env.client.Close()
-	// Each pass runs every row once, so a load that drifts during the run
-	// touches every row alike; a row's report is its median run.
+	// Each pass runs every row once, starting one row later than the pass
+	// before: the dev server slows as its in-memory database fills, so a
+	// row that always ran right after another would always be measured on
+	// a slightly slower server. A row's report is its median run.
 	runs := make([][]RowResult, len(specs))
 	for pass := 1; pass <= cfg.Repeats; pass++ {
-		for i, spec := range specs {
+		for j := range specs {
+			i := passOrder(j, pass, len(specs))
+			spec := specs[i]
 			fmt.Fprintf(env.log, "bench: row %d (%s), run %d of %d: %d sagas, %d at a time\n", spec.Row, spec.Settings(), pass, cfg.Repeats, cfg.Sagas, cfg.Concurrency)
 			res, err := runRow(ctx, env, cfg, spec)
 			if err != nil {
@@ -204,6 +208,10 @@ func runOnServer(ctx context.Context, env rowEnv, cli string, cfg Config, specs 
 	}
 	return out, nil
 }
+
+// passOrder is the index of the spec a pass runs j-th: pass 1 runs them in
+// plan order, each later pass starts one spec further on.
+func passOrder(j, pass, n int) int { return (j + pass - 1) % n }
 
 // medianRun is the run of median throughput (the lower middle one of an
 // even count), with every run's throughput in Runs. A run where sagas

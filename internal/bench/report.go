@@ -106,9 +106,10 @@ func renderSagas(p *printer, r *Report) {
 	p.f("## Sagas\n\n")
 	p.f("%s sagas per run of a row, %d in flight at once, each started and awaited on one\n", num(float64(c.Sagas), 0), c.Concurrency)
 	p.f("Temporal dev server; latency is start → result. Every row runs %d times, in\n", c.Repeats)
-	p.f("passes (each pass runs every row once, so a load that drifts touches all rows\n")
-	p.f("alike); a row shows its median run, with the lowest and highest throughput of\n")
-	p.f("its runs in brackets. The rows:\n\n")
+	p.f("passes: each pass runs every row once, starting one row later than the pass\n")
+	p.f("before, so that the dev server slowing as its in-memory database fills, or a\n")
+	p.f("load that drifts, touches all rows alike. A row shows its median run, with the\n")
+	p.f("lowest and highest throughput of its runs in brackets. The rows:\n\n")
 	p.f("1. **%s**: `OrderWorkflow` with its children\n", rowTitles[rowOrder])
 	p.f("   `ReserveInventoryWorkflow` and `TransferWorkflow`, run by the worker built from\n")
 	p.f("   `./worker` with every part (workflows, activities, reply consumer, bridge,\n")
@@ -320,7 +321,7 @@ func renderSettings(p *printer, r *Report) {
 		p.f("No variants ran (`--variants=false`).\n\n")
 		return
 	}
-	p.f("Row 1 always runs a second time right after itself with the payload codec on:\n")
+	p.f("Row 1 always runs a second time beside itself with the payload codec on:\n")
 	p.f("the worker and the starting client encrypt every payload with AES-256-GCM under\n")
 	p.f("a fresh key (`SAGAFLOW_CODEC_KEYS`), as a production deployment would.\n")
 	p.f("And again with tracing on: the worker and the starting client export every\n")
@@ -339,7 +340,7 @@ func renderSettings(p *printer, r *Report) {
 		p.f("would reach.\n\n")
 	}
 	if r.Config.Variants {
-		p.f("Each variant runs right after its row with one setting changed: more task\n")
+		p.f("Each variant runs beside its row with one setting changed: more task\n")
 		p.f("queue pollers (`--pollers` of the worker; `MaxConcurrentWorkflowTaskPollers`\n")
 		p.f("and `MaxConcurrentActivityTaskPollers`), or eager workflow start\n")
 		p.f("(`StartWorkflowOptions.EnableEagerStart`: the server hands the first workflow\n")

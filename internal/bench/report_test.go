@@ -181,3 +181,15 @@ func TestEventName(t *testing.T) {
 type stringer string
 
 func (s stringer) String() string { return string(s) }
+
+func TestPassesRotateTheRows(t *testing.T) {
+	var order [][]int
+	for pass := 1; pass <= 3; pass++ {
+		var o []int
+		for j := range 4 {
+			o = append(o, passOrder(j, pass, 4))
+		}
+		order = append(order, o)
+	}
+	require.Equal(t, [][]int{{0, 1, 2, 3}, {1, 2, 3, 0}, {2, 3, 0, 1}}, order)
+}
