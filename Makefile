@@ -58,7 +58,7 @@ cluster:
 cluster-stop:
 	@bash internal/scripts/cluster.sh stop
 
-## bench: the saga, publisher and ledger benchmarks, written to docs/BENCHMARKS.md (several minutes; BENCH_FLAGS="--sagas 100 --concurrency 20" for a quick run)
+## bench: the saga, publisher, ledger and codec benchmarks, written to docs/BENCHMARKS.md (with BENCH_FLAGS="--variants=false" about half an hour on a 2-core host, the variants add as many rows again; BENCH_FLAGS="--sagas 100 --concurrency 20 --repeats 1" for a quick run)
 bench: temporal rabbitmq
 	$(GO) run ./internal/bench --amqp-url "$(AMQP_URL)" --command "make bench$(if $(BENCH_FLAGS), BENCH_FLAGS='$(BENCH_FLAGS)')" $(BENCH_FLAGS)
 
