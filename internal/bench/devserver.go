@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -51,13 +52,36 @@ type devServer struct {
 }
 
 // startDevServer starts the dev server from the Temporal CLI at cli and
-// waits until it answers health checks.
+// waits until it answers health checks. The port is chosen free and then
+// bound by the server, so another process can take it in between (the
+// cluster row's nodes open connections on ephemeral ports): a server that
+// exits while starting is started again on another port, up to three
+// times.
 func startDevServer(ctx context.Context, cli, dir string, transferPollRPS int) (*devServer, error) {
+	var errs []error
+	for attempt := 1; attempt <= 3; attempt++ {
+		s, err := startDevServerOnce(ctx, cli, dir, transferPollRPS, attempt)
+		if err == nil {
+			return s, nil
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil || !errors.Is(err, errExitedWhileStarting) {
+			break
+		}
+	}
+	return nil, errors.Join(errs...)
+}
+
+// errExitedWhileStarting is what a dev server that ended before it answered
+// fails with.
+var errExitedWhileStarting = errors.New("temporal dev server exited while starting")
+
+func startDevServerOnce(ctx context.Context, cli, dir string, transferPollRPS, attempt int) (*devServer, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
 	}
-	s := &devServer{HostPort: addr, done: make(chan struct{}), logPath: filepath.Join(dir, fmt.Sprintf("temporal-%d.log", transferPollRPS))}
+	s := &devServer{HostPort: addr, done: make(chan struct{}), logPath: filepath.Join(dir, fmt.Sprintf("temporal-%d-%d.log", transferPollRPS, attempt))}
 	logFile, err := os.Create(s.logPath)
 	if err != nil {
 		return nil, err
@@ -90,7 +114,7 @@ func (s *devServer) dial(ctx context.Context) (client.Client, error) {
 	for time.Now().Before(deadline) {
 		select {
 		case <-s.done:
-			return nil, fmt.Errorf("temporal dev server exited while starting; see %s\n%s", s.logPath, tailFile(s.logPath, 20))
+			return nil, fmt.Errorf("%w; see %s\n%s", errExitedWhileStarting, s.logPath, tailFile(s.logPath, 20))
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		default:
