@@ -123,7 +123,7 @@ func (c *Conn) Redrive(ctx context.Context, queue string, ids []string) (Redrive
 	for _, id := range ids {
 		want[id] = true
 	}
-	res, err := c.redrive(ctx, queue, func(id string) bool { return want[id] })
+	res, err := c.redrive(ctx, queue, func(id string) bool { return want[id] }, nil)
 	if err != nil {
 		return res, err
 	}
@@ -144,10 +144,12 @@ func (c *Conn) Redrive(ctx context.Context, queue string, ids []string) (Redrive
 // the consumer, as Redrive does. Messages dead-lettered while it runs stay
 // for the next call.
 func (c *Conn) RedriveAll(ctx context.Context, queue string) (RedriveResult, error) {
-	return c.redrive(ctx, queue, func(string) bool { return true })
+	return c.redrive(ctx, queue, func(string) bool { return true }, nil)
 }
 
-func (c *Conn) redrive(ctx context.Context, queue string, selected func(id string) bool) (RedriveResult, error) {
+// redrive sends the selected dead letters back; decorate, when set, edits
+// each message before it is published.
+func (c *Conn) redrive(ctx context.Context, queue string, selected func(id string) bool, decorate func(m *Message, d amqp091.Delivery)) (RedriveResult, error) {
 	var res RedriveResult
 	consumer, dlq, err := deadLetterQueues(queue)
 	if err != nil {
@@ -166,6 +168,9 @@ func (c *Conn) redrive(ctx context.Context, queue string, selected func(id strin
 			return true, nil // stays unacked: returned to its place at the end
 		}
 		m := redriveMessage(d, consumer)
+		if decorate != nil {
+			decorate(&m, d)
+		}
 		if err := pub.Publish(ctx, m); err != nil {
 			return false, fmt.Errorf("send %s back to %s: %w", d.MessageId, consumer, err)
 		}

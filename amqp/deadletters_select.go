@@ -77,47 +77,19 @@ func (c *Conn) RedriveRecorded(ctx context.Context, queue string, ids []string, 
 	if len(ids) == 0 {
 		return res, fmt.Errorf("redrive %s: no message ids given", queue)
 	}
-	consumer, dlq, err := deadLetterQueues(queue)
-	if err != nil {
-		return res, fmt.Errorf("redrive: %w", err)
-	}
 	rec.Count = len(ids)
 	rec.Messages = ids[:min(len(ids), maxLoggedIDs)]
 	entry, err := json.Marshal(rec)
 	if err != nil {
-		return res, fmt.Errorf("redrive %s: encode the redrive record: %w", consumer, err)
+		return res, fmt.Errorf("redrive %s: encode the redrive record: %w", queue, err)
 	}
 	want := idSet(ids)
-	pub, err := c.NewPublisher(PublisherConfig{})
-	if err != nil {
-		return res, fmt.Errorf("redrive %s: %w", consumer, err)
-	}
-	defer func() { _ = pub.Close() }()
-	sent := map[string]bool{}
-	err = c.browse(ctx, dlq, func(_ *amqp091.Channel, d amqp091.Delivery, _ int) (bool, error) {
-		// A message sent back that failed again during this call is back
-		// in the queue: it stays for the next call, not sent round again.
-		if !want[d.MessageId] || sent[d.MessageId] {
-			return true, nil
-		}
-		m := redriveMessage(d, consumer)
+	res, err = c.redrive(ctx, queue, func(id string) bool { return want[id] }, func(m *Message, d amqp091.Delivery) {
 		old, _ := d.Headers[HeaderRedriveLog].([]any)
 		m.Headers[HeaderRedriveLog] = append(append([]any(nil), old...), string(entry))
-		if err := pub.Publish(ctx, m); err != nil {
-			return false, fmt.Errorf("send %s back to %s: %w", d.MessageId, consumer, err)
-		}
-		if err := d.Ack(false); err != nil {
-			return false, fmt.Errorf("remove %s from %s after sending it back: %w", d.MessageId, dlq, err)
-		}
-		sent[d.MessageId] = true
-		res.Redriven = append(res.Redriven, d.MessageId)
-		return true, nil
 	})
 	res.NotFound = missing(ids, res.Redriven)
-	if err != nil {
-		return res, fmt.Errorf("redrive %s: %w", consumer, err)
-	}
-	return res, nil
+	return res, err
 }
 
 // PurgeDeadLetters removes the dead letters with the given message ids from
