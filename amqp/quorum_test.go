@@ -176,7 +176,7 @@ func TestDeliveryLimitEndsACrashLoopInTheDeadLetters(t *testing.T) {
 	require.Equal(t, "poison", dls[0].ID)
 	require.Equal(t, "delivery_limit", dls[0].BrokerReason)
 	require.Contains(t, dls[0].LastError, "delivery_limit")
-	require.Equal(t, 0, b.depth(q), "not in the consumer's queue any more")
+	b.eventuallyDepth(q, 0, "not in the consumer's queue any more")
 	require.EqualValues(t, limit+1, deliveries.Load(), "no redelivery after dead-lettering")
 }
 
