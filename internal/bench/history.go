@@ -87,87 +87,22 @@ func temporalHistory(c client.Client) historyReader {
 	}
 }
 
-// sagaTasks counts the tasks of a saga and measures where their time
-// went: its workflow and, recursively, every child workflow it started.
-func sagaTasks(ctx context.Context, read historyReader, workflowID, runID string) (TaskCounts, Breakdown, error) {
+// sagaTasks counts the tasks of a saga: its workflow and, recursively,
+// every child workflow it started.
+func sagaTasks(ctx context.Context, read historyReader, workflowID, runID string) (TaskCounts, error) {
 	events, err := read(ctx, workflowID, runID)
 	if err != nil {
-		return TaskCounts{}, Breakdown{}, err
+		return TaskCounts{}, err
 	}
 	total, children := countHistory(events)
-	times := breakdown(events)
 	for _, ch := range children {
-		c, b, err := sagaTasks(ctx, read, ch.GetWorkflowId(), ch.GetRunId())
+		c, err := sagaTasks(ctx, read, ch.GetWorkflowId(), ch.GetRunId())
 		if err != nil {
-			return TaskCounts{}, Breakdown{}, err
+			return TaskCounts{}, err
 		}
-		total, times = total.Add(c), times.Add(b)
+		total = total.Add(c)
 	}
-	return total, times, nil
-}
-
-// Breakdown splits the time of a saga's tasks by where it went, summed
-// over its workflow and children.
-type Breakdown struct {
-	// WorkflowTaskQueue is workflow tasks waiting for a worker to poll them
-	// (WorkflowTaskScheduled → WorkflowTaskStarted).
-	WorkflowTaskQueue time.Duration
-	// WorkflowTaskRun is the worker running workflow code and the server
-	// recording its commands (WorkflowTaskStarted → WorkflowTaskCompleted).
-	WorkflowTaskRun time.Duration
-	// ActivityQueue is activities waiting for a worker to poll them
-	// (ActivityTaskScheduled → ActivityTaskStarted).
-	ActivityQueue time.Duration
-	// ActivityRun is activities running, until their result is recorded;
-	// for the real activities it includes the command's trip through
-	// RabbitMQ and the service (ActivityTaskStarted → Completed, Failed or
-	// TimedOut).
-	ActivityRun time.Duration
-}
-
-// Add returns the sum of two breakdowns.
-func (b Breakdown) Add(o Breakdown) Breakdown {
-	return Breakdown{
-		WorkflowTaskQueue: b.WorkflowTaskQueue + o.WorkflowTaskQueue,
-		WorkflowTaskRun:   b.WorkflowTaskRun + o.WorkflowTaskRun,
-		ActivityQueue:     b.ActivityQueue + o.ActivityQueue,
-		ActivityRun:       b.ActivityRun + o.ActivityRun,
-	}
-}
-
-// breakdown measures one history's task times by pairing each started
-// event with its scheduled event and each closing event with its started
-// event.
-func breakdown(events []*historypb.HistoryEvent) Breakdown {
-	at := make(map[int64]time.Time, len(events))
-	for _, e := range events {
-		at[e.GetEventId()] = e.GetEventTime().AsTime()
-	}
-	since := func(e *historypb.HistoryEvent, from int64) time.Duration {
-		t, ok := at[from]
-		if !ok {
-			return 0
-		}
-		return e.GetEventTime().AsTime().Sub(t)
-	}
-	var b Breakdown
-	for _, e := range events {
-		switch e.GetEventType() {
-		case enumspb.EVENT_TYPE_WORKFLOW_TASK_STARTED:
-			b.WorkflowTaskQueue += since(e, e.GetWorkflowTaskStartedEventAttributes().GetScheduledEventId())
-		case enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
-			b.WorkflowTaskRun += since(e, e.GetWorkflowTaskCompletedEventAttributes().GetStartedEventId())
-		case enumspb.EVENT_TYPE_ACTIVITY_TASK_STARTED:
-			b.ActivityQueue += since(e, e.GetActivityTaskStartedEventAttributes().GetScheduledEventId())
-		case enumspb.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
-			b.ActivityRun += since(e, e.GetActivityTaskCompletedEventAttributes().GetStartedEventId())
-		case enumspb.EVENT_TYPE_ACTIVITY_TASK_FAILED:
-			b.ActivityRun += since(e, e.GetActivityTaskFailedEventAttributes().GetStartedEventId())
-		case enumspb.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT:
-			b.ActivityRun += since(e, e.GetActivityTaskTimedOutEventAttributes().GetStartedEventId())
-		}
-	}
-	return b
+	return total, nil
 }
 
 // Gap is the longest wait between two consecutive events of a saga's

@@ -90,13 +90,13 @@ func TestSagaTasksAddsChildrenRecursively(t *testing.T) {
 		}
 		return h, nil
 	}
-	got, _, err := sagaTasks(context.Background(), read, "order", "")
+	got, err := sagaTasks(context.Background(), read, "order", "")
 	require.NoError(t, err)
 	require.Equal(t, TaskCounts{Workflows: 4, WorkflowTasks: 5, ActivityTasks: 3}, got)
 	require.Contains(t, runs, "reservation/run-reservation", "children are read at the run they started")
 
 	histories["transfer"] = append(histories["transfer"], childStarted("missing"))
-	_, _, err = sagaTasks(context.Background(), read, "order", "")
+	_, err = sagaTasks(context.Background(), read, "order", "")
 	require.Error(t, err)
 }
 
@@ -113,7 +113,7 @@ func at(id int64, ms int, typ enumspb.EventType) *historypb.HistoryEvent {
 	return &historypb.HistoryEvent{EventId: id, EventType: typ, EventTime: timestamppb.New(t0.Add(time.Duration(ms) * time.Millisecond))}
 }
 
-func TestBreakdownPairsEventsByID(t *testing.T) {
+func TestLongestGap(t *testing.T) {
 	wftStarted := at(3, 30, enumspb.EVENT_TYPE_WORKFLOW_TASK_STARTED)
 	wftStarted.Attributes = &historypb.HistoryEvent_WorkflowTaskStartedEventAttributes{
 		WorkflowTaskStartedEventAttributes: &historypb.WorkflowTaskStartedEventAttributes{ScheduledEventId: 2}}
@@ -133,13 +133,6 @@ func TestBreakdownPairsEventsByID(t *testing.T) {
 		at(5, 35, enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED),
 		actStarted, actDone,
 	}
-	require.Equal(t, Breakdown{
-		WorkflowTaskQueue: 20 * time.Millisecond,
-		WorkflowTaskRun:   5 * time.Millisecond,
-		ActivityQueue:     65 * time.Millisecond,
-		ActivityRun:       300 * time.Millisecond,
-	}, breakdown(events))
-
 	g := longestGap("order-1", events)
 	require.Equal(t, Gap{Duration: 300 * time.Millisecond, WorkflowID: "order-1",
 		Before: enumspb.EVENT_TYPE_ACTIVITY_TASK_STARTED, After: enumspb.EVENT_TYPE_ACTIVITY_TASK_COMPLETED}, g)

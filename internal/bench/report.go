@@ -188,32 +188,34 @@ func renderSagas(p *printer, r *Report) {
 // was retried: what makes the latencies what they are.
 func renderTail(p *printer, r *Report) {
 	p.f("### Where the time goes\n\n")
-	p.f("Per saga, averaged over the sampled histories (its workflow and children,\n")
-	p.f("summed): workflow tasks waiting for a poller (scheduled → started) and running\n")
-	p.f("(started → completed), activities waiting for a poller and running (for row 1\n")
-	p.f("that includes the command's trip through RabbitMQ and the service, and the\n")
-	p.f("reply's way back), and the rest of the latency: starting the workflows and\n")
-	p.f("children, delivering signals, returning the result. Then the slowest saga of\n")
-	p.f("the row with the longest wait between two consecutive events of its\n")
-	p.f("histories, and the activity attempts and workflow tasks that failed or timed\n")
-	p.f("out in the sample.\n\n")
-	p.f("| row | settings | latency ms | wf task queue ms | wf task run ms | activity queue ms | activity run ms | rest ms | slowest ms | its longest wait ms | in | between | activity retries | wf task retries |\n")
-	p.f("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|\n")
+	p.f("Per saga, averaged over the sampled histories, along the saga's critical\n")
+	p.f("path: from its workflow's start to its end, each moment is counted once, in\n")
+	p.f("what the saga waited for then; while the order waits for a child, the\n")
+	p.f("moment is the child's, never both. So the parts add up to the latency: the\n")
+	p.f("first workflow task of a workflow (the saga's or a child's) and later ones\n")
+	p.f("waiting for a poller (scheduled → started), workflow tasks running (started →\n")
+	p.f("completed), activities waiting for a poller and running (for the rows through\n")
+	p.f("the worker that includes the command's trip through RabbitMQ and the service,\n")
+	p.f("and the reply's way back), the server (starting children, delivering signals\n")
+	p.f("and children's results, timers), and the client (the start call and the\n")
+	p.f("result's return, outside the histories). Then the slowest saga of the row\n")
+	p.f("with the longest wait between two consecutive events of its histories, and\n")
+	p.f("the activity attempts and workflow tasks that failed or timed out in the\n")
+	p.f("sample.\n\n")
+	p.f("| row | settings | latency ms | first wf task queue ms | wf task queue ms | wf task run ms | activity queue ms | activity run ms | server ms | client ms | slowest ms | its longest wait ms | in | between | activity retries | wf task retries |\n")
+	p.f("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|\n")
 	for _, res := range r.Rows {
-		n := time.Duration(max(res.Sampled, 1))
-		t := res.Times
-		lat := res.SampledLatency / n
-		// A child's first tasks overlap its parent's, so the parts can add
-		// up to a little more than the latency.
-		rest := max(0, lat-(t.WorkflowTaskQueue+t.WorkflowTaskRun+t.ActivityQueue+t.ActivityRun)/n)
+		t := res.Times.Div(res.Sampled)
+		lat := meanLatency(res)
 		g := res.SlowestGap
 		where, between := "—", "—"
 		if g.WorkflowID != "" {
 			where = "`" + workflowKind(g.WorkflowID) + "`"
 			between = fmt.Sprintf("%s → %s", eventName(g.Before), eventName(g.After))
 		}
-		p.f("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d | %d |\n", res.Spec.Row, res.Spec.Settings(),
-			ms(lat), ms(t.WorkflowTaskQueue/n), ms(t.WorkflowTaskRun/n), ms(t.ActivityQueue/n), ms(t.ActivityRun/n), ms(rest),
+		p.f("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d | %d |\n", res.Spec.Row, res.Spec.Settings(),
+			ms(lat), ms(t.FirstTaskQueue), ms(t.WorkflowTaskQueue), ms(t.WorkflowTaskRun), ms(t.ActivityQueue), ms(t.ActivityRun),
+			ms(t.Server), ms(max(0, lat-t.Total())),
 			ms(res.Slowest), ms(g.Duration), where, between, res.Tasks.ActivityRetries, res.Tasks.WorkflowTaskRetries)
 	}
 	p.f("\n")
@@ -384,36 +386,55 @@ func renderFindings(p *printer, r *Report) {
 		if !ok || res.Sampled == 0 {
 			continue
 		}
-		n := time.Duration(res.Sampled)
-		lat, t := res.SampledLatency/n, res.Times
-		queue := t.WorkflowTaskQueue / n
+		lat, t := meanLatency(res), res.Times.Div(res.Sampled)
+		queue := t.FirstTaskQueue + t.WorkflowTaskQueue
+		share := ratio(queue.Seconds(), lat.Seconds())
 		p.f("- Row %d: of the %s ms a sampled saga took, %s ms (%.0f%%) were its workflow tasks\n", row,
-			ms(lat), ms(queue), 100*ratio(queue.Seconds(), lat.Seconds()))
-		p.f("  waiting to be picked up, %s ms workflow code running, %s ms activities waiting\n", ms(t.WorkflowTaskRun/n), ms(t.ActivityQueue/n))
-		p.f("  and %s ms activities running.", ms(t.ActivityRun/n))
+			ms(lat), ms(queue), 100*share)
+		p.f("  waiting to be picked up (%s ms of it first tasks of a workflow), %s ms workflow\n", ms(t.FirstTaskQueue), ms(t.WorkflowTaskRun))
+		p.f("  code running, %s ms activities waiting and %s ms activities running.", ms(t.ActivityQueue), ms(t.ActivityRun))
 		if res.Alone > 0 {
 			p.f(" Alone (the warm-up runs one saga at a time) a saga takes %s ms,\n", ms(res.Alone))
-			p.f("  so with %d in flight it spends %s× as long, nearly all of it queued.", c.Concurrency, fx(ratio(res.Latency.P50.Seconds(), res.Alone.Seconds())))
+			p.f("  so with %d in flight it spends %s× as long", c.Concurrency, fx(ratio(res.Latency.P50.Seconds(), res.Alone.Seconds())))
+			switch {
+			case share >= 0.8:
+				p.f(", nearly all of it queued.")
+			case share >= 0.5:
+				p.f(", most of it queued.")
+			default:
+				p.f("; queued tasks are only %.0f%% of it.", 100*share)
+			}
 		}
 		p.f(" The host's %d cores were %.0f%% busy (dev server %s cores, other processes %s).\n",
 			r.Machine.CPUs, 100*ratio(res.CPU.HostBusy, cores), fx(res.CPU.DevServer), fx(res.CPU.Others))
 	}
 	if res, ok := r.Row(rowOrder); ok && res.Sampled > 0 && cores > 0 {
-		n := time.Duration(res.Sampled)
-		queued := ratio((res.Times.WorkflowTaskQueue / n).Seconds(), (res.SampledLatency / n).Seconds())
+		t := res.Times.Div(res.Sampled)
+		queued := ratio((t.FirstTaskQueue + t.WorkflowTaskQueue).Seconds(), meanLatency(res).Seconds())
 		switch {
 		case queued > 0.5 && res.CPU.HostBusy >= 0.85*cores:
-			p.f("- So the sagas wait for CPU: workflow tasks queue while every core is busy, and\n")
-			p.f("  the dev server (history, matching and its in-memory SQLite in one process) is\n")
-			p.f("  the largest user. Settings that only move work around (pollers, eager start)\n")
-			p.f("  have little to gain on a saturated host, as the variants show; a Temporal\n")
-			p.f("  server on hosts of its own would.\n")
+			p.f("- So the sagas wait for CPU: workflow tasks queue while every core is busy")
+			if res.CPU.DevServer >= res.CPU.HostBusy/2 {
+				p.f(", and\n  the dev server (history, matching and its in-memory SQLite in one process) is\n")
+				p.f("  the largest user (%s of %s busy cores).", fx(res.CPU.DevServer), fx(res.CPU.HostBusy))
+			} else {
+				p.f(".")
+			}
+			ran, helped := workMovingVariants(r)
+			switch {
+			case len(ran) == 0:
+				p.f(" No variant that only moves work around (pollers, eager start) ran to\n  test whether they gain anything on a saturated host.\n")
+			case len(helped) == 0:
+				p.f(" Settings that only move work around (%s) gained nothing\n  beyond the noise here, as a saturated host predicts.\n", strings.Join(ran, ", "))
+			default:
+				p.f(" Yet of the settings that only move work around (%s),\n  %s helped beyond the noise: see the variants.\n", strings.Join(ran, ", "), strings.Join(helped, ", "))
+			}
 		case queued > 0.5:
-			p.f("- Workflow tasks queue although cores are free: the rate at which tasks are\n")
-			p.f("  dispatched and polled (pollers, the server's transfer-queue reads) limits the\n")
-			p.f("  sagas; see the variants.\n")
+			p.f("- Workflow tasks queue although cores are free (%.0f%% busy): the rate at which\n", 100*ratio(res.CPU.HostBusy, cores))
+			p.f("  tasks are dispatched and polled (pollers, the server's transfer-queue reads)\n")
+			p.f("  limits the sagas; see the variants.\n")
 		default:
-			p.f("- Workflow tasks do not dominate the latency; the activities' round trips do.\n")
+			p.f("- Workflow tasks waiting are %.0f%% of row 1's latency, not most of it.\n", 100*queued)
 		}
 	}
 	order, hasOrder := r.Row(rowOrder)
@@ -429,7 +450,7 @@ func renderFindings(p *printer, r *Report) {
 			p.f("  completion), so what row 1 adds is the worker process with the services\n")
 			p.f("  (%s cores) and RabbitMQ (%s cores) competing with the dev server for the\n", fx(order.CPU.Worker), fx(order.CPU.RabbitMQ))
 			p.f("  cores, and the commands' round trips (activities ran %s ms per saga against %s).\n",
-				ms(order.Times.ActivityRun/time.Duration(order.Sampled)), ms(noop.Times.ActivityRun/time.Duration(noop.Sampled)))
+				ms(order.Times.Div(order.Sampled).ActivityRun), ms(noop.Times.Div(noop.Sampled).ActivityRun))
 		} else {
 			p.f("The rows differ in tasks per saga: in row 1 replies arrive at other moments\n")
 			p.f("  than no-op results do, so workflow tasks batch events differently, and any\n")
@@ -769,4 +790,37 @@ func verdict(v, base RowResult) string {
 	default:
 		return fmt.Sprintf("no difference beyond the noise (±%.0f%%)", noiseBand*100)
 	}
+}
+
+// meanLatency is the mean latency of a row's sampled sagas as the
+// benchmark measured them.
+func meanLatency(r RowResult) time.Duration {
+	if r.Sampled == 0 {
+		return 0
+	}
+	return r.SampledLatency / time.Duration(r.Sampled)
+}
+
+// workMovingVariants lists the variants of the report that only move work
+// around (more pollers, eager start), and those of them that helped beyond
+// the noise (verdict).
+func workMovingVariants(r *Report) (ran, helped []string) {
+	for _, v := range r.Rows {
+		if v.Spec.Pollers == 0 && !v.Spec.Eager {
+			continue
+		}
+		d, ok := r.variantOf(v)
+		if !ok {
+			continue
+		}
+		name := fmt.Sprintf("row %d with %d pollers", v.Spec.Row, v.Spec.pollers())
+		if v.Spec.Eager {
+			name = fmt.Sprintf("row %d with eager start", v.Spec.Row)
+		}
+		ran = append(ran, name)
+		if strings.HasPrefix(verdict(v, d), "it helped") {
+			helped = append(helped, name)
+		}
+	}
+	return ran, helped
 }

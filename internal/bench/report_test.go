@@ -103,7 +103,7 @@ func TestRenderReport(t *testing.T) {
 		"Temporal CLI | 1.5.1",
 		"```\nmake bench\n```",
 		"### Where the time goes",
-		"| row | settings | latency ms | wf task queue ms |",
+		"| row | settings | latency ms | first wf task queue ms | wf task queue ms |",
 	} {
 		require.Contains(t, out, want)
 	}

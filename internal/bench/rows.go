@@ -204,9 +204,12 @@ type RowResult struct {
 	// Alone is the p50 latency of the warm-up sagas, run one at a time; 0
 	// without warm-up.
 	Alone time.Duration
-	// Tasks, Times and SampledLatency are summed over Sampled sagas.
+	// Tasks, Times and SampledLatency are summed over Sampled sagas: Times
+	// is their critical paths, whose Total is their spans in the
+	// histories; SampledLatency their latencies as the benchmark measured
+	// them, which also hold the start call and the result's return.
 	Tasks          TaskCounts
-	Times          Breakdown
+	Times          Path
 	SampledLatency time.Duration
 	Sampled        int
 	// Slowest is the longest saga's latency, and SlowestGap the longest wait
@@ -628,16 +631,20 @@ func runRow(ctx context.Context, env rowEnv, cfg Config, spec RowSpec) (res RowR
 		return res, ctx.Err()
 	}
 
-	read := temporalHistory(env.client)
+	read := cachedHistory(temporalHistory(env.client))
 	for _, i := range sampleIndexes(cfg.Sagas, cfg.HistorySample) {
 		if load.ids[i] == "" {
 			continue
 		}
-		c, b, err := sagaTasks(ctx, read, load.ids[i], "")
+		c, err := sagaTasks(ctx, read, load.ids[i], "")
 		if err != nil {
 			return res, err
 		}
-		res.Tasks, res.Times = res.Tasks.Add(c), res.Times.Add(b)
+		path, err := sagaPath(ctx, read, load.ids[i], "")
+		if err != nil {
+			return res, err
+		}
+		res.Tasks, res.Times = res.Tasks.Add(c), res.Times.Add(path)
 		res.SampledLatency += load.lat[i]
 		res.Sampled++
 	}
