@@ -97,6 +97,11 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 	if err := metrics.RegisterAMQP(p.registry, "worker", conn.Stats()); err != nil {
 		return err
 	}
+	if cfg.has(partWorkflows) {
+		if err := registerSettings(p.registry, cfg); err != nil {
+			return err
+		}
+	}
 
 	if cfg.has(partWorkflows) || cfg.has(partReplies) || cfg.has(partBridge) {
 		tc, err := dialTemporal(cfg, logger, temporalMetrics, tr.ClientInterceptors())

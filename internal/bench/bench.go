@@ -270,7 +270,7 @@ func incompleteError(rows []RowResult) error {
 	var parts []string
 	for _, r := range rows {
 		parts = append(parts, fmt.Sprintf("row %d (%s): %d of %d sagas completed, first failure: %s",
-			r.Spec.Row, r.Spec.Settings(), r.Completed, r.Sagas, r.FirstError))
+			r.Spec.Row, r.Settings(), r.Completed, r.Sagas, r.FirstError))
 	}
 	if len(parts) == 0 {
 		return nil

@@ -97,8 +97,18 @@ func renderMachine(p *printer, r *Report) {
 	p.f("| run time | %s |\n\n", r.Elapsed.Round(time.Second))
 	p.f("The host is shared: the dev server, RabbitMQ, the worker, the benchmark\n")
 	p.f("itself and other people's processes compete for the same %d cores (see the load\n", m.CPUs)
-	p.f("average), so figures move by tens of percent from run to run. Compare rows of one\n")
-	p.f("run with each other rather than with another run's.\n\n")
+	if row, spread, ok := widestSpread(r); ok {
+		p.f("average). In this run a row's runs spread by up to %.0f%% of its median (row %d,\n", 100*spread, row.Spec.Row)
+		p.f("%s)", row.Settings())
+		if spread >= noiseBand {
+			p.f(", so compare rows of one run with each other rather than with another run's.\n\n")
+		} else {
+			p.f(", within the ±%.0f%% the page treats as noise.\n\n", 100*noiseBand)
+		}
+	} else {
+		p.f("average). Each row ran once in this run, so the page cannot say how far its\n")
+		p.f("figures move between runs; compare rows of one run with each other.\n\n")
+	}
 }
 
 func renderSagas(p *printer, r *Report) {
@@ -120,8 +130,7 @@ func renderSagas(p *printer, r *Report) {
 	p.f("2. **%s**: the same three workflows\n", rowTitles[rowNoop])
 	p.f("   registered under their real names, with activities of the real names that\n")
 	p.f("   return at once; no broker, no services. The worker runs in the benchmark\n")
-	p.f("   process with the worker process's settings (%d pollers, %d concurrent\n", defaultPollers, defaultMaxConcurrent)
-	p.f("   workflow tasks and activities).\n")
+	p.f("   process with %s.\n", inProcessSettings(r))
 	p.f("3. **%s**, started and awaited the same way: the ceiling.\n", rowTitles[rowEmpty])
 	p.f("4. **%s**: `TransferWorkflow` alone (withdraw →\n", rowTitles[rowTransfer])
 	p.f("   deposit → `transfer.completed`) on the same worker process, over %d accounts.\n", poolSize)
@@ -154,7 +163,7 @@ func renderSagas(p *printer, r *Report) {
 	}
 	if cl, ok := r.clusterRow(); ok && hasOrder {
 		x := ratio(cl.Throughput, order.Throughput)
-		p.f("- Row 1 on the production topology (%s) ÷ row 1 on one node with classic\n", cl.Spec.Settings())
+		p.f("- Row 1 on the production topology (%s) ÷ row 1 on one node with classic\n", cl.Settings())
 		p.f("  queues: **%s×** (%s against %s sagas/s, p50 %s ms against %s ms); target at least %s×: %s.\n",
 			fx(x), throughput(cl), throughput(order), ms(cl.Latency.P50), ms(order.Latency.P50), fx(targetClusterVsSingle), metOrNot(x >= targetClusterVsSingle))
 	}
@@ -213,7 +222,7 @@ func renderTail(p *printer, r *Report) {
 			where = "`" + workflowKind(g.WorkflowID) + "`"
 			between = fmt.Sprintf("%s → %s", eventName(g.Before), eventName(g.After))
 		}
-		p.f("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d | %d |\n", res.Spec.Row, res.Spec.Settings(),
+		p.f("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d | %d |\n", res.Spec.Row, res.Settings(),
 			ms(lat), ms(t.FirstTaskQueue), ms(t.WorkflowTaskQueue), ms(t.WorkflowTaskRun), ms(t.ActivityQueue), ms(t.ActivityRun),
 			ms(t.Server), ms(max(0, lat-t.Total())),
 			ms(res.Slowest), ms(g.Duration), where, between, res.Tasks.ActivityRetries, res.Tasks.WorkflowTaskRetries)
@@ -227,7 +236,7 @@ func renderTail(p *printer, r *Report) {
 	p.f("|---:|---|---:|---:|---:|---:|---:|---:|\n")
 	for _, res := range r.Rows {
 		c := res.CPU
-		p.f("| %d | %s | %s | %s | %s | %s | %s | %s |\n", res.Spec.Row, res.Spec.Settings(),
+		p.f("| %d | %s | %s | %s | %s | %s | %s | %s |\n", res.Spec.Row, res.Settings(),
 			fx(c.DevServer), fx(c.Worker), fx(c.Benchmark), fx(c.RabbitMQ), fx(c.Others), fx(c.HostBusy))
 	}
 	p.f("\n")
@@ -280,7 +289,7 @@ func sagaTable(p *printer, rows []RowResult) {
 			alone = ms(res.Alone)
 		}
 		p.f("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
-			res.Spec.Row, rowTitles[res.Spec.Row], res.Spec.Settings(), num(float64(res.Sagas), 0), num(float64(res.Completed), 0),
+			res.Spec.Row, rowTitles[res.Spec.Row], res.Settings(), num(float64(res.Sagas), 0), num(float64(res.Completed), 0),
 			throughput(res), ms(res.Latency.P50), ms(res.Latency.P95), ms(res.Latency.P99), alone,
 			tasks(res.WorkflowTasksPerSaga()), tasks(res.ActivityTasksPerSaga()), msgs)
 	}
@@ -288,7 +297,7 @@ func sagaTable(p *printer, rows []RowResult) {
 	for _, res := range rows {
 		if res.FirstError != "" {
 			p.f("Row %d (%s): %d of %d sagas did not complete; first failure: `%s`\n\n",
-				res.Spec.Row, res.Spec.Settings(), res.Sagas-res.Completed, res.Sagas, res.FirstError)
+				res.Spec.Row, res.Settings(), res.Sagas-res.Completed, res.Sagas, res.FirstError)
 		}
 	}
 }
@@ -323,12 +332,17 @@ func renderSettings(p *printer, r *Report) {
 		p.f("No variants ran (`--variants=false`).\n\n")
 		return
 	}
-	p.f("Row 1 always runs a second time beside itself with the payload codec on:\n")
-	p.f("the worker and the starting client encrypt every payload with AES-256-GCM under\n")
-	p.f("a fresh key (`SAGAFLOW_CODEC_KEYS`), as a production deployment would.\n")
-	p.f("And again with tracing on: the worker and the starting client export every\n")
-	p.f("span (sampler `parentbased_always_on`) over OTLP/gRPC to a receiver in the\n")
-	p.f("benchmark process that counts them, as they would to a collector.\n\n")
+	if r.hasRow(func(s RowSpec) bool { return s.Encrypted }) {
+		p.f("Row 1 runs a second time beside itself with the payload codec on:\n")
+		p.f("the worker and the starting client encrypt every payload with AES-256-GCM under\n")
+		p.f("a fresh key (`SAGAFLOW_CODEC_KEYS`), as a production deployment would.\n")
+	}
+	if r.hasRow(func(s RowSpec) bool { return s.Traced }) {
+		p.f("And again with tracing on: the worker and the starting client export every\n")
+		p.f("span (sampler `parentbased_always_on`) over OTLP/gRPC to a receiver in the\n")
+		p.f("benchmark process that counts them, as they would to a collector.\n")
+	}
+	p.f("\n")
 	if _, ok := r.clusterRow(); ok {
 		p.f("Then, unless `--skip-cluster`, it runs a third time on the production topology:\n")
 		p.f("a local %d-node RabbitMQ cluster (`internal/rmqcluster`, nodes of the installed\n", clusterNodes)
@@ -363,7 +377,7 @@ func renderSettings(p *printer, r *Report) {
 		if !ok {
 			continue
 		}
-		p.f("| %d | %s | %s | %s | %s | %s | %s |\n", v.Spec.Row, v.Spec.Settings(), throughput(v), throughput(d),
+		p.f("| %d | %s | %s | %s | %s | %s | %s |\n", v.Spec.Row, v.Settings(), throughput(v), throughput(d),
 			change(v.Throughput, d.Throughput), ms(v.Latency.P50), ms(d.Latency.P50))
 	}
 	p.f("\n")
@@ -460,7 +474,15 @@ func renderFindings(p *printer, r *Report) {
 	if hasOrder && order.Throughput > 0 {
 		p.f("- Row 1's worker published %s messages/s, %s per saga; the publisher\n", num(order.PublishedPerSec, 0), num(order.PublishedPerSec/order.Throughput, 1))
 		if pub, ok := publisherAt(r.Publish, 64, "publisher"); ok {
-			p.f("  benchmark below reaches %s msgs/s at 64 publishers, so publishing is far\n  from its limit here.\n", num(pub, 0))
+			p.f("  benchmark below reaches %s msgs/s at 64 publishers", num(pub, 0))
+			switch use := ratio(order.PublishedPerSec, pub); {
+			case use < 0.25:
+				p.f(", so publishing is far\n  from its limit here (%.0f%% of it).\n", 100*use)
+			case use < 0.75:
+				p.f(": row 1 used %.0f%% of it.\n", 100*use)
+			default:
+				p.f(": row 1 used %.0f%% of it, so\n  publishing is close to its limit here.\n", 100*use)
+			}
 		} else {
 			p.f("  benchmark (skipped in this run) measures its limit.\n")
 		}
@@ -470,7 +492,7 @@ func renderFindings(p *printer, r *Report) {
 		if !ok || d.Throughput == 0 {
 			continue
 		}
-		what := fmt.Sprintf("%d pollers instead of %d", v.Spec.Pollers, defaultPollers)
+		what := fmt.Sprintf("%d pollers instead of %d", v.Worker.Pollers, d.Worker.Pollers)
 		switch {
 		case v.Spec.Eager:
 			what = "eager workflow start"
@@ -511,8 +533,15 @@ func renderFindings(p *printer, r *Report) {
 		p.f("\n")
 	}
 	p.f("- Not varied in this run, and why:\n")
-	p.f("  - Concurrency limits: the worker allows %d concurrent workflow tasks and %d\n", defaultMaxConcurrent, defaultMaxConcurrent)
-	p.f("    activities, above the %d sagas in flight, so they never bind here.\n", c.Concurrency)
+	if wf, act, ok := lowestConcurrency(r); ok {
+		p.f("  - Concurrency limits: the rows' workers allowed at least %d concurrent workflow\n", wf)
+		if wf >= c.Concurrency && act >= c.Concurrency {
+			p.f("    tasks and %d activities, above the %d sagas in flight, so they never bound here.\n", act, c.Concurrency)
+		} else {
+			p.f("    tasks and %d activities, not above the %d sagas in flight: they may have\n", act, c.Concurrency)
+			p.f("    bound here, and a variant with higher limits would tell.\n")
+		}
+	}
 	p.f("  - Batching of relay publishes: already on. Each service's outbox relay sends\n")
 	p.f("    up to 200 rows per batch with pipelined confirms and is woken at commit, so\n")
 	p.f("    one confirm round trip serves every reply written meanwhile.\n")
@@ -579,9 +608,22 @@ func renderPublisher(p *printer, r *Report) {
 		p.f("raw pipelined (%s×: %s). The wait-each figure depends on the broker's disk\n",
 			fx(ratio(pub, pipe)), metOrNot(ratio(pub, pipe) >= targetPublishVsPipelined))
 		p.f("syncs, shared with every other process on the host, so it and the ratio against\n")
-		p.f("it swing most between runs. Per-message cost is dominated by the broker's fsync\n")
-		p.f("and by amqp091-go flushing the socket once per publish; the Publisher adds one\n")
-		p.f("mutex, a map insert and a pooled waiter per message.\n\n")
+		p.f("it swing most between runs.\n\n")
+	}
+	// The Publisher's own cost (a mutex, a map insert and a pooled waiter
+	// per message) shows against raw amqp091-go with one publisher, where
+	// both wait for each confirm.
+	if one, ok1 := publisherAt(r.Publish, 1, "publisher"); ok1 {
+		if raw, ok2 := publisherAt(r.Publish, 1, "raw-wait-each"); ok2 && raw > 0 {
+			x := ratio(one, raw)
+			p.f("With one publisher, where both wait for each confirm, the Publisher reaches\n")
+			if math.Abs(x-1) <= noiseBand {
+				p.f("%s× raw amqp091-go: its own work per message (a mutex, a map insert, a pooled\n", fx(x))
+				p.f("waiter) is within the noise of the broker's round trip and fsync.\n\n")
+			} else {
+				p.f("%s× raw amqp091-go, a difference beyond the ±%.0f%% noise band.\n\n", fx(x), 100*noiseBand)
+			}
+		}
 	}
 }
 
@@ -813,7 +855,7 @@ func workMovingVariants(r *Report) (ran, helped []string) {
 		if !ok {
 			continue
 		}
-		name := fmt.Sprintf("row %d with %d pollers", v.Spec.Row, v.Spec.pollers())
+		name := fmt.Sprintf("row %d with %d pollers", v.Spec.Row, v.Worker.Pollers)
 		if v.Spec.Eager {
 			name = fmt.Sprintf("row %d with eager start", v.Spec.Row)
 		}
@@ -823,4 +865,74 @@ func workMovingVariants(r *Report) (ran, helped []string) {
 		}
 	}
 	return ran, helped
+}
+
+// inProcessSettings describes the in-process worker's settings (rows 2, 3
+// and 5) and how they compare with those the worker process reported.
+func inProcessSettings(r *Report) string {
+	var in, proc *WorkerSettings
+	for i := range r.Rows {
+		res := &r.Rows[i]
+		if !res.Spec.Default() || res.Worker.Pollers == 0 {
+			continue
+		}
+		if res.Worker.FromProcess && proc == nil {
+			proc = &res.Worker
+		} else if !res.Worker.FromProcess && in == nil {
+			in = &res.Worker
+		}
+	}
+	if in == nil {
+		return "its own settings (no such row ran)"
+	}
+	s := fmt.Sprintf("%d pollers, %d concurrent workflow tasks and %d concurrent activities", in.Pollers, in.MaxConcurrentWorkflowTasks, in.MaxConcurrentActivities)
+	switch {
+	case proc == nil:
+		return s + " (no row through the worker process ran to compare them with its settings)"
+	case proc.Pollers == in.Pollers && proc.MaxConcurrentWorkflowTasks == in.MaxConcurrentWorkflowTasks && proc.MaxConcurrentActivities == in.MaxConcurrentActivities:
+		return s + ", the settings the worker process stated on its `/metrics` in this run"
+	default:
+		return s + fmt.Sprintf("; the worker process stated %d pollers, %d and %d on its `/metrics`, so the rows differ in these settings too",
+			proc.Pollers, proc.MaxConcurrentWorkflowTasks, proc.MaxConcurrentActivities)
+	}
+}
+
+// lowestConcurrency is the lowest concurrent workflow tasks and activities
+// any row's worker ran with; ok is false when no row reported them.
+func lowestConcurrency(r *Report) (wf, act int, ok bool) {
+	for _, res := range r.Rows {
+		if res.Worker.MaxConcurrentWorkflowTasks == 0 {
+			continue
+		}
+		if !ok || res.Worker.MaxConcurrentWorkflowTasks < wf {
+			wf = res.Worker.MaxConcurrentWorkflowTasks
+		}
+		if !ok || res.Worker.MaxConcurrentActivities < act {
+			act = res.Worker.MaxConcurrentActivities
+		}
+		ok = true
+	}
+	return wf, act, ok
+}
+
+// hasRow reports whether a row with a spec that ok accepts ran.
+func (r *Report) hasRow(ok func(RowSpec) bool) bool {
+	return slices.ContainsFunc(r.Rows, func(res RowResult) bool { return ok(res.Spec) })
+}
+
+// widestSpread is the row whose runs spread most, (highest − lowest) ÷
+// median throughput; ok is false when no row ran more than once.
+func widestSpread(r *Report) (RowResult, float64, bool) {
+	var widest RowResult
+	best, found := 0.0, false
+	for _, res := range r.Rows {
+		lo, hi, ok := res.spread()
+		if !ok || res.Throughput == 0 {
+			continue
+		}
+		if s := (hi - lo) / res.Throughput; !found || s > best {
+			widest, best, found = res, s, true
+		}
+	}
+	return widest, best, found
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -25,6 +26,15 @@ func sampleReport() *Report {
 		if broker {
 			r.PublishedPerSec, r.PeakRSS = 140, 64<<20
 		}
+		r.Worker = WorkerSettings{Pollers: max(spec.Pollers, 4), MaxConcurrentWorkflowTasks: 200, MaxConcurrentActivities: 200, FromProcess: broker}
+		// Summed over the 50 sampled sagas: each spends 50% of its p50 on
+		// its first tasks' queue, 30% on later tasks', 5% on each of task
+		// runs, activity queues and runs, and 4% in the server.
+		pct := func(n time.Duration) time.Duration { return 50 * n * p50 / 100 }
+		r.Times = Path{FirstTaskQueue: pct(50), WorkflowTaskQueue: pct(30), WorkflowTaskRun: pct(5),
+			ActivityQueue: pct(5), ActivityRun: pct(5), Server: pct(4)}
+		r.SampledLatency = 50 * p50
+		r.CPU = CPUShare{DevServer: 1.4, Worker: 0.3, HostBusy: 1.9}
 		return r
 	}
 	return &Report{
@@ -192,4 +202,90 @@ func TestPassesRotateTheRows(t *testing.T) {
 		order = append(order, o)
 	}
 	require.Equal(t, [][]int{{0, 1, 2, 3}, {1, 2, 3, 0}, {2, 3, 0, 1}}, order)
+}
+
+// TestConclusionsFollowTheFigures: every sentence that draws a conclusion
+// says what the figures of the run support, and its opposite when they
+// say the opposite.
+func TestConclusionsFollowTheFigures(t *testing.T) {
+	withRuns := func(r *Report) {
+		for i := range r.Rows {
+			tp := r.Rows[i].Throughput
+			r.Rows[i].Runs = []float64{tp * 0.9, tp, tp * 1.1}
+		}
+		r.Rows[0].Runs = []float64{8, 10, 12} // row 1 spreads 40% of its median
+	}
+	tests := []struct {
+		name          string
+		change        func(r *Report)
+		want, notWant []string
+	}{
+		{"publishing far from the publisher's limit", func(*Report) {},
+			[]string{"so publishing is far\n  from its limit here (1% of it)"}, []string{"close to its limit"}},
+		{"publishing close to the publisher's limit", func(r *Report) { r.Publish[0].Metrics["msgs/s"] = 150 },
+			[]string{"row 1 used 93% of it, so\n  publishing is close to its limit here."}, []string{"far\n  from its limit"}},
+		{"runs that spread widely", withRuns,
+			[]string{"In this run a row's runs spread by up to 40% of its median (row 1,", "so compare rows of one run with each other"},
+			[]string{"Each row ran once", "figures move by tens of percent"}},
+		{"runs that do not spread", func(r *Report) {
+			for i := range r.Rows {
+				r.Rows[i].Runs = []float64{r.Rows[i].Throughput, r.Rows[i].Throughput * 1.02}
+			}
+		}, []string{"spread by up to 2% of its median", "within the ±10% the page treats as noise"}, []string{"so compare rows of one run"}},
+		{"a single run says nothing of the spread", func(*Report) {},
+			[]string{"Each row ran once in this run, so the page cannot say how far"}, []string{"spread by up to"}},
+		{"concurrency limits above the sagas in flight", func(*Report) {},
+			[]string{"allowed at least 200 concurrent workflow\n    tasks and 200 activities, above the 100 sagas in flight, so they never bound here."},
+			[]string{"may have\n    bound"}},
+		{"concurrency limits below the sagas in flight", func(r *Report) { r.Rows[0].Worker.MaxConcurrentActivities = 50 },
+			[]string{"tasks and 50 activities, not above the 100 sagas in flight: they may have\n    bound here"}, []string{"never bound"}},
+		{"the in-process worker runs with the worker process's settings", func(*Report) {},
+			[]string{"4 pollers, 200 concurrent workflow tasks and 200 concurrent activities, the settings the worker process stated on its `/metrics` in this run"},
+			[]string{"differ in these settings"}},
+		{"the in-process worker runs with other settings than the worker process", func(r *Report) { r.Rows[0].Worker.Pollers = 8 },
+			[]string{"the worker process stated 8 pollers, 200 and 200 on its `/metrics`, so the rows differ in these settings too",
+				"Row 1 with 16 pollers instead of 8"},
+			[]string{"the settings the worker process stated"}},
+		{"sagas that are nearly all queue", func(*Report) {},
+			[]string{"so with 100 in flight it spends 4.00× as long, nearly all of it queued."}, []string{"queued tasks are only"}},
+		{"sagas that are mostly not queue", func(r *Report) {
+			r.Rows[0].Times.FirstTaskQueue, r.Rows[0].Times.ActivityRun = 0, r.Rows[0].Times.ActivityRun+r.Rows[0].Times.FirstTaskQueue
+		}, []string{"Row 1: of the 9,000 ms a sampled saga took, 2,700 ms (30%)", "; queued tasks are only 30% of it.",
+			"Workflow tasks waiting are 30% of row 1's latency, not most of it."},
+			[]string{"So the sagas wait for CPU"}},
+		{"a saturated host where one variant that moves work helped", func(*Report) {},
+			[]string{"So the sagas wait for CPU", "the largest user (1.40 of 1.90 busy cores)",
+				"Yet of the settings that only move work around (row 1 with 16 pollers, row 2 with eager start),\n  row 2 with eager start helped beyond the noise"},
+			[]string{"as the variants show", "gained nothing"}},
+		{"a saturated host where no variant that moves work helped", func(r *Report) {
+			r.Rows = slices.DeleteFunc(r.Rows, func(res RowResult) bool { return res.Spec.Eager })
+		},
+			[]string{"Settings that only move work around (row 1 with 16 pollers) gained nothing\n  beyond the noise here"}, []string{"Yet of the settings"}},
+		{"a saturated host and no variant that moves work", func(r *Report) {
+			r.Rows = slices.DeleteFunc(r.Rows, func(res RowResult) bool { return res.Spec.Eager || res.Spec.Pollers > 0 })
+		}, []string{"No variant that only moves work around (pollers, eager start) ran"}, []string{"gained nothing", "Yet of the settings"}},
+		{"no encrypted or traced row, no sentence about them", func(r *Report) {
+			r.Rows = slices.DeleteFunc(r.Rows, func(res RowResult) bool { return res.Spec.Encrypted || res.Spec.Traced })
+		}, nil, []string{"with the payload codec on", "And again with tracing on"}},
+		{"the Publisher's own cost within the noise", func(r *Report) {
+			r.Publish = append(r.Publish, GoBenchmark{Name: "BenchmarkPublish/publishers=1/raw-wait-each", Metrics: map[string]float64{"msgs/s": 2300}})
+		}, []string{"the Publisher reaches\n1.04× raw amqp091-go: its own work per message"}, []string{"beyond the ±10% noise band"}},
+		{"the Publisher's own cost beyond the noise", func(r *Report) {
+			r.Publish = append(r.Publish, GoBenchmark{Name: "BenchmarkPublish/publishers=1/raw-wait-each", Metrics: map[string]float64{"msgs/s": 3000}})
+		}, []string{"0.80× raw amqp091-go, a difference beyond the ±10% noise band."}, []string{"its own work per message"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := sampleReport()
+			tt.change(r)
+			var b strings.Builder
+			require.NoError(t, renderReport(&b, r))
+			for _, w := range tt.want {
+				require.Contains(t, b.String(), w)
+			}
+			for _, w := range tt.notWant {
+				require.NotContains(t, b.String(), w)
+			}
+		})
+	}
 }

@@ -23,13 +23,27 @@ import (
 	"github.com/sagaflow/sagaflow/workflows"
 )
 
-// The worker process's defaults (worker/config.go), which the in-process
-// worker of rows 2 and 3 copies so the rows differ only in what they
-// measure.
+// The in-process worker's settings (rows 2, 3 and 5), chosen equal to the
+// worker process's defaults (worker/config.go) so that the rows differ
+// only in what they measure. Every row reports the settings it ran with,
+// read from the worker process's /metrics or from these, and the page
+// says when the two differ.
 const (
-	defaultPollers       = 4
-	defaultMaxConcurrent = 200
+	inProcessPollers       = 4
+	inProcessMaxConcurrent = 200
 )
+
+// WorkerSettings are the Temporal worker settings a row ran with.
+type WorkerSettings struct {
+	// Pollers are the workflow and activity task pollers (each).
+	Pollers int
+	// MaxConcurrentWorkflowTasks and MaxConcurrentActivities are the tasks
+	// it runs at once.
+	MaxConcurrentWorkflowTasks, MaxConcurrentActivities int
+	// FromProcess is true when they were read from the worker process's
+	// /metrics, false for the in-process worker's options.
+	FromProcess bool
+}
 
 // Pools the order sagas of row 1 spread over. Each order touches one
 // customer, one merchant and one sku; 20 of each keeps the ledger's and
@@ -105,14 +119,18 @@ func (s RowSpec) Default() bool {
 	return s.Pollers == 0 && !s.Eager && s.TransferPollRPS == 0 && !s.Encrypted && !s.Traced && !s.Cluster
 }
 
-// Settings describes the spec's settings for the report.
+// Settings describes the spec's settings, as the log shows a row before
+// it ran; the report shows RowResult.Settings.
 func (s RowSpec) Settings() string {
-	var parts []string
-	if s.Pollers == 0 {
-		parts = append(parts, fmt.Sprintf("pollers %d", defaultPollers))
-	} else {
-		parts = append(parts, fmt.Sprintf("pollers %d", s.Pollers))
+	if s.Pollers > 0 {
+		return fmt.Sprintf("pollers %d, %s", s.Pollers, s.otherSettings())
 	}
+	return s.otherSettings()
+}
+
+// otherSettings describes the settings besides the pollers.
+func (s RowSpec) otherSettings() string {
+	var parts []string
 	if s.Eager {
 		parts = append(parts, "eager start on")
 	} else {
@@ -135,11 +153,22 @@ func (s RowSpec) Settings() string {
 	return strings.Join(parts, ", ")
 }
 
-func (s RowSpec) pollers() int {
+// inProcessPollers is the in-process worker's pollers for the spec.
+func (s RowSpec) inProcessPollers() int {
 	if s.Pollers == 0 {
-		return defaultPollers
+		return inProcessPollers
 	}
 	return s.Pollers
+}
+
+// Settings describes the settings the row ran with: the pollers its
+// worker reported, then the spec's.
+func (r RowResult) Settings() string {
+	pollers := "pollers unknown"
+	if r.Worker.Pollers > 0 {
+		pollers = fmt.Sprintf("pollers %d", r.Worker.Pollers)
+	}
+	return pollers + ", " + r.Spec.otherSettings()
 }
 
 // planRows lists the rows to run: each selected row with the defaults,
@@ -216,6 +245,8 @@ type RowResult struct {
 	// in its histories.
 	Slowest    time.Duration
 	SlowestGap Gap
+	// Worker is the Temporal worker settings the row ran with.
+	Worker WorkerSettings
 	// CPU is the cores each party kept busy during the measured load.
 	CPU CPUShare
 	// Broker is set when the row ran through RabbitMQ; then PublishedPerSec
@@ -538,6 +569,9 @@ func runRow(ctx context.Context, env rowEnv, cfg Config, spec RowSpec) (res RowR
 				}
 			}
 		}()
+		if res.Worker, err = settingsOf(ctx, procs); err != nil {
+			return res, err
+		}
 		if spec.Row == rowTransfer {
 			accounts := newTransferAccounts(tag)
 			if err := accounts.provision(ctx, requester, cfg.Sagas+cfg.Warmup); err != nil {
@@ -555,12 +589,15 @@ func runRow(ctx context.Context, env rowEnv, cfg Config, spec RowSpec) (res RowR
 		}
 		res.Broker = true
 	case rowNoop, rowEmpty, rowTransferNoop:
-		w := worker.New(env.client, queue, worker.Options{
-			MaxConcurrentActivityExecutionSize:     defaultMaxConcurrent,
-			MaxConcurrentWorkflowTaskExecutionSize: defaultMaxConcurrent,
-			MaxConcurrentWorkflowTaskPollers:       spec.pollers(),
-			MaxConcurrentActivityTaskPollers:       spec.pollers(),
-		})
+		opts := worker.Options{
+			MaxConcurrentActivityExecutionSize:     inProcessMaxConcurrent,
+			MaxConcurrentWorkflowTaskExecutionSize: inProcessMaxConcurrent,
+			MaxConcurrentWorkflowTaskPollers:       spec.inProcessPollers(),
+			MaxConcurrentActivityTaskPollers:       spec.inProcessPollers(),
+		}
+		res.Worker = WorkerSettings{Pollers: opts.MaxConcurrentWorkflowTaskPollers,
+			MaxConcurrentWorkflowTasks: opts.MaxConcurrentWorkflowTaskExecutionSize, MaxConcurrentActivities: opts.MaxConcurrentActivityExecutionSize}
+		w := worker.New(env.client, queue, opts)
 		switch spec.Row {
 		case rowNoop:
 			workflows.Register(w)

@@ -161,6 +161,84 @@ func (w *workerProcess) published(ctx context.Context) (float64, error) {
 	return metricSum(resp.Body, "sagaflow_amqp_published_total")
 }
 
+// settingsOf reads the Temporal worker settings from the /metrics of the
+// processes that run workflows (a services worker states none); they must
+// agree.
+func settingsOf(ctx context.Context, procs []*workerProcess) (WorkerSettings, error) {
+	var found []WorkerSettings
+	for _, w := range procs {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+w.HTTPAddr+"/metrics", nil)
+		if err != nil {
+			return WorkerSettings{}, err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return WorkerSettings{}, fmt.Errorf("worker /metrics: %w", err)
+		}
+		byName, err := metricByLabel(resp.Body, workerSettingMetric, "setting")
+		_ = resp.Body.Close()
+		if err != nil {
+			return WorkerSettings{}, err
+		}
+		if len(byName) == 0 {
+			continue
+		}
+		s := WorkerSettings{Pollers: int(byName["pollers"]), MaxConcurrentWorkflowTasks: int(byName["max_concurrent_workflow_tasks"]),
+			MaxConcurrentActivities: int(byName["max_concurrent_activities"]), FromProcess: true}
+		if s.Pollers <= 0 || s.MaxConcurrentWorkflowTasks <= 0 || s.MaxConcurrentActivities <= 0 {
+			return WorkerSettings{}, fmt.Errorf("worker /metrics: %s incomplete: %v", workerSettingMetric, byName)
+		}
+		found = append(found, s)
+	}
+	if len(found) == 0 {
+		return WorkerSettings{}, fmt.Errorf("no worker process states %s on /metrics", workerSettingMetric)
+	}
+	for _, s := range found[1:] {
+		if s != found[0] {
+			return WorkerSettings{}, fmt.Errorf("the worker processes run with different settings: %+v and %+v", found[0], s)
+		}
+	}
+	return found[0], nil
+}
+
+// workerSettingMetric is the worker's gauge of its settings
+// (worker/settings.go), one sample per setting label.
+const workerSettingMetric = "sagaflow_worker_setting"
+
+// metricByLabel reads every sample of a Prometheus metric by the value of
+// one of its labels; a metric that is absent gives an empty map.
+func metricByLabel(r io.Reader, name, label string) (map[string]float64, error) {
+	out := map[string]float64{}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		rest, ok := strings.CutPrefix(sc.Text(), name+"{")
+		if !ok {
+			continue
+		}
+		labels, value, ok := strings.Cut(rest, "}")
+		if !ok {
+			return nil, fmt.Errorf("metric %s: %q: no closing brace", name, sc.Text())
+		}
+		key := ""
+		for _, l := range strings.Split(labels, ",") {
+			if v, ok := strings.CutPrefix(l, label+"="); ok {
+				key = strings.Trim(v, `"`)
+			}
+		}
+		fields := strings.Fields(value)
+		if key == "" || len(fields) == 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(fields[0], 64)
+		if err != nil {
+			return nil, fmt.Errorf("metric %s: %q: %w", name, sc.Text(), err)
+		}
+		out[key] = v
+	}
+	return out, sc.Err()
+}
+
 // publishedBy sums published over the worker processes.
 func publishedBy(ctx context.Context, procs []*workerProcess) (float64, error) {
 	var sum float64

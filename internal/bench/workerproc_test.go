@@ -36,3 +36,20 @@ func TestVmHWM(t *testing.T) {
 	_, err = vmHWM(strings.NewReader("Name:\tworker\n"))
 	require.Error(t, err)
 }
+
+func TestMetricByLabel(t *testing.T) {
+	const metrics = `# HELP sagaflow_worker_setting The Temporal worker's settings.
+# TYPE sagaflow_worker_setting gauge
+sagaflow_worker_setting{setting="max_concurrent_activities"} 200
+sagaflow_worker_setting{setting="max_concurrent_workflow_tasks"} 150
+sagaflow_worker_setting{setting="pollers"} 4
+sagaflow_worker_settings_other{setting="pollers"} 99
+`
+	got, err := metricByLabel(strings.NewReader(metrics), workerSettingMetric, "setting")
+	require.NoError(t, err)
+	require.Equal(t, map[string]float64{"pollers": 4, "max_concurrent_workflow_tasks": 150, "max_concurrent_activities": 200}, got)
+
+	got, err = metricByLabel(strings.NewReader("go_goroutines 12\n"), workerSettingMetric, "setting")
+	require.NoError(t, err)
+	require.Empty(t, got, "a worker without the workflows part states no settings")
+}
