@@ -144,60 +144,34 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (_ *Report, err error) 
 		}()
 	}
 
-	// Rows run in plan order; each server setting gets a dev server of its
-	// own, started when its first row comes and stopped after its last.
-	for start := 0; start < len(specs); {
-		end := start
-		for end < len(specs) && specs[end].TransferPollRPS == specs[start].TransferPollRPS {
-			end++
-		}
-		rows, err := runOnServer(ctx, env, cli, cfg, specs[start:end])
-		rep.Rows = append(rep.Rows, rows...)
-		if err != nil {
-			return nil, err
-		}
-		start = end
+	rows, err := runPasses(ctx, log, cfg, specs, devServers(cli, dir), runRowOn(env, cfg))
+	rep.Rows = append(rep.Rows, rows...)
+	if err != nil {
+		return nil, err
 	}
 	rep.Machine.LoadAfter = loadAverage()
 	rep.Elapsed = time.Since(began)
 	return rep, nil
 }
 
-// runOnServer starts a dev server for specs (which share its setting),
-// runs them one after the other, and stops it.
-func runOnServer(ctx context.Context, env rowEnv, cli string, cfg Config, specs []RowSpec) (_ []RowResult, err error) {
-	fmt.Fprintf(env.log, "bench: starting a Temporal dev server\n")
-	srv, err := startDevServer(ctx, cli, env.dir, specs[0].TransferPollRPS)
-	if err != nil {
-		return nil, err
-	}
-	defer func() {
-		if serr := srv.stop(); serr != nil {
-			err = errors.Join(err, serr)
-		}
-	}()
-	env.temporalAddr, env.serverPID = srv.HostPort, srv.cmd.Process.Pid
-	env.client, err = client.Dial(client.Options{HostPort: srv.HostPort, Namespace: "default",
-		Logger: tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(env.log, &slog.HandlerOptions{Level: slog.LevelError})))})
-	if err != nil {
-		return nil, fmt.Errorf("connect to the dev server: %w", err)
-	}
-	defer env.client.Close()
-	// Each pass runs every row once, starting one row later than the pass
-	// before: the dev server slows as its in-memory database fills, so a
-	// row that always ran right after another would always be measured on
-	// a slightly slower server. A row's report is its median run.
+// runPasses runs every spec cfg.Repeats times, each run on a dev server
+// of its own, started for it and stopped after it: the dev server slows
+// as its in-memory database fills, so a row run on a server that earlier
+// rows had filled would pay for them. Each pass runs every row once,
+// starting one row later than the pass before, so that a load that drifts
+// touches all rows alike. A row's report is its median run.
+func runPasses(ctx context.Context, log io.Writer, cfg Config, specs []RowSpec, start serverStarter, run rowRunner) ([]RowResult, error) {
 	runs := make([][]RowResult, len(specs))
 	for pass := 1; pass <= cfg.Repeats; pass++ {
 		for j := range specs {
 			i := passOrder(j, pass, len(specs))
 			spec := specs[i]
-			fmt.Fprintf(env.log, "bench: row %d (%s), run %d of %d: %d sagas, %d at a time\n", spec.Row, spec.Settings(), pass, cfg.Repeats, cfg.Sagas, cfg.Concurrency)
-			res, err := runRow(ctx, env, cfg, spec)
+			fmt.Fprintf(log, "bench: row %d (%s), run %d of %d: %d sagas, %d at a time, on a fresh dev server\n", spec.Row, spec.Settings(), pass, cfg.Repeats, cfg.Sagas, cfg.Concurrency)
+			res, err := runOnFreshServer(ctx, start, run, spec)
 			if err != nil {
 				return nil, fmt.Errorf("row %d (%s), run %d: %w", spec.Row, spec.Settings(), pass, err)
 			}
-			fmt.Fprintf(env.log, "bench:   %d/%d completed, %.1f sagas/s, p50 %s p99 %s, alone %s\n", res.Completed, res.Sagas,
+			fmt.Fprintf(log, "bench:   %d/%d completed, %.1f sagas/s, p50 %s p99 %s, alone %s\n", res.Completed, res.Sagas,
 				res.Throughput, res.Latency.P50.Round(time.Millisecond), res.Latency.P99.Round(time.Millisecond), res.Alone.Round(time.Millisecond))
 			runs[i] = append(runs[i], res)
 		}
@@ -207,6 +181,63 @@ func runOnServer(ctx context.Context, env rowEnv, cli string, cfg Config, specs 
 		out[i] = medianRun(runs[i])
 	}
 	return out, nil
+}
+
+// rowServer is a started dev server as the rows see it.
+type rowServer interface {
+	Addr() string
+	PID() int
+	stop() error
+}
+
+// serverStarter starts a dev server with history.transferProcessorMaxPollRPS
+// at transferPollRPS (0: the server's default).
+type serverStarter func(ctx context.Context, transferPollRPS int) (rowServer, error)
+
+// rowRunner runs one row on the dev server at srv.
+type rowRunner func(ctx context.Context, srv rowServer, spec RowSpec) (RowResult, error)
+
+// runOnFreshServer starts a dev server with the spec's setting, runs the
+// row on it and stops it.
+func runOnFreshServer(ctx context.Context, start serverStarter, run rowRunner, spec RowSpec) (_ RowResult, err error) {
+	srv, err := start(ctx, spec.TransferPollRPS)
+	if err != nil {
+		return RowResult{}, err
+	}
+	defer func() {
+		if serr := srv.stop(); serr != nil {
+			err = errors.Join(err, serr)
+		}
+	}()
+	return run(ctx, srv, spec)
+}
+
+// devServers starts the Temporal CLI's dev servers, logging into dir.
+func devServers(cli, dir string) serverStarter {
+	return func(ctx context.Context, transferPollRPS int) (rowServer, error) {
+		s, err := startDevServer(ctx, cli, dir, transferPollRPS)
+		if err != nil {
+			return nil, err // not a nil *devServer in a non-nil interface
+		}
+		return s, nil
+	}
+}
+
+// runRowOn runs a row on srv, with a client of its own.
+func runRowOn(env rowEnv, cfg Config) rowRunner {
+	return func(ctx context.Context, srv rowServer, spec RowSpec) (RowResult, error) {
+		env.temporalAddr, env.serverPID = srv.Addr(), srv.PID()
+		var err error
+		env.client, err = client.Dial(client.Options{HostPort: srv.Addr(), Namespace: "default",
+			Logger: tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(env.log, &slog.HandlerOptions{Level: slog.LevelError})))})
+		if err != nil {
+			return RowResult{}, fmt.Errorf("connect to the dev server: %w", err)
+		}
+		defer env.client.Close()
+		res, err := runRow(ctx, env, cfg, spec)
+		res.Server = srv.Addr()
+		return res, err
+	}
 }
 
 // passOrder is the index of the spec a pass runs j-th: pass 1 runs them in

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"os/exec"
 	"strings"
 	"testing"
@@ -51,6 +53,20 @@ func TestRunEndToEnd(t *testing.T) {
 		require.Positive(t, row.WorkflowTasksPerSaga())
 	}
 	order, encrypted, traced, noop, empty := rep.Rows[0], rep.Rows[1], rep.Rows[2], rep.Rows[3], rep.Rows[4]
+	servers := map[string]bool{}
+	for _, row := range rep.Rows {
+		require.NotEmpty(t, row.Server)
+		servers[row.Server] = true
+		require.Positive(t, row.Worker.Pollers)
+		require.Equal(t, row.Broker, row.Worker.FromProcess, "a row through the worker reads its settings from the worker's /metrics")
+		// The critical path lies within the latency the client measured
+		// around it.
+		require.LessOrEqual(t, row.Times.Total(), row.SampledLatency, "row %d", row.Spec.Row)
+		require.Positive(t, row.Times.FirstTaskQueue+row.Times.WorkflowTaskRun)
+	}
+	require.Len(t, servers, len(rep.Rows), "every row ran on a dev server of its own")
+	require.Equal(t, WorkerSettings{Pollers: 4, MaxConcurrentWorkflowTasks: 200, MaxConcurrentActivities: 200, FromProcess: true}, order.Worker,
+		"the worker process's defaults, as it states them")
 	require.InDelta(t, order.WorkflowTasksPerSaga(), encrypted.WorkflowTasksPerSaga(), 1e-9, "encryption changes no task")
 	require.InDelta(t, order.WorkflowTasksPerSaga(), traced.WorkflowTasksPerSaga(), 1e-9, "tracing changes no task")
 	require.Zero(t, order.Spans, "the untraced row exports nothing")
@@ -85,4 +101,37 @@ func TestRunEndToEnd(t *testing.T) {
 	require.NoError(t, err)
 	require.NotEmpty(t, rep.VHost)
 	require.NotContains(t, string(out), rep.VHost, "the run deletes its vhost")
+}
+
+// fakeServer is a dev server that only counts.
+type fakeServer struct {
+	addr    string
+	stopped *[]string
+}
+
+func (f fakeServer) Addr() string { return f.addr }
+func (f fakeServer) PID() int     { return 0 }
+func (f fakeServer) stop() error  { *f.stopped = append(*f.stopped, f.addr); return nil }
+
+func TestEveryRunOfARowGetsAFreshServer(t *testing.T) {
+	var started, stopped, ran []string
+	start := func(_ context.Context, rps int) (rowServer, error) {
+		require.Len(t, stopped, len(started), "the server of the run before is stopped before the next starts")
+		addr := fmt.Sprintf("server-%d-rps-%d", len(started)+1, rps)
+		started = append(started, addr)
+		return fakeServer{addr: addr, stopped: &stopped}, nil
+	}
+	run := func(_ context.Context, srv rowServer, spec RowSpec) (RowResult, error) {
+		ran = append(ran, fmt.Sprintf("row %d on %s", spec.Row, srv.Addr()))
+		return RowResult{Spec: spec, Sagas: 1, Completed: 1, Throughput: 1, Server: srv.Addr()}, nil
+	}
+	specs := []RowSpec{{Row: 1}, {Row: 2}, {Row: 3, TransferPollRPS: 1000}}
+	rows, err := runPasses(context.Background(), io.Discard, Config{Repeats: 2, Sagas: 1, Concurrency: 1}, specs, start, run)
+	require.NoError(t, err)
+	require.Len(t, rows, 3)
+	require.Equal(t, []string{
+		"row 1 on server-1-rps-0", "row 2 on server-2-rps-0", "row 3 on server-3-rps-1000",
+		"row 2 on server-4-rps-0", "row 3 on server-5-rps-1000", "row 1 on server-6-rps-0",
+	}, ran, "one server per run of a row, with the row's setting; the second pass starts one row later")
+	require.Equal(t, started, stopped, "every server is stopped")
 }

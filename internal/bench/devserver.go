@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -81,7 +82,7 @@ func startDevServerOnce(ctx context.Context, cli, dir string, transferPollRPS, a
 	if err != nil {
 		return nil, err
 	}
-	s := &devServer{HostPort: addr, done: make(chan struct{}), logPath: filepath.Join(dir, fmt.Sprintf("temporal-%d-%d.log", transferPollRPS, attempt))}
+	s := &devServer{HostPort: addr, done: make(chan struct{}), logPath: filepath.Join(dir, fmt.Sprintf("temporal-%s-%d-%d.log", strings.ReplaceAll(addr, ":", "-"), transferPollRPS, attempt))}
 	logFile, err := os.Create(s.logPath)
 	if err != nil {
 		return nil, err
@@ -134,6 +135,12 @@ func (s *devServer) dial(ctx context.Context) (client.Client, error) {
 	}
 	return nil, fmt.Errorf("temporal dev server at %s not healthy after 60s: %v; see %s", s.HostPort, last, s.logPath)
 }
+
+// Addr is the server's gRPC host:port.
+func (s *devServer) Addr() string { return s.HostPort }
+
+// PID is the server's process id.
+func (s *devServer) PID() int { return s.cmd.Process.Pid }
 
 // stop interrupts the server, as Ctrl-C in its terminal would.
 func (s *devServer) stop() error {

@@ -245,6 +245,9 @@ type RowResult struct {
 	// in its histories.
 	Slowest    time.Duration
 	SlowestGap Gap
+	// Server is the address of the dev server the row ran on, started for
+	// this run of the row alone.
+	Server string
 	// Worker is the Temporal worker settings the row ran with.
 	Worker WorkerSettings
 	// CPU is the cores each party kept busy during the measured load.
