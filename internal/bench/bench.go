@@ -31,6 +31,9 @@ type Report struct {
 	// that produced them; empty when skipped.
 	Publish, Ledger, Codec                      []GoBenchmark
 	PublishCommand, LedgerCommand, CodecCommand string
+	// WatermillCommand is the command that measured Watermill's publisher
+	// beside ours (its results are in Publish); empty when skipped.
+	WatermillCommand string
 	// VHost is the RabbitMQ virtual host the run created (and deleted).
 	VHost string
 }
@@ -280,6 +283,14 @@ func runGoBenchmarks(ctx context.Context, root string, cfg Config, rep *Report, 
 	if rep.Publish, err = runGoBenchmark(ctx, root, env, publish); err != nil {
 		return err
 	}
+	peer := watermillRun{Messages: benchtimeCount(cfg.PublishBenchtime)}
+	fmt.Fprintf(log, "bench: %s\n", peer.Command())
+	wm, err := runWatermill(ctx, root, env, peer)
+	if err != nil {
+		return err
+	}
+	rep.Publish = append(rep.Publish, wm...)
+	rep.WatermillCommand = peer.Command()
 	fmt.Fprintf(log, "bench: %s\n", ledger.Command())
 	if rep.Ledger, err = runGoBenchmark(ctx, root, env, ledger); err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -109,4 +110,53 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// watermillDir is the separate module, relative to the repository root,
+// of the publisher's peer: Watermill's AMQP publisher.
+const watermillDir = "internal/bench/watermill"
+
+// watermillRun is one run of the Watermill publisher benchmark.
+type watermillRun struct {
+	// Messages is how many messages each case publishes.
+	Messages int
+}
+
+// Command is the command line that runs it.
+func (w watermillRun) Command() string {
+	return fmt.Sprintf("(cd %s && go run . --messages %d)", watermillDir, w.Messages)
+}
+
+// runWatermill runs the Watermill publisher benchmark in its own module
+// (GOWORK off, so that no workspace pulls it into the project's) and
+// parses its `go test -bench`-style lines.
+func runWatermill(ctx context.Context, root string, env []string, w watermillRun) ([]GoBenchmark, error) {
+	var out bytes.Buffer
+	cmd := command(ctx, "go", "run", ".", "--messages", strconv.Itoa(w.Messages))
+	cmd.Dir = filepath.Join(root, watermillDir)
+	cmd.Env = append(env, "GOWORK=off")
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("%s: %w\n%s", w.Command(), err, lastLines(out.String(), 20))
+	}
+	res, err := parseGoBenchmarks(&out)
+	if err != nil {
+		return nil, fmt.Errorf("%s: parse output: %w", w.Command(), err)
+	}
+	if len(res) == 0 {
+		return nil, fmt.Errorf("%s printed no results:\n%s", w.Command(), lastLines(out.String(), 20))
+	}
+	return res, nil
+}
+
+// benchtimeCount is the iteration count of a -benchtime such as "5000x";
+// a duration such as "10s" gives 5000, the default count.
+func benchtimeCount(benchtime string) int {
+	if n, err := strconv.Atoi(strings.TrimSuffix(benchtime, "x")); err == nil && strings.HasSuffix(benchtime, "x") && n > 0 {
+		return n
+	}
+	return 5000
 }

@@ -1,10 +1,15 @@
 package main
 
 import (
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/sagaflow/sagaflow/internal/repo"
 )
 
 const goTestOutput = `goos: linux
@@ -36,4 +41,31 @@ func TestGoBenchmarkCommand(t *testing.T) {
 	g := goBenchmarkRun{Package: "./amqp/", Pattern: "^BenchmarkPublish$", Benchtime: "5000x"}
 	require.Equal(t, "go test -run '^$' -bench '^BenchmarkPublish$' -benchtime 5000x -count 1 ./amqp/", g.Command())
 	require.Equal(t, []string{"test", "-run", "^$", "-bench", "^BenchmarkPublish$", "-benchtime", "5000x", "-count", "1", "./amqp/"}, g.args())
+}
+
+func TestBenchtimeCount(t *testing.T) {
+	require.Equal(t, 5000, benchtimeCount("5000x"))
+	require.Equal(t, 300, benchtimeCount("300x"))
+	require.Equal(t, 5000, benchtimeCount("10s"), "a duration gives the default count")
+	require.Equal(t, 5000, benchtimeCount("0x"))
+}
+
+// TestWatermillStaysOutOfTheProjectModule: the peer publisher is a module
+// of its own, so the project's `go test ./...` never builds it and the
+// project's go.mod never names Watermill.
+func TestWatermillStaysOutOfTheProjectModule(t *testing.T) {
+	root, err := repo.Root()
+	require.NoError(t, err)
+	cmd := exec.Command("go", "list", "./...")
+	cmd.Dir = root
+	out, err := cmd.Output()
+	require.NoError(t, err)
+	require.Contains(t, string(out), "github.com/sagaflow/sagaflow/internal/bench\n")
+	require.NotContains(t, string(out), "watermill")
+	gomod, err := os.ReadFile(filepath.Join(root, "go.mod"))
+	require.NoError(t, err)
+	require.NotContains(t, string(gomod), "ThreeDotsLabs")
+	peer, err := os.ReadFile(filepath.Join(root, watermillDir, "go.mod"))
+	require.NoError(t, err)
+	require.Contains(t, string(peer), "github.com/ThreeDotsLabs/watermill-amqp/v3 v3.0.2")
 }

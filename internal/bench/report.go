@@ -573,14 +573,25 @@ func renderPublisher(p *printer, r *Report) {
 	p.f("- `raw-wait-each`: raw amqp091-go, one message in flight at a time (publish,\n")
 	p.f("  wait for its confirm, publish the next).\n")
 	p.f("- `raw-pipelined`: raw amqp091-go on one shared confirm channel, each\n")
-	p.f("  goroutine waiting for its own `DeferredConfirmation`.\n\n")
+	p.f("  goroutine waiting for its own `DeferredConfirmation`.\n")
+	p.f("- `watermill`: the peer, Watermill's AMQP publisher\n")
+	p.f("  (`github.com/ThreeDotsLabs/watermill-amqp/v3` v3.0.2) with `ConfirmDelivery`,\n")
+	p.f("  `Mandatory` and a channel pool of one channel per goroutine (each waits for\n")
+	p.f("  its confirm before its next publish), persistent delivery, the same exchange\n")
+	p.f("  type, queues and payloads. It is a module of its own (`%s`, so\n", watermillDir)
+	p.f("  Watermill stays out of the project's `go.mod`), run as a subprocess right\n")
+	p.f("  after `BenchmarkPublish`, against the same broker.\n\n")
 	if len(r.Publish) == 0 {
 		p.f("Skipped in this run (`--skip-go-benchmarks`).\n\n")
 		return
 	}
-	p.f("Measured with `%s`, msgs/s:\n\n", r.PublishCommand)
-	p.f("| queue | publishers | publisher | raw-wait-each | raw-pipelined | publisher ÷ wait-each | publisher ÷ pipelined | publisher ÷ classic |\n")
-	p.f("|---|-----------:|----------:|--------------:|--------------:|----------------------:|----------------------:|----------------------:|\n")
+	p.f("Measured with `%s`", r.PublishCommand)
+	if r.WatermillCommand != "" {
+		p.f(" and `%s`", r.WatermillCommand)
+	}
+	p.f(", msgs/s:\n\n")
+	p.f("| queue | publishers | publisher | raw-wait-each | raw-pipelined | watermill | publisher ÷ wait-each | publisher ÷ pipelined | publisher ÷ watermill | publisher ÷ classic |\n")
+	p.f("|---|-----------:|----------:|--------------:|--------------:|----------:|----------------------:|----------------------:|----------------------:|----------------------:|\n")
 	var counts []int
 	for _, b := range r.Publish {
 		if n, ok := publishers(b); ok && !slices.Contains(counts, n) {
@@ -597,8 +608,13 @@ func renderPublisher(p *printer, r *Report) {
 			wait, _ := publisherOn(r.Publish, queue, n, "raw-wait-each")
 			pipe, _ := publisherOn(r.Publish, queue, n, "raw-pipelined")
 			classic, _ := publisherOn(r.Publish, amqp.QueueClassic, n, "publisher")
-			p.f("| %s | %d | %s | %s | %s | %s× | %s× | %s× |\n", queue, n, num(pub, 0), num(wait, 0), num(pipe, 0),
-				fx(ratio(pub, wait)), fx(ratio(pub, pipe)), fx(ratio(pub, classic)))
+			wm, wmOK := publisherOn(r.Publish, queue, n, "watermill")
+			wmCell, wmRatio := "—", "—"
+			if wmOK {
+				wmCell, wmRatio = num(wm, 0), fx(ratio(pub, wm))+"×"
+			}
+			p.f("| %s | %d | %s | %s | %s | %s | %s× | %s× | %s | %s× |\n", queue, n, num(pub, 0), num(wait, 0), num(pipe, 0), wmCell,
+				fx(ratio(pub, wait)), fx(ratio(pub, pipe)), wmRatio, fx(ratio(pub, classic)))
 		}
 	}
 	p.f("\n")
@@ -612,6 +628,19 @@ func renderPublisher(p *printer, r *Report) {
 			fx(ratio(pub, pipe)), metOrNot(ratio(pub, pipe) >= targetPublishVsPipelined))
 		p.f("syncs, shared with every other process on the host, so it and the ratio against\n")
 		p.f("it swing most between runs.\n\n")
+	}
+	if wm, ok := publisherAt(r.Publish, 64, "watermill"); ok && ok1 && wm > 0 {
+		x := ratio(pub, wm)
+		p.f("Against the peer at 64 publishers on a classic queue: the Publisher reaches\n%s× Watermill's publisher", fx(x))
+		switch {
+		case x > 1+noiseBand:
+			p.f(", ahead beyond the ±%.0f%% noise band: one channel with pipelined\n", 100*noiseBand)
+			p.f("confirms instead of a channel per publisher, each waiting for its confirm.\n\n")
+		case x < 1-noiseBand:
+			p.f(", behind beyond the ±%.0f%% noise band.\n\n", 100*noiseBand)
+		default:
+			p.f(", within the ±%.0f%% noise band.\n\n", 100*noiseBand)
+		}
 	}
 	// The Publisher's own cost (a mutex, a map insert and a pooled waiter
 	// per message) shows against raw amqp091-go with one publisher, where
