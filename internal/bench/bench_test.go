@@ -33,7 +33,7 @@ func TestRunEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cfg := Config{Sagas: 10, Repeats: 2, Concurrency: 5, Warmup: 1, Rows: []int{1, 2, 3, 4, 5}, HistorySample: 3,
-		SkipGoBenchmarks: true, SkipCluster: true, AMQPURL: amqpURL, Command: "go test ./internal/bench"}
+		SkipGoBenchmarks: true, SkipCluster: true, TransferPollRPS: -1, AMQPURL: amqpURL, Command: "go test ./internal/bench"}
 	var log strings.Builder
 	rep, err := Run(ctx, cfg, &log)
 	require.NoError(t, err, log.String())

@@ -38,8 +38,10 @@ type Config struct {
 	// Default 16 (the worker's default is 4).
 	MorePollers int
 	// TransferPollRPS is history.transferProcessorMaxPollRPS of the dev
-	// server the "faster server" variant runs on. Default 1000 (the
-	// server's default is 20); negative leaves the variant out.
+	// servers every row runs on a second time, with or without variants:
+	// the setting `make demo` runs with, on which the tail check judges
+	// the rows too. Default 1000 (the server's default is 20); negative
+	// leaves those runs out.
 	TransferPollRPS int
 	// HistorySample is how many sagas per row have their histories read to
 	// count workflow and activity tasks. Default 50.
@@ -156,7 +158,7 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (Confi
 	rows := fs.String("rows", "1,2,3,4,5", "rows to run: 1 order saga through the worker, 2 its pure orchestration, 3 empty workflow, 4 transfer saga through the worker, 5 its pure orchestration")
 	fs.BoolVar(&c.Variants, "variants", true, "also run the rows with other settings (more pollers, eager workflow start)")
 	fs.IntVar(&c.MorePollers, "more-pollers", 16, "pollers of the more-pollers variant (the worker's default is 4)")
-	fs.IntVar(&c.TransferPollRPS, "transfer-poll-rps", 1000, "history.transferProcessorMaxPollRPS of the faster-server variant (server default 20); negative leaves it out")
+	fs.IntVar(&c.TransferPollRPS, "transfer-poll-rps", 1000, "history.transferProcessorMaxPollRPS of the second server setting every row also runs on, as make demo does (server default 20); negative leaves it out")
 	fs.IntVar(&c.HistorySample, "history-sample", 50, "sagas per row whose histories are read to count tasks")
 	fs.BoolVar(&c.SkipGoBenchmarks, "skip-go-benchmarks", false, "leave out BenchmarkPublish and BenchmarkLedgerCommands")
 	fs.BoolVar(&c.SkipCluster, "skip-cluster", false, "leave out row 1 on a local 3-node RabbitMQ cluster with quorum queues and two orchestration workers (it needs rabbitmq-server and root or the rabbitmq user)")

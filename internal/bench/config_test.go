@@ -64,14 +64,17 @@ func TestPlanRows(t *testing.T) {
 		{Row: 1, TransferPollRPS: 1000}, {Row: 2, TransferPollRPS: 1000}, {Row: 3, TransferPollRPS: 1000},
 	}, planRows(c))
 	c.Variants = false
-	require.Equal(t, []RowSpec{{Row: 1}, {Row: 1, Encrypted: true}, {Row: 1, Traced: true}, {Row: 1, Cluster: true}, {Row: 2}, {Row: 3}}, planRows(c),
-		"the codec and the cluster rows run without variants too")
+	fast := []RowSpec{{Row: 1, TransferPollRPS: 1000}, {Row: 2, TransferPollRPS: 1000}, {Row: 3, TransferPollRPS: 1000}}
+	require.Equal(t, append([]RowSpec{{Row: 1}, {Row: 1, Encrypted: true}, {Row: 1, Traced: true}, {Row: 1, Cluster: true}, {Row: 2}, {Row: 3}}, fast...), planRows(c),
+		"the codec and the cluster rows run without variants too, and every row on the second server setting, for the tail check")
 	c.SkipCluster = true
-	require.Equal(t, []RowSpec{{Row: 1}, {Row: 1, Encrypted: true}, {Row: 1, Traced: true}, {Row: 2}, {Row: 3}}, planRows(c), "--skip-cluster")
+	require.Equal(t, append([]RowSpec{{Row: 1}, {Row: 1, Encrypted: true}, {Row: 1, Traced: true}, {Row: 2}, {Row: 3}}, fast...), planRows(c), "--skip-cluster")
+	c.TransferPollRPS = -1
+	require.Equal(t, []RowSpec{{Row: 1}, {Row: 1, Encrypted: true}, {Row: 1, Traced: true}, {Row: 2}, {Row: 3}}, planRows(c), "a negative poll rate leaves the second setting out")
 	c = Config{Rows: []int{2, 3}}
 	require.Equal(t, []RowSpec{{Row: 2}, {Row: 3}}, planRows(c), "the cluster row runs beside row 1 only")
 
-	// The transfer rows run with the defaults only.
+	// The transfer rows run with the defaults only, on both server settings.
 	c = Config{Rows: []int{4, 5}, Variants: true, MorePollers: 16, TransferPollRPS: 1000}
-	require.Equal(t, []RowSpec{{Row: 4}, {Row: 5}}, planRows(c))
+	require.Equal(t, []RowSpec{{Row: 4}, {Row: 5}, {Row: 4, TransferPollRPS: 1000}, {Row: 5, TransferPollRPS: 1000}}, planRows(c))
 }

@@ -36,7 +36,7 @@ const (
 
 // tableColumns are the saga table's columns; a test checks the report has
 // every one.
-var tableColumns = []string{"row", "saga", "settings", "sagas", "completed", "sagas/s", "p50 ms", "p95 ms", "p99 ms",
+var tableColumns = []string{"row", "saga", "settings", "sagas", "completed", "sagas/s", "p50 ms", "p95 ms", "p99 ms", "p99 ÷ p50",
 	"p50 alone ms", "workflow tasks/saga", "activity tasks/saga", "msgs published/s"}
 
 // renderReport writes the report as the Markdown of docs/BENCHMARKS.md.
@@ -190,6 +190,7 @@ func renderSagas(p *printer, r *Report) {
 	}
 	p.f("\n")
 
+	renderTailCheck(p, r)
 	renderSettings(p, r)
 	renderTail(p, r)
 	renderFindings(p, r)
@@ -275,7 +276,7 @@ func eventName(t fmt.Stringer) string {
 
 func sagaTable(p *printer, rows []RowResult) {
 	p.f("| %s |\n", strings.Join(tableColumns, " | "))
-	p.f("|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	p.f("|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, res := range rows {
 		msgs := "—"
 		if res.Broker {
@@ -291,9 +292,9 @@ func sagaTable(p *printer, rows []RowResult) {
 		if res.Alone > 0 {
 			alone = ms(res.Alone)
 		}
-		p.f("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+		p.f("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
 			res.Spec.Row, rowTitles[res.Spec.Row], res.Settings(), num(float64(res.Sagas), 0), num(float64(res.Completed), 0),
-			throughput(res), ms(res.Latency.P50), ms(res.Latency.P95), ms(res.Latency.P99), alone,
+			throughput(res), ms(res.Latency.P50), ms(res.Latency.P95), ms(res.Latency.P99), fx(res.TailRatio()), alone,
 			tasks(res.WorkflowTasksPerSaga()), tasks(res.ActivityTasksPerSaga()), msgs)
 	}
 	p.f("\n")
@@ -967,4 +968,77 @@ func widestSpread(r *Report) (RowResult, float64, bool) {
 		}
 	}
 	return widest, best, found
+}
+
+// Tail check: with this many sagas in flight, a row's p99 latency must
+// stay within tailCheckRatio × its p50. A saga that waits far longer than
+// the others (a task starving in a queue while others are served) fails
+// it even when the median looks fine.
+const (
+	tailCheckConcurrency = 100
+	tailCheckRatio       = 3.0
+)
+
+// TailRatio is the row's p99 latency ÷ its p50; 0 without latencies.
+func (r RowResult) TailRatio() float64 {
+	return ratio(r.Latency.P99.Seconds(), r.Latency.P50.Seconds())
+}
+
+// tailChecked reports whether the tail check judges a row: the default
+// settings on either server setting.
+func tailChecked(s RowSpec) bool {
+	s.TransferPollRPS = 0
+	return s.Default()
+}
+
+// tailVerdict is a row's tail check: pass, fail, or not judged when the
+// run had another number of sagas in flight.
+func tailVerdict(res RowResult, concurrency int) string {
+	switch {
+	case concurrency != tailCheckConcurrency:
+		return fmt.Sprintf("not judged (%d in flight, not %d)", concurrency, tailCheckConcurrency)
+	case res.Latency.P50 == 0:
+		return "not judged (no latency)"
+	case res.TailRatio() <= tailCheckRatio:
+		return "pass"
+	default:
+		return "**fail**"
+	}
+}
+
+func renderTailCheck(p *printer, r *Report) {
+	var rows []RowResult
+	for _, res := range r.Rows {
+		if tailChecked(res.Spec) {
+			rows = append(rows, res)
+		}
+	}
+	if len(rows) == 0 {
+		return
+	}
+	p.f("### Tail check\n\n")
+	p.f("At %d sagas in flight a row's p99 latency must stay within %s× its p50, on\n", tailCheckConcurrency, num(tailCheckRatio, 0))
+	p.f("the dev server's defaults and on the setting `make demo` runs with\n")
+	p.f("(`history.transferProcessorMaxPollRPS=%d`): a saga that waits far longer than the\n", r.Config.TransferPollRPS)
+	p.f("others, such as a task starving in a queue while later ones are served, fails\n")
+	p.f("it even when the median looks fine.\n\n")
+	p.f("| row | settings | p50 ms | p99 ms | p99 ÷ p50 | p99 ≤ %s× p50 |\n", num(tailCheckRatio, 0))
+	p.f("|---:|---|---:|---:|---:|---|\n")
+	var failed []string
+	for _, res := range rows {
+		v := tailVerdict(res, r.Config.Concurrency)
+		if v == "**fail**" {
+			failed = append(failed, fmt.Sprintf("row %d (%s)", res.Spec.Row, res.Settings()))
+		}
+		p.f("| %d | %s | %s | %s | %s | %s |\n", res.Spec.Row, res.Settings(), ms(res.Latency.P50), ms(res.Latency.P99), fx(res.TailRatio()), v)
+	}
+	p.f("\n")
+	switch {
+	case r.Config.Concurrency != tailCheckConcurrency:
+		p.f("This run had %d sagas in flight, so the check judged no row.\n\n", r.Config.Concurrency)
+	case len(failed) == 0:
+		p.f("Every row passes.\n\n")
+	default:
+		p.f("Failing: %s.\n\n", strings.Join(failed, "; "))
+	}
 }

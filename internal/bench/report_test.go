@@ -83,8 +83,8 @@ func TestRenderReport(t *testing.T) {
 	for _, want := range []string{
 		"| " + strings.Join(tableColumns, " | ") + " |",
 		// Row 1: 10 sagas/s, p50/p95/p99, 17 workflow tasks and 6 activity tasks per saga, 140 msgs/s.
-		"| 1 | " + rowTitles[rowOrder] + " | pollers 4, eager start off, 1 RabbitMQ node, classic queues | 1,000 | 1,000 | 10.0 | 9,000 | 18,000 | 27,000 | 2,250 | 17.0 | 6.0 | 140 |",
-		"| 3 | " + rowTitles[rowEmpty] + " | pollers 4, eager start off | 1,000 | 1,000 | 400.0 | 250 | 500 | 750 | 62 | 17.0 | 6.0 | — |",
+		"| 1 | " + rowTitles[rowOrder] + " | pollers 4, eager start off, 1 RabbitMQ node, classic queues | 1,000 | 1,000 | 10.0 | 9,000 | 18,000 | 27,000 | 3.00 | 2,250 | 17.0 | 6.0 | 140 |",
+		"| 3 | " + rowTitles[rowEmpty] + " | pollers 4, eager start off | 1,000 | 1,000 | 400.0 | 250 | 500 | 750 | 3.00 | 62 | 17.0 | 6.0 | — |",
 		"Row 1 ÷ row 2 (the cost of RabbitMQ and the services): **0.50×**; target at\n  least 0.60×: not met.",
 		"Row 1 ÷ row 3: **0.03×**",
 		"VmHWM at the end of row 1): **64 MiB**",
@@ -290,6 +290,51 @@ func TestConclusionsFollowTheFigures(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			r := sampleReport()
 			tt.change(r)
+			var b strings.Builder
+			require.NoError(t, renderReport(&b, r))
+			for _, w := range tt.want {
+				require.Contains(t, b.String(), w)
+			}
+			for _, w := range tt.notWant {
+				require.NotContains(t, b.String(), w)
+			}
+		})
+	}
+}
+
+func TestTailCheck(t *testing.T) {
+	row := func(spec RowSpec, p50, p99 time.Duration) RowResult {
+		return RowResult{Spec: spec, Sagas: 500, Completed: 500, Throughput: 10, Latency: Latencies{P50: p50, P95: p99, P99: p99},
+			Worker: WorkerSettings{Pollers: 4, MaxConcurrentWorkflowTasks: 200, MaxConcurrentActivities: 200}}
+	}
+	tests := []struct {
+		name          string
+		concurrency   int
+		rows          []RowResult
+		want, notWant []string
+	}{
+		{"every row within 3× its p50 passes", 100,
+			[]RowResult{row(RowSpec{Row: 2}, 10*time.Second, 12*time.Second), row(RowSpec{Row: 2, TransferPollRPS: 1000}, 5*time.Second, 15*time.Second)},
+			[]string{"| 2 | pollers 4, eager start off | 10,000 | 12,000 | 1.20 | pass |",
+				"| 2 | pollers 4, eager start off, server transfer-queue polls 1,000/s | 5,000 | 15,000 | 3.00 | pass |", "Every row passes."},
+			[]string{"**fail**", "Failing"}},
+		{"a row whose p99 is beyond 3× its p50 fails", 100,
+			[]RowResult{row(RowSpec{Row: 2}, 10*time.Second, 12*time.Second), row(RowSpec{Row: 1, TransferPollRPS: 1000}, 5*time.Second, 78*time.Second)},
+			[]string{"| 1 | pollers 4, eager start off, server transfer-queue polls 1,000/s, 1 RabbitMQ node, classic queues | 5,000 | 78,000 | 15.60 | **fail** |",
+				"Failing: row 1 (pollers 4, eager start off, server transfer-queue polls 1,000/s, 1 RabbitMQ node, classic queues)."},
+			[]string{"Every row passes."}},
+		{"another number in flight is not judged", 20,
+			[]RowResult{row(RowSpec{Row: 2}, 10*time.Second, 78*time.Second)},
+			[]string{"| 7.80 | not judged (20 in flight, not 100) |", "This run had 20 sagas in flight, so the check judged no row."},
+			[]string{"**fail**", "Every row passes."}},
+		{"variants are not judged", 100,
+			[]RowResult{row(RowSpec{Row: 2}, 10*time.Second, 12*time.Second), row(RowSpec{Row: 2, Pollers: 16}, 10*time.Second, 78*time.Second)},
+			[]string{"Every row passes."}, []string{"**fail**"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := sampleReport()
+			r.Config.Concurrency, r.Rows = tt.concurrency, tt.rows
 			var b strings.Builder
 			require.NoError(t, renderReport(&b, r))
 			for _, w := range tt.want {

@@ -173,8 +173,9 @@ func (r RowResult) Settings() string {
 
 // planRows lists the rows to run: each selected row with the defaults,
 // followed by its variants, so a row and its variants run close in time
-// on a machine whose load drifts; then, when variants are on, every row
-// again on a dev server with a higher transfer-queue poll rate.
+// on a machine whose load drifts; then every row again on a dev server
+// with a higher transfer-queue poll rate (unless cfg.TransferPollRPS is
+// negative), which the tail check needs whether variants are on or not.
 func planRows(cfg Config) []RowSpec {
 	var specs []RowSpec
 	for _, r := range cfg.Rows {
@@ -202,11 +203,10 @@ func planRows(cfg Config) []RowSpec {
 			specs = append(specs, RowSpec{Row: r, Eager: true})
 		}
 	}
-	if cfg.Variants && cfg.TransferPollRPS > 0 {
+	// Variants or not: the tail check judges every row on both server
+	// settings, the default and the one `make demo` runs.
+	if cfg.TransferPollRPS > 0 {
 		for _, r := range cfg.Rows {
-			if r == rowTransfer || r == rowTransferNoop {
-				continue
-			}
 			specs = append(specs, RowSpec{Row: r, TransferPollRPS: cfg.TransferPollRPS})
 		}
 	}
