@@ -148,7 +148,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	str(&c.LogFormat, "log-format", "LOG_FORMAT", "text", "log format: text or json")
 	maxAct := fs.String("max-concurrent-activities", env("MAX_CONCURRENT_ACTIVITIES", "200"), "activities run at once by this worker (env MAX_CONCURRENT_ACTIVITIES)")
 	maxWf := fs.String("max-concurrent-workflow-tasks", env("MAX_CONCURRENT_WORKFLOW_TASKS", "200"), "workflow tasks run at once by this worker (env MAX_CONCURRENT_WORKFLOW_TASKS)")
-	pollers := fs.String("pollers", env("TEMPORAL_POLLERS", "4"), "task queue pollers for workflow and for activity tasks (env TEMPORAL_POLLERS)")
+	pollers := fs.String("pollers", env("TEMPORAL_POLLERS", "4"), "task queue pollers: for activity tasks, and for workflow tasks at most this many on the task queue and as many on the worker's sticky queue, autoscaled (env TEMPORAL_POLLERS)")
 	parseActivityFaults := activityFaultsFlag(fs, env)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: worker [flags]\n       worker healthcheck [--url URL]\n\n"+

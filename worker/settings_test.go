@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/worker"
 )
 
 // TestSettingsAreOnMetrics: the Temporal worker's settings, defaults and
@@ -40,4 +42,20 @@ func TestSettingsAreOnMetrics(t *testing.T) {
 			require.Equal(t, tt.want, got)
 		})
 	}
+}
+
+// TestWorkflowTasksArePolledByAutoscaledPollers: the worker polls
+// workflow tasks with poller autoscaling, which keeps pollers on the task
+// queue however long the sticky queue's backlog, so that the first task of
+// a new workflow is not starved; a fixed poller count (which the SDK
+// would prefer over the behavior) is not set.
+func TestWorkflowTasksArePolledByAutoscaledPollers(t *testing.T) {
+	cfg, err := parseConfig(nil, env(map[string]string{"TEMPORAL_POLLERS": "6"}), &bytes.Buffer{})
+	require.NoError(t, err)
+	opts := workerOptions(cfg, nil)
+	require.Zero(t, opts.MaxConcurrentWorkflowTaskPollers, "a fixed count would take precedence over the behavior")
+	require.Equal(t, fmt.Sprintf("%T", worker.NewPollerBehaviorAutoscaling(worker.PollerBehaviorAutoscalingOptions{})),
+		fmt.Sprintf("%T", opts.WorkflowTaskPollerBehavior))
+	require.Equal(t, workflowTaskPollers(6), opts.WorkflowTaskPollerBehavior, "up to --pollers on each queue")
+	require.Equal(t, 6, opts.MaxConcurrentActivityTaskPollers, "activity tasks have no sticky queue: a fixed count")
 }

@@ -48,12 +48,28 @@ func workerOptions(cfg config, interceptors []interceptor.WorkerInterceptor) wor
 	return worker.Options{
 		MaxConcurrentActivityExecutionSize:     cfg.MaxConcurrentActivities,
 		MaxConcurrentWorkflowTaskExecutionSize: cfg.MaxConcurrentWorkflows,
-		MaxConcurrentWorkflowTaskPollers:       cfg.Pollers,
+		WorkflowTaskPollerBehavior:             workflowTaskPollers(cfg.Pollers),
 		MaxConcurrentActivityTaskPollers:       cfg.Pollers,
 		WorkerStopTimeout:                      cfg.ShutdownGrace,
 		Interceptors:                           interceptors,
 		DeploymentOptions:                      deploymentOptions(cfg.Versioning),
 	}
+}
+
+// workflowTaskPollers is how the worker polls for workflow tasks: with
+// poller autoscaling, which keeps pollers of its own on the task queue and
+// on the worker's sticky queue, from 1 up to n on each. A fixed number of
+// pollers (MaxConcurrentWorkflowTaskPollers) is one pool that sends every
+// poll to the sticky queue while the server reports a backlog there, which
+// under a steady load is always: the first task of a new workflow, which
+// only the task queue holds, then waits behind every later task of the
+// workflows already running (over a minute for an order at 100 in flight
+// on a server whose transfer queue is read 1,000 times a second, the
+// setting of `make demo`; docs/BENCHMARKS.md has the tail check).
+func workflowTaskPollers(n int) worker.PollerBehavior {
+	return worker.NewPollerBehaviorAutoscaling(worker.PollerBehaviorAutoscalingOptions{
+		InitialNumberOfPollers: n, MinimumNumberOfPollers: 1, MaximumNumberOfPollers: n,
+	})
 }
 
 // deploymentOptions opt the worker into Worker Versioning as the version

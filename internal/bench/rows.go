@@ -595,10 +595,16 @@ func runRow(ctx context.Context, env rowEnv, cfg Config, spec RowSpec) (res RowR
 		opts := worker.Options{
 			MaxConcurrentActivityExecutionSize:     inProcessMaxConcurrent,
 			MaxConcurrentWorkflowTaskExecutionSize: inProcessMaxConcurrent,
-			MaxConcurrentWorkflowTaskPollers:       spec.inProcessPollers(),
-			MaxConcurrentActivityTaskPollers:       spec.inProcessPollers(),
+			// As the worker process polls (worker/temporal.go): autoscaled
+			// workflow task pollers, up to this many on the task queue and
+			// as many on the sticky queue, so that no new workflow's first
+			// task starves behind the sticky queue's backlog.
+			WorkflowTaskPollerBehavior: worker.NewPollerBehaviorAutoscaling(worker.PollerBehaviorAutoscalingOptions{
+				InitialNumberOfPollers: spec.inProcessPollers(), MinimumNumberOfPollers: 1, MaximumNumberOfPollers: spec.inProcessPollers(),
+			}),
+			MaxConcurrentActivityTaskPollers: spec.inProcessPollers(),
 		}
-		res.Worker = WorkerSettings{Pollers: opts.MaxConcurrentWorkflowTaskPollers,
+		res.Worker = WorkerSettings{Pollers: opts.MaxConcurrentActivityTaskPollers,
 			MaxConcurrentWorkflowTasks: opts.MaxConcurrentWorkflowTaskExecutionSize, MaxConcurrentActivities: opts.MaxConcurrentActivityExecutionSize}
 		w := worker.New(env.client, queue, opts)
 		switch spec.Row {
