@@ -113,7 +113,7 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (_ *Report, err error) 
 	}
 
 	if needsBroker {
-		env.vhost, err = createVhost(ctx, cfg.AMQPURL)
+		env.vhost, err = createVhost(ctx, cfg.AMQPURL, cfg.VHostPrefix)
 		if err != nil {
 			return nil, err
 		}

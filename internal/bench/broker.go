@@ -58,14 +58,15 @@ func rabbitmqctl(ctx context.Context, args ...string) error {
 	return nil
 }
 
-// createVhost adds a virtual host of the run's own and lets the URL's user
-// use it. The caller deletes it with delete.
-func createVhost(ctx context.Context, baseURL string) (*vhost, error) {
+// createVhost adds a virtual host of the run's own, named prefix and a
+// random suffix, and lets the URL's user use it. The caller deletes it
+// with delete.
+func createVhost(ctx context.Context, baseURL, prefix string) (*vhost, error) {
 	u, err := url.Parse(baseURL)
 	if err != nil {
 		return nil, err
 	}
-	v := &vhost{Name: "sagaflow-bench-" + uuid.NewString()[:8]}
+	v := &vhost{Name: prefix + uuid.NewString()[:8]}
 	if err := rabbitmqctl(ctx, "add_vhost", v.Name); err != nil {
 		return nil, err
 	}

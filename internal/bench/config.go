@@ -61,6 +61,9 @@ type Config struct {
 	// AMQPURL is the broker; the run creates a virtual host of its own
 	// there. Default $AMQP_URL, then amqp.DefaultURL.
 	AMQPURL string
+	// VHostPrefix starts the name of the virtual host the run creates (a
+	// random suffix follows). Default "sagaflow-bench-".
+	VHostPrefix string
 	// Out is the Markdown report's path, relative to the repository root
 	// unless absolute; "-" writes it to standard output. Default
 	// docs/BENCHMARKS.md.
@@ -102,6 +105,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.AMQPURL == "" {
 		c.AMQPURL = amqp.DefaultURL
+	}
+	if c.VHostPrefix == "" {
+		c.VHostPrefix = "sagaflow-bench-"
 	}
 	if c.Out == "" {
 		c.Out = "docs/BENCHMARKS.md"
@@ -169,6 +175,7 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (Confi
 		amqpURL = v
 	}
 	fs.StringVar(&c.AMQPURL, "amqp-url", amqpURL, "RabbitMQ URL (env "+amqp.EnvURL+"); the run uses a virtual host of its own")
+	fs.StringVar(&c.VHostPrefix, "vhost-prefix", "sagaflow-bench-", "start of the name of the RabbitMQ virtual host the run creates and deletes")
 	fs.StringVar(&c.Out, "out", "docs/BENCHMARKS.md", "report path, relative to the repository root; - for standard output")
 	fs.DurationVar(&c.RowTimeout, "row-timeout", 30*time.Minute, "longest a row may take")
 	fs.StringVar(&c.Command, "command", "make bench", "command shown in the report as the way to reproduce it")

@@ -24,7 +24,10 @@ func TestParseFlags(t *testing.T) {
 			require.True(t, c.Variants)
 			require.Equal(t, 50, c.HistorySample)
 			require.Equal(t, "amqp://guest:guest@127.0.0.1:5672/", c.AMQPURL)
+			require.Equal(t, "sagaflow-bench-", c.VHostPrefix)
 		}},
+		{name: "a vhost prefix of its own", args: []string{"--vhost-prefix", "sagaflow-hb-"}, env: noEnv,
+			check: func(t *testing.T, c Config) { require.Equal(t, "sagaflow-hb-", c.VHostPrefix) }},
 		{name: "smoke run", args: []string{"--sagas", "100", "--concurrency", "20", "--skip-go-benchmarks", "--rows", "3,1"}, env: noEnv,
 			check: func(t *testing.T, c Config) {
 				require.Equal(t, 100, c.Sagas)
