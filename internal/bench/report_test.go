@@ -308,33 +308,36 @@ func TestTailCheck(t *testing.T) {
 			Worker: WorkerSettings{Pollers: 4, MaxConcurrentWorkflowTasks: 200, MaxConcurrentActivities: 200}}
 	}
 	tests := []struct {
-		name          string
-		concurrency   int
-		rows          []RowResult
-		want, notWant []string
+		name               string
+		concurrency, sagas int
+		rows               []RowResult
+		want, notWant      []string
 	}{
-		{"every row within 3× its p50 passes", 100,
+		{"every row within 3× its p50 passes", 100, 500,
 			[]RowResult{row(RowSpec{Row: 2}, 10*time.Second, 12*time.Second), row(RowSpec{Row: 2, TransferPollRPS: 1000}, 5*time.Second, 15*time.Second)},
 			[]string{"| 2 | pollers 4, eager start off | 10,000 | 12,000 | 1.20 | pass |",
 				"| 2 | pollers 4, eager start off, server transfer-queue polls 1,000/s | 5,000 | 15,000 | 3.00 | pass |", "Every row passes."},
 			[]string{"**fail**", "Failing"}},
-		{"a row whose p99 is beyond 3× its p50 fails", 100,
+		{"a row whose p99 is beyond 3× its p50 fails", 100, 500,
 			[]RowResult{row(RowSpec{Row: 2}, 10*time.Second, 12*time.Second), row(RowSpec{Row: 1, TransferPollRPS: 1000}, 5*time.Second, 78*time.Second)},
 			[]string{"| 1 | pollers 4, eager start off, server transfer-queue polls 1,000/s, 1 RabbitMQ node, classic queues | 5,000 | 78,000 | 15.60 | **fail** |",
 				"Failing: row 1 (pollers 4, eager start off, server transfer-queue polls 1,000/s, 1 RabbitMQ node, classic queues)."},
 			[]string{"Every row passes."}},
-		{"another number in flight is not judged", 20,
+		{"another number in flight is not judged", 20, 500,
 			[]RowResult{row(RowSpec{Row: 2}, 10*time.Second, 78*time.Second)},
 			[]string{"| 7.80 | not judged (20 in flight, not 100) |", "This run had 20 sagas in flight, so the check judged no row."},
 			[]string{"**fail**", "Every row passes."}},
-		{"variants are not judged", 100,
+		{"fewer sagas than the concurrency are not judged", 100, 60,
+			[]RowResult{row(RowSpec{Row: 2}, 10*time.Second, 78*time.Second)},
+			[]string{"not judged (60 in flight, not 100)"}, []string{"**fail**"}},
+		{"variants are not judged", 100, 500,
 			[]RowResult{row(RowSpec{Row: 2}, 10*time.Second, 12*time.Second), row(RowSpec{Row: 2, Pollers: 16}, 10*time.Second, 78*time.Second)},
 			[]string{"Every row passes."}, []string{"**fail**"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := sampleReport()
-			r.Config.Concurrency, r.Rows = tt.concurrency, tt.rows
+			r.Config.Concurrency, r.Config.Sagas, r.Rows = tt.concurrency, tt.sagas, tt.rows
 			var b strings.Builder
 			require.NoError(t, renderReport(&b, r))
 			for _, w := range tt.want {
