@@ -135,3 +135,17 @@ func TestEveryRunOfARowGetsAFreshServer(t *testing.T) {
 	}, ran, "one server per run of a row, with the row's setting; the second pass starts one row later")
 	require.Equal(t, started, stopped, "every server is stopped")
 }
+
+// TestRunLoadTellsWhichSagasCompleted: only completed sagas have their
+// histories read; one whose start failed has none.
+func TestRunLoadTellsWhichSagasCompleted(t *testing.T) {
+	res := runLoad(context.Background(), 4, 2, func(_ context.Context, i int) (string, error) {
+		if i%2 == 1 {
+			return fmt.Sprint("saga-", i), fmt.Errorf("start saga-%d: deadline exceeded", i)
+		}
+		return fmt.Sprint("saga-", i), nil
+	})
+	require.Equal(t, []bool{true, false, true, false}, res.ok)
+	require.Equal(t, 2, res.completed)
+	require.ErrorContains(t, res.firstError, "deadline exceeded")
+}

@@ -289,6 +289,9 @@ type loadResult struct {
 	slowest    int
 	slowestLat time.Duration
 	ids        []string
+	// ok tells, by index, the sagas that completed: only their histories
+	// are whole (a saga whose start failed has none).
+	ok         []bool
 	completed  int
 	firstError error
 	elapsed    time.Duration
@@ -330,7 +333,7 @@ func runLoad(ctx context.Context, n, concurrency int, saga sagaFunc) loadResult 
 	close(jobs)
 	wg.Wait()
 	res.elapsed = time.Since(start)
-	res.lat = lat
+	res.lat, res.ok = lat, ok
 	for i := range n {
 		if ok[i] {
 			res.completed++
@@ -679,7 +682,7 @@ func runRow(ctx context.Context, env rowEnv, cfg Config, spec RowSpec) (res RowR
 
 	read := cachedHistory(temporalHistory(env.client))
 	for _, i := range sampleIndexes(cfg.Sagas, cfg.HistorySample) {
-		if load.ids[i] == "" {
+		if !load.ok[i] {
 			continue
 		}
 		c, err := sagaTasks(ctx, read, load.ids[i], "")
