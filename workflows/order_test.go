@@ -135,9 +135,9 @@ func TestOrderWorkflow(t *testing.T) {
 			stage:  contract.StageCancelled,
 		},
 		{
-			// The reservation releases itself when its commit fails; the
-			// order then refunds the payment with a reverse transfer.
-			name: "commit fails: release, then refund",
+			// Undone in reverse order: the payment refunded with a reverse
+			// transfer, then the stock released.
+			name: "commit fails: refund, then release",
 			setup: func(_ *testing.T, h *sagaEnv) {
 				reserveOK(h)
 				payOK(h)
@@ -148,8 +148,8 @@ func TestOrderWorkflow(t *testing.T) {
 				h.env.OnActivity(inv.Deposit, mock.Anything, ledgerStep(contract.StepDeposit)).Return(ok, nil).Once()
 			},
 			want: contract.OrderResult{OrderID: "o-1", Outcome: contract.OrderCancelled, Reason: events.ReasonReservationNotHeld, FailedStep: contract.StepOrderCommit},
-			calls: []string{oReserve, oPay, oPayIn, oTransfer, oCommit, oRelease,
-				oRefundOut, oRefundIn, oTransfer, "Publish:order.cancelled:reservation_not_held:commit-inventory"},
+			calls: []string{oReserve, oPay, oPayIn, oTransfer, oCommit,
+				oRefundOut, oRefundIn, oTransfer, oRelease, "Publish:order.cancelled:reservation_not_held:commit-inventory"},
 			compensations: []contract.CompensationState{
 				{Name: contract.StepOrderReserve, Status: contract.CompensationSucceeded, Runs: 1},
 				{Name: contract.StepOrderPayment, Status: contract.CompensationSucceeded, Runs: 1},
