@@ -254,9 +254,7 @@ func TestOrderWorkflow(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newSagaEnv(t)
 			tc.setup(t, h)
-			h.env.OnActivity(inv.PublishReservationFailed, mock.Anything, mock.Anything).Return(nil).Maybe()
-			h.env.OnActivity(inv.PublishTransferEvent, mock.Anything, mock.Anything).Return(nil).Maybe()
-			h.env.OnActivity(inv.PublishOrderEvent, mock.Anything, mock.Anything).Return(nil).Maybe()
+			h.publishesSucceed()
 			h.env.ExecuteWorkflow(OrderWorkflow, testOrder)
 			require.True(t, h.env.IsWorkflowCompleted())
 			require.NoError(t, h.env.GetWorkflowError())
@@ -297,6 +295,60 @@ func TestOrderWorkflowCancelledByTemporal(t *testing.T) {
 	// the set of activities is fixed, and the outcome is published last.
 	require.ElementsMatch(t, []string{oReserve, oPay, oPay, oTransferF, oRelease, "Publish:order.cancelled:cancelled:"}, h.calls)
 	require.Equal(t, "Publish:order.cancelled:cancelled:", h.calls[len(h.calls)-1])
+	h.env.AssertExpectations(t)
+}
+
+// TestOrderHoldExpires: a payment that outlasts the hold's time-to-live
+// finds the stock given back (reason "expired") when the timer fired, so
+// the commit fails with the reservation's outcome, the payment is
+// refunded, and nothing is released twice.
+func TestOrderHoldExpires(t *testing.T) {
+	ok := activities.CommandResult{}
+	h := newSagaEnv(t)
+	h.env.OnActivity(inv.ReserveInventory, mock.Anything, mock.Anything).Return(ok, nil).Once()
+	h.env.OnActivity(inv.Withdraw, mock.Anything, ledgerStep(contract.StepWithdraw)).After(contract.DefaultReservationTTL+time.Minute).Return(ok, nil).Once()
+	h.env.OnActivity(inv.Deposit, mock.Anything, ledgerStep(contract.StepDeposit)).Return(ok, nil).Twice()
+	h.env.OnActivity(inv.Withdraw, mock.Anything, ledgerStep(contract.StepWithdraw)).Return(ok, nil).Once()
+	h.env.OnActivity(inv.ReleaseInventory, mock.Anything, mock.MatchedBy(func(c activities.InventoryCommand) bool {
+		return c.Reason == events.ReleaseReasonExpired
+	})).Return(ok, nil).Once()
+	h.publishesSucceed()
+	h.env.ExecuteWorkflow(OrderWorkflow, testOrder)
+	require.True(t, h.env.IsWorkflowCompleted())
+	require.NoError(t, h.env.GetWorkflowError())
+	var res contract.OrderResult
+	require.NoError(t, h.env.GetWorkflowResult(&res))
+	res.Error = ""
+	require.Equal(t, contract.OrderResult{OrderID: "o-1", Outcome: contract.OrderCancelled, Reason: string(contract.ReservationExpired), FailedStep: contract.StepOrderCommit}, res)
+	require.Equal(t, []string{oReserve, oPay, "ReleaseInventory:release:expired", oPayIn, oTransfer,
+		oRefundOut, oRefundIn, oTransfer, "Publish:order.cancelled:expired:commit-inventory"}, h.calls)
+	st := orderState(t, h.env)
+	require.Equal(t, contract.StatusCompensated, st.Status)
+	require.Equal(t, []contract.CompensationState{
+		{Name: contract.StepOrderReserve, Status: contract.CompensationSucceeded, Runs: 1},
+		{Name: contract.StepOrderPayment, Status: contract.CompensationSucceeded, Runs: 1},
+	}, st.Compensations)
+	h.env.AssertExpectations(t)
+}
+
+// TestOrderCompensatesAReserveOfUnknownOutcome: a reserve that timed out
+// for good may still have taken effect, so the release compensation
+// resends it with the same command id before releasing.
+func TestOrderCompensatesAReserveOfUnknownOutcome(t *testing.T) {
+	ok := activities.CommandResult{}
+	h := newSagaEnv(t)
+	h.env.OnActivity(inv.ReserveInventory, mock.Anything, mock.Anything).
+		Return(ok, temporal.NewTimeoutError(enumspb.TIMEOUT_TYPE_START_TO_CLOSE, nil)).Times(5)
+	h.env.OnActivity(inv.ReserveInventory, mock.Anything, mock.Anything).Return(ok, nil).Once()
+	h.env.OnActivity(inv.ReleaseInventory, mock.Anything, mock.Anything).Return(ok, nil).Once()
+	h.publishesSucceed()
+	h.env.ExecuteWorkflow(OrderWorkflow, testOrder)
+	require.True(t, h.env.IsWorkflowCompleted())
+	var res contract.OrderResult
+	require.NoError(t, h.env.GetWorkflowResult(&res))
+	require.Equal(t, contract.OrderCancelled, res.Outcome)
+	require.Equal(t, "timeout", res.Reason)
+	require.Equal(t, []string{oReserve, oReserve, oReserve, oReserve, oReserve, oReserve, oRelease, "Publish:order.cancelled:timeout:reserve-inventory"}, h.calls)
 	h.env.AssertExpectations(t)
 }
 

@@ -110,6 +110,14 @@ func describeActivity(t *testing.T, name string, args converter.EncodedValues) s
 	}
 }
 
+// publishesSucceed makes every event publish succeed, whenever a saga
+// publishes.
+func (h *sagaEnv) publishesSucceed() {
+	h.env.OnActivity(inv.PublishReservationFailed, mock.Anything, mock.Anything).Return(nil).Maybe()
+	h.env.OnActivity(inv.PublishTransferEvent, mock.Anything, mock.Anything).Return(nil).Maybe()
+	h.env.OnActivity(inv.PublishOrderEvent, mock.Anything, mock.Anything).Return(nil).Maybe()
+}
+
 func (h *sagaEnv) update(name string, delay time.Duration, arg any, cb *testsuite.TestUpdateCallback) {
 	h.env.RegisterDelayedCallback(func() {
 		if arg == nil {
