@@ -429,11 +429,10 @@ var recordHistories = os.Getenv("RECORD_HISTORIES") == "1"
 // sagaHistories are the recorded order and reservation histories, one per
 // way each saga ends (TestOrderLiveRunReplays,
 // TestOrderLiveRunReplaysCancelsAndOperators and
-// TestReservationLiveRunReplaysExpiryAndRefusal record them).
-var sagaHistories = []struct {
-	file     string
-	workflow any
-}{
+// TestReservationLiveRunReplaysExpiryAndRefusal record them): the orders
+// of the current code (orderV1Histories) and those recorded before
+// OwnHoldChange, with the reservation child of the confirmed one.
+var sagaHistories = append(orderV1Histories(), []recordedHistory{
 	{"order_confirmed.json", OrderWorkflow},
 	{"order_payment_refused.json", OrderWorkflow},
 	{"order_reservation_refused.json", OrderWorkflow},
@@ -445,6 +444,29 @@ var sagaHistories = []struct {
 	{"reservation_released_by_update.json", ReserveInventoryWorkflow},
 	{"reservation_expired.json", ReserveInventoryWorkflow},
 	{"reservation_refused.json", ReserveInventoryWorkflow},
+}...)
+
+// orderEndings are the ways an order ends, each recorded before
+// OwnHoldChange in ending+".json" and since in ending+"_v1.json".
+var orderEndings = []string{
+	"order_confirmed", "order_payment_refused", "order_reservation_refused",
+	"order_cancelled_before_payment", "order_cancelled_during_payment",
+	"order_compensation_retried", "order_resolved",
+}
+
+// recordedHistory is a history file in testdata/ and the workflow that
+// replays it.
+type recordedHistory struct {
+	file     string
+	workflow any
+}
+
+func orderV1Histories() []recordedHistory {
+	var hs []recordedHistory
+	for _, e := range orderEndings {
+		hs = append(hs, recordedHistory{e + "_v1.json", OrderWorkflow})
+	}
+	return hs
 }
 
 // TestOrderAndReservationReplayRecordedHistories replays histories
@@ -527,17 +549,15 @@ func TestOrderLiveRunReplays(t *testing.T) {
 		mutate  func(o *events.OrderPlaced)
 		outcome contract.OrderOutcome
 		reason  string
-		// child, when set, also records the reservation child's history.
-		child string
 	}{
-		{"order_confirmed.json", func(*events.OrderPlaced) {}, contract.OrderConfirmed, "", "reservation_committed_by_parent.json"},
-		{"order_payment_refused.json", func(o *events.OrderPlaced) {
+		{"order_confirmed_v1.json", func(*events.OrderPlaced) {}, contract.OrderConfirmed, ""},
+		{"order_payment_refused_v1.json", func(o *events.OrderPlaced) {
 			o.Lines = []events.OrderLine{{SKU: "sku-a", Quantity: 3, UnitPrice: 5000}}
 			o.Total = 15000
-		}, contract.OrderCancelled, events.ReasonInsufficientFunds, ""},
-		{"order_reservation_refused.json", func(o *events.OrderPlaced) {
+		}, contract.OrderCancelled, events.ReasonInsufficientFunds},
+		{"order_reservation_refused_v1.json", func(o *events.OrderPlaced) {
 			o.Lines = []events.OrderLine{{SKU: "out-of-stock", Quantity: 1, UnitPrice: 2500}}
-		}, contract.OrderCancelled, events.ReasonInsufficientStock, ""},
+		}, contract.OrderCancelled, events.ReasonInsufficientStock},
 	}
 	for i, oc := range orders {
 		t.Run(oc.file, func(t *testing.T) {
@@ -558,9 +578,6 @@ func TestOrderLiveRunReplays(t *testing.T) {
 			require.Contains(t, desc.GetWorkflowExecutionInfo().GetMemo().GetFields(), contract.MemoOrderTotal)
 
 			checkHistory(t, fetchHistory(ctx, t, c, run.GetID(), run.GetRunID()), OrderWorkflow, oc.file)
-			if oc.child != "" {
-				checkHistory(t, fetchHistory(ctx, t, c, contract.ReservationWorkflowID(order.OrderID), ""), ReserveInventoryWorkflow, oc.child)
-			}
 		})
 	}
 
@@ -726,7 +743,7 @@ func TestOrderLiveRunReplaysCancelsAndOperators(t *testing.T) {
 		children []string
 	}{
 		{
-			file: "order_cancelled_before_payment.json",
+			file: "order_cancelled_before_payment_v1.json",
 			mutate: func(o *events.OrderPlaced) {
 				o.Lines = []events.OrderLine{{SKU: "slow-reserve", Quantity: 1, UnitPrice: 2500}}
 			},
@@ -735,12 +752,11 @@ func TestOrderLiveRunReplaysCancelsAndOperators(t *testing.T) {
 				require.NoError(t, c.SignalWorkflow(ctx, id, "", contract.SignalCancel, contract.CancelRequest{Reason: "changed my mind"}))
 				close(acts.reserveGate.open)
 			},
-			want:     contract.OrderResult{Outcome: contract.OrderCancelled, Reason: "changed my mind"},
-			signals:  []string{contract.SignalCancel, contract.SignalReservationHeld},
-			children: []string{contract.ReservationWorkflowType},
+			want:    contract.OrderResult{Outcome: contract.OrderCancelled, Reason: "changed my mind"},
+			signals: []string{contract.SignalCancel},
 		},
 		{
-			file:   "order_cancelled_during_payment.json",
+			file:   "order_cancelled_during_payment_v1.json",
 			mutate: func(o *events.OrderPlaced) { o.CustomerID = "slow-cust" },
 			act: func(ctx context.Context, t *testing.T, id string) {
 				acts.withdrawGate.waitStarted(t, "the payment's withdrawal")
@@ -752,23 +768,23 @@ func TestOrderLiveRunReplaysCancelsAndOperators(t *testing.T) {
 				close(acts.withdrawGate.open)
 			},
 			want:     contract.OrderResult{Outcome: contract.OrderCancelled, Reason: "found it cheaper"},
-			signals:  []string{contract.SignalReservationHeld, "update:" + contract.SignalCancel},
-			children: []string{contract.ReservationWorkflowType, contract.TransferWorkflowType},
+			signals:  []string{"update:" + contract.SignalCancel},
+			children: []string{contract.TransferWorkflowType},
 		},
 		{
 			// The commit is refused, the refund too; the operator retries it.
-			file:   "order_compensation_retried.json",
+			file:   "order_compensation_retried_v1.json",
 			mutate: func(o *events.OrderPlaced) { o.MerchantID = "broke-shop"; o.OrderID += "-uncommittable" },
 			act: func(ctx context.Context, t *testing.T, id string) {
 				waitSagaStatus(ctx, t, c, id, contract.StatusCompensationFailed)
 				require.NoError(t, c.SignalWorkflow(ctx, id, "", contract.SignalRetryCompensation, operator))
 			},
 			want:     contract.OrderResult{Outcome: contract.OrderCancelled, Reason: events.ReasonReservationNotHeld, FailedStep: contract.StepOrderCommit},
-			signals:  []string{contract.SignalReservationHeld, contract.SignalRetryCompensation},
-			children: []string{contract.ReservationWorkflowType, contract.TransferWorkflowType, contract.TransferWorkflowType, contract.TransferWorkflowType},
+			signals:  []string{contract.SignalRetryCompensation},
+			children: []string{contract.TransferWorkflowType, contract.TransferWorkflowType, contract.TransferWorkflowType},
 		},
 		{
-			file:   "order_resolved.json",
+			file:   "order_resolved_v1.json",
 			mutate: func(o *events.OrderPlaced) { o.MerchantID = "bankrupt-shop"; o.OrderID += "-uncommittable" },
 			act: func(ctx context.Context, t *testing.T, id string) {
 				waitSagaStatus(ctx, t, c, id, contract.StatusCompensationFailed)
@@ -776,8 +792,8 @@ func TestOrderLiveRunReplaysCancelsAndOperators(t *testing.T) {
 					contract.OperatorAction{Operator: "ops@example.com", Reason: "refunded by bank transfer"}))
 			},
 			want:     contract.OrderResult{Outcome: contract.OrderResolved, Reason: events.ReasonReservationNotHeld, FailedStep: contract.StepOrderCommit},
-			signals:  []string{contract.SignalReservationHeld, contract.SignalResolve},
-			children: []string{contract.ReservationWorkflowType, contract.TransferWorkflowType, contract.TransferWorkflowType},
+			signals:  []string{contract.SignalResolve},
+			children: []string{contract.TransferWorkflowType, contract.TransferWorkflowType},
 		},
 	}
 	for i, tc := range tests {
