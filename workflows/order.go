@@ -172,6 +172,27 @@ func (o *orderSaga) step(ctx workflow.Context, name string, fn StepFunc, comp Co
 		return err
 	}
 	o.failedStep = ""
+	if o.ownHold {
+		if err := o.settleCancels(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// settleCancels lets the cancel handlers run before the next step starts:
+// a cancel that came in the same workflow task as a step's result is then
+// honoured before the next step issues a command (a payment child started
+// only to be cancelled at once), and returned as the cancellation of ctx.
+// The handlers' goroutines were created before the one started here, so
+// they run first; the wait adds no command to the history. Orders started
+// before OwnHoldChange were recorded without it.
+func (o *orderSaga) settleCancels(ctx workflow.Context) error {
+	settled := false
+	workflow.Go(ctx, func(workflow.Context) { settled = true })
+	if err := workflow.Await(ctx, func() bool { return settled }); err != nil || ctx.Err() != nil {
+		return temporal.NewCanceledError(o.state.CancelReason)
+	}
 	return nil
 }
 
