@@ -124,10 +124,7 @@ func TestOrderStartedBeforeOwnHoldFinishesOnIt(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 
-	old := worker.New(c, queue, worker.Options{
-		Interceptors:                 []interceptor.WorkerInterceptor{&codeBeforeChange{}},
-		StickyScheduleToStartTimeout: time.Second,
-	})
+	old := workerBeforeChange(c, queue)
 	old.RegisterWorkflow(OrderWorkflow)
 	old.RegisterWorkflow(ReserveInventoryWorkflow) // no activities: the reserve waits for the new worker
 	require.NoError(t, old.Start())

@@ -158,6 +158,31 @@ func TestOrderWorkflow(t *testing.T) {
 			stage:  contract.StageCancelled,
 		},
 		{
+			// The payment outlasts the hold's time-to-live: the stock goes
+			// back when the timer fires, so the commit fails with the
+			// reservation's outcome, the payment is refunded, and nothing
+			// is released twice.
+			name: "hold expires during the payment",
+			setup: func(_ *testing.T, h *sagaEnv) {
+				reserveOK(h)
+				h.env.OnActivity(inv.Withdraw, mock.Anything, ledgerStep(contract.StepWithdraw)).After(contract.DefaultReservationTTL+time.Minute).Return(ok, nil).Once()
+				h.env.OnActivity(inv.Deposit, mock.Anything, ledgerStep(contract.StepDeposit)).Return(ok, nil).Twice()
+				h.env.OnActivity(inv.Withdraw, mock.Anything, ledgerStep(contract.StepWithdraw)).Return(ok, nil).Once()
+				h.env.OnActivity(inv.ReleaseInventory, mock.Anything, mock.MatchedBy(func(c activities.InventoryCommand) bool {
+					return c.Reason == events.ReleaseReasonExpired
+				})).Return(ok, nil).Once()
+			},
+			want: contract.OrderResult{OrderID: "o-1", Outcome: contract.OrderCancelled, Reason: string(contract.ReservationExpired), FailedStep: contract.StepOrderCommit},
+			calls: []string{oReserve, oPay, "ReleaseInventory:release:expired", oPayIn, oTransfer,
+				oRefundOut, oRefundIn, oTransfer, "Publish:order.cancelled:expired:commit-inventory"},
+			compensations: []contract.CompensationState{
+				{Name: contract.StepOrderReserve, Status: contract.CompensationSucceeded, Runs: 1},
+				{Name: contract.StepOrderPayment, Status: contract.CompensationSucceeded, Runs: 1},
+			},
+			status: contract.StatusCompensated,
+			stage:  contract.StageCancelled,
+		},
+		{
 			name: "customer cancels while the stock is being reserved",
 			setup: func(_ *testing.T, h *sagaEnv) {
 				h.env.OnActivity(inv.ReserveInventory, mock.Anything, mock.Anything).After(5*time.Second).Return(ok, nil).Once()
@@ -295,39 +320,6 @@ func TestOrderWorkflowCancelledByTemporal(t *testing.T) {
 	// the set of activities is fixed, and the outcome is published last.
 	require.ElementsMatch(t, []string{oReserve, oPay, oPay, oTransferF, oRelease, "Publish:order.cancelled:cancelled:"}, h.calls)
 	require.Equal(t, "Publish:order.cancelled:cancelled:", h.calls[len(h.calls)-1])
-	h.env.AssertExpectations(t)
-}
-
-// TestOrderHoldExpires: a payment that outlasts the hold's time-to-live
-// finds the stock given back (reason "expired") when the timer fired, so
-// the commit fails with the reservation's outcome, the payment is
-// refunded, and nothing is released twice.
-func TestOrderHoldExpires(t *testing.T) {
-	ok := activities.CommandResult{}
-	h := newSagaEnv(t)
-	h.env.OnActivity(inv.ReserveInventory, mock.Anything, mock.Anything).Return(ok, nil).Once()
-	h.env.OnActivity(inv.Withdraw, mock.Anything, ledgerStep(contract.StepWithdraw)).After(contract.DefaultReservationTTL+time.Minute).Return(ok, nil).Once()
-	h.env.OnActivity(inv.Deposit, mock.Anything, ledgerStep(contract.StepDeposit)).Return(ok, nil).Twice()
-	h.env.OnActivity(inv.Withdraw, mock.Anything, ledgerStep(contract.StepWithdraw)).Return(ok, nil).Once()
-	h.env.OnActivity(inv.ReleaseInventory, mock.Anything, mock.MatchedBy(func(c activities.InventoryCommand) bool {
-		return c.Reason == events.ReleaseReasonExpired
-	})).Return(ok, nil).Once()
-	h.publishesSucceed()
-	h.env.ExecuteWorkflow(OrderWorkflow, testOrder)
-	require.True(t, h.env.IsWorkflowCompleted())
-	require.NoError(t, h.env.GetWorkflowError())
-	var res contract.OrderResult
-	require.NoError(t, h.env.GetWorkflowResult(&res))
-	res.Error = ""
-	require.Equal(t, contract.OrderResult{OrderID: "o-1", Outcome: contract.OrderCancelled, Reason: string(contract.ReservationExpired), FailedStep: contract.StepOrderCommit}, res)
-	require.Equal(t, []string{oReserve, oPay, "ReleaseInventory:release:expired", oPayIn, oTransfer,
-		oRefundOut, oRefundIn, oTransfer, "Publish:order.cancelled:expired:commit-inventory"}, h.calls)
-	st := orderState(t, h.env)
-	require.Equal(t, contract.StatusCompensated, st.Status)
-	require.Equal(t, []contract.CompensationState{
-		{Name: contract.StepOrderReserve, Status: contract.CompensationSucceeded, Runs: 1},
-		{Name: contract.StepOrderPayment, Status: contract.CompensationSucceeded, Runs: 1},
-	}, st.Compensations)
 	h.env.AssertExpectations(t)
 }
 
