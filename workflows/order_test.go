@@ -200,6 +200,25 @@ func TestOrderWorkflow(t *testing.T) {
 			stage:  contract.StageCancelled,
 		},
 		{
+			// The cancel and the reserve's result come together: the cancel
+			// is honoured before the payment starts, and the stock released.
+			name: "customer cancels as the stock is reserved",
+			setup: func(_ *testing.T, h *sagaEnv) {
+				h.env.OnActivity(inv.ReserveInventory, mock.Anything, mock.Anything).After(time.Second).Return(ok, nil).Once()
+				h.env.OnActivity(inv.ReleaseInventory, mock.Anything, mock.Anything).Return(ok, nil).Once()
+				h.env.RegisterDelayedCallback(func() {
+					h.env.SignalWorkflow(contract.SignalCancel, contract.CancelRequest{Reason: "changed my mind"})
+				}, time.Second)
+			},
+			want:  contract.OrderResult{OrderID: "o-1", Outcome: contract.OrderCancelled, Reason: "changed my mind"},
+			calls: []string{oReserve, oRelease, "Publish:order.cancelled:changed my mind:"},
+			compensations: []contract.CompensationState{
+				{Name: contract.StepOrderReserve, Status: contract.CompensationSucceeded, Runs: 1},
+			},
+			status: contract.StatusCancelled,
+			stage:  contract.StageCancelled,
+		},
+		{
 			// The transfer child is cancelled: it learns its withdraw did not
 			// apply (the resent command is refused) and refunds nothing; the
 			// order then releases the stock.
