@@ -31,6 +31,10 @@ func recordedFiles(t *testing.T, pattern string) []string {
 	return files
 }
 
+// progressLines are the progress lines replay writes to stderr once a
+// second.
+var progressLines = regexp.MustCompile(`(?m)^replay: \d+/\d+ histories, \d+ failed\n`)
+
 // replayDoc runs replay --json and decodes its document.
 func replayDoc(t *testing.T, wantCode int, args ...string) (replayDocument, string) {
 	t.Helper()
@@ -51,7 +55,7 @@ func TestReplayRecordedHistoriesPass(t *testing.T) {
 	require.Regexp(t, `TransferWorkflow +\d+ replayed`, out)
 	// On a slow machine a second can pass: then stderr has progress lines,
 	// and nothing else.
-	require.Empty(t, regexp.MustCompile(`(?m)^replay: \d+/\d+ histories, 0 failed\n`).ReplaceAllString(errOut, ""))
+	require.Empty(t, progressLines.ReplaceAllString(errOut, ""))
 
 	doc, _ := replayDoc(t, exitOK, "--file", all[0], all[1])
 	require.True(t, doc.OK)
@@ -116,13 +120,17 @@ func TestReplayGateCatchesAnUnversionedChange(t *testing.T) {
 	withOrderWorkflow(t, announcingOrder)
 	code, out, errOut := runCLI(t, nil, "replay", recordedHistories)
 	require.Equal(t, exitFailure, code, "stdout: %s\nstderr: %s", out, errOut)
+	// On a slow machine a second can pass: then stderr has progress lines
+	// before the summary.
+	errOut = progressLines.ReplaceAllString(errOut, "")
 	require.Equal(t, "starter: "+strconv.Itoa(len(orders))+" of "+strconv.Itoa(len(all))+" histories failed to replay\n", errOut)
 	var fails []string
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 		if strings.HasPrefix(line, "FAIL ") {
 			fails = append(fails, line)
 			require.Regexp(t, `^FAIL order-\S+ \(OrderWorkflow, run [0-9a-f-]+, \.\./workflows/testdata/order_\w+\.json\): \[TMPRL1100\] `, line)
-			require.Contains(t, line, "nondeterministic")
+			// TMPRL1100 is the SDK's non-determinism error, whose wording
+			// depends on the command the change moved.
 		}
 	}
 	require.Len(t, fails, len(orders))

@@ -109,16 +109,15 @@ func TestSagaMetricsOnTheDevServer(t *testing.T) {
 		"the parked order was rebuilt from its history after the purge")
 
 	const (
-		orderType       = contract.OrderWorkflowType
-		reservationType = contract.ReservationWorkflowType
-		transferType    = contract.TransferWorkflowType
-		succeeded       = string(contract.CompensationSucceeded)
-		failed          = string(contract.CompensationFailed)
-		completed       = "completed"
-		compensated     = "compensated"
-		started         = contract.MetricSagaStarted
-		ended           = contract.MetricSagaEnded
-		compensation    = contract.MetricSagaCompensations
+		orderType    = contract.OrderWorkflowType
+		transferType = contract.TransferWorkflowType
+		succeeded    = string(contract.CompensationSucceeded)
+		failed       = string(contract.CompensationFailed)
+		completed    = "completed"
+		compensated  = "compensated"
+		started      = contract.MetricSagaStarted
+		ended        = contract.MetricSagaEnded
+		compensation = contract.MetricSagaCompensations
 	)
 	type labels = map[string]string
 	for _, tc := range []struct {
@@ -126,21 +125,17 @@ func TestSagaMetricsOnTheDevServer(t *testing.T) {
 		labels labels
 		want   float64
 	}{
-		// Four orders, each with its reservation; the payments of the
-		// three that got that far, the transfer alone, and the parked
-		// order's two refunds.
+		// Four orders, holding their stock themselves
+		// (OwnHoldChange): no reservation saga; the payments of the three
+		// that got that far, the transfer alone, and the parked order's
+		// two refunds.
 		{started, labels{"saga_type": orderType}, 4},
-		{started, labels{"saga_type": reservationType}, 4},
+		{started, labels{"saga_type": contract.ReservationWorkflowType}, 0},
 		{started, labels{"saga_type": transferType}, 6},
 
 		{ended, labels{"saga_type": orderType, "outcome": completed}, 1},
 		{ended, labels{"saga_type": orderType, "outcome": compensated}, 2},
 		{ended, labels{"saga_type": orderType, "outcome": "cancelled"}, 1},
-		// Committed (confirmed order) and released (refused payment,
-		// cancelled order) end the reservation; the refused commit
-		// compensates it.
-		{ended, labels{"saga_type": reservationType, "outcome": completed}, 3},
-		{ended, labels{"saga_type": reservationType, "outcome": compensated}, 1},
 		// The refused payment and the parked order's first refund withdraw
 		// nothing: they end compensated.
 		{ended, labels{"saga_type": transferType, "outcome": completed}, 4},
@@ -154,7 +149,6 @@ func TestSagaMetricsOnTheDevServer(t *testing.T) {
 		{compensation, labels{"saga_type": orderType, "compensation": contract.StepOrderReserve, "result": succeeded}, 3},
 		{compensation, labels{"saga_type": orderType, "compensation": contract.StepOrderPayment, "result": failed}, 1},
 		{compensation, labels{"saga_type": orderType, "compensation": contract.StepOrderPayment, "result": succeeded}, 1},
-		{compensation, labels{"saga_type": reservationType, "compensation": contract.StepReserveInventory, "result": succeeded}, 1},
 		{compensation, labels{"saga_type": transferType}, 0},
 	} {
 		require.Equal(t, tc.want, sum(t, reg, tc.name, tc.labels), "%s%v", tc.name, tc.labels)
@@ -167,7 +161,7 @@ func TestSagaMetricsOnTheDevServer(t *testing.T) {
 		require.Equal(t, sum(t, reg, ended, l), float64(h.GetSampleCount()), "durations of %v", l)
 		require.Positive(t, h.GetSampleSum(), "durations of %v", l)
 	}
-	require.Len(t, metricFamily(t, reg, contract.MetricSagaDuration).GetMetric(), 7, "three saga types, each completed and compensated, and the cancelled order")
+	require.Len(t, metricFamily(t, reg, contract.MetricSagaDuration).GetMetric(), 5, "two saga types, each completed and compensated, and the cancelled order")
 
 	// The SDK's task latencies the dashboard charts are exposed by the
 	// worker's handler under the names it queries.

@@ -17,9 +17,11 @@ import (
 // that gave none.
 const DefaultCancelReason = "cancelled by customer"
 
-// OrderWorkflow runs the order-placed saga: reserve the stock (child
-// ReserveInventoryWorkflow), take the payment (child TransferWorkflow,
-// customer to merchant), commit the reservation, publish order.confirmed.
+// OrderWorkflow runs the order-placed saga: reserve the stock, take the
+// payment (child TransferWorkflow, customer to merchant), commit the
+// reservation, publish order.confirmed. Since OwnHoldChange the order holds
+// the stock with its own activities and a time-to-live timer; an order
+// started before it runs a child ReserveInventoryWorkflow instead.
 // When a step fails, or the customer cancels (contract.SignalCancel, as a signal or
 // an update) before the commit, it undoes what was done in reverse order
 // (refund the payment with a reverse transfer, release the stock) and
@@ -39,11 +41,16 @@ func OrderWorkflow(ctx workflow.Context, order events.OrderPlaced) (contract.Ord
 		contract.OrderIDKey.ValueSet(order.OrderID), contract.CustomerIDKey.ValueSet(order.CustomerID)); err != nil {
 		return contract.OrderResult{}, fmt.Errorf("upsert order search attributes: %w", err)
 	}
+	// Decided once, at the start: an order runs to its end on the code path
+	// it started on. Recorded after the upsert, so an order recorded before
+	// the change replays its first command unchanged.
+	version := workflow.GetVersion(ctx, OwnHoldChange, workflow.DefaultVersion, ownHold)
 	saga, err := NewSaga(ctx, SagaOptions{})
 	if err != nil {
 		return contract.OrderResult{}, err
 	}
-	o := &orderSaga{order: order, saga: saga, state: contract.OrderState{OrderID: order.OrderID, Stage: contract.StageReserving}}
+	o := &orderSaga{order: order, saga: saga, state: contract.OrderState{OrderID: order.OrderID, Stage: contract.StageReserving},
+		ownHold: version >= ownHold}
 	// A customer's cancel cancels stepCtx, interrupting the running step;
 	// a cancellation of the workflow itself cancels both.
 	stepCtx, cancelSteps := workflow.WithCancel(ctx)
@@ -80,6 +87,12 @@ type orderSaga struct {
 	// refunds counts the refund transfers started, so an operator's retry
 	// of a failed refund gets a fresh transfer id.
 	refunds int
+
+	// ownHold: the order started at version ownHold of OwnHoldChange and
+	// holds the stock with its own activities (hold) instead of a child
+	// reservation saga.
+	ownHold bool
+	hold    hold
 
 	done   bool
 	result contract.OrderResult
@@ -159,11 +172,36 @@ func (o *orderSaga) step(ctx workflow.Context, name string, fn StepFunc, comp Co
 		return err
 	}
 	o.failedStep = ""
+	if o.ownHold {
+		if err := o.settleCancels(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// settleCancels lets the cancel handlers run before the next step starts:
+// a cancel that came in the same workflow task as a step's result is then
+// honoured before the next step issues a command (a payment child started
+// only to be cancelled at once), and returned as the cancellation of ctx.
+// The handlers' goroutines were created before the one started here, so
+// they run first; the wait adds no command to the history. Orders started
+// before OwnHoldChange were recorded without it.
+func (o *orderSaga) settleCancels(ctx workflow.Context) error {
+	settled := false
+	workflow.Go(ctx, func(workflow.Context) { settled = true })
+	if err := workflow.Await(ctx, func() bool { return settled }); err != nil || ctx.Err() != nil {
+		return temporal.NewCanceledError(o.state.CancelReason)
+	}
 	return nil
 }
 
 func (o *orderSaga) run(ctx, stepCtx workflow.Context) (contract.OrderResult, error) {
-	err := o.step(stepCtx, contract.StepOrderReserve, o.reserve, o.releaseReservation)
+	reserve, release, commit := o.reserve, o.releaseReservation, o.commit
+	if o.ownHold {
+		reserve, release, commit = o.reserveStock, o.releaseStock, o.commitStock
+	}
+	err := o.step(stepCtx, contract.StepOrderReserve, reserve, release)
 	if err == nil {
 		o.state.Stage = contract.StagePaying
 		err = o.step(stepCtx, contract.StepOrderPayment, o.pay, o.refund)
@@ -176,7 +214,7 @@ func (o *orderSaga) run(ctx, stepCtx workflow.Context) (contract.OrderResult, er
 		// The point of no return: from here cancels are refused, so the
 		// commit runs on the workflow's own context.
 		o.state.Stage = contract.StageCommitting
-		err = o.step(ctx, contract.StepOrderCommit, o.commit, nil)
+		err = o.step(ctx, contract.StepOrderCommit, commit, nil)
 	}
 	if err == nil {
 		o.state.Stage = contract.StageConfirmed
@@ -372,17 +410,20 @@ func (o *orderSaga) commit(ctx workflow.Context) error {
 	return nil
 }
 
+// publish publishes the order's outcome event: with a regular activity for
+// an order started before OwnHoldChange, as it was recorded, and with a
+// local activity (publishLocally) since.
 func (o *orderSaga) publish(ctx workflow.Context, typ, reason, failedStep string) error {
-	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: CommandTimeout,
-		RetryPolicy:         publishRetry(),
-	})
-	return workflow.ExecuteActivity(ctx, o.a.PublishOrderEvent, activities.OrderEvent{
+	ev := activities.OrderEvent{
 		Step:       contract.StepOrderPublishOutcome,
 		Type:       typ,
 		OrderID:    o.order.OrderID,
 		Reason:     reason,
 		FailedStep: failedStep,
 		Details:    o.order.Details(),
-	}).Get(ctx, nil)
+	}
+	if !o.ownHold {
+		return publishActivity(ctx, o.a.PublishOrderEvent, ev)
+	}
+	return publishLocally(ctx, contract.StepOrderPublishOutcome, o.a.PublishOrderEvent, ev)
 }

@@ -135,9 +135,9 @@ func TestOrderWorkflow(t *testing.T) {
 			stage:  contract.StageCancelled,
 		},
 		{
-			// The reservation releases itself when its commit fails; the
-			// order then refunds the payment with a reverse transfer.
-			name: "commit fails: release, then refund",
+			// Undone in reverse order: the payment refunded with a reverse
+			// transfer, then the stock released.
+			name: "commit fails: refund, then release",
 			setup: func(_ *testing.T, h *sagaEnv) {
 				reserveOK(h)
 				payOK(h)
@@ -148,8 +148,33 @@ func TestOrderWorkflow(t *testing.T) {
 				h.env.OnActivity(inv.Deposit, mock.Anything, ledgerStep(contract.StepDeposit)).Return(ok, nil).Once()
 			},
 			want: contract.OrderResult{OrderID: "o-1", Outcome: contract.OrderCancelled, Reason: events.ReasonReservationNotHeld, FailedStep: contract.StepOrderCommit},
-			calls: []string{oReserve, oPay, oPayIn, oTransfer, oCommit, oRelease,
-				oRefundOut, oRefundIn, oTransfer, "Publish:order.cancelled:reservation_not_held:commit-inventory"},
+			calls: []string{oReserve, oPay, oPayIn, oTransfer, oCommit,
+				oRefundOut, oRefundIn, oTransfer, oRelease, "Publish:order.cancelled:reservation_not_held:commit-inventory"},
+			compensations: []contract.CompensationState{
+				{Name: contract.StepOrderReserve, Status: contract.CompensationSucceeded, Runs: 1},
+				{Name: contract.StepOrderPayment, Status: contract.CompensationSucceeded, Runs: 1},
+			},
+			status: contract.StatusCompensated,
+			stage:  contract.StageCancelled,
+		},
+		{
+			// The payment outlasts the hold's time-to-live: the stock goes
+			// back when the timer fires, so the commit fails with the
+			// reservation's outcome, the payment is refunded, and nothing
+			// is released twice.
+			name: "hold expires during the payment",
+			setup: func(_ *testing.T, h *sagaEnv) {
+				reserveOK(h)
+				h.env.OnActivity(inv.Withdraw, mock.Anything, ledgerStep(contract.StepWithdraw)).After(contract.DefaultReservationTTL+time.Minute).Return(ok, nil).Once()
+				h.env.OnActivity(inv.Deposit, mock.Anything, ledgerStep(contract.StepDeposit)).Return(ok, nil).Twice()
+				h.env.OnActivity(inv.Withdraw, mock.Anything, ledgerStep(contract.StepWithdraw)).Return(ok, nil).Once()
+				h.env.OnActivity(inv.ReleaseInventory, mock.Anything, mock.MatchedBy(func(c activities.InventoryCommand) bool {
+					return c.Reason == events.ReleaseReasonExpired
+				})).Return(ok, nil).Once()
+			},
+			want: contract.OrderResult{OrderID: "o-1", Outcome: contract.OrderCancelled, Reason: string(contract.ReservationExpired), FailedStep: contract.StepOrderCommit},
+			calls: []string{oReserve, oPay, "ReleaseInventory:release:expired", oPayIn, oTransfer,
+				oRefundOut, oRefundIn, oTransfer, "Publish:order.cancelled:expired:commit-inventory"},
 			compensations: []contract.CompensationState{
 				{Name: contract.StepOrderReserve, Status: contract.CompensationSucceeded, Runs: 1},
 				{Name: contract.StepOrderPayment, Status: contract.CompensationSucceeded, Runs: 1},
@@ -164,6 +189,25 @@ func TestOrderWorkflow(t *testing.T) {
 				h.env.OnActivity(inv.ReleaseInventory, mock.Anything, mock.Anything).Return(ok, nil).Once()
 				h.env.RegisterDelayedCallback(func() {
 					h.env.SignalWorkflow(contract.SignalCancel, events.OrderCancelRequested{OrderID: "o-1", Reason: "changed my mind"})
+				}, time.Second)
+			},
+			want:  contract.OrderResult{OrderID: "o-1", Outcome: contract.OrderCancelled, Reason: "changed my mind"},
+			calls: []string{oReserve, oRelease, "Publish:order.cancelled:changed my mind:"},
+			compensations: []contract.CompensationState{
+				{Name: contract.StepOrderReserve, Status: contract.CompensationSucceeded, Runs: 1},
+			},
+			status: contract.StatusCancelled,
+			stage:  contract.StageCancelled,
+		},
+		{
+			// The cancel and the reserve's result come together: the cancel
+			// is honoured before the payment starts, and the stock released.
+			name: "customer cancels as the stock is reserved",
+			setup: func(_ *testing.T, h *sagaEnv) {
+				h.env.OnActivity(inv.ReserveInventory, mock.Anything, mock.Anything).After(time.Second).Return(ok, nil).Once()
+				h.env.OnActivity(inv.ReleaseInventory, mock.Anything, mock.Anything).Return(ok, nil).Once()
+				h.env.RegisterDelayedCallback(func() {
+					h.env.SignalWorkflow(contract.SignalCancel, contract.CancelRequest{Reason: "changed my mind"})
 				}, time.Second)
 			},
 			want:  contract.OrderResult{OrderID: "o-1", Outcome: contract.OrderCancelled, Reason: "changed my mind"},
@@ -254,9 +298,7 @@ func TestOrderWorkflow(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newSagaEnv(t)
 			tc.setup(t, h)
-			h.env.OnActivity(inv.PublishReservationFailed, mock.Anything, mock.Anything).Return(nil).Maybe()
-			h.env.OnActivity(inv.PublishTransferEvent, mock.Anything, mock.Anything).Return(nil).Maybe()
-			h.env.OnActivity(inv.PublishOrderEvent, mock.Anything, mock.Anything).Return(nil).Maybe()
+			h.publishesSucceed()
 			h.env.ExecuteWorkflow(OrderWorkflow, testOrder)
 			require.True(t, h.env.IsWorkflowCompleted())
 			require.NoError(t, h.env.GetWorkflowError())
@@ -297,6 +339,27 @@ func TestOrderWorkflowCancelledByTemporal(t *testing.T) {
 	// the set of activities is fixed, and the outcome is published last.
 	require.ElementsMatch(t, []string{oReserve, oPay, oPay, oTransferF, oRelease, "Publish:order.cancelled:cancelled:"}, h.calls)
 	require.Equal(t, "Publish:order.cancelled:cancelled:", h.calls[len(h.calls)-1])
+	h.env.AssertExpectations(t)
+}
+
+// TestOrderCompensatesAReserveOfUnknownOutcome: a reserve that timed out
+// for good may still have taken effect, so the release compensation
+// resends it with the same command id before releasing.
+func TestOrderCompensatesAReserveOfUnknownOutcome(t *testing.T) {
+	ok := activities.CommandResult{}
+	h := newSagaEnv(t)
+	h.env.OnActivity(inv.ReserveInventory, mock.Anything, mock.Anything).
+		Return(ok, temporal.NewTimeoutError(enumspb.TIMEOUT_TYPE_START_TO_CLOSE, nil)).Times(5)
+	h.env.OnActivity(inv.ReserveInventory, mock.Anything, mock.Anything).Return(ok, nil).Once()
+	h.env.OnActivity(inv.ReleaseInventory, mock.Anything, mock.Anything).Return(ok, nil).Once()
+	h.publishesSucceed()
+	h.env.ExecuteWorkflow(OrderWorkflow, testOrder)
+	require.True(t, h.env.IsWorkflowCompleted())
+	var res contract.OrderResult
+	require.NoError(t, h.env.GetWorkflowResult(&res))
+	require.Equal(t, contract.OrderCancelled, res.Outcome)
+	require.Equal(t, "timeout", res.Reason)
+	require.Equal(t, []string{oReserve, oReserve, oReserve, oReserve, oReserve, oReserve, oRelease, "Publish:order.cancelled:timeout:reserve-inventory"}, h.calls)
 	h.env.AssertExpectations(t)
 }
 
@@ -377,11 +440,10 @@ var recordHistories = os.Getenv("RECORD_HISTORIES") == "1"
 // sagaHistories are the recorded order and reservation histories, one per
 // way each saga ends (TestOrderLiveRunReplays,
 // TestOrderLiveRunReplaysCancelsAndOperators and
-// TestReservationLiveRunReplaysExpiryAndRefusal record them).
-var sagaHistories = []struct {
-	file     string
-	workflow any
-}{
+// TestReservationLiveRunReplaysExpiryAndRefusal record them): the orders
+// of the current code (orderV1Histories) and those recorded before
+// OwnHoldChange, with the reservation child of the confirmed one.
+var sagaHistories = append(orderV1Histories(), []recordedHistory{
 	{"order_confirmed.json", OrderWorkflow},
 	{"order_payment_refused.json", OrderWorkflow},
 	{"order_reservation_refused.json", OrderWorkflow},
@@ -393,6 +455,29 @@ var sagaHistories = []struct {
 	{"reservation_released_by_update.json", ReserveInventoryWorkflow},
 	{"reservation_expired.json", ReserveInventoryWorkflow},
 	{"reservation_refused.json", ReserveInventoryWorkflow},
+}...)
+
+// orderEndings are the ways an order ends, each recorded before
+// OwnHoldChange in ending+".json" and since in ending+"_v1.json".
+var orderEndings = []string{
+	"order_confirmed", "order_payment_refused", "order_reservation_refused",
+	"order_cancelled_before_payment", "order_cancelled_during_payment",
+	"order_compensation_retried", "order_resolved",
+}
+
+// recordedHistory is a history file in testdata/ and the workflow that
+// replays it.
+type recordedHistory struct {
+	file     string
+	workflow any
+}
+
+func orderV1Histories() []recordedHistory {
+	var hs []recordedHistory
+	for _, e := range orderEndings {
+		hs = append(hs, recordedHistory{e + "_v1.json", OrderWorkflow})
+	}
+	return hs
 }
 
 // TestOrderAndReservationReplayRecordedHistories replays histories
@@ -475,17 +560,15 @@ func TestOrderLiveRunReplays(t *testing.T) {
 		mutate  func(o *events.OrderPlaced)
 		outcome contract.OrderOutcome
 		reason  string
-		// child, when set, also records the reservation child's history.
-		child string
 	}{
-		{"order_confirmed.json", func(*events.OrderPlaced) {}, contract.OrderConfirmed, "", "reservation_committed_by_parent.json"},
-		{"order_payment_refused.json", func(o *events.OrderPlaced) {
+		{"order_confirmed_v1.json", func(*events.OrderPlaced) {}, contract.OrderConfirmed, ""},
+		{"order_payment_refused_v1.json", func(o *events.OrderPlaced) {
 			o.Lines = []events.OrderLine{{SKU: "sku-a", Quantity: 3, UnitPrice: 5000}}
 			o.Total = 15000
-		}, contract.OrderCancelled, events.ReasonInsufficientFunds, ""},
-		{"order_reservation_refused.json", func(o *events.OrderPlaced) {
+		}, contract.OrderCancelled, events.ReasonInsufficientFunds},
+		{"order_reservation_refused_v1.json", func(o *events.OrderPlaced) {
 			o.Lines = []events.OrderLine{{SKU: "out-of-stock", Quantity: 1, UnitPrice: 2500}}
-		}, contract.OrderCancelled, events.ReasonInsufficientStock, ""},
+		}, contract.OrderCancelled, events.ReasonInsufficientStock},
 	}
 	for i, oc := range orders {
 		t.Run(oc.file, func(t *testing.T) {
@@ -506,9 +589,6 @@ func TestOrderLiveRunReplays(t *testing.T) {
 			require.Contains(t, desc.GetWorkflowExecutionInfo().GetMemo().GetFields(), contract.MemoOrderTotal)
 
 			checkHistory(t, fetchHistory(ctx, t, c, run.GetID(), run.GetRunID()), OrderWorkflow, oc.file)
-			if oc.child != "" {
-				checkHistory(t, fetchHistory(ctx, t, c, contract.ReservationWorkflowID(order.OrderID), ""), ReserveInventoryWorkflow, oc.child)
-			}
 		})
 	}
 
@@ -674,7 +754,7 @@ func TestOrderLiveRunReplaysCancelsAndOperators(t *testing.T) {
 		children []string
 	}{
 		{
-			file: "order_cancelled_before_payment.json",
+			file: "order_cancelled_before_payment_v1.json",
 			mutate: func(o *events.OrderPlaced) {
 				o.Lines = []events.OrderLine{{SKU: "slow-reserve", Quantity: 1, UnitPrice: 2500}}
 			},
@@ -683,12 +763,11 @@ func TestOrderLiveRunReplaysCancelsAndOperators(t *testing.T) {
 				require.NoError(t, c.SignalWorkflow(ctx, id, "", contract.SignalCancel, contract.CancelRequest{Reason: "changed my mind"}))
 				close(acts.reserveGate.open)
 			},
-			want:     contract.OrderResult{Outcome: contract.OrderCancelled, Reason: "changed my mind"},
-			signals:  []string{contract.SignalCancel, contract.SignalReservationHeld},
-			children: []string{contract.ReservationWorkflowType},
+			want:    contract.OrderResult{Outcome: contract.OrderCancelled, Reason: "changed my mind"},
+			signals: []string{contract.SignalCancel},
 		},
 		{
-			file:   "order_cancelled_during_payment.json",
+			file:   "order_cancelled_during_payment_v1.json",
 			mutate: func(o *events.OrderPlaced) { o.CustomerID = "slow-cust" },
 			act: func(ctx context.Context, t *testing.T, id string) {
 				acts.withdrawGate.waitStarted(t, "the payment's withdrawal")
@@ -700,23 +779,23 @@ func TestOrderLiveRunReplaysCancelsAndOperators(t *testing.T) {
 				close(acts.withdrawGate.open)
 			},
 			want:     contract.OrderResult{Outcome: contract.OrderCancelled, Reason: "found it cheaper"},
-			signals:  []string{contract.SignalReservationHeld, "update:" + contract.SignalCancel},
-			children: []string{contract.ReservationWorkflowType, contract.TransferWorkflowType},
+			signals:  []string{"update:" + contract.SignalCancel},
+			children: []string{contract.TransferWorkflowType},
 		},
 		{
 			// The commit is refused, the refund too; the operator retries it.
-			file:   "order_compensation_retried.json",
+			file:   "order_compensation_retried_v1.json",
 			mutate: func(o *events.OrderPlaced) { o.MerchantID = "broke-shop"; o.OrderID += "-uncommittable" },
 			act: func(ctx context.Context, t *testing.T, id string) {
 				waitSagaStatus(ctx, t, c, id, contract.StatusCompensationFailed)
 				require.NoError(t, c.SignalWorkflow(ctx, id, "", contract.SignalRetryCompensation, operator))
 			},
 			want:     contract.OrderResult{Outcome: contract.OrderCancelled, Reason: events.ReasonReservationNotHeld, FailedStep: contract.StepOrderCommit},
-			signals:  []string{contract.SignalReservationHeld, contract.SignalRetryCompensation},
-			children: []string{contract.ReservationWorkflowType, contract.TransferWorkflowType, contract.TransferWorkflowType, contract.TransferWorkflowType},
+			signals:  []string{contract.SignalRetryCompensation},
+			children: []string{contract.TransferWorkflowType, contract.TransferWorkflowType, contract.TransferWorkflowType},
 		},
 		{
-			file:   "order_resolved.json",
+			file:   "order_resolved_v1.json",
 			mutate: func(o *events.OrderPlaced) { o.MerchantID = "bankrupt-shop"; o.OrderID += "-uncommittable" },
 			act: func(ctx context.Context, t *testing.T, id string) {
 				waitSagaStatus(ctx, t, c, id, contract.StatusCompensationFailed)
@@ -724,8 +803,8 @@ func TestOrderLiveRunReplaysCancelsAndOperators(t *testing.T) {
 					contract.OperatorAction{Operator: "ops@example.com", Reason: "refunded by bank transfer"}))
 			},
 			want:     contract.OrderResult{Outcome: contract.OrderResolved, Reason: events.ReasonReservationNotHeld, FailedStep: contract.StepOrderCommit},
-			signals:  []string{contract.SignalReservationHeld, contract.SignalResolve},
-			children: []string{contract.ReservationWorkflowType, contract.TransferWorkflowType, contract.TransferWorkflowType},
+			signals:  []string{contract.SignalResolve},
+			children: []string{contract.TransferWorkflowType, contract.TransferWorkflowType},
 		},
 	}
 	for i, tc := range tests {

@@ -58,13 +58,27 @@ func newSagaEnv(t *testing.T) *sagaEnv {
 	h.env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, args converter.EncodedValues) {
 		h.calls = append(h.calls, describeActivity(t, info.ActivityType.Name, args))
 	})
-	// The transfer publishes its outcome with a local activity.
+	// The transfer and the order publish their events with local
+	// activities, recorded as their regular namesakes are.
 	h.env.SetOnLocalActivityStartedListener(func(_ *activity.Info, _ context.Context, args []any) {
 		require.Len(t, args, 1)
-		require.IsType(t, activities.TransferEvent{}, args[0])
-		h.calls = append(h.calls, "Publish:"+args[0].(activities.TransferEvent).Type)
+		h.calls = append(h.calls, describeEvent(t, args[0]))
 	})
 	return h
+}
+
+// describeEvent describes a published event as describeActivity does.
+func describeEvent(t *testing.T, ev any) string {
+	switch ev := ev.(type) {
+	case activities.TransferEvent:
+		return "Publish:" + ev.Type
+	case activities.OrderEvent:
+		return "Publish:" + ev.Type + ":" + ev.Reason + ":" + ev.FailedStep
+	case activities.ReservationFailedEvent:
+		return "PublishReservationFailed:" + ev.Reason
+	}
+	t.Fatalf("unexpected local activity input %T", ev)
+	return ""
 }
 
 func describeActivity(t *testing.T, name string, args converter.EncodedValues) string {
@@ -94,6 +108,14 @@ func describeActivity(t *testing.T, name string, args converter.EncodedValues) s
 		require.NoError(t, args.Get(&cmd))
 		return name + ":" + cmd.Step + ":" + cmd.AccountID
 	}
+}
+
+// publishesSucceed makes every event publish succeed, whenever a saga
+// publishes.
+func (h *sagaEnv) publishesSucceed() {
+	h.env.OnActivity(inv.PublishReservationFailed, mock.Anything, mock.Anything).Return(nil).Maybe()
+	h.env.OnActivity(inv.PublishTransferEvent, mock.Anything, mock.Anything).Return(nil).Maybe()
+	h.env.OnActivity(inv.PublishOrderEvent, mock.Anything, mock.Anything).Return(nil).Maybe()
 }
 
 func (h *sagaEnv) update(name string, delay time.Duration, arg any, cb *testsuite.TestUpdateCallback) {

@@ -183,13 +183,7 @@ func (t *transfer) reverseDeposit(ctx workflow.Context) error {
 
 // publish publishes the transfer's outcome event. Transfers started before
 // LocalOutcomePublishChange publish it with a regular activity, as they
-// were recorded. Newer ones publish it with a local activity: a confirmed
-// publish takes milliseconds, so it runs inside the current workflow task
-// instead of costing an activity task and another workflow task. The
-// local activity retries within its budget (localPublishOptions); a broker
-// down for longer hands the publish to a regular activity, which the
-// server retries as long as the outage lasts without the history growing,
-// so the outcome is never lost.
+// were recorded; newer ones with a local activity (publishLocally).
 func (t *transfer) publish(ctx workflow.Context, typ, reason string) error {
 	ev := activities.TransferEvent{
 		Step:            contract.StepPublishOutcome,
@@ -202,41 +196,7 @@ func (t *transfer) publish(ctx workflow.Context, typ, reason string) error {
 		Reason:          reason,
 	}
 	if !t.localPublish {
-		return t.publishActivity(ctx, ev)
+		return publishActivity(ctx, t.a.PublishTransferEvent, ev)
 	}
-	err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, localPublishOptions()), t.a.PublishTransferEvent, ev).Get(ctx, nil)
-	if err == nil || temporal.IsCanceledError(err) || IsRejection(err) {
-		// Published, cancelled, or a malformed event that no retry fixes.
-		return err
-	}
-	return t.publishActivity(ctx, ev)
-}
-
-// publishActivity publishes the outcome event with a regular activity.
-func (t *transfer) publishActivity(ctx workflow.Context, ev activities.TransferEvent) error {
-	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: CommandTimeout,
-		RetryPolicy:         publishRetry(),
-	})
-	return workflow.ExecuteActivity(ctx, t.a.PublishTransferEvent, ev).Get(ctx, nil)
-}
-
-// Local publish budget: an attempt gets localPublishAttemptTimeout, and
-// the attempts together localPublishBudget, after which a regular activity
-// takes over.
-const (
-	localPublishAttemptTimeout = 5 * time.Second
-	localPublishBudget         = time.Minute
-)
-
-// localPublishOptions are the local activity options of the outcome
-// publish. The summary names the saga step: a local activity's input is not
-// in the history, and the audit trail shows the step by it.
-func localPublishOptions() workflow.LocalActivityOptions {
-	return workflow.LocalActivityOptions{
-		StartToCloseTimeout:    localPublishAttemptTimeout,
-		ScheduleToCloseTimeout: localPublishBudget,
-		RetryPolicy:            localPublishRetry(),
-		Summary:                contract.StepPublishOutcome,
-	}
+	return publishLocally(ctx, contract.StepPublishOutcome, t.a.PublishTransferEvent, ev)
 }

@@ -175,10 +175,7 @@ func TestTransferStartedBeforeLocalPublishFinishesOnIt(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
-	old := worker.New(c, queue, worker.Options{
-		Interceptors:                 []interceptor.WorkerInterceptor{&codeBeforeChange{}},
-		StickyScheduleToStartTimeout: time.Second,
-	})
+	old := workerBeforeChange(c, queue)
 	old.RegisterWorkflow(TransferWorkflow) // no activities: the withdraw waits for the new worker
 	require.NoError(t, old.Start())
 	in := replayCases[0].input
@@ -217,6 +214,16 @@ func transferHistory(ctx context.Context, t *testing.T, c client.Client, run cli
 		h.Events = append(h.Events, e)
 	}
 	return h
+}
+
+// workerBeforeChange is a worker on queue whose workflows behave as the
+// code before every versioned change (codeBeforeChange); it gives up its
+// sticky queue within a second once stopped, so another worker takes over.
+func workerBeforeChange(c client.Client, queue string) worker.Worker {
+	return worker.New(c, queue, worker.Options{
+		Interceptors:                 []interceptor.WorkerInterceptor{&codeBeforeChange{}},
+		StickyScheduleToStartTimeout: time.Second,
+	})
 }
 
 // newestVersion makes every workflow.GetVersion return its maximum

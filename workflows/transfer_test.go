@@ -409,7 +409,7 @@ func TestTransferMalformedOutcomeIsNotHandedOver(t *testing.T) {
 // bounded, with the regular activity's unlimited retries behind them.
 func TestLocalPublishRetryPolicy(t *testing.T) {
 	const defaultWorkflowTaskTimeout = 10 * time.Second
-	opts := localPublishOptions()
+	opts := localPublishOptions(contract.StepPublishOutcome)
 	require.Less(t, opts.RetryPolicy.MaximumInterval, defaultWorkflowTaskTimeout, "contract.TransferStartOptions keeps the server's default workflow task timeout")
 	require.Zero(t, contract.TransferStartOptions("t", "").WorkflowTaskTimeout, "the bound above assumes the default")
 	require.Less(t, opts.StartToCloseTimeout, defaultWorkflowTaskTimeout)

@@ -71,6 +71,15 @@ var historyCases = []struct {
 	{"transfer_compensated_v1", "TransferWorkflow", []string{
 		"started TransferWorkflow", "status SagaStatus", "step withdraw", "step deposit", "status SagaStatus",
 		"compensation refund", "status SagaStatus", "step publish-outcome", "closed Completed"}, "Completed", "Compensated"},
+	// An order holding its own stock (workflows.OwnHoldChange): the
+	// reservation's steps, its time-to-live timer and the payment child in
+	// the order's own trail, the outcome published locally.
+	{"order_confirmed_v1", "OrderWorkflow", []string{
+		"started OrderWorkflow", "status SagaStatus", "status SagaStatus", "step reserve", "timer 15", "child TransferWorkflow",
+		"step commit", "step publish-outcome", "status SagaStatus", "closed Completed"}, "Completed", "Completed"},
+	{"order_payment_refused_v1", "OrderWorkflow", []string{
+		"started OrderWorkflow", "status SagaStatus", "status SagaStatus", "step reserve", "timer 15", "child TransferWorkflow",
+		"status SagaStatus", "compensation release", "status SagaStatus", "step publish-outcome", "closed Completed"}, "Completed", "Compensated"},
 	{"parent_with_child", "auditParentWorkflow", []string{
 		"started auditParentWorkflow", "timer 5", "update note", "signal proceed", "child TransferWorkflow",
 		"closed Completed"}, "Completed", ""},

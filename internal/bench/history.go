@@ -156,3 +156,118 @@ func sampleIndexes(total, n int) []int {
 	}
 	return out
 }
+
+// Actions are the Temporal Cloud billable actions of a saga, estimated
+// from its histories the way Temporal Cloud counts them
+// (https://docs.temporal.io/cloud/actions), summed over its workflow and
+// children. What leaves no event in a history is not counted: queries,
+// rejected updates, activity heartbeats, and the extra workflow task
+// heartbeats of a local activity that outlasts its workflow task.
+type Actions struct {
+	// WorkflowsStarted: one per workflow started (by a client, a
+	// signal-with-start, a continue-as-new or a parent: a child counts
+	// here, in its own history).
+	WorkflowsStarted int
+	// ActivityAttempts: one per attempt of an activity, retries included
+	// (the attempt number of its ActivityTaskStarted event, which the
+	// server records once, for the last attempt).
+	ActivityAttempts int
+	// LocalActivities: one per workflow task that ran local activities,
+	// however many it ran and retried (the LocalActivity markers it
+	// recorded name their workflow task).
+	LocalActivities int
+	// TimersStarted: one per timer, the SDK's implicit ones (AwaitWithTimeout)
+	// included.
+	TimersStarted int
+	// SearchAttributeUpserts: one per UpsertWorkflowSearchAttributes, however
+	// many attributes it sets, except the TemporalChangeVersion upserts
+	// workflow.GetVersion makes, which are free.
+	SearchAttributeUpserts int
+	// SignalsSent: one per signal, from a client or a workflow, counted where
+	// it arrived.
+	SignalsSent int
+	// UpdatesAccepted: one per accepted update (a rejected one also counts
+	// but leaves no event).
+	UpdatesAccepted int
+	// SideEffects: one per side effect recorded (a mutable side effect
+	// records a marker only when its value changes).
+	SideEffects int
+}
+
+// Total is the number of billable actions.
+func (a Actions) Total() int {
+	return a.WorkflowsStarted + a.ActivityAttempts + a.LocalActivities + a.TimersStarted +
+		a.SearchAttributeUpserts + a.SignalsSent + a.UpdatesAccepted + a.SideEffects
+}
+
+// Add returns the sum of two counts.
+func (a Actions) Add(o Actions) Actions {
+	return Actions{
+		WorkflowsStarted:       a.WorkflowsStarted + o.WorkflowsStarted,
+		ActivityAttempts:       a.ActivityAttempts + o.ActivityAttempts,
+		LocalActivities:        a.LocalActivities + o.LocalActivities,
+		TimersStarted:          a.TimersStarted + o.TimersStarted,
+		SearchAttributeUpserts: a.SearchAttributeUpserts + o.SearchAttributeUpserts,
+		SignalsSent:            a.SignalsSent + o.SignalsSent,
+		UpdatesAccepted:        a.UpdatesAccepted + o.UpdatesAccepted,
+		SideEffects:            a.SideEffects + o.SideEffects,
+	}
+}
+
+// changeVersionAttribute is the search attribute workflow.GetVersion
+// upserts; Temporal Cloud does not bill its upserts.
+const changeVersionAttribute = "TemporalChangeVersion"
+
+// countActions counts the billable actions of one workflow's history.
+func countActions(events []*historypb.HistoryEvent) Actions {
+	var a Actions
+	localTasks := map[int64]bool{}
+	for _, e := range events {
+		switch e.GetEventType() {
+		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
+			a.WorkflowsStarted++
+		case enumspb.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+			a.ActivityAttempts += int(max(e.GetActivityTaskStartedEventAttributes().GetAttempt(), 1))
+		case enumspb.EVENT_TYPE_TIMER_STARTED:
+			a.TimersStarted++
+		case enumspb.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
+			fields := e.GetUpsertWorkflowSearchAttributesEventAttributes().GetSearchAttributes().GetIndexedFields()
+			if _, version := fields[changeVersionAttribute]; !version || len(fields) > 1 {
+				a.SearchAttributeUpserts++
+			}
+		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
+			a.SignalsSent++
+		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
+			a.UpdatesAccepted++
+		case enumspb.EVENT_TYPE_MARKER_RECORDED:
+			m := e.GetMarkerRecordedEventAttributes()
+			switch m.GetMarkerName() {
+			case "LocalActivity":
+				localTasks[m.GetWorkflowTaskCompletedEventId()] = true
+			case "SideEffect", "MutableSideEffect":
+				a.SideEffects++
+			}
+		}
+	}
+	a.LocalActivities = len(localTasks)
+	return a
+}
+
+// sagaActions counts the billable actions of a saga: its workflow and,
+// recursively, every child workflow it started.
+func sagaActions(ctx context.Context, read historyReader, workflowID, runID string) (Actions, error) {
+	events, err := read(ctx, workflowID, runID)
+	if err != nil {
+		return Actions{}, err
+	}
+	total := countActions(events)
+	_, children := countHistory(events)
+	for _, ch := range children {
+		a, err := sagaActions(ctx, read, ch.GetWorkflowId(), ch.GetRunId())
+		if err != nil {
+			return Actions{}, err
+		}
+		total = total.Add(a)
+	}
+	return total, nil
+}

@@ -433,6 +433,16 @@ func (c *checker) stopWorker() {
 	}
 }
 
+// refusedReservation reports whether an order ended because the inventory
+// refused its reservation (a rejection reason, not a timeout or a failure).
+func refusedReservation(res contract.OrderResult) bool {
+	switch res.Reason {
+	case "timeout", "step_failed", "cancelled":
+		return false
+	}
+	return res.FailedStep == contract.StepOrderReserve
+}
+
 // checkEvents: every business event the services and the sagas published
 // reached a subscriber (the audit consumer) at least once, and the read
 // model applied each of its events once.
@@ -465,6 +475,11 @@ func (c *checker) checkEvents(transfers map[string]*transferOutcome) {
 				typ = events.TypeOrderConfirmed
 			}
 			want = append(want, expected{events.DeterministicID(s.wfID, contract.StepOrderPublishOutcome), typ, s.wfID})
+			if refusedReservation(s.orderRes) {
+				// The order holds its stock itself (workflows.OwnHoldChange)
+				// and publishes the inventory's refusal.
+				want = append(want, expected{events.DeterministicID(s.wfID, contract.StepPublishReservationKO), events.TypeInventoryReservationFailed, s.wfID})
+			}
 		}
 	}
 	for id, tr := range transfers {

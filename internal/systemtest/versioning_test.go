@@ -103,9 +103,8 @@ func TestRollingDeployKeepsEverySagaOnItsBuild(t *testing.T) {
 	}
 	onA = append(onA, heldOnA...)
 	onB = append(onB, heldOnB...)
-	// The order's children (its reservation and its payment) are pinned
-	// to its build too.
-	onB = append(onB, contract.ReservationWorkflowID(order.OrderID), contract.TransferWorkflowID(contract.OrderTransferID(order.OrderID)))
+	// The order's payment child is pinned to its build too.
+	onB = append(onB, contract.TransferWorkflowID(contract.OrderTransferID(order.OrderID)))
 
 	for _, c := range []struct {
 		build string

@@ -93,10 +93,10 @@ type event struct{ typ, detail string }
 // TestOrderCompensationInWebUI runs an order whose payment is refused for
 // insufficient funds through the whole system, so the saga releases the
 // reserved stock, then checks in headless Chromium what the Web UI shows:
-// the order saga, completed, with its child sagas and the release signal
-// that compensates the reservation; the reservation saga, completed, with
-// its step (ReserveInventory) and, after it, its compensation
-// (ReleaseInventory).
+// the order saga, completed, with its step (ReserveInventory), the hold's
+// time-to-live timer, its payment child and, after it, its compensation
+// (ReleaseInventory); the payment's transfer saga, completed, with its
+// refused withdrawal.
 func TestOrderCompensationInWebUI(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts the whole system and a browser")
@@ -116,29 +116,25 @@ func TestOrderCompensationInWebUI(t *testing.T) {
 			workflowID: contract.OrderWorkflowID(order.OrderID),
 			status:     "Completed",
 			events: []event{
-				{"Start Child Workflow Execution Initiated", "ReserveInventoryWorkflow"},
+				{"Activity Task Scheduled", "ReserveInventory"},
 				{"Start Child Workflow Execution Initiated", "TransferWorkflow"},
 				{"Child Workflow Execution Completed", "TransferWorkflow"},
-				// The compensation of the reservation: the order asks its
-				// child to release the stock.
-				{"Signal External Workflow Execution Initiated", contract.SignalRelease},
-				{"Child Workflow Execution Completed", "ReserveInventoryWorkflow"},
-				{"Activity Task Scheduled", "PublishOrderEvent"},
-				{"Workflow Execution Completed", "Result"},
-			},
-			timeline: []string{"ReserveInventoryWorkflow", "TransferWorkflow", contract.SignalRelease, "PublishOrderEvent"},
-		},
-		{
-			name:       "reservation",
-			workflowID: contract.ReservationWorkflowID(order.OrderID),
-			status:     "Completed",
-			events: []event{
-				{"Activity Task Scheduled", "ReserveInventory"},
-				{"Workflow Execution Signaled", contract.SignalRelease},
+				// The compensation of the reservation: the order releases
+				// the stock it holds.
 				{"Activity Task Scheduled", "ReleaseInventory"},
 				{"Workflow Execution Completed", "Result"},
 			},
-			timeline: []string{"ReserveInventory", contract.SignalRelease, "ReleaseInventory"},
+			timeline: []string{"ReserveInventory", "TransferWorkflow", "ReleaseInventory"},
+		},
+		{
+			name:       "payment",
+			workflowID: contract.TransferWorkflowID(contract.OrderTransferID(order.OrderID)),
+			status:     "Completed",
+			events: []event{
+				{"Activity Task Scheduled", "Withdraw"},
+				{"Workflow Execution Completed", "Result"},
+			},
+			timeline: []string{"Withdraw"},
 		},
 	}
 
