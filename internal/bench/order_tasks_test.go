@@ -113,7 +113,7 @@ func TestOrderSagaTasksOnTheDevServer(t *testing.T) {
 			require.Equal(t, tc.outcome, res.Outcome, res.Error)
 
 			read := temporalHistory(c)
-			tasks, _, err := sagaTasks(ctx, read, run.GetID(), run.GetRunID())
+			tasks, err := sagaTasks(ctx, read, run.GetID(), run.GetRunID())
 			require.NoError(t, err)
 			actions, err := sagaActions(ctx, read, run.GetID(), run.GetRunID())
 			require.NoError(t, err)
