@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -86,22 +87,28 @@ func (g goBenchmarkRun) args() []string {
 // runGoBenchmark runs g in the repository root and parses its results.
 // Benchmarks that skipped (a service missing) are simply absent.
 func runGoBenchmark(ctx context.Context, root string, env []string, g goBenchmarkRun) ([]GoBenchmark, error) {
-	var out bytes.Buffer
 	cmd := command(ctx, "go", g.args()...)
-	cmd.Dir = root
-	cmd.Env = env
+	cmd.Dir, cmd.Env = root, env
+	res, _, err := runBenchmarkCommand(ctx, cmd, g.Command())
+	return res, err
+}
+
+// runBenchmarkCommand runs cmd, shown as name in errors, and parses the
+// `go test -bench` result lines of its output, which it also returns.
+func runBenchmarkCommand(ctx context.Context, cmd *exec.Cmd, name string) ([]GoBenchmark, string, error) {
+	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return nil, "", ctx.Err()
 		}
-		return nil, fmt.Errorf("%s: %w\n%s", g.Command(), err, lastLines(out.String(), 20))
+		return nil, "", fmt.Errorf("%s: %w\n%s", name, err, lastLines(out.String(), 20))
 	}
-	res, err := parseGoBenchmarks(&out)
+	res, err := parseGoBenchmarks(bytes.NewReader(out.Bytes()))
 	if err != nil {
-		return nil, fmt.Errorf("%s: parse output: %w", g.Command(), err)
+		return nil, "", fmt.Errorf("%s: parse output: %w", name, err)
 	}
-	return res, nil
+	return res, out.String(), nil
 }
 
 func lastLines(s string, n int) string {
@@ -131,23 +138,14 @@ func (w watermillRun) Command() string {
 // (GOWORK off, so that no workspace pulls it into the project's) and
 // parses its `go test -bench`-style lines.
 func runWatermill(ctx context.Context, root string, env []string, w watermillRun) ([]GoBenchmark, error) {
-	var out bytes.Buffer
 	cmd := command(ctx, "go", "run", ".", "--messages", strconv.Itoa(w.Messages))
-	cmd.Dir = filepath.Join(root, watermillDir)
-	cmd.Env = append(env, "GOWORK=off")
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, fmt.Errorf("%s: %w\n%s", w.Command(), err, lastLines(out.String(), 20))
-	}
-	res, err := parseGoBenchmarks(&out)
+	cmd.Dir, cmd.Env = filepath.Join(root, watermillDir), append(env, "GOWORK=off")
+	res, out, err := runBenchmarkCommand(ctx, cmd, w.Command())
 	if err != nil {
-		return nil, fmt.Errorf("%s: parse output: %w", w.Command(), err)
+		return nil, err
 	}
 	if len(res) == 0 {
-		return nil, fmt.Errorf("%s printed no results:\n%s", w.Command(), lastLines(out.String(), 20))
+		return nil, fmt.Errorf("%s printed no results:\n%s", w.Command(), lastLines(out, 20))
 	}
 	return res, nil
 }

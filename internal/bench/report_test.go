@@ -290,14 +290,7 @@ func TestConclusionsFollowTheFigures(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			r := sampleReport()
 			tt.change(r)
-			var b strings.Builder
-			require.NoError(t, renderReport(&b, r))
-			for _, w := range tt.want {
-				require.Contains(t, b.String(), w)
-			}
-			for _, w := range tt.notWant {
-				require.NotContains(t, b.String(), w)
-			}
+			requireRendered(t, r, tt.want, tt.notWant)
 		})
 	}
 }
@@ -338,14 +331,21 @@ func TestTailCheck(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			r := sampleReport()
 			r.Config.Concurrency, r.Config.Sagas, r.Rows = tt.concurrency, tt.sagas, tt.rows
-			var b strings.Builder
-			require.NoError(t, renderReport(&b, r))
-			for _, w := range tt.want {
-				require.Contains(t, b.String(), w)
-			}
-			for _, w := range tt.notWant {
-				require.NotContains(t, b.String(), w)
-			}
+			requireRendered(t, r, tt.want, tt.notWant)
 		})
+	}
+}
+
+// requireRendered renders r and requires every want in the page and no
+// notWant.
+func requireRendered(t *testing.T, r *Report, want, notWant []string) {
+	t.Helper()
+	var b strings.Builder
+	require.NoError(t, renderReport(&b, r))
+	for _, w := range want {
+		require.Contains(t, b.String(), w)
+	}
+	for _, w := range notWant {
+		require.NotContains(t, b.String(), w)
 	}
 }
