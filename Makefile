@@ -7,13 +7,18 @@ GO ?= go
 TEMPORAL_CLI_VERSION := v1.5.1
 BIN := $(CURDIR)/bin
 TEMPORAL := $(BIN)/temporal
+# The self-hosted Temporal server: pinned in tools/temporal-server/go.mod, a
+# module of its own so that the project's go.mod never requires it.
+TEMPORAL_SERVER := $(BIN)/temporal-server
+TEMPORAL_SQL_TOOL := $(BIN)/temporal-sql-tool
+TEMPORAL_SERVER_MODULE := tools/temporal-server
 AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/
 TEST_TIMEOUT ?= 40m
 FAULTS_TIMEOUT ?= 25m
 
 export PATH := $(BIN):$(PATH)
 
-.PHONY: demo test faults unit temporal rabbitmq cluster cluster-stop bench fmt vet
+.PHONY: demo test faults unit temporal temporal-server temporal-cluster temporal-cluster-stop rabbitmq cluster cluster-stop bench fmt vet
 
 ## demo: the sagas end to end on a Temporal dev server with its Web UI (Ctrl-C stops it)
 demo:
@@ -45,6 +50,23 @@ $(TEMPORAL):
 		echo "installing the Temporal CLI $(TEMPORAL_CLI_VERSION) into ./bin (a few minutes, once)"; \
 		GOBIN=$(BIN) $(GO) install github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_CLI_VERSION); \
 	fi
+
+## temporal-server: build the pinned self-hosted Temporal server (go.temporal.io/server, see tools/temporal-server/go.mod) and its SQL schema tool into ./bin (minutes from a cold cache, once)
+temporal-server: $(TEMPORAL_SERVER) $(TEMPORAL_SQL_TOOL)
+
+$(TEMPORAL_SERVER) $(TEMPORAL_SQL_TOOL) &: $(TEMPORAL_SERVER_MODULE)/go.mod $(TEMPORAL_SERVER_MODULE)/go.sum
+	@mkdir -p $(BIN)
+	@echo "building $$(grep -m1 'go.temporal.io/server ' $(TEMPORAL_SERVER_MODULE)/go.mod | xargs) into ./bin (minutes from a cold cache, once)"
+	cd $(TEMPORAL_SERVER_MODULE) && $(GO) build -o $(TEMPORAL_SERVER) go.temporal.io/server/cmd/server
+	cd $(TEMPORAL_SERVER_MODULE) && $(GO) build -o $(TEMPORAL_SQL_TOOL) go.temporal.io/server/cmd/tools/sql
+
+## temporal-cluster: a self-hosted Temporal on the local PostgreSQL (frontend, matching, worker and two history hosts as separate processes, on 127.0.0.1 from port 27200 up), data in .data/temporal-cluster; prints the TEMPORAL_ADDRESS to use
+temporal-cluster: temporal-server
+	@bash internal/scripts/temporal-cluster.sh start
+
+## temporal-cluster-stop: stop the processes of `make temporal-cluster` (its databases stay; `internal/scripts/temporal-cluster.sh reset` drops them)
+temporal-cluster-stop:
+	@bash internal/scripts/temporal-cluster.sh stop
 
 ## rabbitmq: make sure a broker answers at AMQP_URL, starting a local rabbitmq-server if installed
 rabbitmq:
