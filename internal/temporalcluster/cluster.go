@@ -471,9 +471,14 @@ func (c *Cluster) writePids() error {
 }
 
 // waitListening waits until the service accepts connections on its gRPC
-// port, or fails with the tail of its log if it exits first.
+// port (the worker service, which serves no gRPC, on its membership
+// port), or fails with the tail of its log if it exits first.
 func (c *Cluster) waitListening(ctx context.Context, s *Service) error {
-	addr := fmt.Sprintf("127.0.0.1:%d", s.Ports.GRPC)
+	port := s.Ports.GRPC
+	if s.Role == RoleWorker {
+		port = s.Ports.Membership
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	for {
 		s.mu.Lock()
 		done, err := s.done, s.err
@@ -631,7 +636,7 @@ func (c *Cluster) Close() error {
 		wg.Wait()
 		if c.ownDBs && c.db != "" {
 			for _, db := range []string{c.db, c.visDB} {
-				if err := c.sqlTool(context.Background(), db, "drop-database", "--db", db, "-f"); err != nil {
+				if err := c.sqlTool(context.Background(), db, "drop-database", "--defaultdb", "postgres", "-f"); err != nil {
 					errs = append(errs, err)
 				}
 			}
