@@ -18,20 +18,31 @@ FAULTS_TIMEOUT ?= 25m
 
 export PATH := $(BIN):$(PATH)
 
-.PHONY: demo test faults unit temporal temporal-server temporal-cluster temporal-cluster-stop rabbitmq cluster cluster-stop bench fmt vet
+.PHONY: demo test test-temporal-cluster faults unit temporal temporal-server temporal-cluster temporal-cluster-stop rabbitmq cluster cluster-stop bench fmt vet
 
 ## demo: the sagas end to end on a Temporal dev server with its Web UI (Ctrl-C stops it)
 demo:
 	@bash internal/scripts/demo.sh
 
-## test: every test, race detector on (needs RabbitMQ and PostgreSQL; installs the Temporal CLI)
-test: temporal rabbitmq
+## test: every test, race detector on (needs RabbitMQ and PostgreSQL; installs the Temporal CLI and builds the Temporal server)
+test: temporal temporal-server rabbitmq
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+	$(MAKE) --no-print-directory test-temporal-cluster
 	$(MAKE) --no-print-directory faults
 
+# The system tests that run a second time on a self-hosted Temporal: transfers,
+# the order storm, cancels, the reservation's time-to-live, SagaStatus queries
+# on PostgreSQL visibility, the audit trail.
+TEMPORAL_CLUSTER_TESTS := ^(TestDevServerRunsWorkflow|TestSearchAttributesRegistered|TestTransferThroughWorkerProcess|TestOrderStorm|TestOrderLiveRunReplaysCancelsAndOperators|TestReservationLiveRunReplaysExpiryAndRefusal|TestTransferSagaConservesMoney|TestOperatorActionsByIDAndByQuery|TestCLIAgainstTheLiveSystem)$$
+TEMPORAL_CLUSTER_PACKAGES := ./internal/temporaltest/ ./internal/systemtest/ ./workflows/ ./starter/
+
+## test-temporal-cluster: the system tests on a self-hosted Temporal (TEMPORAL_TARGET=cluster: frontend, matching, worker and two history hosts on PostgreSQL, one per test binary) instead of the dev server
+test-temporal-cluster: temporal temporal-server rabbitmq
+	TEMPORAL_TARGET=cluster $(GO) test -race -count=1 -p 1 -timeout $(TEST_TIMEOUT) -run '$(TEMPORAL_CLUSTER_TESTS)' $(TEMPORAL_CLUSTER_PACKAGES)
+
 ## faults: the fault suite alone (build tag faults), verbose so its table shows: it restarts the broker, which disturbs every other broker client
-faults: temporal rabbitmq
+faults: temporal temporal-server rabbitmq
 	$(GO) test -race -count=1 -tags faults -p 1 -v -timeout $(FAULTS_TIMEOUT) ./internal/faulttest/
 
 ## unit: the quick tests: -short skips the end-to-end, load and browser tests
