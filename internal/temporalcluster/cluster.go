@@ -356,14 +356,19 @@ func (c *Cluster) start() error {
 	if err := c.writeConfigs(); err != nil {
 		return err
 	}
-	for _, s := range c.services {
-		if err := c.spawn(s); err != nil {
-			return err
+	// The frontend first: every process writes the cluster's metadata
+	// into a fresh database on start, and processes that race there fail.
+	// Once one of them serves, the others only read it.
+	for i, group := range [][]*Service{c.services[:1], c.services[1:]} {
+		for _, s := range group {
+			if err := c.spawn(s); err != nil {
+				return err
+			}
 		}
-	}
-	for _, s := range c.services {
-		if err := c.waitListening(ctx, s); err != nil {
-			return err
+		for _, s := range group {
+			if err := c.waitListening(ctx, s); err != nil {
+				return fmt.Errorf("start group %d: %w", i+1, err)
+			}
 		}
 	}
 	if err := c.dial(ctx); err != nil {
