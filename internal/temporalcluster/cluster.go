@@ -409,7 +409,7 @@ func (c *Cluster) writeConfigs() error {
 	pgPassword := c.opts.PostgresPassword
 	for _, s := range c.services {
 		d := configData{
-			Process: s.Name, LogLevel: c.opts.LogLevel, Shards: c.opts.Shards,
+			Process: s.Name, LogLevel: c.opts.LogLevel, Shards: c.opts.Shards, MaxConns: maxConns(s.Role),
 			DB: c.db, VisibilityDB: c.visDB,
 			PGAddr: c.opts.PostgresAddr, PGUser: c.opts.PostgresUser, PGPassword: pgPassword,
 			Own:      s.Ports,

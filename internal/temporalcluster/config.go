@@ -62,8 +62,8 @@ persistence:
         connectProtocol: tcp
         user: "{{.PGUser}}"
         password: "{{.PGPassword}}"
-        maxConns: 20
-        maxIdleConns: 20
+        maxConns: {{.MaxConns}}
+        maxIdleConns: {{.MaxConns}}
         maxConnLifetime: 1h
     postgres-visibility:
       sql:
@@ -73,8 +73,8 @@ persistence:
         connectProtocol: tcp
         user: "{{.PGUser}}"
         password: "{{.PGPassword}}"
-        maxConns: 5
-        maxIdleConns: 5
+        maxConns: 2
+        maxIdleConns: 2
         maxConnLifetime: 1h
 
 global:
@@ -138,11 +138,23 @@ type configData struct {
 	Process                             string
 	LogLevel                            string
 	Shards                              int
+	MaxConns                            int
 	DB, VisibilityDB                    string
 	PGAddr, PGUser, PGPassword          string
 	Own                                 Ports
 	Frontend, Matching, History, Worker Ports
 	DynamicConfig                       string
+}
+
+// maxConns is a process's pool of connections to the persistence
+// database (visibility gets 2 more). The release's example gives every
+// process 20 and 2, which five processes, twice over for two clusters,
+// would take from a local PostgreSQL's 100 connections.
+func maxConns(role Role) int {
+	if role == RoleHistory {
+		return 8
+	}
+	return 3
 }
 
 // writeConfig writes <dir>/<process>.yaml, the --env of that process.
