@@ -297,16 +297,23 @@ func (l *load) runSaga(ctx context.Context, s *saga) {
 // await waits for a workflow's result. A wait that the server cuts (the
 // history host serving its long poll went away and the stream was reset,
 // or the frontend restarted) is no outcome of the saga: the wait starts
-// again. A workflow that failed is an outcome, and returned.
+// again. So does a wait longer than resultPoll, which a long poll parked
+// on a history host that lost the workflow's shard can become. A
+// workflow that failed is an outcome, and returned.
 func (l *load) await(ctx context.Context, wfID string, out any) error {
 	for {
-		err := l.sys.Temporal.GetWorkflow(ctx, wfID, "").Get(ctx, out)
+		attempt, cancel := context.WithTimeout(ctx, resultPoll)
+		err := l.sys.Temporal.GetWorkflow(attempt, wfID, "").Get(attempt, out)
+		cancel()
 		if err == nil || ctx.Err() != nil || !waitCut(err) {
 			return err
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+// resultPoll bounds one wait of await.
+const resultPoll = 30 * time.Second
 
 // waitCut reports whether err ended the wait for a result, not the workflow.
 func waitCut(err error) bool {
