@@ -7,27 +7,47 @@ GO ?= go
 TEMPORAL_CLI_VERSION := v1.5.1
 BIN := $(CURDIR)/bin
 TEMPORAL := $(BIN)/temporal
+# The self-hosted Temporal server: pinned in tools/temporal-server/go.mod, a
+# module of its own so that the project's go.mod never requires it.
+TEMPORAL_SERVER := $(BIN)/temporal-server
+TEMPORAL_SQL_TOOL := $(BIN)/temporal-sql-tool
+TEMPORAL_SERVER_MODULE := tools/temporal-server
 AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/
 TEST_TIMEOUT ?= 40m
 FAULTS_TIMEOUT ?= 25m
 
 export PATH := $(BIN):$(PATH)
 
-.PHONY: demo test faults unit temporal rabbitmq cluster cluster-stop bench fmt vet
+.PHONY: demo test test-temporal-cluster faults faults-temporal-cluster unit temporal temporal-server temporal-cluster temporal-cluster-stop rabbitmq cluster cluster-stop bench fmt vet
 
 ## demo: the sagas end to end on a Temporal dev server with its Web UI (Ctrl-C stops it)
 demo:
 	@bash internal/scripts/demo.sh
 
-## test: every test, race detector on (needs RabbitMQ and PostgreSQL; installs the Temporal CLI)
-test: temporal rabbitmq
+## test: every test, race detector on (needs RabbitMQ and PostgreSQL; installs the Temporal CLI and builds the Temporal server)
+test: temporal temporal-server rabbitmq
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+	$(MAKE) --no-print-directory test-temporal-cluster
 	$(MAKE) --no-print-directory faults
+
+# The system tests that run a second time on a self-hosted Temporal: transfers,
+# the order storm, cancels, the reservation's time-to-live, SagaStatus queries
+# on PostgreSQL visibility, the audit trail.
+TEMPORAL_CLUSTER_TESTS := ^(TestDevServerRunsWorkflow|TestSearchAttributesRegistered|TestTransferThroughWorkerProcess|TestOrderStorm|TestOrderLiveRunReplaysCancelsAndOperators|TestReservationLiveRunReplaysExpiryAndRefusal|TestOperatorActionsByIDAndByQuery|TestCLIAgainstTheLiveSystem)$$
+TEMPORAL_CLUSTER_PACKAGES := ./internal/temporaltest/ ./internal/systemtest/ ./workflows/ ./starter/
+
+## test-temporal-cluster: the system tests on a self-hosted Temporal (TEMPORAL_TARGET=cluster: frontend, matching, worker and two history hosts on PostgreSQL, one per test binary) instead of the dev server
+test-temporal-cluster: temporal temporal-server rabbitmq
+	TEMPORAL_TARGET=cluster $(GO) test -race -count=1 -p 1 -timeout $(TEST_TIMEOUT) -run '$(TEMPORAL_CLUSTER_TESTS)' $(TEMPORAL_CLUSTER_PACKAGES)
 
 ## faults: the fault suite alone (build tag faults), verbose so its table shows: it restarts the broker, which disturbs every other broker client
 faults: temporal rabbitmq
-	$(GO) test -race -count=1 -tags faults -p 1 -v -timeout $(FAULTS_TIMEOUT) ./internal/faulttest/
+	$(GO) test -race -count=1 -tags faults -p 1 -v -timeout $(FAULTS_TIMEOUT) -skip '^TestTemporalCluster$$' ./internal/faulttest/
+
+## faults-temporal-cluster: the fault suite's faults of a self-hosted Temporal (a history host killed, the frontend, matching and PostgreSQL restarted; PostgreSQL's restart disturbs its every other client)
+faults-temporal-cluster: temporal temporal-server rabbitmq
+	$(GO) test -race -count=1 -tags faults -p 1 -v -timeout $(FAULTS_TIMEOUT) -run '^TestTemporalCluster$$' ./internal/faulttest/
 
 ## unit: the quick tests: -short skips the end-to-end, load and browser tests
 unit:
@@ -45,6 +65,23 @@ $(TEMPORAL):
 		echo "installing the Temporal CLI $(TEMPORAL_CLI_VERSION) into ./bin (a few minutes, once)"; \
 		GOBIN=$(BIN) $(GO) install github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_CLI_VERSION); \
 	fi
+
+## temporal-server: build the pinned self-hosted Temporal server (go.temporal.io/server, see tools/temporal-server/go.mod) and its SQL schema tool into ./bin (minutes from a cold cache, once)
+temporal-server: $(TEMPORAL_SERVER) $(TEMPORAL_SQL_TOOL)
+
+$(TEMPORAL_SERVER) $(TEMPORAL_SQL_TOOL) &: $(TEMPORAL_SERVER_MODULE)/go.mod $(TEMPORAL_SERVER_MODULE)/go.sum
+	@mkdir -p $(BIN)
+	@echo "building $$(grep -m1 'go.temporal.io/server ' $(TEMPORAL_SERVER_MODULE)/go.mod | xargs) into ./bin (minutes from a cold cache, once)"
+	cd $(TEMPORAL_SERVER_MODULE) && $(GO) build -o $(TEMPORAL_SERVER) go.temporal.io/server/cmd/server
+	cd $(TEMPORAL_SERVER_MODULE) && $(GO) build -o $(TEMPORAL_SQL_TOOL) go.temporal.io/server/cmd/tools/sql
+
+## temporal-cluster: a self-hosted Temporal on the local PostgreSQL (frontend, matching, worker and two history hosts as separate processes, on 127.0.0.1 from port 27200 up), data in .data/temporal-cluster; prints the TEMPORAL_ADDRESS to use
+temporal-cluster: temporal-server
+	@bash internal/scripts/temporal-cluster.sh start
+
+## temporal-cluster-stop: stop the processes of `make temporal-cluster` (its databases stay; `internal/scripts/temporal-cluster.sh reset` drops them)
+temporal-cluster-stop:
+	@bash internal/scripts/temporal-cluster.sh stop
 
 ## rabbitmq: make sure a broker answers at AMQP_URL, starting a local rabbitmq-server if installed
 rabbitmq:

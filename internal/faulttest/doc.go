@@ -16,6 +16,12 @@
 // asserts the fault happened (the node down, the leaders moved, the
 // workers reconnected to other nodes) before the invariants.
 //
+// TestTemporalCluster runs the default load on a self-hosted Temporal of its
+// own (internal/temporalcluster: frontend, matching, worker and two history
+// hosts on PostgreSQL): a history host SIGKILLed (its shards acquired by the
+// other host) and started again, the frontend and the matching service
+// restarted, PostgreSQL restarted under the server.
+//
 // The tests carry the build tag "faults" and run alone (`make faults`),
 // because restarting the broker disturbs every other client of it.
 package faulttest

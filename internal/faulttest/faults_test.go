@@ -70,6 +70,9 @@ type scenario struct {
 	topology *systemtest.Topology
 	// shape is the load's size. Default defaultShape.
 	shape shape
+	// temporal, when set, is the Temporal server of the system (a cluster
+	// of the test's own). Default the shared server.
+	temporal temporaltest.Frontend
 }
 
 // fixture is what a scenario's hooks act on.
@@ -90,13 +93,14 @@ func runScenario(t *testing.T, sc scenario) {
 	}
 	start := time.Now()
 	deadline := testDeadline
-	if sc.topology != nil {
-		// Seven processes and three broker nodes share the cores.
+	if sc.topology != nil || sc.temporal != nil {
+		// Seven processes and three broker nodes, or five Temporal
+		// processes and PostgreSQL, share the cores.
 		deadline = clusterTestDeadline
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
-	sys := systemtest.Start(t, systemtest.Options{ActivityFaults: sc.activityFaults, Topology: sc.topology})
+	sys := systemtest.Start(t, systemtest.Options{ActivityFaults: sc.activityFaults, Topology: sc.topology, Temporal: sc.temporal})
 	if sc.shape == (shape{}) {
 		sc.shape = defaultShape
 	}

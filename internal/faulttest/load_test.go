@@ -16,7 +16,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
-	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+	"google.golang.org/grpc/codes"
 
 	"github.com/sagaflow/sagaflow/amqp"
 	"github.com/sagaflow/sagaflow/contract"
@@ -274,25 +275,57 @@ func (l *load) runSaga(ctx context.Context, s *saga) {
 			err = l.awaitStarted(ctx, s.wfID)
 		}
 		if err == nil {
-			err = c.GetWorkflow(ctx, s.wfID, "").Get(ctx, &s.orderRes)
+			err = l.await(ctx, s.wfID, &s.orderRes)
 		}
 	case kindDirectOrder:
-		var run client.WorkflowRun
-		run, err = c.ExecuteWorkflow(ctx, contract.OrderStartOptions(s.order, l.sys.TaskQueue), workflows.OrderWorkflow, s.order)
+		_, err = c.ExecuteWorkflow(ctx, contract.OrderStartOptions(s.order, l.sys.TaskQueue), workflows.OrderWorkflow, s.order)
 		if err == nil {
-			err = run.Get(ctx, &s.orderRes)
+			err = l.await(ctx, s.wfID, &s.orderRes)
 		}
 	case kindTransfer:
-		var run client.WorkflowRun
-		run, err = c.ExecuteWorkflow(ctx, contract.TransferStartOptions(s.transfer.TransferID, l.sys.TaskQueue), workflows.TransferWorkflow, s.transfer)
+		_, err = c.ExecuteWorkflow(ctx, contract.TransferStartOptions(s.transfer.TransferID, l.sys.TaskQueue), workflows.TransferWorkflow, s.transfer)
 		if err == nil {
-			err = run.Get(ctx, &s.transferRes)
+			err = l.await(ctx, s.wfID, &s.transferRes)
 		}
 	}
 	s.err, s.done = err, true
 	if err != nil {
 		l.t.Logf("%s %s: %v", s.kind, s.wfID, err)
 	}
+}
+
+// await waits for a workflow's result. A wait that the server cuts (the
+// history host serving its long poll went away and the stream was reset,
+// or the frontend restarted) is no outcome of the saga: the wait starts
+// again. So does a wait longer than resultPoll, which a long poll parked
+// on a history host that lost the workflow's shard can become. A
+// workflow that failed is an outcome, and returned.
+func (l *load) await(ctx context.Context, wfID string, out any) error {
+	for {
+		attempt, cancel := context.WithTimeout(ctx, resultPoll)
+		err := l.sys.Temporal.GetWorkflow(attempt, wfID, "").Get(attempt, out)
+		cancel()
+		if err == nil || ctx.Err() != nil || !waitCut(err) {
+			return err
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// resultPoll bounds one wait of await.
+const resultPoll = 30 * time.Second
+
+// waitCut reports whether err ended the wait for a result, not the workflow.
+func waitCut(err error) bool {
+	var wfErr *temporal.WorkflowExecutionError
+	if errors.As(err, &wfErr) {
+		return false
+	}
+	switch serviceerror.ToStatus(err).Code() {
+	case codes.Canceled, codes.Unavailable, codes.DeadlineExceeded:
+		return true
+	}
+	return false
 }
 
 // placeOrder publishes the order.placed event, again after a lost confirm:

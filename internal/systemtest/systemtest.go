@@ -127,6 +127,11 @@ type Options struct {
 	// orchestration and services workers. Default: one worker with every
 	// part, on the broker at testenv.AMQPURL with SQLite.
 	Topology *Topology
+	// Temporal, when set, is the Temporal server of the system, for
+	// example a cluster of the test's own (internal/temporalcluster) to
+	// inject faults into. Default the test binary's shared server
+	// (temporaltest.Server).
+	Temporal temporaltest.Frontend
 }
 
 // WorkerOptions configure one worker process of StartWorkerWith.
@@ -185,7 +190,10 @@ func Start(t testing.TB, opts Options) *System {
 	if err := opts.Topology.validate(); err != nil {
 		t.Fatal(err)
 	}
-	srv := temporaltest.Server(t)
+	srv := opts.Temporal
+	if srv == nil {
+		srv = temporaltest.Server(t)
+	}
 	s := &System{
 		t:               t,
 		opts:            opts,

@@ -7,6 +7,12 @@
 // A package opts in from its TestMain:
 //
 //	func TestMain(m *testing.M) { temporaltest.Main(m) }
+//
+// With TEMPORAL_TARGET=cluster the shared server is a self-hosted Temporal
+// on PostgreSQL instead (internal/temporalcluster: frontend, matching,
+// worker and two history hosts as separate processes, built by
+// `make temporal-server`), with the same namespace, search attributes and
+// dynamic config.
 package temporaltest
 
 import (
@@ -18,7 +24,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -32,6 +37,7 @@ import (
 
 	"github.com/sagaflow/sagaflow/contract"
 	"github.com/sagaflow/sagaflow/internal/repo"
+	"github.com/sagaflow/sagaflow/internal/temporalcluster"
 	"github.com/sagaflow/sagaflow/internal/testenv"
 )
 
@@ -57,6 +63,48 @@ var DeploymentDynamicConfig = []string{
 var FastDrainageDynamicConfig = []string{
 	`matching.wv.VersionDrainageStatusVisibilityGracePeriod="5s"`,
 	`matching.wv.VersionDrainageStatusRefreshInterval="5s"`,
+}
+
+// TargetEnv names the environment variable that picks the shared server:
+// TargetDev (or unset) for the dev server, TargetCluster for a self-hosted
+// cluster.
+const TargetEnv = "TEMPORAL_TARGET"
+
+// The targets of TargetEnv.
+const (
+	TargetDev     = "dev"
+	TargetCluster = "cluster"
+)
+
+// Target is the shared server's kind this test binary runs against, from
+// TargetEnv: TargetDev or TargetCluster.
+func Target() string {
+	if os.Getenv(TargetEnv) == TargetCluster {
+		return TargetCluster
+	}
+	return TargetDev
+}
+
+// OnCluster reports whether the shared server is a self-hosted cluster.
+func OnCluster() bool { return Target() == TargetCluster }
+
+// SkipOnCluster skips a test that needs what only the dev server offers
+// (its Web UI, its start-dev flags), saying why, when the shared server is
+// a cluster.
+func SkipOnCluster(t testing.TB, why string) {
+	t.Helper()
+	if OnCluster() {
+		t.Skipf("%s=%s: %s", TargetEnv, TargetCluster, why)
+	}
+}
+
+// Frontend is what tests use of the shared server: the dev server
+// (*testsuite.DevServer) or a cluster (*temporalcluster.Cluster).
+type Frontend interface {
+	// FrontendHostPort is the address clients and workers dial.
+	FrontendHostPort() string
+	// Client is a client of the server in the configured namespace.
+	Client() client.Client
 }
 
 // Config tunes the shared dev server.
@@ -114,16 +162,17 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// shared is the state of the one dev server of this test binary.
+// shared is the state of the one server of this test binary.
 var shared struct {
 	mu       sync.Mutex
 	main     bool // Main or MainWith is in charge of stopping the server
 	cfg      Config
 	started  bool
 	server   *testsuite.DevServer
+	cluster  *temporalcluster.Cluster
 	watchdog *watchdog
 	startErr error
-	missing  bool // no CLI binary: tests skip (or fail in CI)
+	missing  bool // no server binary: tests skip (or fail in CI)
 	atExit   []func()
 }
 
@@ -167,6 +216,11 @@ func AtExit(f func()) {
 func stop() error {
 	shared.mu.Lock()
 	defer shared.mu.Unlock()
+	if shared.cluster != nil {
+		err := shared.cluster.Close()
+		shared.cluster = nil
+		return err
+	}
 	if shared.server == nil {
 		return nil
 	}
@@ -182,30 +236,79 @@ func stop() error {
 	return err
 }
 
-// Server returns the shared dev server, starting it on first use. Without a
-// Temporal CLI binary it skips the test (fails it in CI).
-func Server(t testing.TB) *testsuite.DevServer {
+// Server returns the shared server, starting it on first use: the dev
+// server, or the cluster under TEMPORAL_TARGET=cluster. Without its
+// binaries it skips the test (fails it in CI).
+func Server(t testing.TB) Frontend {
 	t.Helper()
 	shared.mu.Lock()
 	defer shared.mu.Unlock()
 	if !shared.main {
 		t.Fatal("temporaltest: call temporaltest.Main(m) from TestMain so the shared dev server is stopped")
 	}
+	if OnCluster() && shared.cfg.UIPort != 0 {
+		t.Skipf("%s=%s: the Web UI comes with the dev server (temporal server start-dev --ui-port); the cluster has none", TargetEnv, TargetCluster)
+	}
 	if !shared.started {
 		shared.started = true
-		shared.server, shared.missing, shared.startErr = start(shared.cfg)
-		if shared.server != nil {
-			path, _ := CLIPath()
-			shared.watchdog = startWatchdog(path)
+		if OnCluster() {
+			shared.cluster, shared.missing, shared.startErr = startCluster(shared.cfg)
+		} else {
+			shared.server, shared.missing, shared.startErr = start(shared.cfg)
+			if shared.server != nil {
+				path, _ := CLIPath()
+				shared.watchdog = startWatchdog(path)
+			}
 		}
 	}
 	if shared.missing {
+		if OnCluster() {
+			testenv.Unavailable(t, "the Temporal server", temporalcluster.HowToBuild)
+		}
 		testenv.Unavailable(t, "Temporal CLI", howToInstall)
 	}
 	if shared.startErr != nil {
 		t.Fatalf("temporaltest: %v", shared.startErr)
 	}
+	if shared.cluster != nil {
+		return shared.cluster
+	}
 	return shared.server
+}
+
+// dynamicConfig is every KEY=JSON value the shared server runs with.
+func dynamicConfig() []string {
+	kvs := []string{
+		"matching.numTaskqueueReadPartitions=1",
+		"matching.numTaskqueueWritePartitions=1",
+	}
+	return append(append(kvs, DeploymentDynamicConfig...), FastDrainageDynamicConfig...)
+}
+
+// ClusterOptions are the options of the shared cluster: the dev server's
+// namespace, search attributes and dynamic config. A test that starts a
+// cluster of its own (a fault test) starts from them.
+func ClusterOptions(namespace string) temporalcluster.Options {
+	if namespace == "" {
+		namespace = "default"
+	}
+	return temporalcluster.Options{
+		Namespace:        namespace,
+		SearchAttributes: contract.SearchAttributes(),
+		DynamicConfig:    dynamicConfig(),
+		ClientLogger:     quietLogger{},
+	}
+}
+
+func startCluster(cfg Config) (*temporalcluster.Cluster, bool, error) {
+	c, err := temporalcluster.New(ClusterOptions(cfg.Namespace))
+	if errors.Is(err, temporalcluster.ErrNotBuilt) {
+		return nil, true, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("start the Temporal cluster: %w", err)
+	}
+	return c, false, nil
 }
 
 func start(cfg Config) (*testsuite.DevServer, bool, error) {
@@ -213,11 +316,8 @@ func start(cfg Config) (*testsuite.DevServer, bool, error) {
 	if !ok {
 		return nil, true, nil
 	}
-	args := []string{
-		"--dynamic-config-value", "matching.numTaskqueueReadPartitions=1",
-		"--dynamic-config-value", "matching.numTaskqueueWritePartitions=1",
-	}
-	for _, kv := range append(slices.Clone(DeploymentDynamicConfig), FastDrainageDynamicConfig...) {
+	var args []string
+	for _, kv := range dynamicConfig() {
 		args = append(args, "--dynamic-config-value", kv)
 	}
 	for _, sa := range contract.SearchAttributes() {
