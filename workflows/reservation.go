@@ -316,8 +316,8 @@ func (r *reservation) inventory(ctx workflow.Context, retry *temporal.RetryPolic
 
 // forward runs a forward step, retrying it until the reservation's deadline.
 func (r *reservation) forward(ctx workflow.Context, retry *temporal.RetryPolicy, activity any, step string) error {
-	ctx = deadlineOptions(ctx, r.deadline, step, retry)
-	return workflow.ExecuteActivity(ctx, activity, r.command(step)).Get(ctx, nil)
+	actx := deadlineOptions(ctx, r.deadline, step, retry)
+	return givenUp(workflow.ExecuteActivity(actx, activity, r.command(step)).Get(ctx, nil), step, r.deadline)
 }
 
 func (r *reservation) reserve(ctx workflow.Context) error {

@@ -2,10 +2,10 @@ package workflows
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"time"
 
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -111,8 +111,8 @@ const CommandTimeout = 10 * time.Second
 // deadlineOptions are the activity options of a forward command step of a
 // saga with the given deadline: each attempt waits CommandTimeout for the
 // reply, and the attempts together last until the deadline
-// (ScheduleToCloseTimeout), after which the step fails with a
-// ScheduleToClose timeout that DeadlinePassed recognises. A step that
+// (ScheduleToCloseTimeout); the caller turns the failure that ends them
+// into a *DeadlineError with givenUp. A step that
 // starts less than CommandTimeout before the deadline, or after it, still
 // gets one attempt. The summary says until when the step retries, so the
 // Web UI and the audit trail show it beside the attempts.
@@ -129,11 +129,39 @@ func deadlineOptions(ctx workflow.Context, deadline time.Time, step string, retr
 	})
 }
 
-// DeadlinePassed reports whether err is a step that was still failing for
-// a reason of the infrastructure when its saga's deadline passed.
+// DeadlineError is a forward step that was still failing for a reason of
+// the infrastructure when its saga's deadline passed: Temporal stopped
+// retrying it because the next attempt would start after the deadline, or
+// the deadline passed during an attempt. Err is the step's last failure.
+type DeadlineError struct {
+	Step     string
+	Deadline time.Time
+	Err      error
+}
+
+// Error says which step gave up at which deadline, and why it was failing.
+func (e *DeadlineError) Error() string {
+	return fmt.Sprintf("%s retried until the deadline %s passed, still failing: %v", e.Step, e.Deadline.UTC().Format(time.RFC3339), e.Err)
+}
+
+// Unwrap returns the step's last failure.
+func (e *DeadlineError) Unwrap() error { return e.Err }
+
+// DeadlinePassed reports whether err is, or wraps, a *DeadlineError.
 func DeadlinePassed(err error) bool {
-	var timeoutErr *temporal.TimeoutError
-	return errors.As(err, &timeoutErr) && timeoutErr.TimeoutType() == enumspb.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE
+	var de *DeadlineError
+	return errors.As(err, &de)
+}
+
+// givenUp turns the failure of a forward step run with deadlineOptions
+// into a *DeadlineError when it is not the participant's answer or a
+// cancellation: with attempts bounded only by the deadline, Temporal stops
+// retrying such a step for no other reason.
+func givenUp(err error, step string, deadline time.Time) error {
+	if err == nil || IsRejection(err) || temporal.IsCanceledError(err) {
+		return err
+	}
+	return &DeadlineError{Step: step, Deadline: deadline, Err: err}
 }
 
 // sagaDeadline is the deadline of the running saga: the input's, or the

@@ -146,8 +146,8 @@ func (t *transfer) ledger(ctx workflow.Context, retry *temporal.RetryPolicy, act
 
 // forward runs a forward step, retrying it until the transfer's deadline.
 func (t *transfer) forward(ctx workflow.Context, retry *temporal.RetryPolicy, activity any, step, account string) error {
-	ctx = deadlineOptions(ctx, t.deadline, step, retry)
-	return workflow.ExecuteActivity(ctx, activity, t.command(step, account)).Get(ctx, nil)
+	actx := deadlineOptions(ctx, t.deadline, step, retry)
+	return givenUp(workflow.ExecuteActivity(actx, activity, t.command(step, account)).Get(ctx, nil), step, t.deadline)
 }
 
 // applied learns whether a step whose outcome is unknown (it timed out or
