@@ -41,9 +41,9 @@ const (
 	// back: all but the bridge orders, whose order.placed waits for the
 	// broker, can start during the outage, and none can end.
 	outageInFlight = 300
-	outageBalance      = 10_000_000
-	outageStock        = 10_000
-	emptyAccount       = "c-empty"
+	outageBalance  = 10_000_000
+	outageStock    = 10_000
+	emptyAccount   = "c-empty"
 	// outage is how long the broker stays down: longer than a command's
 	// timeout, so the activities waiting for a reply time out and are
 	// retried with the same command ids, several times each.
