@@ -92,7 +92,9 @@ type load struct {
 	inFlight int // sagas run at once
 
 	completed atomic.Int64
-	progress  chan struct{} // one value per ended saga
+	// started counts the sagas whose workflow Temporal accepted.
+	started  atomic.Int64
+	progress chan struct{} // one value per ended saga
 	// operatorRetries counts retry-compensation signals sent to sagas whose
 	// compensation failed.
 	operatorRetries atomic.Int64
@@ -274,18 +276,21 @@ func (l *load) runSaga(ctx context.Context, s *saga) {
 			err = l.awaitStarted(ctx, s.wfID)
 		}
 		if err == nil {
+			l.started.Add(1)
 			err = c.GetWorkflow(ctx, s.wfID, "").Get(ctx, &s.orderRes)
 		}
 	case kindDirectOrder:
 		var run client.WorkflowRun
 		run, err = c.ExecuteWorkflow(ctx, contract.OrderStartOptions(s.order, l.sys.TaskQueue), workflows.OrderWorkflow, s.order)
 		if err == nil {
+			l.started.Add(1)
 			err = run.Get(ctx, &s.orderRes)
 		}
 	case kindTransfer:
 		var run client.WorkflowRun
 		run, err = c.ExecuteWorkflow(ctx, contract.TransferStartOptions(s.transfer.TransferID, l.sys.TaskQueue), workflows.TransferWorkflow, s.transfer)
 		if err == nil {
+			l.started.Add(1)
 			err = run.Get(ctx, &s.transferRes)
 		}
 	}
