@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sagaflow/sagaflow/contract"
@@ -208,7 +209,9 @@ func TestLongBrokerOutage(t *testing.T) {
 	require.Greater(t, up.Sub(down), workflows.CommandTimeout, "down for longer than a command's timeout")
 	require.Positive(t, probes.refused, "connections were refused while the broker was down")
 	require.Zero(t, probes.through, "no connection got through while the broker was down")
-	require.GreaterOrEqual(t, peak, outageInFlight, "sagas in flight during the outage")
+	// A shortfall of sagas in flight (a dev server too busy to start them
+	// within the budget) is reported, and the invariants still checked.
+	assert.GreaterOrEqual(t, peak, outageInFlight, "sagas in flight during the outage")
 	require.Greater(t, scrape(t, w.HTTPAddr)["sagaflow_amqp_reconnects_total"], reconnectsBefore, "the worker reconnected")
 
 	c.check()
