@@ -67,6 +67,11 @@ type saga struct {
 	transfer contract.TransferInput
 	// placedID is the id of the order.placed event of a bridge order.
 	placedID string
+	// client starts and awaits the saga; nil: the system's client. A
+	// load with hundreds of sagas in flight spreads them over clients of
+	// their own, because each awaiting saga holds a long poll, and the
+	// server serves a connection only so many streams at once.
+	client client.Client
 
 	done        bool
 	orderRes    contract.OrderResult
@@ -268,6 +273,9 @@ func (l *load) run(ctx context.Context, hooks ...hook) {
 // runSaga starts one saga and waits for its result.
 func (l *load) runSaga(ctx context.Context, s *saga) {
 	c := l.sys.Temporal
+	if s.client != nil {
+		c = s.client
+	}
 	var err error
 	switch s.kind {
 	case kindBridgeOrder:

@@ -5,6 +5,8 @@ package faulttest
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"net"
@@ -17,6 +19,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/log"
 
 	"github.com/sagaflow/sagaflow/contract"
 	"github.com/sagaflow/sagaflow/events"
@@ -52,6 +56,9 @@ const (
 	// the sagas to start: on a busy machine the dev server starts a few
 	// sagas a second.
 	outageStartBudget = 3 * time.Minute
+	// outageSagasPerClient is how many sagas share a Temporal client
+	// connection, each holding a long poll for its result.
+	outageSagasPerClient = 40
 	// outageTestDeadline bounds the whole test.
 	outageTestDeadline = 8 * time.Minute
 )
@@ -164,6 +171,16 @@ func TestLongBrokerOutage(t *testing.T) {
 	u, err := url.Parse(broker.URLs()[0])
 	require.NoError(t, err)
 	l, failing := newShareLoad(t, sys, 7)
+	clients := make([]client.Client, (len(l.sagas)+outageSagasPerClient-1)/outageSagasPerClient)
+	for i := range clients {
+		clients[i], err = client.Dial(client.Options{HostPort: sys.TemporalAddress, Namespace: "default",
+			Logger: log.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))})
+		require.NoError(t, err)
+		t.Cleanup(clients[i].Close)
+	}
+	for i, s := range l.sagas {
+		s.client = clients[i%len(clients)]
+	}
 	l.setUp(ctx)
 	res := &result{test: strings.TrimPrefix(t.Name(), "Test")}
 	c := &checker{l: l, ctx: ctx, res: res, metricsBefore: map[string]float64{}, poison: map[string][]string{}, killed: map[*systemtest.Worker]bool{}}
