@@ -16,6 +16,15 @@
 // asserts the fault happened (the node down, the leaders moved, the
 // workers reconnected to other nodes) before the invariants.
 //
+// TestLongBrokerOutage stops a broker of its own (a one-node rmqcluster,
+// systemtest.Options.Broker) for longer than a command's timeout while
+// 300 sagas or more are in flight, a tenth of them made to fail on
+// purpose, and starts it again; it asserts the outage happened
+// (connections refused, the worker reconnected) and then the invariants
+// and that the compensated share is the share made to fail, within two
+// points: an outage is waited out until the sagas' deadlines, never taken
+// for a business failure.
+//
 // The tests carry the build tag "faults" and run alone (`make faults`),
 // because restarting the broker disturbs every other client of it.
 package faulttest
