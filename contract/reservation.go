@@ -49,9 +49,10 @@ const (
 	SignalReservationHeld = "reservation-held"
 )
 
-// DefaultReservationTTL is how long an order holds its stock before the
-// reservation expires on its own. It must outlast the payment, whose
-// retries can take minutes.
+// DefaultReservationTTL is how long a reservation holds its stock before it
+// expires on its own. An order holds its stock for this long past its
+// deadline, so that the hold outlasts the payment, whose retries last
+// until that deadline.
 const DefaultReservationTTL = 30 * time.Minute
 
 // ReservationWorkflowID is the workflow id of a reservation.
@@ -73,6 +74,11 @@ type ReservationInput struct {
 	// TTL is how long the reservation is held before it is released with
 	// reason "expired"; positive.
 	TTL time.Duration `json:"ttl"`
+	// Deadline is when the reservation stops retrying a reserve or commit
+	// that fails for a reason of the infrastructure, and gives up instead
+	// (reason ReasonDeadlinePassed). Zero: DefaultReservationDeadline
+	// after the reservation started. An order gives its own deadline.
+	Deadline time.Time `json:"deadline,omitzero"`
 }
 
 // Validate checks the ids, the lines (with the inventory.reserve rules) and

@@ -1,6 +1,8 @@
 package contract
 
 import (
+	"time"
+
 	"go.temporal.io/sdk/client"
 
 	"github.com/sagaflow/sagaflow/events"
@@ -32,6 +34,11 @@ type TransferInput struct {
 	Amount int64 `json:"amount"`
 	// Currency is an ISO 4217 code such as "EUR".
 	Currency string `json:"currency"`
+	// Deadline is when the transfer stops retrying a withdraw or deposit
+	// that fails for a reason of the infrastructure, and compensates
+	// instead (reason ReasonDeadlinePassed). Zero: DefaultTransferDeadline
+	// after the transfer started.
+	Deadline time.Time `json:"deadline,omitzero"`
 }
 
 // Money returns the transfer's amount with its currency.

@@ -1,5 +1,7 @@
 package events
 
+import "time"
+
 // Type names of the domain events: past-tense facts. Each is also the routing
 // key of its envelope on the "sagas.events" topic exchange.
 const (
@@ -70,6 +72,11 @@ type OrderPlaced struct {
 	Currency string `json:"currency"`
 	// Total in minor units; it must equal the sum of quantity × unit price.
 	Total int64 `json:"total"`
+	// Deadline is the order's payment window: until then the order saga
+	// retries steps that fail for a reason of the infrastructure; after it
+	// the order is cancelled. Optional; zero means the saga's default
+	// (contract.DefaultOrderDeadline after it started).
+	Deadline time.Time `json:"deadline,omitzero"`
 }
 
 // Validate checks ids, between 1 and MaxLines lines with positive quantities

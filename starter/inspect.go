@@ -50,6 +50,9 @@ type pendingView struct {
 	Attempt      int32     `json:"attempt"`
 	LastFailure  string    `json:"last_failure,omitempty"`
 	NextAttempt  time.Time `json:"next_attempt,omitzero"`
+	// RetriesUntil is when Temporal stops retrying the activity: the
+	// saga's deadline for a forward step (its schedule-to-close timeout).
+	RetriesUntil time.Time `json:"retries_until,omitzero"`
 }
 
 func (a *app) statusCommand() *cobra.Command {
@@ -85,6 +88,9 @@ func (a *app) statusCommand() *cobra.Command {
 			}
 			if t := p.GetNextAttemptScheduleTime(); t != nil {
 				pv.NextAttempt = t.AsTime()
+			}
+			if t := p.GetExpirationTime(); t != nil && t.AsTime().After(time.Unix(0, 0)) {
+				pv.RetriesUntil = t.AsTime()
 			}
 			v.Pending = append(v.Pending, pv)
 		}
@@ -151,16 +157,36 @@ func (a *app) printStatus(v statusView) {
 		a.printf("  state:   unavailable (%s)\n", v.QueryError)
 	}
 	for _, p := range v.Pending {
-		a.printf("  pending: %s %s, attempt %d", p.ActivityType, strings.TrimPrefix(p.State, "PENDING_ACTIVITY_STATE_"), p.Attempt)
-		if p.LastFailure != "" {
-			a.printf(", last failure: %s", p.LastFailure)
-		}
-		a.printf("\n")
+		a.printf("  %s\n", pendingLine(p))
 	}
 	for _, ch := range v.Children {
 		a.printf("  child:   %s (%s): starter status %s\n", ch["workflow_id"], ch["workflow_type"], ch["workflow_id"])
 	}
 	a.printf("  audit:   starter history %s\n", v.WorkflowID)
+}
+
+// pendingLine says what a pending activity does: one that failed before
+// is waiting, with its attempt, its last failure and until when it is
+// retried ("waiting: Withdraw attempt 7, last failure: ..., retries until
+// ...").
+func pendingLine(p pendingView) string {
+	var b strings.Builder
+	state := strings.ToLower(strings.TrimPrefix(p.State, "PENDING_ACTIVITY_STATE_"))
+	if p.Attempt > 1 || p.LastFailure != "" {
+		fmt.Fprintf(&b, "waiting: %s attempt %d (%s)", p.ActivityType, p.Attempt, state)
+	} else {
+		fmt.Fprintf(&b, "pending: %s %s, attempt %d", p.ActivityType, state, p.Attempt)
+	}
+	if p.LastFailure != "" {
+		b.WriteString(", last failure: " + p.LastFailure)
+	}
+	if !p.NextAttempt.IsZero() {
+		b.WriteString(", next attempt " + stamp(p.NextAttempt))
+	}
+	if !p.RetriesUntil.IsZero() {
+		b.WriteString(", retries until " + stamp(p.RetriesUntil))
+	}
+	return b.String()
 }
 
 // buildLine names the build a saga runs on: "sagaflow:b1 (Pinned)", or

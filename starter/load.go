@@ -36,6 +36,9 @@ type loadPlan struct {
 	// order's single line, in minor units.
 	Amount int64
 	Prefix string
+	// Deadline is each saga's deadline, counted from its start; zero: the
+	// saga type's default.
+	Deadline time.Duration
 }
 
 // parseLoadPlan validates the load flags.
@@ -226,12 +229,17 @@ unknown sku.`
 	mix := c.Flags().String("mix", loadTransfer, "comma-separated saga types: transfer, order")
 	failureRate := c.Flags().Float64("failure-rate", 0, "fraction of sagas (0 to 1) made to fail on purpose")
 	currency := c.Flags().String("currency", "EUR", "currency of the accounts")
+	deadline := c.Flags().Duration("deadline", 0, "each saga's deadline from its start: until then steps failing for a reason of the infrastructure are retried (default the saga type's)")
 	c.Args = cobra.NoArgs
 	c.RunE = func(cmd *cobra.Command, _ []string) error {
 		plan, err := parseLoadPlan(*sagas, *concurrency, *mix, *failureRate, *currency)
 		if err != nil {
 			return err
 		}
+		if *deadline < 0 {
+			return usagef("--deadline %s: must be positive", *deadline)
+		}
+		plan.Deadline = *deadline
 		ctx, cancel := a.context(cmd.Context())
 		defer cancel()
 		tc, err := a.temporalClient(ctx)
@@ -330,6 +338,10 @@ func (a *app) loadOne(ctx context.Context, tc client.Client, p loadPlan, i int, 
 	typ := p.Mix[i%len(p.Mix)]
 	id := fmt.Sprintf("%s-%d", p.Prefix, i)
 	began := time.Now()
+	var deadline time.Time
+	if p.Deadline > 0 {
+		deadline = began.Add(p.Deadline).UTC()
+	}
 	var (
 		run client.WorkflowRun
 		err error
@@ -340,7 +352,7 @@ func (a *app) loadOne(ctx context.Context, tc client.Client, p loadPlan, i int, 
 		if fail {
 			from = p.empty()
 		}
-		in := contract.TransferInput{TransferID: id, SourceAccountID: from, TargetAccountID: p.target(), Amount: p.Amount, Currency: p.Currency}
+		in := contract.TransferInput{TransferID: id, SourceAccountID: from, TargetAccountID: p.target(), Amount: p.Amount, Currency: p.Currency, Deadline: deadline}
 		run, err = tc.ExecuteWorkflow(ctx, contract.TransferStartOptions(id, a.cfg.TaskQueue), contract.TransferWorkflowType, in)
 	default:
 		sku := p.sku()
@@ -348,7 +360,7 @@ func (a *app) loadOne(ctx context.Context, tc client.Client, p loadPlan, i int, 
 			sku = p.Prefix + "-unknown-sku"
 		}
 		o := events.OrderPlaced{OrderID: id, CustomerID: p.customer(), MerchantID: p.merchant(),
-			Lines: []events.OrderLine{{SKU: sku, Quantity: 1, UnitPrice: p.Amount}}, Currency: p.Currency, Total: p.Amount}
+			Lines: []events.OrderLine{{SKU: sku, Quantity: 1, UnitPrice: p.Amount}}, Currency: p.Currency, Total: p.Amount, Deadline: deadline}
 		run, err = tc.ExecuteWorkflow(ctx, contract.OrderStartOptions(o, a.cfg.TaskQueue), contract.OrderWorkflowType, o)
 	}
 	if err != nil {

@@ -116,11 +116,15 @@ func (a *app) transferCommand() *cobra.Command {
 	amount := c.Flags().String("amount", "", "amount: minor units (1250) or a decimal (12.50); required")
 	currency := c.Flags().String("currency", "EUR", "ISO 4217 currency")
 	id := c.Flags().String("id", "", "transfer id (default: generated); the workflow id is transfer-<id>")
+	deadline := c.Flags().String("deadline", "", fmt.Sprintf(deadlineFlagUsage, contract.DefaultTransferDeadline))
 	wait := c.Flags().Bool("wait", false, "wait for the saga's result and print it")
 	c.Args = cobra.NoArgs
 	c.RunE = func(cmd *cobra.Command, _ []string) error {
 		in, err := transferInput(*from, *to, *amount, *currency, *id)
 		if err != nil {
+			return err
+		}
+		if in.Deadline, err = parseDeadline(*deadline, time.Now()); err != nil {
 			return err
 		}
 		ctx, cancel := a.context(cmd.Context())
@@ -163,11 +167,15 @@ func (a *app) reserveCommand() *cobra.Command {
 	order := c.Flags().String("order", "", "order the stock is held for (optional)")
 	ttl := c.Flags().Duration("ttl", contract.DefaultReservationTTL, "how long the stock is held before it is released as expired")
 	id := c.Flags().String("id", "", "reservation id (default: generated); the workflow id is reservation-<id>")
+	deadline := c.Flags().String("deadline", "", fmt.Sprintf(deadlineFlagUsage, contract.DefaultReservationDeadline))
 	wait := c.Flags().Bool("wait", false, "wait for the saga's result and print it (it ends on commit, release or expiry)")
 	c.Args = cobra.NoArgs
 	c.RunE = func(cmd *cobra.Command, _ []string) error {
 		in, err := reservationInput(lines, *order, *id, *ttl)
 		if err != nil {
+			return err
+		}
+		if in.Deadline, err = parseDeadline(*deadline, time.Now()); err != nil {
 			return err
 		}
 		ctx, cancel := a.context(cmd.Context())
@@ -204,8 +212,8 @@ func reservationInput(lines []string, order, id string, ttl time.Duration) (cont
 
 // orderFlags are the flags of order and publish.
 type orderFlags struct {
-	id, customer, merchant, currency string
-	lines                            []string
+	id, customer, merchant, currency, deadline string
+	lines                                      []string
 }
 
 func (f *orderFlags) bind(c *cobra.Command) {
@@ -214,6 +222,7 @@ func (f *orderFlags) bind(c *cobra.Command) {
 	c.Flags().StringVar(&f.merchant, "merchant", "", "merchant account; required")
 	c.Flags().StringVar(&f.currency, "currency", "EUR", "ISO 4217 currency of the prices")
 	c.Flags().StringArrayVar(&f.lines, "line", nil, "sku:quantity:unit-price, repeatable (e.g. --line apple:2:150 --line pear:1:0.99); required")
+	c.Flags().StringVar(&f.deadline, "deadline", "", "the order's payment window: "+fmt.Sprintf(deadlineFlagUsage, contract.DefaultOrderDeadline))
 }
 
 // order validates the flags into an order.placed payload.
@@ -244,7 +253,11 @@ func (f *orderFlags) order() (events.OrderPlaced, error) {
 	if id == "" {
 		id = newID()
 	}
-	o := events.OrderPlaced{OrderID: id, CustomerID: f.customer, MerchantID: f.merchant, Lines: lines, Currency: cur, Total: total}
+	deadline, err := parseDeadline(f.deadline, time.Now())
+	if err != nil {
+		return events.OrderPlaced{}, err
+	}
+	o := events.OrderPlaced{OrderID: id, CustomerID: f.customer, MerchantID: f.merchant, Lines: lines, Currency: cur, Total: total, Deadline: deadline}
 	if err := o.Validate(); err != nil {
 		return events.OrderPlaced{}, &usageError{joinLines(err)}
 	}

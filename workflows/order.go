@@ -3,6 +3,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
@@ -50,7 +51,7 @@ func OrderWorkflow(ctx workflow.Context, order events.OrderPlaced) (contract.Ord
 		return contract.OrderResult{}, err
 	}
 	o := &orderSaga{order: order, saga: saga, state: contract.OrderState{OrderID: order.OrderID, Stage: contract.StageReserving},
-		ownHold: version >= ownHold}
+		ownHold: version >= ownHold, deadline: sagaDeadline(ctx, order.Deadline, contract.DefaultOrderDeadline)}
 	// A customer's cancel cancels stepCtx, interrupting the running step;
 	// a cancellation of the workflow itself cancels both.
 	stepCtx, cancelSteps := workflow.WithCancel(ctx)
@@ -87,6 +88,10 @@ type orderSaga struct {
 	// refunds counts the refund transfers started, so an operator's retry
 	// of a failed refund gets a fresh transfer id.
 	refunds int
+	// deadline is the order's payment window, given to its reservation and
+	// its payment; a refund, which must happen whatever the time, keeps
+	// the transfer's default.
+	deadline time.Time
 
 	// ownHold: the order started at version ownHold of OwnHoldChange and
 	// holds the stock with its own activities (hold) instead of a child
@@ -283,7 +288,10 @@ func (o *orderSaga) reserve(stepCtx workflow.Context) error {
 	for i, l := range o.order.Lines {
 		lines[i] = events.StockLine{SKU: l.SKU, Quantity: l.Quantity}
 	}
-	in := contract.ReservationInput{ReservationID: o.order.OrderID, OrderID: o.order.OrderID, Lines: lines, TTL: contract.DefaultReservationTTL}
+	// The stock is held past the order's deadline, so that the order, not
+	// the time-to-live, decides what becomes of it.
+	ttl := max(o.deadline.Sub(workflow.Now(stepCtx)), 0) + contract.DefaultReservationTTL
+	in := contract.ReservationInput{ReservationID: o.order.OrderID, OrderID: o.order.OrderID, Lines: lines, TTL: ttl, Deadline: o.deadline}
 	o.reservation = workflow.ExecuteChildWorkflow(childOptions(o.root, contract.ReservationWorkflowID(in.ReservationID)), ReserveInventoryWorkflow, in)
 
 	held := false
@@ -351,6 +359,7 @@ func (o *orderSaga) pay(ctx workflow.Context) error {
 		TargetAccountID: o.order.MerchantID,
 		Amount:          o.order.Total,
 		Currency:        o.order.Currency,
+		Deadline:        o.deadline,
 	}
 	var res contract.TransferResult
 	if err := workflow.ExecuteChildWorkflow(childOptions(ctx, contract.TransferWorkflowID(in.TransferID)), TransferWorkflow, in).Get(ctx, &res); err != nil {

@@ -65,17 +65,27 @@ func (o *orderSaga) inventory(ctx workflow.Context, retry *temporal.RetryPolicy,
 	return workflow.ExecuteActivity(ctx, activity, cmd)
 }
 
+// forwardInventory schedules a forward inventory step (reserve, commit),
+// retried through infrastructure failures until the order's deadline
+// (deadlineOptions); its failure is the service's answer, a cancellation
+// or a *DeadlineError (givenUp).
+func (o *orderSaga) forwardInventory(ctx workflow.Context, retry *temporal.RetryPolicy, activity any, cmd activities.InventoryCommand) workflow.Future {
+	return workflow.ExecuteActivity(deadlineOptions(ctx, o.deadline, cmd.Step, retry), activity, cmd)
+}
+
 // reserveStock reserves every line (all or nothing) and starts the hold's
 // time-to-live. The reserve runs on the workflow's own context, not
 // stepCtx: a customer's cancel interrupts the step at once, and the
 // release compensation waits for the reserve's outcome and undoes it, in
 // reverse order. A refusal publishes inventory.reservation_failed.
 func (o *orderSaga) reserveStock(stepCtx workflow.Context) error {
-	o.hold.reserve = o.inventory(o.root, reserveRetry(), o.a.ReserveInventory, o.inventoryCommand(contract.StepReserveInventory, ""))
+	o.hold.reserve = o.forwardInventory(o.root, reserveRetry(), o.a.ReserveInventory, o.inventoryCommand(contract.StepReserveInventory, ""))
 	var err error
 	done := false
 	sel := workflow.NewSelector(stepCtx)
-	sel.AddFuture(o.hold.reserve, func(f workflow.Future) { err, done = f.Get(stepCtx, nil), true })
+	sel.AddFuture(o.hold.reserve, func(f workflow.Future) {
+		err, done = givenUp(f.Get(stepCtx, nil), contract.StepReserveInventory, o.deadline), true
+	})
 	sel.AddReceive(stepCtx.Done(), func(workflow.ReceiveChannel, bool) {})
 	sel.Select(stepCtx)
 	if !done {
@@ -103,7 +113,11 @@ func (o *orderSaga) reserveStock(stepCtx workflow.Context) error {
 func (o *orderSaga) startTTL() {
 	ttlCtx, cancel := workflow.WithCancel(o.root)
 	o.hold.cancelTTL = cancel
-	timer := workflow.NewTimerWithOptions(ttlCtx, contract.DefaultReservationTTL, workflow.TimerOptions{Summary: ReservationTTLTimer})
+	// The stock is held past the order's deadline, so that the order, not
+	// the time-to-live, decides what becomes of it while its steps wait
+	// out an outage.
+	ttl := max(o.deadline.Sub(workflow.Now(o.root)), 0) + contract.DefaultReservationTTL
+	timer := workflow.NewTimerWithOptions(ttlCtx, ttl, workflow.TimerOptions{Summary: ReservationTTLTimer})
 	workflow.Go(ttlCtx, func(ctx workflow.Context) {
 		if timer.Get(ctx, nil) != nil {
 			return // stopped by the commit or a compensation
@@ -130,7 +144,8 @@ func (o *orderSaga) commitStock(ctx workflow.Context) error {
 		_ = o.hold.expiry.Get(ctx, nil) // a failed release is retried by the compensation
 		return notCommitted(contract.ReservationResult{ReservationID: o.order.OrderID, Outcome: contract.ReservationExpired})
 	}
-	return o.inventory(ctx, commitRetry(), o.a.CommitInventory, o.inventoryCommand(contract.StepCommitInventory, "")).Get(ctx, nil)
+	err := o.forwardInventory(ctx, commitRetry(), o.a.CommitInventory, o.inventoryCommand(contract.StepCommitInventory, "")).Get(ctx, nil)
+	return givenUp(err, contract.StepCommitInventory, o.deadline)
 }
 
 // releaseStock is the compensation of the reserve step. It waits for a

@@ -3,6 +3,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
@@ -35,7 +36,8 @@ func ReserveInventoryWorkflow(ctx workflow.Context, in contract.ReservationInput
 	if err != nil {
 		return contract.ReservationResult{}, err
 	}
-	r := &reservation{in: in, saga: saga, state: contract.ReservationState{ReservationID: in.ReservationID, Hold: contract.HoldReserving}}
+	r := &reservation{in: in, saga: saga, state: contract.ReservationState{ReservationID: in.ReservationID, Hold: contract.HoldReserving},
+		deadline: sagaDeadline(ctx, in.Deadline, contract.DefaultReservationDeadline)}
 	if err := r.register(ctx); err != nil {
 		return contract.ReservationResult{}, err
 	}
@@ -57,6 +59,8 @@ type reservation struct {
 	state contract.ReservationState
 	// reserved: the reserve step succeeded, so the stock is held.
 	reserved bool
+	// deadline is when the reserve and the commit stop retrying.
+	deadline time.Time
 
 	done   bool
 	result contract.ReservationResult
@@ -310,8 +314,14 @@ func (r *reservation) inventory(ctx workflow.Context, retry *temporal.RetryPolic
 	return workflow.ExecuteActivity(ctx, activity, r.command(step)).Get(ctx, nil)
 }
 
+// forward runs a forward step, retrying it until the reservation's deadline.
+func (r *reservation) forward(ctx workflow.Context, retry *temporal.RetryPolicy, activity any, step string) error {
+	actx := deadlineOptions(ctx, r.deadline, step, retry)
+	return givenUp(workflow.ExecuteActivity(actx, activity, r.command(step)).Get(ctx, nil), step, r.deadline)
+}
+
 func (r *reservation) reserve(ctx workflow.Context) error {
-	if err := r.inventory(ctx, reserveRetry(), r.a.ReserveInventory, contract.StepReserveInventory); err != nil {
+	if err := r.forward(ctx, reserveRetry(), r.a.ReserveInventory, contract.StepReserveInventory); err != nil {
 		return err
 	}
 	r.reserved = true
@@ -319,7 +329,7 @@ func (r *reservation) reserve(ctx workflow.Context) error {
 }
 
 func (r *reservation) commit(ctx workflow.Context) error {
-	return r.inventory(ctx, commitRetry(), r.a.CommitInventory, contract.StepCommitInventory)
+	return r.forward(ctx, commitRetry(), r.a.CommitInventory, contract.StepCommitInventory)
 }
 
 func (r *reservation) release(ctx workflow.Context) error {

@@ -12,10 +12,6 @@ import (
 	"github.com/sagaflow/sagaflow/events"
 )
 
-// CommandTimeout is how long a step waits for the service's reply before the
-// attempt times out and is retried with the same command id.
-const CommandTimeout = 10 * time.Second
-
 func ledgerOptions(ctx workflow.Context, retry *temporal.RetryPolicy) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: CommandTimeout,
@@ -51,10 +47,11 @@ func TransferWorkflow(ctx workflow.Context, in contract.TransferInput) (contract
 	if err != nil {
 		return contract.TransferResult{}, err
 	}
-	t := &transfer{in: in, localPublish: version >= localOutcomePublish}
+	t := &transfer{in: in, localPublish: version >= localOutcomePublish,
+		deadline: sagaDeadline(ctx, in.Deadline, contract.DefaultTransferDeadline)}
 
 	err = saga.Step(ctx, contract.StepWithdraw, func(ctx workflow.Context) error {
-		if err := t.ledger(ctx, withdrawRetry(), t.a.Withdraw, contract.StepWithdraw, in.SourceAccountID); err != nil {
+		if err := t.forward(ctx, withdrawRetry(), t.a.Withdraw, contract.StepWithdraw, in.SourceAccountID); err != nil {
 			return err
 		}
 		t.withdrawn = true
@@ -62,7 +59,7 @@ func TransferWorkflow(ctx workflow.Context, in contract.TransferInput) (contract
 	}, t.refundSource)
 	if err == nil {
 		err = saga.Step(ctx, contract.StepDeposit, func(ctx workflow.Context) error {
-			return t.ledger(ctx, depositRetry(), t.a.Deposit, contract.StepDeposit, in.TargetAccountID)
+			return t.forward(ctx, depositRetry(), t.a.Deposit, contract.StepDeposit, in.TargetAccountID)
 		}, t.reverseDeposit)
 	}
 	if err == nil {
@@ -111,6 +108,8 @@ func failureReason(err error) string {
 	switch {
 	case temporal.IsCanceledError(err):
 		return "cancelled"
+	case DeadlinePassed(err):
+		return contract.ReasonDeadlinePassed
 	case errors.As(err, &timeoutErr):
 		return "timeout"
 	default:
@@ -127,6 +126,8 @@ type transfer struct {
 	// localPublish: the transfer started at version localOutcomePublish of
 	// LocalOutcomePublishChange and publishes its outcome locally.
 	localPublish bool
+	// deadline is when the forward steps stop retrying.
+	deadline time.Time
 }
 
 func (t *transfer) command(step, account string) activities.LedgerCommand {
@@ -141,6 +142,12 @@ func (t *transfer) command(step, account string) activities.LedgerCommand {
 
 func (t *transfer) ledger(ctx workflow.Context, retry *temporal.RetryPolicy, activity any, step, account string) error {
 	return workflow.ExecuteActivity(ledgerOptions(ctx, retry), activity, t.command(step, account)).Get(ctx, nil)
+}
+
+// forward runs a forward step, retrying it until the transfer's deadline.
+func (t *transfer) forward(ctx workflow.Context, retry *temporal.RetryPolicy, activity any, step, account string) error {
+	actx := deadlineOptions(ctx, t.deadline, step, retry)
+	return givenUp(workflow.ExecuteActivity(actx, activity, t.command(step, account)).Get(ctx, nil), step, t.deadline)
 }
 
 // applied learns whether a step whose outcome is unknown (it timed out or

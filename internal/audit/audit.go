@@ -85,6 +85,10 @@ const (
 	OutcomeRunning        = "running"
 	OutcomeFired          = "fired"
 	OutcomeRejected       = "rejected"
+	// OutcomeDeadlinePassed: a step Temporal stopped retrying because its
+	// saga's deadline (the activity's schedule-to-close timeout) passed
+	// while it still failed for a reason of the infrastructure.
+	OutcomeDeadlinePassed = "deadline-passed"
 )
 
 // Record is one entry of the timeline.
@@ -300,6 +304,7 @@ func (b *builder) event(e *historypb.HistoryEvent) {
 			r.Outcome, r.ClosedAt = OutcomeFailed, at
 			r.Error, r.ErrorType = b.failureText(a.GetFailure())
 			r.RetryState = retryState(a.GetRetryState())
+			deadlinePassed(r)
 		}
 
 	case enumspb.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT:
@@ -308,6 +313,7 @@ func (b *builder) event(e *historypb.HistoryEvent) {
 			r.Outcome, r.ClosedAt = OutcomeTimedOut, at
 			r.Error, r.ErrorType = b.failureText(a.GetFailure())
 			r.RetryState = retryState(a.GetRetryState())
+			deadlinePassed(r)
 		}
 
 	case enumspb.EVENT_TYPE_ACTIVITY_TASK_CANCELED:
@@ -687,6 +693,22 @@ func (b *builder) summary(e *historypb.HistoryEvent) string {
 func isCompensationSummary(s string) bool {
 	s = strings.ToLower(s)
 	return strings.HasPrefix(s, "compensate") || strings.HasPrefix(s, "compensation")
+}
+
+// deadlinePassed says in business terms that an activity ended because
+// Temporal stopped retrying it at its schedule-to-close timeout, which the
+// sagas set to their deadline: the next attempt would have started after
+// it (retry state Timeout) or it passed during an attempt.
+func deadlinePassed(r *Record) {
+	if r.RetryState != "Timeout" && r.ErrorType != "timeout:ScheduleToClose" {
+		return
+	}
+	r.Outcome = OutcomeDeadlinePassed
+	if r.Error != "" {
+		r.Error = "gave up at the saga's deadline, still failing: " + r.Error
+	} else {
+		r.Error = "gave up at the saga's deadline"
+	}
 }
 
 // stepOf returns the "step" field of an activity input object.

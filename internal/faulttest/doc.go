@@ -22,6 +22,15 @@
 // other host) and started again, the frontend and the matching service
 // restarted, PostgreSQL restarted under the server.
 //
+// TestLongBrokerOutage stops a broker of its own (a one-node rmqcluster,
+// systemtest.Options.Broker) for longer than a command's timeout while
+// 300 sagas or more are in flight, a tenth of them made to fail on
+// purpose, and starts it again; it asserts the outage happened
+// (connections refused, the worker reconnected) and then the invariants
+// and that the compensated share is the share made to fail, within two
+// points: an outage is waited out until the sagas' deadlines, never taken
+// for a business failure.
+//
 // The tests carry the build tag "faults" and run alone (`make faults`),
 // because restarting the broker disturbs every other client of it.
 package faulttest

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 	"google.golang.org/grpc/codes"
 
@@ -68,6 +69,11 @@ type saga struct {
 	transfer contract.TransferInput
 	// placedID is the id of the order.placed event of a bridge order.
 	placedID string
+	// client starts and awaits the saga; nil: the system's client. A
+	// load with hundreds of sagas in flight spreads them over clients of
+	// their own, because each awaiting saga holds a long poll, and the
+	// server serves a connection only so many streams at once.
+	client client.Client
 
 	done        bool
 	orderRes    contract.OrderResult
@@ -93,7 +99,9 @@ type load struct {
 	inFlight int // sagas run at once
 
 	completed atomic.Int64
-	progress  chan struct{} // one value per ended saga
+	// started counts the sagas whose workflow Temporal accepted.
+	started  atomic.Int64
+	progress chan struct{} // one value per ended saga
 	// operatorRetries counts retry-compensation signals sent to sagas whose
 	// compensation failed.
 	operatorRetries atomic.Int64
@@ -267,6 +275,9 @@ func (l *load) run(ctx context.Context, hooks ...hook) {
 // runSaga starts one saga and waits for its result.
 func (l *load) runSaga(ctx context.Context, s *saga) {
 	c := l.sys.Temporal
+	if s.client != nil {
+		c = s.client
+	}
 	var err error
 	switch s.kind {
 	case kindBridgeOrder:
@@ -275,16 +286,19 @@ func (l *load) runSaga(ctx context.Context, s *saga) {
 			err = l.awaitStarted(ctx, s.wfID)
 		}
 		if err == nil {
+			l.started.Add(1)
 			err = l.await(ctx, s.wfID, &s.orderRes)
 		}
 	case kindDirectOrder:
 		_, err = c.ExecuteWorkflow(ctx, contract.OrderStartOptions(s.order, l.sys.TaskQueue), workflows.OrderWorkflow, s.order)
 		if err == nil {
+			l.started.Add(1)
 			err = l.await(ctx, s.wfID, &s.orderRes)
 		}
 	case kindTransfer:
 		_, err = c.ExecuteWorkflow(ctx, contract.TransferStartOptions(s.transfer.TransferID, l.sys.TaskQueue), workflows.TransferWorkflow, s.transfer)
 		if err == nil {
+			l.started.Add(1)
 			err = l.await(ctx, s.wfID, &s.transferRes)
 		}
 	}

@@ -39,6 +39,7 @@ import (
 	"github.com/sagaflow/sagaflow/events"
 	"github.com/sagaflow/sagaflow/internal/faults"
 	"github.com/sagaflow/sagaflow/internal/repo"
+	"github.com/sagaflow/sagaflow/internal/rmqcluster"
 	"github.com/sagaflow/sagaflow/internal/temporaltest"
 	"github.com/sagaflow/sagaflow/internal/testenv"
 )
@@ -132,6 +133,12 @@ type Options struct {
 	// inject faults into. Default the test binary's shared server
 	// (temporaltest.Server).
 	Temporal temporaltest.Frontend
+	// Broker, when set, is a broker of the test's own (a one-node
+	// rmqcluster) that the default system (one worker, SQLite) runs on
+	// instead of the machine's at testenv.AMQPURL, so that stopping it
+	// (StopBroker, RestartBroker) disturbs no other test. Ignored under
+	// Topology.
+	Broker *rmqcluster.Cluster
 }
 
 // WorkerOptions configure one worker process of StartWorkerWith.
@@ -238,15 +245,20 @@ func Start(t testing.TB, opts Options) *System {
 func (s *System) startOnBroker() {
 	t := s.t
 	t.Helper()
-	base := testenv.AMQPURL(t)
-	if _, err := exec.LookPath("rabbitmqctl"); err != nil {
-		testenv.Unavailable(t, "rabbitmqctl", "install RabbitMQ's CLI tools and put rabbitmqctl on PATH")
+	var base string
+	if b := s.opts.Broker; b != nil {
+		base = b.URLs()[0]
+	} else {
+		base = testenv.AMQPURL(t)
+		if _, err := exec.LookPath("rabbitmqctl"); err != nil {
+			testenv.Unavailable(t, "rabbitmqctl", "install RabbitMQ's CLI tools and put rabbitmqctl on PATH")
+		}
 	}
-	rabbitmqctl(t, "add_vhost", s.VHost)
-	t.Cleanup(func() { _ = exec.Command("rabbitmqctl", "delete_vhost", s.VHost).Run() })
+	s.ctl("add_vhost", s.VHost)
+	t.Cleanup(func() { _, _ = s.ctlOut("delete_vhost", s.VHost) })
 	u, err := url.Parse(base)
 	require.NoError(t, err)
-	rabbitmqctl(t, "set_permissions", "-p", s.VHost, u.User.Username(), ".*", ".*", ".*")
+	s.ctl("set_permissions", "-p", s.VHost, u.User.Username(), ".*", ".*", ".*")
 	u.Path = "/" + s.VHost
 	s.AMQPURL = u.String()
 	s.dsns = map[string]string{}
@@ -263,10 +275,21 @@ func (o Options) workerTags() string {
 	return ""
 }
 
-func rabbitmqctl(t testing.TB, args ...string) {
-	t.Helper()
+// ctl runs rabbitmqctl on the system's broker (Options.Broker's node, or
+// the machine's) and fails the test when it fails.
+func (s *System) ctl(args ...string) {
+	s.t.Helper()
+	out, err := s.ctlOut(args...)
+	require.NoError(s.t, err, "rabbitmqctl %v: %s", args, out)
+}
+
+// ctlOut runs rabbitmqctl on the system's broker and returns its output.
+func (s *System) ctlOut(args ...string) (string, error) {
+	if s.opts.Broker != nil {
+		return s.opts.Broker.Ctl(args...)
+	}
 	out, err := exec.Command("rabbitmqctl", args...).CombinedOutput()
-	require.NoError(t, err, "rabbitmqctl %v: %s", args, out)
+	return string(out), err
 }
 
 // Worker is one worker process.
@@ -490,20 +513,47 @@ func (s *System) DropConnections() {
 		require.NoError(s.t, err, "close_all_connections: %s", out)
 		return
 	}
-	rabbitmqctl(s.t, "close_all_connections", "-p", s.VHost, "systemtest: connections dropped on purpose")
+	s.ctl("close_all_connections", "-p", s.VHost, "systemtest: connections dropped on purpose")
 }
 
 // RestartBroker stops and starts the RabbitMQ application. Unlike
 // DropConnections it affects every client of the broker, so tests using it
-// must not run beside other packages' broker tests.
+// on the machine's broker (without Options.Broker) must not run beside
+// other packages' broker tests.
 func (s *System) RestartBroker() {
 	s.t.Helper()
+	s.StopBroker()
+	s.StartBroker()
+}
+
+// StopBroker stops the RabbitMQ application (`rabbitmqctl stop_app`): every
+// connection closes and new ones are refused until StartBroker. The
+// queues and their persistent messages survive.
+func (s *System) StopBroker() {
+	s.t.Helper()
 	if s.opts.Topology != nil {
-		s.t.Fatal("systemtest: RestartBroker restarts the broker at testenv.AMQPURL; on a cluster act on Topology.Cluster's nodes")
+		s.t.Fatal("systemtest: StopBroker stops the system's single broker; on a cluster act on Topology.Cluster's nodes")
 	}
-	rabbitmqctl(s.t, "stop_app")
-	rabbitmqctl(s.t, "start_app")
-	rabbitmqctl(s.t, "await_startup")
+	if s.opts.Broker != nil {
+		require.NoError(s.t, s.opts.Broker.Node(0).StopApp())
+		return
+	}
+	s.ctl("stop_app")
+}
+
+// StartBroker starts the RabbitMQ application StopBroker stopped and
+// waits until it runs.
+func (s *System) StartBroker() {
+	s.t.Helper()
+	if s.opts.Topology != nil {
+		s.t.Fatal("systemtest: StartBroker starts the system's single broker; on a cluster act on Topology.Cluster's nodes")
+	}
+	if s.opts.Broker != nil {
+		require.NoError(s.t, s.opts.Broker.Node(0).StartApp())
+	} else {
+		s.ctl("start_app")
+	}
+	s.ctl("await_startup")
 }
 
 // Send sends a command or query to a service queue and returns its reply. A
