@@ -86,6 +86,8 @@ func TestOrderWorkflow(t *testing.T) {
 		compensations []contract.CompensationState
 		status        contract.SagaStatus
 		stage         contract.OrderStage
+		// deadline, when set, is the order's payment window from its start.
+		deadline time.Duration
 	}{
 		{
 			name: "confirmed",
@@ -162,10 +164,13 @@ func TestOrderWorkflow(t *testing.T) {
 			// back when the timer fires, so the commit fails with the
 			// reservation's outcome, the payment is refunded, and nothing
 			// is released twice.
-			name: "hold expires during the payment",
+			// The hold runs to the deadline and its time-to-live past it:
+			// a payment attempt that stalls beyond both loses the stock.
+			name:     "hold expires during the payment",
+			deadline: time.Minute,
 			setup: func(_ *testing.T, h *sagaEnv) {
 				reserveOK(h)
-				h.env.OnActivity(inv.Withdraw, mock.Anything, ledgerStep(contract.StepWithdraw)).After(contract.DefaultReservationTTL+time.Minute).Return(ok, nil).Once()
+				h.env.OnActivity(inv.Withdraw, mock.Anything, ledgerStep(contract.StepWithdraw)).After(contract.DefaultReservationTTL+2*time.Minute).Return(ok, nil).Once()
 				h.env.OnActivity(inv.Deposit, mock.Anything, ledgerStep(contract.StepDeposit)).Return(ok, nil).Twice()
 				h.env.OnActivity(inv.Withdraw, mock.Anything, ledgerStep(contract.StepWithdraw)).Return(ok, nil).Once()
 				h.env.OnActivity(inv.ReleaseInventory, mock.Anything, mock.MatchedBy(func(c activities.InventoryCommand) bool {
@@ -299,7 +304,11 @@ func TestOrderWorkflow(t *testing.T) {
 			h := newSagaEnv(t)
 			tc.setup(t, h)
 			h.publishesSucceed()
-			h.env.ExecuteWorkflow(OrderWorkflow, testOrder)
+			order := testOrder
+			if tc.deadline > 0 {
+				order.Deadline = h.env.Now().Add(tc.deadline)
+			}
+			h.env.ExecuteWorkflow(OrderWorkflow, order)
 			require.True(t, h.env.IsWorkflowCompleted())
 			require.NoError(t, h.env.GetWorkflowError())
 			var res contract.OrderResult
@@ -343,23 +352,34 @@ func TestOrderWorkflowCancelledByTemporal(t *testing.T) {
 }
 
 // TestOrderCompensatesAReserveOfUnknownOutcome: a reserve that timed out
-// for good may still have taken effect, so the release compensation
-// resends it with the same command id before releasing.
+// until the order's deadline may still have taken effect, so the release
+// compensation resends it with the same command id before releasing.
 func TestOrderCompensatesAReserveOfUnknownOutcome(t *testing.T) {
 	ok := activities.CommandResult{}
 	h := newSagaEnv(t)
-	h.env.OnActivity(inv.ReserveInventory, mock.Anything, mock.Anything).
-		Return(ok, temporal.NewTimeoutError(enumspb.TIMEOUT_TYPE_START_TO_CLOSE, nil)).Times(5)
-	h.env.OnActivity(inv.ReserveInventory, mock.Anything, mock.Anything).Return(ok, nil).Once()
+	order := testOrder
+	order.Deadline = h.env.Now().Add(2 * time.Minute)
+	h.env.OnActivity(inv.ReserveInventory, mock.Anything, mock.Anything).Return(
+		func(context.Context, activities.InventoryCommand) (activities.CommandResult, error) {
+			if h.env.Now().Before(order.Deadline) {
+				return ok, temporal.NewTimeoutError(enumspb.TIMEOUT_TYPE_START_TO_CLOSE, nil)
+			}
+			return ok, nil
+		})
 	h.env.OnActivity(inv.ReleaseInventory, mock.Anything, mock.Anything).Return(ok, nil).Once()
 	h.publishesSucceed()
-	h.env.ExecuteWorkflow(OrderWorkflow, testOrder)
+	h.env.ExecuteWorkflow(OrderWorkflow, order)
 	require.True(t, h.env.IsWorkflowCompleted())
 	var res contract.OrderResult
 	require.NoError(t, h.env.GetWorkflowResult(&res))
 	require.Equal(t, contract.OrderCancelled, res.Outcome)
-	require.Equal(t, "timeout", res.Reason)
-	require.Equal(t, []string{oReserve, oReserve, oReserve, oReserve, oReserve, oReserve, oRelease, "Publish:order.cancelled:timeout:reserve-inventory"}, h.calls)
+	require.Equal(t, contract.ReasonDeadlinePassed, res.Reason)
+	n := len(h.calls)
+	require.Greater(t, n, 3, "reserved until the deadline, then resent: %v", h.calls)
+	for _, c := range h.calls[:n-2] {
+		require.Equal(t, oReserve, c)
+	}
+	require.Equal(t, []string{oRelease, "Publish:order.cancelled:deadline_passed:reserve-inventory"}, h.calls[n-2:])
 	h.env.AssertExpectations(t)
 }
 
