@@ -76,7 +76,7 @@ func TestMigrateIsIdempotent(t *testing.T) {
 			require.Equal(t, []int{1, 2}, versions)
 			versions, err = db.AppliedVersions(ctx, "store")
 			require.NoError(t, err)
-			require.Equal(t, []int{1, 2}, versions, "the store's own: inbox and outbox, the outbox's trace context")
+			require.Equal(t, []int{1, 2, 3}, versions, "the store's own: inbox and outbox, the outbox's trace context, the retention indexes")
 			_, err = db.Exec(ctx, "INSERT INTO widgets (id, colour) VALUES (?, ?)", "w1", "red")
 			require.NoError(t, err)
 		})
