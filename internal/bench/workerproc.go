@@ -42,6 +42,8 @@ type workerSettings struct {
 	QueueType string
 	// OTLPEndpoint turns tracing on, exporting there; empty: off.
 	OTLPEndpoint string
+	// Env adds KEY=VALUE entries to the worker's environment.
+	Env []string
 }
 
 // workerProcess is one worker process with every part: workflows,
@@ -104,6 +106,7 @@ func startWorker(ctx context.Context, bin, dir, temporalAddr, amqpURL, taskQueue
 	if s.Pollers > 0 {
 		w.cmd.Env = append(w.cmd.Env, "TEMPORAL_POLLERS="+strconv.Itoa(s.Pollers))
 	}
+	w.cmd.Env = append(w.cmd.Env, s.Env...)
 	w.cmd.Stdout, w.cmd.Stderr = logFile, logFile
 	if err := w.cmd.Start(); err != nil {
 		_ = logFile.Close()

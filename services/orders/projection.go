@@ -81,7 +81,8 @@ type Config struct {
 	// redrive from the dead letters). Default DefaultAppliedEventsRetention.
 	AppliedEventsRetention time.Duration
 	// PruneInterval is how often Run deletes the applied event ids older
-	// than AppliedEventsRetention. Default 1m.
+	// than AppliedEventsRetention. Default 1m, or half the retention when
+	// that is shorter.
 	PruneInterval time.Duration
 	// Logger receives the prune failures Run recovers from by trying again.
 	// Default slog.Default().
@@ -112,6 +113,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.PruneInterval == 0 {
 		c.PruneInterval = time.Minute
+		if r := c.AppliedEventsRetention / 2; r > 0 && r < c.PruneInterval {
+			c.PruneInterval = r
+		}
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
