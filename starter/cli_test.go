@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sagaflow/sagaflow/events"
+	"github.com/sagaflow/sagaflow/internal/sagastats"
 )
 
 // unreachable points every connection at a closed port so that a command
@@ -234,7 +235,7 @@ func TestLoadReport(t *testing.T) {
 	}
 	st := summarize(samples, 10*time.Second)
 	tr := st.ByType[loadTransfer]
-	require.Equal(t, loadTypeStats{Count: 100, Completed: 90, Compensated: 9, Failed: 1, P50ms: 50, P95ms: 95, P99ms: 99, Throughput: 10}, tr)
+	require.Equal(t, loadTypeStats{Counts: sagastats.Counts{Count: 100, Completed: 90, Compensated: 9, Failed: 1}, P50ms: 50, P95ms: 95, P99ms: 99, Throughput: 10}, tr)
 	require.InDelta(t, 10.0, st.Throughput, 1e-9)
 
 	js, err := json.Marshal(st)
@@ -271,8 +272,8 @@ func TestLoadReportsSagasNotStarted(t *testing.T) {
 	require.Equal(t, 5, st.NotStarted)
 	require.InDelta(t, 2.5, st.Throughput, 1e-9, "started sagas per second")
 	require.NotContains(t, st.ByType, "", "no row without a saga type")
-	require.Equal(t, loadTypeStats{Count: 5, Completed: 2, Unfinished: 1, NotStarted: 2, P50ms: 1000, P95ms: 3000, P99ms: 3000, Throughput: 1.5}, st.ByType[loadTransfer])
-	require.Equal(t, loadTypeStats{Count: 5, Completed: 2, NotStarted: 3, P50ms: 2000, P95ms: 4000, P99ms: 4000, Throughput: 1}, st.ByType[loadOrder])
+	require.Equal(t, loadTypeStats{Counts: sagastats.Counts{Count: 5, Completed: 2, Unfinished: 1, NotStarted: 2}, P50ms: 1000, P95ms: 3000, P99ms: 3000, Throughput: 1.5}, st.ByType[loadTransfer])
+	require.Equal(t, loadTypeStats{Counts: sagastats.Counts{Count: 5, Completed: 2, NotStarted: 3}, P50ms: 2000, P95ms: 4000, P99ms: 4000, Throughput: 1}, st.ByType[loadOrder])
 
 	var b strings.Builder
 	writeLoadReport(&b, st)

@@ -109,16 +109,11 @@ type loadStats struct {
 }
 
 type loadTypeStats struct {
-	Count       int     `json:"count"`
-	Completed   int     `json:"completed"`
-	Compensated int     `json:"compensated"`
-	Failed      int     `json:"failed"`
-	Unfinished  int     `json:"unfinished"`
-	NotStarted  int     `json:"not_started"`
-	P50ms       float64 `json:"p50_ms"`
-	P95ms       float64 `json:"p95_ms"`
-	P99ms       float64 `json:"p99_ms"`
-	Throughput  float64 `json:"throughput_per_s"`
+	sagastats.Counts
+	P50ms      float64 `json:"p50_ms"`
+	P95ms      float64 `json:"p95_ms"`
+	P99ms      float64 `json:"p99_ms"`
+	Throughput float64 `json:"throughput_per_s"`
 }
 
 func summarize(samples []loadSample, elapsed time.Duration) loadStats {
@@ -127,8 +122,7 @@ func summarize(samples []loadSample, elapsed time.Duration) loadStats {
 	for _, t := range sagastats.ByType(samples, elapsed) {
 		st.Started += t.Started()
 		st.NotStarted += t.NotStarted
-		st.ByType[t.Type] = loadTypeStats{Count: t.Count, Completed: t.Completed, Compensated: t.Compensated,
-			Failed: t.Failed, Unfinished: t.Unfinished, NotStarted: t.NotStarted,
+		st.ByType[t.Type] = loadTypeStats{Counts: t.Counts,
 			P50ms: ms(t.Latencies.P50), P95ms: ms(t.Latencies.P95), P99ms: ms(t.Latencies.P99), Throughput: t.Throughput}
 	}
 	if secs := elapsed.Seconds(); secs > 0 {

@@ -8,15 +8,12 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"go.temporal.io/sdk/client"
@@ -25,10 +22,11 @@ import (
 	"github.com/sagaflow/sagaflow/amqp"
 	"github.com/sagaflow/sagaflow/contract"
 	"github.com/sagaflow/sagaflow/events"
-	"github.com/sagaflow/sagaflow/internal/repo"
 	"github.com/sagaflow/sagaflow/internal/sagastats"
-	"github.com/sagaflow/sagaflow/internal/temporaltest"
 )
+
+// defaultSoakSagas is the number of sagas of a full soak.
+const defaultSoakSagas = 20000
 
 // soakConfig configures `bench soak`: a long run of sagas at a steady rate
 // through one worker process, watching that process and its tables.
@@ -128,7 +126,7 @@ func parseSoakFlags(args []string, getenv func(string) string, out io.Writer) (s
 	}
 	fs.StringVar(&c.AMQPURL, "amqp-url", amqpURL, "RabbitMQ URL (env AMQP_URL); the soak runs in a vhost of its own there")
 	fs.StringVar(&c.VHost, "vhost", "sagaflow-soak", "RabbitMQ virtual host of the soak (a leftover one of that name is deleted first)")
-	fs.IntVar(&c.Sagas, "sagas", 20000, "sagas to run, half transfers and half orders")
+	fs.IntVar(&c.Sagas, "sagas", defaultSoakSagas, "sagas to run, half transfers and half orders")
 	fs.Float64Var(&c.Rate, "rate", 7, "sagas started per second")
 	fs.Float64Var(&c.FailureRate, "failure-rate", 0.1, "fraction of sagas made to fail on purpose (0 to 1)")
 	fs.DurationVar(&c.Retention, "retention", 2*time.Minute, "the worker's outbox, inbox and applied-events retention during the soak")
@@ -169,22 +167,13 @@ func runSoakMain(args []string, getenv func(string) string, stdout, stderr io.Wr
 		fmt.Fprintf(stderr, "bench soak: %s\n", strings.ReplaceAll(err.Error(), "\n", "; "))
 		return 2
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	rep, err := runSoak(ctx, cfg, stderr)
-	if err != nil {
-		if ctx.Err() != nil {
-			fmt.Fprintln(stderr, "bench soak: interrupted; everything it started is stopped")
-			return 130
+	return runUntilInterrupted(stderr, "bench soak", func(ctx context.Context) error {
+		rep, err := runSoak(ctx, cfg, stderr)
+		if err != nil {
+			return err
 		}
-		fmt.Fprintf(stderr, "bench soak: %v\n", err)
-		return 1
-	}
-	if err := writeSoakReport(rep, cfg.Out, stdout); err != nil {
-		fmt.Fprintf(stderr, "bench soak: %v\n", err)
-		return 1
-	}
-	return 0
+		return writeSoakReport(rep, cfg.Out, stdout)
+	})
 }
 
 // soakSnapshot is the state of the worker and the system at one moment.
@@ -238,15 +227,8 @@ var soakQueues = []string{contract.LedgerQueue, contract.InventoryQueue, contrac
 	contract.BridgeQueue, contract.OrdersProjectionQueue, contract.NotificationsQueue, contract.OrdersQueryQueue}
 
 func runSoak(ctx context.Context, cfg soakConfig, log io.Writer) (_ *soakReport, err error) {
-	root, err := repo.Root()
+	root, cli, err := prerequisites(cfg.AMQPURL)
 	if err != nil {
-		return nil, err
-	}
-	cli, ok := temporaltest.CLIPath()
-	if !ok {
-		return nil, &errMissing{"Temporal CLI not found in ./bin, $TEMPORAL_CLI, PATH or $(go env GOPATH)/bin", "run `make temporal`"}
-	}
-	if err := checkBroker(cfg.AMQPURL); err != nil {
 		return nil, err
 	}
 	rep := &soakReport{Config: cfg, Machine: describeMachine(ctx, cli), Began: time.Now(),
@@ -319,7 +301,7 @@ func runSoak(ctx context.Context, cfg soakConfig, log io.Writer) (_ *soakReport,
 	if err := plan.provision(ctx, req); err != nil {
 		return nil, fmt.Errorf("provision: %w", err)
 	}
-	probe := &soakProbe{pid: w.cmd.Process.Pid, metricsURL: "http://" + w.HTTPAddr + "/metrics", dir: wdir, conn: conn}
+	probe := &soakProbe{worker: w, dir: wdir, conn: conn}
 	fmt.Fprintf(log, "soak: %d sagas at %.1f/s (about %s), retention %s\n", cfg.Sagas, cfg.Rate,
 		time.Duration(float64(cfg.Sagas)/cfg.Rate*float64(time.Second)).Round(time.Second), cfg.Retention)
 	drive(ctx, tc, plan, cfg, probe, rep, log)
@@ -524,10 +506,9 @@ launch:
 
 // soakProbe reads the worker process, its databases and the queues.
 type soakProbe struct {
-	pid        int
-	metricsURL string
-	dir        string
-	conn       *amqp.Conn
+	worker *workerProcess
+	dir    string
+	conn   *amqp.Conn
 }
 
 // snapshot reads everything it can; what it cannot read is returned as an
@@ -536,15 +517,19 @@ func (p *soakProbe) snapshot(ctx context.Context, label string) (soakSnapshot, [
 	s := soakSnapshot{Label: label, Tables: map[string]int64{}, Queues: map[string]int{}}
 	var errs []error
 	var err error
-	if s.RSS, err = procStatusBytes(p.pid, "VmRSS:"); err != nil {
+	pid := p.worker.cmd.Process.Pid
+	if s.RSS, err = procStatusBytes(pid, "VmRSS"); err != nil {
 		errs = append(errs, err)
 	}
-	if fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", p.pid)); err != nil {
+	if fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid)); err != nil {
 		errs = append(errs, err)
 	} else {
 		s.FDs = len(fds)
 	}
-	if g, err := p.metric(ctx, "go_goroutines"); err != nil {
+	mctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	g, err := p.worker.metric(mctx, "go_goroutines")
+	cancel()
+	if err != nil {
 		errs = append(errs, err)
 	} else {
 		s.Goroutines = int(g)
@@ -573,21 +558,6 @@ func (p *soakProbe) snapshot(ctx context.Context, label string) (soakSnapshot, [
 	return s, errs
 }
 
-func (p *soakProbe) metric(ctx context.Context, name string) (float64, error) {
-	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(rctx, http.MethodGet, p.metricsURL, nil)
-	if err != nil {
-		return 0, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, fmt.Errorf("worker /metrics: %w", err)
-	}
-	defer resp.Body.Close()
-	return metricSum(resp.Body, name)
-}
-
 // countRows counts the rows of tables in a SQLite file, opened read only
 // beside the worker that writes it.
 func countRows(ctx context.Context, path string, tables []string) (map[string]int64, error) {
@@ -605,27 +575,6 @@ func countRows(ctx context.Context, path string, tables []string) (map[string]in
 		out[t] = n
 	}
 	return out, nil
-}
-
-// procStatusBytes reads a "kB" field of /proc/<pid>/status in bytes.
-func procStatusBytes(pid int, field string) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		rest, ok := strings.CutPrefix(line, field)
-		if !ok {
-			continue
-		}
-		f := strings.Fields(rest)
-		if len(f) != 2 || f[1] != "kB" {
-			return 0, fmt.Errorf("%s %q: unexpected", field, rest)
-		}
-		kb, err := strconv.ParseInt(f[0], 10, 64)
-		return kb * 1024, err
-	}
-	return 0, fmt.Errorf("%s not in /proc/%d/status", field, pid)
 }
 
 func sum[V int | int64](m map[string]V) V {
@@ -681,27 +630,11 @@ func mapsKeys[V any](m map[string]V) func(func(string) bool) {
 
 // writeSoakReport renders the report to out, as writeReport does.
 func writeSoakReport(rep *soakReport, out string, stdout io.Writer) error {
-	var b strings.Builder
-	renderSoak(&b, rep)
-	if out == "-" {
-		_, err := io.WriteString(stdout, b.String())
-		return err
-	}
-	if !filepath.IsAbs(out) {
-		root, err := repo.Root()
-		if err != nil {
-			return err
-		}
-		out = filepath.Join(root, out)
-	}
-	if err := os.WriteFile(out, []byte(b.String()), 0o644); err != nil {
-		return fmt.Errorf("write report: %w", err)
-	}
-	fmt.Fprintf(stdout, "soak: report written to %s\n", out)
-	return nil
+	return writePage(func(w io.Writer) error { return renderSoak(w, rep) }, out, stdout, "soak")
 }
 
-func renderSoak(w io.Writer, r *soakReport) {
+// renderSoak writes the report as Markdown.
+func renderSoak(w io.Writer, r *soakReport) error {
 	p := &printer{w: w}
 	c := r.Config
 	p.f("# Soak test\n\n")
@@ -709,6 +642,9 @@ func renderSoak(w io.Writer, r *soakReport) {
 	started := 0
 	for _, t := range r.Stats {
 		started += t.Started()
+	}
+	if c.Sagas < defaultSoakSagas {
+		p.f("**A shorter run than the soak's default of %d sagas: %d sagas were asked for.**\n\n", defaultSoakSagas, c.Sagas)
 	}
 	if r.Stopped || started < c.Sagas {
 		p.f("**A shortened run: %d of the %d sagas asked for were started** (stopped by --stop-after %s); the rest are counted as not started.\n\n",
@@ -790,6 +726,7 @@ func renderSoak(w io.Writer, r *soakReport) {
 			p.f("- %s\n", e)
 		}
 	}
+	return p.err
 }
 
 func labels(ss []soakSnapshot) []string {

@@ -124,8 +124,9 @@ func TestSoakReportIsLabelledWhenShortened(t *testing.T) {
 		Marks: []soakSnapshot{soakMark("start", 1, 1, 1, 1), soakMark("middle", 1, 1, 1, 1), soakMark("end", 1, 1, 1, 1)}}
 	rep.Series = rep.Marks
 	var b strings.Builder
-	renderSoak(&b, rep)
+	require.NoError(t, renderSoak(&b, rep))
 	out := b.String()
+	require.Contains(t, out, "**A shorter run than the soak's default of 20000 sagas: 100 sagas were asked for.**")
 	require.Contains(t, out, "**A shortened run: 2 of the 100 sagas asked for were started**")
 	require.Contains(t, out, "| transfer | 2 | 1 | 0 | 0 | 1 |", "the not started column")
 	require.Contains(t, out, "| | start | middle | end |")

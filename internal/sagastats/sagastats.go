@@ -55,25 +55,30 @@ type Sample struct {
 	Latency time.Duration
 }
 
-// TypeStats is the row of one saga type.
-type TypeStats struct {
-	Type string `json:"type"`
-	// Count is every saga of the type, NotStarted included.
+// Counts are how many sagas ended how.
+type Counts struct {
+	// Count is every saga, NotStarted included.
 	Count       int `json:"count"`
 	Completed   int `json:"completed"`
 	Compensated int `json:"compensated"`
 	Failed      int `json:"failed"`
 	Unfinished  int `json:"unfinished"`
 	NotStarted  int `json:"not_started"`
+}
+
+// Started is the number of sagas that were started.
+func (c Counts) Started() int { return c.Count - c.NotStarted }
+
+// TypeStats is the row of one saga type.
+type TypeStats struct {
+	Type string `json:"type"`
+	Counts
 	// Latencies are over the sagas that ended (completed, compensated or
 	// failed).
 	Latencies Latencies `json:"-"`
 	// Throughput is the started sagas of the type per second of the load.
 	Throughput float64 `json:"throughput_per_s"`
 }
-
-// Started is the number of sagas of the type that were started.
-func (t TypeStats) Started() int { return t.Count - t.NotStarted }
 
 // ByType groups samples by saga type, sorted by type name, over a load
 // that took elapsed.

@@ -45,8 +45,8 @@ func TestByTypeCountsEveryOutcomeAndTimesOnlyTheEnded(t *testing.T) {
 	}
 	rows := ByType(samples, 2*time.Second)
 	require.Equal(t, []TypeStats{
-		{Type: "order", Count: 2, Completed: 1, NotStarted: 1, Latencies: Latencies{5 * time.Millisecond, 5 * time.Millisecond, 5 * time.Millisecond}, Throughput: 0.5},
-		{Type: "transfer", Count: 4, Completed: 1, Compensated: 1, Failed: 1, Unfinished: 1,
+		{Type: "order", Counts: Counts{Count: 2, Completed: 1, NotStarted: 1}, Latencies: Latencies{5 * time.Millisecond, 5 * time.Millisecond, 5 * time.Millisecond}, Throughput: 0.5},
+		{Type: "transfer", Counts: Counts{Count: 4, Completed: 1, Compensated: 1, Failed: 1, Unfinished: 1},
 			Latencies: Latencies{2 * time.Millisecond, 3 * time.Millisecond, 3 * time.Millisecond}, Throughput: 2},
 	}, rows)
 	require.Equal(t, 1, rows[0].Started())
