@@ -138,16 +138,7 @@ func TestSoakReportIsLabelledWhenShortened(t *testing.T) {
 // process, RabbitMQ and a dev server, every saga ending, the three marks
 // read, the retention seen to prune, the report written and the vhost gone.
 func TestSoakQuick(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a dev server and a worker process")
-	}
-	amqpURL := testenv.AMQPURL(t)
-	if _, err := exec.LookPath("rabbitmqctl"); err != nil {
-		testenv.Unavailable(t, "rabbitmqctl", "install RabbitMQ's CLI tools and put rabbitmqctl on PATH")
-	}
-	if _, ok := temporaltest.CLIPath(); !ok {
-		testenv.Unavailable(t, "Temporal CLI", "run `make temporal`")
-	}
+	amqpURL := requireBrokerAndCLI(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	out := filepath.Join(t.TempDir(), "SOAK.md")
@@ -192,4 +183,22 @@ func TestSoakQuick(t *testing.T) {
 	vhosts, err := exec.Command("rabbitmqctl", "list_vhosts").Output()
 	require.NoError(t, err)
 	require.NotContains(t, string(vhosts), cfg.VHost, "the soak deletes its vhost")
+}
+
+// requireBrokerAndCLI skips a test in -short mode (it starts a dev server
+// and a worker process) and returns the broker's URL, failing (in CI) or
+// skipping when the broker, rabbitmqctl or the Temporal CLI is missing.
+func requireBrokerAndCLI(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a dev server and a worker process")
+	}
+	amqpURL := testenv.AMQPURL(t)
+	if _, err := exec.LookPath("rabbitmqctl"); err != nil {
+		testenv.Unavailable(t, "rabbitmqctl", "install RabbitMQ's CLI tools and put rabbitmqctl on PATH")
+	}
+	if _, ok := temporaltest.CLIPath(); !ok {
+		testenv.Unavailable(t, "Temporal CLI", "run `make temporal`")
+	}
+	return amqpURL
 }
