@@ -289,12 +289,14 @@ func runSoak(ctx context.Context, cfg soakConfig, log io.Writer) (_ *soakReport,
 	if err != nil {
 		return nil, fmt.Errorf("connect to RabbitMQ vhost %s: %w", vh.Name, err)
 	}
-	defer func() { _ = conn.Close() }()
+	// Bounded: a close the broker never confirms must not keep the report
+	// from being written.
+	defer closeWithin(conn.Close, 15*time.Second)
 	req, err := conn.NewRequester(amqp.RequesterConfig{ReplyQueuePrefix: "soak.reply"})
 	if err != nil {
 		return nil, err
 	}
-	defer func() { _ = req.Close() }()
+	defer closeWithin(req.Close, 15*time.Second)
 
 	plan := newSoakPlan("soak", cfg)
 	fmt.Fprintln(log, "soak: opening accounts and stocking skus")
@@ -310,6 +312,16 @@ func runSoak(ctx context.Context, cfg soakConfig, log io.Writer) (_ *soakReport,
 		return nil, ctx.Err()
 	}
 	return rep, nil
+}
+
+// closeWithin runs closeFn and gives up waiting for it after d.
+func closeWithin(closeFn func() error, d time.Duration) {
+	done := make(chan struct{})
+	go func() { _ = closeFn(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d):
+	}
 }
 
 // soakPlan is the sagas of a soak: saga i is a transfer when i is even and
