@@ -18,7 +18,7 @@ FAULTS_TIMEOUT ?= 25m
 
 export PATH := $(BIN):$(PATH)
 
-.PHONY: demo test test-temporal-cluster faults faults-temporal-cluster unit temporal temporal-server temporal-cluster temporal-cluster-stop rabbitmq cluster cluster-stop bench fmt vet
+.PHONY: demo test test-temporal-cluster faults faults-temporal-cluster unit temporal temporal-server temporal-cluster temporal-cluster-stop rabbitmq cluster cluster-stop bench soak fmt vet
 
 ## demo: the sagas end to end on a Temporal dev server with its Web UI (Ctrl-C stops it)
 demo:
@@ -98,6 +98,10 @@ cluster-stop:
 ## bench: the saga, publisher, ledger and codec benchmarks, written to docs/BENCHMARKS.md (with BENCH_FLAGS="--variants=false" about half an hour on a 2-core host, the variants add as many rows again; BENCH_FLAGS="--sagas 100 --concurrency 20 --repeats 1" for a quick run)
 bench: temporal rabbitmq
 	$(GO) run ./internal/bench --amqp-url "$(AMQP_URL)" --command "make bench$(if $(BENCH_FLAGS), BENCH_FLAGS='$(BENCH_FLAGS)')" $(BENCH_FLAGS)
+
+## soak: 20000 sagas (transfers and orders, 10% failing) at 7/s through one worker (about 50 minutes), its memory, goroutines, file descriptors, tables and queues written to docs/SOAK.md (SOAK_FLAGS="--sagas 200 --rate 20 --retention 20s --sample-every 10s" for a quick run; `go run ./internal/bench soak --help` lists the flags)
+soak: temporal rabbitmq
+	$(GO) run ./internal/bench soak --amqp-url "$(AMQP_URL)" --command "make soak$(if $(SOAK_FLAGS), SOAK_FLAGS='$(SOAK_FLAGS)')" $(SOAK_FLAGS)
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -388,3 +388,27 @@ func sleepCtx(ctx context.Context, done <-chan struct{}, d time.Duration) error 
 		return nil
 	}
 }
+
+// QueueDepth is what a passive declare tells of a queue.
+type QueueDepth struct {
+	// Messages are ready for delivery (not counting unacked ones).
+	Messages int
+	// Consumers are consuming from it.
+	Consumers int
+}
+
+// InspectQueue reads a queue's depth with a passive declare, which needs no
+// management plugin and changes nothing. A queue that does not exist is an
+// error (the broker closes the channel that asked).
+func (c *Conn) InspectQueue(ctx context.Context, name string) (QueueDepth, error) {
+	ch, err := c.channel(ctx)
+	if err != nil {
+		return QueueDepth{}, err
+	}
+	defer func() { _ = ch.Close() }()
+	q, err := ch.QueueDeclarePassive(name, true, false, false, false, nil)
+	if err != nil {
+		return QueueDepth{}, fmt.Errorf("amqp: inspect queue %s: %w", name, err)
+	}
+	return QueueDepth{Messages: q.Messages, Consumers: q.Consumers}, nil
+}

@@ -527,3 +527,26 @@ func TestConsumingAndNotConsumingReportReadiness(t *testing.T) {
 	require.False(t, cs.Consuming())
 	require.Empty(t, b.conn.NotConsuming(), "a stopped consumer is not waited for")
 }
+
+func TestInspectQueueReadsDepthWithAPassiveDeclare(t *testing.T) {
+	b := newTestBroker(t, testenv.AMQPURL(t))
+	q := b.name("inspected")
+	_, err := b.admin.QueueDeclare(q, false, true, false, false, nil)
+	require.NoError(t, err)
+	require.NoError(t, b.admin.QueueBind(q, "inspected", b.conn.Config().Exchange, false, nil))
+	ex := b.conn.Config().Exchange
+	require.NoError(t, b.publisher().PublishBatch(testCtx(t), []Message{
+		{Exchange: ex, RoutingKey: "inspected", ID: "1", Body: []byte("x")},
+		{Exchange: ex, RoutingKey: "inspected", ID: "2", Body: []byte("x")},
+		{Exchange: ex, RoutingKey: "inspected", ID: "3", Body: []byte("x")},
+	}))
+	d, err := b.conn.InspectQueue(testCtx(t), q)
+	require.NoError(t, err)
+	require.Equal(t, QueueDepth{Messages: 3}, d)
+
+	_, err = b.conn.InspectQueue(testCtx(t), b.name("missing"))
+	require.ErrorContains(t, err, "amqp: inspect queue "+b.name("missing"))
+	d, err = b.conn.InspectQueue(testCtx(t), q)
+	require.NoError(t, err, "a missing queue closes only the channel that asked")
+	require.Equal(t, 3, d.Messages, "inspecting consumed nothing")
+}

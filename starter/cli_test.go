@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sagaflow/sagaflow/events"
+	"github.com/sagaflow/sagaflow/internal/sagastats"
 )
 
 // unreachable points every connection at a closed port so that a command
@@ -55,6 +56,10 @@ func TestBadInputIsAOneLineUsageError(t *testing.T) {
 		{"retry id and query", []string{"retry-compensation", "order-1", "--query", "SagaStatus='CompensationFailed'"}, "give a saga id or --query, one of them"},
 		{"load bad mix", []string{"load", "--mix", "transfer,refund"}, `--mix: unknown saga type "refund"`},
 		{"load bad rate", []string{"load", "--failure-rate", "1.5"}, "--failure-rate 1.5: must be between 0 and 1"},
+		{"load negative duration", []string{"load", "--duration", "-1m"}, "--duration -1m0s: must not be negative"},
+		{"load malformed duration", []string{"load", "--duration", "soon"}, `invalid argument "soon" for "--duration"`},
+		{"load no sagas", []string{"load", "--sagas", "0"}, "--sagas 0: must be positive"},
+		{"load no concurrency", []string{"load", "--concurrency", "-2"}, "--concurrency -2: must be positive"},
 		{"bad timeout", []string{"list", "--timeout", "0s"}, "--timeout 0s: must be positive"},
 		{"tls halves", []string{"list", "--tls-cert", "c.pem"}, "--tls-cert and --tls-key go together"},
 	}
@@ -230,16 +235,51 @@ func TestLoadReport(t *testing.T) {
 	}
 	st := summarize(samples, 10*time.Second)
 	tr := st.ByType[loadTransfer]
-	require.Equal(t, loadTypeStats{Count: 100, Completed: 90, Compensated: 9, Failed: 1, P50ms: 50, P95ms: 95, P99ms: 99, Throughput: 10}, tr)
+	require.Equal(t, loadTypeStats{Counts: sagastats.Counts{Count: 100, Completed: 90, Compensated: 9, Failed: 1}, P50ms: 50, P95ms: 95, P99ms: 99, Throughput: 10}, tr)
 	require.InDelta(t, 10.0, st.Throughput, 1e-9)
 
 	js, err := json.Marshal(st)
 	require.NoError(t, err)
 	require.Contains(t, string(js), `"p95_ms":95`)
 
+	require.Equal(t, 100, st.Started)
+	require.Zero(t, st.NotStarted)
 	require.Equal(t, loadCompleted, classify(json.RawMessage(`{"outcome":"confirmed"}`), nil))
 	require.Equal(t, loadCompensated, classify(json.RawMessage(`{"outcome":"failed"}`), nil))
 	require.Equal(t, loadCompensated, classify(json.RawMessage(`{"outcome":"cancelled"}`), nil))
+}
+
+// A load stopped half way reports the sagas it did not start as "not
+// started" under their own type, never as failed, and leaves them out of
+// the throughput and the percentiles.
+func TestLoadReportsSagasNotStarted(t *testing.T) {
+	var samples []loadSample
+	for i := range 10 {
+		typ := []string{loadTransfer, loadOrder}[i%2]
+		switch {
+		case i < 4:
+			samples = append(samples, loadSample{Type: typ, Outcome: loadCompleted, Latency: time.Duration(i+1) * time.Second})
+		case i == 4:
+			samples = append(samples, loadSample{Type: typ, Outcome: loadUnfinished})
+		default:
+			samples = append(samples, loadSample{Type: typ, Outcome: loadNotStarted})
+		}
+	}
+	st := summarize(samples, 2*time.Second)
+	st.StoppedBy = "--duration 2s"
+	require.Equal(t, 10, st.Sagas)
+	require.Equal(t, 5, st.Started)
+	require.Equal(t, 5, st.NotStarted)
+	require.InDelta(t, 2.5, st.Throughput, 1e-9, "started sagas per second")
+	require.NotContains(t, st.ByType, "", "no row without a saga type")
+	require.Equal(t, loadTypeStats{Counts: sagastats.Counts{Count: 5, Completed: 2, Unfinished: 1, NotStarted: 2}, P50ms: 1000, P95ms: 3000, P99ms: 3000, Throughput: 1.5}, st.ByType[loadTransfer])
+	require.Equal(t, loadTypeStats{Counts: sagastats.Counts{Count: 5, Completed: 2, NotStarted: 3}, P50ms: 2000, P95ms: 4000, P99ms: 4000, Throughput: 1}, st.ByType[loadOrder])
+
+	var b strings.Builder
+	writeLoadReport(&b, st)
+	require.Contains(t, b.String(), "stopped by --duration 2s: 5 of 10 sagas not started")
+	require.Contains(t, b.String(), "completed 2, compensated 0, failed 0, unfinished 1, not started 2")
+	require.Contains(t, b.String(), "completed 2, compensated 0, failed 0, not started 3")
 }
 
 func TestProgressOnAPipePrintsLines(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/sagaflow/sagaflow/amqp"
 	"github.com/sagaflow/sagaflow/contract"
+	"github.com/sagaflow/sagaflow/internal/sagastats"
 	"github.com/sagaflow/sagaflow/internal/systemtest"
 )
 
@@ -142,7 +143,7 @@ func TestCLIAgainstTheLiveSystem(t *testing.T) {
 	out, errOut = s.cli(t, exitOK, "load", "--sagas", "6", "--concurrency", "3", "--mix", "transfer", "--failure-rate", "1", "--json")
 	var ls loadStats
 	require.NoError(t, json.Unmarshal([]byte(out), &ls), out)
-	require.Equal(t, loadTypeStats{Count: 6, Compensated: 6}, withoutTimings(ls.ByType[loadTransfer]))
+	require.Equal(t, loadTypeStats{Counts: sagastats.Counts{Count: 6, Compensated: 6}}, withoutTimings(ls.ByType[loadTransfer]))
 	require.Contains(t, errOut, "6/6 sagas", "progress lines on a pipe")
 	out, _ = s.cli(t, exitOK, "load", "--sagas", "4", "--concurrency", "2")
 	require.Contains(t, out, "completed 4, compensated 0, failed 0")

@@ -80,6 +80,13 @@ type config struct {
 	InventoryDSN string
 	OrdersDSN    string
 
+	// OutboxRetention, InboxRetention and AppliedEventsRetention are how
+	// long the services keep sent outbox rows, handled command ids and the
+	// orders read model's applied event ids; negative keeps them for ever.
+	OutboxRetention        time.Duration
+	InboxRetention         time.Duration
+	AppliedEventsRetention time.Duration
+
 	Parts         []string
 	HTTPAddr      string
 	ShutdownGrace time.Duration
@@ -139,6 +146,12 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	str(&c.LedgerDSN, "ledger-dsn", "LEDGER_DSN", ".data/ledger.db", "ledger database: a SQLite file path or a postgres:// DSN")
 	str(&c.InventoryDSN, "inventory-dsn", "INVENTORY_DSN", ".data/inventory.db", "inventory database: a SQLite file path or a postgres:// DSN")
 	str(&c.OrdersDSN, "orders-dsn", "ORDERS_DSN", ".data/orders.db", "orders read model database: a SQLite file path or a postgres:// DSN")
+	outboxRetention := fs.String("outbox-retention", env("OUTBOX_RETENTION", "24h"), "how long the ledger's and inventory's sent outbox rows are kept before their relay deletes them; "+
+		"\"forever\" keeps them (env OUTBOX_RETENTION)")
+	inboxRetention := fs.String("inbox-retention", env("INBOX_RETENTION", "168h"), "how long the ledger and inventory remember a handled command id (and its reply) to answer a repeat with; "+
+		"a command repeated later is handled again, so keep it above the longest retry of a saga step; \"forever\" keeps them (env INBOX_RETENTION)")
+	appliedRetention := fs.String("applied-events-retention", env("APPLIED_EVENTS_RETENTION", "168h"), "how long the orders read model remembers an applied event id to drop a redelivery of it; "+
+		"\"forever\" keeps them (env APPLIED_EVENTS_RETENTION)")
 	parts := fs.String("run", env("WORKER_RUN", "all"), "comma-separated parts to run: "+strings.Join(allParts, ", ")+", or the groups all, "+
 		"orchestration ("+strings.Join(partGroups["orchestration"], ",")+": the parts that use Temporal), "+
 		"services ("+strings.Join(partGroups["services"], ",")+": the participant services and event subscribers) (env WORKER_RUN)")
@@ -176,6 +189,20 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	if c.ShutdownGrace, err = time.ParseDuration(*grace); err != nil || c.ShutdownGrace < 0 {
 		errs = append(errs, fmt.Errorf("--shutdown-grace %q: want a non-negative duration such as 30s", *grace))
 	}
+	retention := func(name, v string, dst *time.Duration) {
+		if v == "forever" {
+			*dst = -1
+			return
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			errs = append(errs, fmt.Errorf("--%s %q: want a positive duration such as 24h, or forever", name, v))
+		}
+		*dst = d
+	}
+	retention("outbox-retention", *outboxRetention, &c.OutboxRetention)
+	retention("inbox-retention", *inboxRetention, &c.InboxRetention)
+	retention("applied-events-retention", *appliedRetention, &c.AppliedEventsRetention)
 	positive := func(name, v string, dst *int) {
 		n, err := strconv.Atoi(v)
 		if err != nil || n <= 0 {

@@ -117,6 +117,9 @@ func TestConfigRejectsBadInput(t *testing.T) {
 		{"stray argument", []string{"extra"}, nil, "unexpected argument"},
 		{"queue type", nil, map[string]string{"AMQP_QUEUE_TYPE": "stream"}, `queue type "stream": want quorum or classic`},
 		{"delivery limit", []string{"--amqp-delivery-limit", "0"}, nil, `--amqp-delivery-limit "0": want a positive integer`},
+		{"zero retention", []string{"--inbox-retention", "0"}, nil, `--inbox-retention "0": want a positive duration such as 24h, or forever`},
+		{"negative retention", nil, map[string]string{"OUTBOX_RETENTION": "-1h"}, `--outbox-retention "-1h": want a positive duration`},
+		{"malformed retention", []string{"--applied-events-retention", "a week"}, nil, `--applied-events-retention "a week": want a positive duration`},
 		{"bad node url", []string{"--amqp-url", "amqp://u:pw@a:5672/,amqp://u:pw@b:port/"}, nil, "url 2 of 2 amqp://u:***@b:port/"},
 	}
 	for _, tc := range cases {
@@ -133,9 +136,29 @@ func TestHelpDocumentsEveryFlagWithItsEnvironmentVariable(t *testing.T) {
 	require.True(t, errors.Is(err, flag.ErrHelp))
 	for _, want := range []string{"TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "TEMPORAL_TLS_CERT", "TEMPORAL_TLS_KEY",
 		"TEMPORAL_TLS_CA", "AMQP_URL", "AMQP_EXCHANGE", "AMQP_QUEUE_TYPE", "AMQP_DELIVERY_LIMIT", "comma-separated list of the URLs of a cluster's nodes", "LEDGER_DSN", "INVENTORY_DSN", "ORDERS_DSN", "TEMPORAL_TASK_QUEUE", "(default \"127.0.0.1:7233\")",
-		"orchestration (workflows,replies,bridge:", "services (ledger,inventory,projection,notifications:"} {
+		"orchestration (workflows,replies,bridge:", "OUTBOX_RETENTION", "INBOX_RETENTION", "APPLIED_EVENTS_RETENTION", "services (ledger,inventory,projection,notifications:"} {
 		require.Contains(t, out.String(), want)
 	}
+}
+
+func TestRetentionConfig(t *testing.T) {
+	cfg, err := parseConfig(nil, env(nil), &bytes.Buffer{})
+	require.NoError(t, err)
+	require.Equal(t, 24*time.Hour, cfg.OutboxRetention)
+	require.Equal(t, 7*24*time.Hour, cfg.InboxRetention)
+	require.Equal(t, 7*24*time.Hour, cfg.AppliedEventsRetention)
+
+	cfg, err = parseConfig([]string{"--inbox-retention", "forever"}, env(map[string]string{
+		"OUTBOX_RETENTION": "90m", "INBOX_RETENTION": "1h", "APPLIED_EVENTS_RETENTION": "2m",
+	}), &bytes.Buffer{})
+	require.NoError(t, err)
+	require.Equal(t, 90*time.Minute, cfg.OutboxRetention)
+	require.Negative(t, cfg.InboxRetention, "forever keeps every row; the flag wins over the environment")
+	require.Equal(t, 2*time.Minute, cfg.AppliedEventsRetention)
+
+	rc := (&process{cfg: cfg, logger: slog.Default()}).relayConfig("ledger")
+	require.Equal(t, 90*time.Minute, rc.Retention, "the services' relays get the retention")
+	require.Negative(t, rc.InboxRetention)
 }
 
 func TestRunExitCodes(t *testing.T) {

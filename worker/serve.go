@@ -212,12 +212,22 @@ func migrate(ctx context.Context, svc interface{ Migrate(context.Context) error 
 	return svc.Migrate(ctx)
 }
 
+// relayConfig is the outbox relay's configuration of a service: the
+// retention of its outbox and inbox rows.
+func (p *process) relayConfig(service string) store.RelayConfig {
+	return store.RelayConfig{
+		Retention:      p.cfg.OutboxRetention,
+		InboxRetention: p.cfg.InboxRetention,
+		Logger:         p.logger.With("component", service),
+	}
+}
+
 func (p *process) ledger(ctx context.Context) (part, error) {
 	db, err := p.openStore(ctx, p.cfg.LedgerDSN)
 	if err != nil {
 		return part{}, err
 	}
-	svc, err := ledger.New(db, ledger.Config{Exchange: p.cfg.AMQPExchange})
+	svc, err := ledger.New(db, ledger.Config{Exchange: p.cfg.AMQPExchange, Relay: p.relayConfig(ledger.ServiceName)})
 	if err != nil {
 		return part{}, err
 	}
@@ -235,7 +245,7 @@ func (p *process) inventory(ctx context.Context) (part, error) {
 	if err != nil {
 		return part{}, err
 	}
-	svc, err := inventory.New(db, inventory.Config{Exchange: p.cfg.AMQPExchange})
+	svc, err := inventory.New(db, inventory.Config{Exchange: p.cfg.AMQPExchange, Relay: p.relayConfig(inventory.ServiceName)})
 	if err != nil {
 		return part{}, err
 	}
@@ -253,7 +263,10 @@ func (p *process) projection(ctx context.Context) (part, error) {
 	if err != nil {
 		return part{}, err
 	}
-	proj, err := orders.New(db, orders.Config{})
+	proj, err := orders.New(db, orders.Config{
+		AppliedEventsRetention: p.cfg.AppliedEventsRetention,
+		Logger:                 p.logger.With("component", orders.ServiceName),
+	})
 	if err != nil {
 		return part{}, err
 	}

@@ -69,15 +69,8 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (_ *Report, err error) 
 		return nil, err
 	}
 	began := time.Now()
-	root, err := repo.Root()
+	root, cli, err := prerequisites(cfg.AMQPURL)
 	if err != nil {
-		return nil, err
-	}
-	cli, ok := temporaltest.CLIPath()
-	if !ok {
-		return nil, &errMissing{"Temporal CLI not found in ./bin, $TEMPORAL_CLI, PATH or $(go env GOPATH)/bin", "run `make temporal`"}
-	}
-	if err := checkBroker(cfg.AMQPURL); err != nil {
 		return nil, err
 	}
 	rep := &Report{Config: cfg, Machine: describeMachine(ctx, cli)}
@@ -155,6 +148,19 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (_ *Report, err error) 
 	rep.Machine.LoadAfter = loadAverage()
 	rep.Elapsed = time.Since(began)
 	return rep, nil
+}
+
+// prerequisites finds the repository root and the Temporal CLI and checks
+// that the broker answers, failing with an errMissing otherwise.
+func prerequisites(amqpURL string) (root, cli string, err error) {
+	if root, err = repo.Root(); err != nil {
+		return "", "", err
+	}
+	cli, ok := temporaltest.CLIPath()
+	if !ok {
+		return "", "", &errMissing{"Temporal CLI not found in ./bin, $TEMPORAL_CLI, PATH or $(go env GOPATH)/bin", "run `make temporal`"}
+	}
+	return root, cli, checkBroker(amqpURL)
 }
 
 // runPasses runs every spec cfg.Repeats times, each run on a dev server

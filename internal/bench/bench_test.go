@@ -10,9 +10,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/sagaflow/sagaflow/internal/temporaltest"
-	"github.com/sagaflow/sagaflow/internal/testenv"
 )
 
 // TestRunEndToEnd runs the benchmark's core with tiny numbers on a real dev
@@ -20,16 +17,7 @@ import (
 // and the report must have every column, so the command is known to work
 // without spending minutes.
 func TestRunEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a dev server and a worker process")
-	}
-	amqpURL := testenv.AMQPURL(t)
-	if _, err := exec.LookPath("rabbitmqctl"); err != nil {
-		testenv.Unavailable(t, "rabbitmqctl", "install RabbitMQ's CLI tools and put rabbitmqctl on PATH")
-	}
-	if _, ok := temporaltest.CLIPath(); !ok {
-		testenv.Unavailable(t, "Temporal CLI", "run `make temporal`")
-	}
+	amqpURL := requireBrokerAndCLI(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cfg := Config{Sagas: 10, Repeats: 2, Concurrency: 5, Warmup: 1, Rows: []int{1, 2, 3, 4, 5}, HistorySample: 3,

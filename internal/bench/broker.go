@@ -62,11 +62,16 @@ func rabbitmqctl(ctx context.Context, args ...string) error {
 // random suffix, and lets the URL's user use it. The caller deletes it
 // with delete.
 func createVhost(ctx context.Context, baseURL, prefix string) (*vhost, error) {
+	return createNamedVhost(ctx, baseURL, prefix+uuid.NewString()[:8])
+}
+
+// createNamedVhost is createVhost with the vhost's name given.
+func createNamedVhost(ctx context.Context, baseURL, name string) (*vhost, error) {
 	u, err := url.Parse(baseURL)
 	if err != nil {
 		return nil, err
 	}
-	v := &vhost{Name: prefix + uuid.NewString()[:8]}
+	v := &vhost{Name: name}
 	if err := rabbitmqctl(ctx, "add_vhost", v.Name); err != nil {
 		return nil, err
 	}

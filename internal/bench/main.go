@@ -31,6 +31,9 @@ func main() {
 }
 
 func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "soak" {
+		return runSoakMain(args[1:], getenv, stdout, stderr)
+	}
 	cfg, err := parseFlags(args, getenv, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -39,23 +42,30 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "bench: %v\n", err)
 		return 2
 	}
+	return runUntilInterrupted(stderr, "bench", func(ctx context.Context) error {
+		rep, err := Run(ctx, cfg, stderr)
+		if err != nil {
+			return err
+		}
+		if err := writeReport(rep, cfg.Out, stdout); err != nil {
+			return err
+		}
+		return incompleteError(rep.Incomplete())
+	})
+}
+
+// runUntilInterrupted runs fn with a context that SIGINT and SIGTERM
+// cancel and returns the exit status: 0, 1 with fn's error on one line
+// after who, or 130 when interrupted.
+func runUntilInterrupted(stderr io.Writer, who string, fn func(ctx context.Context) error) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	rep, err := Run(ctx, cfg, stderr)
-	if err != nil {
+	if err := fn(ctx); err != nil {
 		if ctx.Err() != nil {
-			fmt.Fprintln(stderr, "bench: interrupted; everything it started is stopped")
+			fmt.Fprintf(stderr, "%s: interrupted; everything it started is stopped\n", who)
 			return 130
 		}
-		fmt.Fprintf(stderr, "bench: %v\n", err)
-		return 1
-	}
-	if err := writeReport(rep, cfg.Out, stdout); err != nil {
-		fmt.Fprintf(stderr, "bench: %v\n", err)
-		return 1
-	}
-	if err := incompleteError(rep.Incomplete()); err != nil {
-		fmt.Fprintf(stderr, "bench: %v\n", err)
+		fmt.Fprintf(stderr, "%s: %v\n", who, err)
 		return 1
 	}
 	return 0
@@ -64,8 +74,14 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 // writeReport renders the report to out: "-" for stdout, otherwise a path
 // relative to the repository root, written only once rendering succeeded.
 func writeReport(rep *Report, out string, stdout io.Writer) error {
+	return writePage(func(w io.Writer) error { return renderReport(w, rep) }, out, stdout, "bench")
+}
+
+// writePage is writeReport for any page: render's output goes to out, and
+// who names the program in the line saying where it went.
+func writePage(render func(io.Writer) error, out string, stdout io.Writer, who string) error {
 	var buf bytes.Buffer
-	if err := renderReport(&buf, rep); err != nil {
+	if err := render(&buf); err != nil {
 		return err
 	}
 	if out == "-" {
@@ -82,6 +98,6 @@ func writeReport(rep *Report, out string, stdout io.Writer) error {
 	if err := os.WriteFile(out, buf.Bytes(), 0o644); err != nil {
 		return fmt.Errorf("write report: %w", err)
 	}
-	fmt.Fprintf(stdout, "bench: report written to %s\n", out)
+	fmt.Fprintf(stdout, "%s: report written to %s\n", who, out)
 	return nil
 }

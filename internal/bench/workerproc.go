@@ -42,6 +42,8 @@ type workerSettings struct {
 	QueueType string
 	// OTLPEndpoint turns tracing on, exporting there; empty: off.
 	OTLPEndpoint string
+	// Env adds KEY=VALUE entries to the worker's environment.
+	Env []string
 }
 
 // workerProcess is one worker process with every part: workflows,
@@ -104,6 +106,7 @@ func startWorker(ctx context.Context, bin, dir, temporalAddr, amqpURL, taskQueue
 	if s.Pollers > 0 {
 		w.cmd.Env = append(w.cmd.Env, "TEMPORAL_POLLERS="+strconv.Itoa(s.Pollers))
 	}
+	w.cmd.Env = append(w.cmd.Env, s.Env...)
 	w.cmd.Stdout, w.cmd.Stderr = logFile, logFile
 	if err := w.cmd.Start(); err != nil {
 		_ = logFile.Close()
@@ -149,6 +152,11 @@ func (w *workerProcess) waitHealthy(ctx context.Context) error {
 
 // published reads sagaflow_amqp_published_total from /metrics.
 func (w *workerProcess) published(ctx context.Context) (float64, error) {
+	return w.metric(ctx, "sagaflow_amqp_published_total")
+}
+
+// metric reads the sum of a metric's samples from /metrics.
+func (w *workerProcess) metric(ctx context.Context, name string) (float64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+w.HTTPAddr+"/metrics", nil)
 	if err != nil {
 		return 0, err
@@ -158,7 +166,7 @@ func (w *workerProcess) published(ctx context.Context) (float64, error) {
 		return 0, fmt.Errorf("worker /metrics: %w", err)
 	}
 	defer resp.Body.Close()
-	return metricSum(resp.Body, "sagaflow_amqp_published_total")
+	return metricSum(resp.Body, name)
 }
 
 // settingsOf reads the Temporal worker settings from the /metrics of the
@@ -254,12 +262,17 @@ func publishedBy(ctx context.Context, procs []*workerProcess) (float64, error) {
 
 // peakRSS is the worker's peak resident memory so far, in bytes.
 func (w *workerProcess) peakRSS() (int64, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", w.cmd.Process.Pid))
+	return procStatusBytes(w.cmd.Process.Pid, "VmHWM")
+}
+
+// procStatusBytes reads a kB field of /proc/<pid>/status in bytes.
+func procStatusBytes(pid int, field string) (int64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
 	}
 	defer f.Close()
-	return vmHWM(f)
+	return statusBytes(f, field)
 }
 
 // stop sends SIGTERM and waits for the graceful exit.
@@ -303,28 +316,29 @@ func metricSum(r io.Reader, name string) (float64, error) {
 	return sum, nil
 }
 
-// vmHWM reads VmHWM (peak resident set size) from a /proc/<pid>/status.
-func vmHWM(r io.Reader) (int64, error) {
+// statusBytes reads a field in kB (VmHWM, VmRSS) from a /proc/<pid>/status,
+// in bytes.
+func statusBytes(r io.Reader, field string) (int64, error) {
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
-		rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:")
+		rest, ok := strings.CutPrefix(sc.Text(), field+":")
 		if !ok {
 			continue
 		}
 		fields := strings.Fields(rest)
 		if len(fields) != 2 || fields[1] != "kB" {
-			return 0, fmt.Errorf("VmHWM: unexpected %q", rest)
+			return 0, fmt.Errorf("%s: unexpected %q", field, rest)
 		}
 		kb, err := strconv.ParseInt(fields[0], 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("VmHWM: %w", err)
+			return 0, fmt.Errorf("%s: %w", field, err)
 		}
 		return kb * 1024, nil
 	}
 	if err := sc.Err(); err != nil {
 		return 0, err
 	}
-	return 0, fmt.Errorf("VmHWM not found")
+	return 0, fmt.Errorf("%s not found", field)
 }
 
 // tailFile returns the last n lines of a file, for error messages.

@@ -27,14 +27,17 @@ sagaflow_amqp_confirmed_total{connection="worker"} 1240
 	require.ErrorContains(t, err, "not found")
 }
 
-func TestVmHWM(t *testing.T) {
+func TestStatusBytes(t *testing.T) {
 	const status = "Name:\tworker\nVmPeak:\t 2000000 kB\nVmHWM:\t   51200 kB\nVmRSS:\t   40000 kB\n"
-	got, err := vmHWM(strings.NewReader(status))
+	got, err := statusBytes(strings.NewReader(status), "VmHWM")
 	require.NoError(t, err)
 	require.Equal(t, int64(51200*1024), got)
+	got, err = statusBytes(strings.NewReader(status), "VmRSS")
+	require.NoError(t, err)
+	require.Equal(t, int64(40000*1024), got, "not VmHWM, not another field starting alike")
 
-	_, err = vmHWM(strings.NewReader("Name:\tworker\n"))
-	require.Error(t, err)
+	_, err = statusBytes(strings.NewReader("Name:\tworker\n"), "VmHWM")
+	require.ErrorContains(t, err, "VmHWM not found")
 }
 
 func TestMetricByLabel(t *testing.T) {

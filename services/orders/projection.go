@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -47,6 +48,11 @@ var migrations = []store.Migration{{
 			order_id   TEXT NOT NULL,
 			applied_at BIGINT NOT NULL)`,
 	},
+}, {
+	Version: 2,
+	Name:    "applied events retention index",
+	// Prune deletes the applied event ids older than the retention by it.
+	Statements: []string{`CREATE INDEX orders_applied_events_at ON orders_applied_events (applied_at)`},
 }}
 
 // Config configures the read model.
@@ -67,7 +73,24 @@ type Config struct {
 	// Backoff is the delay between those attempts. Defaults: 200ms, ×2,
 	// max 10s.
 	Backoff amqp.BackoffConfig
+	// AppliedEventsRetention is how long the id of an applied event is kept
+	// in orders_applied_events; negative keeps them for ever. An event
+	// redelivered after its id went is applied again, which the fold of an
+	// order tolerates for an event older than the order's last one (see the
+	// package documentation), so keep it longer than any redelivery (a
+	// redrive from the dead letters). Default DefaultAppliedEventsRetention.
+	AppliedEventsRetention time.Duration
+	// PruneInterval is how often Run deletes the applied event ids older
+	// than AppliedEventsRetention. Default 1m, or half the retention when
+	// that is shorter.
+	PruneInterval time.Duration
+	// Logger receives the prune failures Run recovers from by trying again.
+	// Default slog.Default().
+	Logger *slog.Logger
 }
+
+// DefaultAppliedEventsRetention is Config.AppliedEventsRetention's default.
+const DefaultAppliedEventsRetention = 7 * 24 * time.Hour
 
 func (c *Config) setDefaults() {
 	if c.ProjectionQueue == "" {
@@ -85,6 +108,18 @@ func (c *Config) setDefaults() {
 	if c.MaxAttempts == 0 {
 		c.MaxAttempts = 10
 	}
+	if c.AppliedEventsRetention == 0 {
+		c.AppliedEventsRetention = DefaultAppliedEventsRetention
+	}
+	if c.PruneInterval == 0 {
+		c.PruneInterval = time.Minute
+		if r := c.AppliedEventsRetention / 2; r > 0 && r < c.PruneInterval {
+			c.PruneInterval = r
+		}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
 }
 
 // Validate reports every problem with the configuration, with defaults
@@ -100,6 +135,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxAttempts < 1 {
 		errs = append(errs, errors.New("orders: MaxAttempts must be at least 1"))
+	}
+	if c.PruneInterval < 0 {
+		errs = append(errs, errors.New("orders: PruneInterval must not be negative"))
 	}
 	return errors.Join(errs...)
 }
@@ -313,6 +351,25 @@ func (p *Projection) List(ctx context.Context, q events.OrdersListQuery) ([]cont
 		return nil, fmt.Errorf("orders: list for %s: %w", q.CustomerID, err)
 	}
 	return out, nil
+}
+
+// Prune deletes the ids of the events applied longer ago than
+// Config.AppliedEventsRetention and returns how many went; with a negative
+// retention it deletes nothing.
+func (p *Projection) Prune(ctx context.Context) (int64, error) {
+	if p.cfg.AppliedEventsRetention < 0 {
+		return 0, nil
+	}
+	cutoff := p.clock().Add(-p.cfg.AppliedEventsRetention).UnixMicro()
+	res, err := p.db.Exec(ctx, "DELETE FROM orders_applied_events WHERE applied_at < ?", cutoff)
+	if err != nil {
+		return 0, fmt.Errorf("orders: prune applied events: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("orders: prune applied events: %w", err)
+	}
+	return n, nil
 }
 
 // HandleEvent is the projection consumer's amqp.Handler: it decodes the

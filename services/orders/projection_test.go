@@ -392,6 +392,66 @@ func TestMigrationsAreIdempotent(t *testing.T) {
 		newProjection(t, db, orders.Config{})
 		versions, err := db.AppliedVersions(context.Background(), orders.ServiceName)
 		require.NoError(t, err)
-		require.Equal(t, []int{1}, versions)
+		require.Equal(t, []int{1, 2}, versions)
 	})
+}
+
+// Prune deletes the applied event ids older than the retention and keeps the
+// newer ones; a redelivery of a pruned event changes nothing in the order.
+func TestPruneDeletesAppliedEventsOlderThanTheRetention(t *testing.T) {
+	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		p := newProjection(t, db, orders.Config{AppliedEventsRetention: time.Hour})
+		f := fixture{t: t, orderID: "o-prune"}
+		placed, confirmed := f.placed("e-placed", 0), f.confirmed("e-confirmed", 10)
+		require.True(t, apply(t, p, placed))
+		require.True(t, apply(t, p, confirmed))
+		_, err := db.Exec(ctx, "UPDATE orders_applied_events SET applied_at = ? WHERE event_id = 'e-placed'", time.Now().Add(-2*time.Hour).UnixMicro())
+		require.NoError(t, err)
+		_, err = db.Exec(ctx, "UPDATE orders_applied_events SET applied_at = ? WHERE event_id = 'e-confirmed'", time.Now().Add(-30*time.Minute).UnixMicro())
+		require.NoError(t, err)
+		before, err := p.Get(ctx, "o-prune")
+		require.NoError(t, err)
+
+		n, err := p.Prune(ctx)
+		require.NoError(t, err)
+		require.EqualValues(t, 1, n)
+		require.Equal(t, []string{"e-confirmed"}, appliedEventIDs(t, db))
+
+		require.False(t, apply(t, p, confirmed), "a newer event id is still known")
+		apply(t, p, placed)
+		after, err := p.Get(ctx, "o-prune")
+		require.NoError(t, err)
+		require.Equal(t, before.Status, after.Status, "a pruned event redelivered does not undo what came after it")
+		require.Equal(t, before.LastEventID, after.LastEventID)
+	})
+}
+
+func TestPruneWithNegativeRetentionKeepsEveryEvent(t *testing.T) {
+	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		p := newProjection(t, db, orders.Config{AppliedEventsRetention: -1})
+		require.True(t, apply(t, p, fixture{t: t, orderID: "o-keep"}.placed("e-1", 0)))
+		_, err := db.Exec(ctx, "UPDATE orders_applied_events SET applied_at = ?", time.Now().Add(-365*24*time.Hour).UnixMicro())
+		require.NoError(t, err)
+		n, err := p.Prune(ctx)
+		require.NoError(t, err)
+		require.Zero(t, n)
+		require.Equal(t, []string{"e-1"}, appliedEventIDs(t, db))
+	})
+}
+
+func appliedEventIDs(t *testing.T, db *store.DB) []string {
+	t.Helper()
+	rows, err := db.Query(context.Background(), "SELECT event_id FROM orders_applied_events ORDER BY event_id")
+	require.NoError(t, err)
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		require.NoError(t, rows.Scan(&id))
+		out = append(out, id)
+	}
+	require.NoError(t, rows.Err())
+	return out
 }

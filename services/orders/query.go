@@ -32,8 +32,29 @@ func (p *Projection) Run(ctx context.Context, conn *amqp.Conn) error {
 			cancel() // one consumer down stops the other: Run reports it
 		})
 	}
+	wg.Go(func() { p.pruneEvery(ctx) })
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// pruneEvery runs Prune every PruneInterval until ctx ends. A failed prune
+// is logged and tried again at the next tick: the table only grows meanwhile.
+func (p *Projection) pruneEvery(ctx context.Context) {
+	if p.cfg.AppliedEventsRetention < 0 {
+		return
+	}
+	tick := time.NewTicker(p.cfg.PruneInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if _, err := p.Prune(ctx); err != nil && ctx.Err() == nil {
+				p.cfg.Logger.Warn("orders: prune applied events failed", "error", err)
+			}
+		}
+	}
 }
 
 // consumers builds the projection consumer, the query consumer and the

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // ClaimCommand records a command id in the consumer's inbox inside the
@@ -61,4 +62,19 @@ func (db *DB) InboxReply(ctx context.Context, consumer, commandID string) (reply
 		return nil, false, fmt.Errorf("store: inbox read %s: %w", commandID, err)
 	}
 	return []byte(r.String), true, nil
+}
+
+// PruneInbox deletes the consumer's inbox rows received before cutoff and
+// returns how many went. A command id pruned is no longer recognised as a
+// repeat.
+func (db *DB) PruneInbox(ctx context.Context, consumer string, cutoff time.Time) (int64, error) {
+	res, err := db.Exec(ctx, "DELETE FROM inbox WHERE consumer = ? AND received_at < ?", consumer, cutoff.UnixMicro())
+	if err != nil {
+		return 0, fmt.Errorf("store: prune inbox of %s: %w", consumer, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("store: prune inbox of %s: %w", consumer, err)
+	}
+	return n, nil
 }

@@ -154,4 +154,14 @@ var storeMigrations = []Migration{
 		// JSON; NULL for rows written with tracing off (and older rows).
 		Statements: []string{`ALTER TABLE outbox ADD COLUMN trace_context TEXT`},
 	},
+	{
+		Version: 3,
+		Name:    "retention indexes",
+		// The relay's sweep deletes rows older than their retention: by
+		// these indexes, not by reading the whole table.
+		Statements: []string{
+			`CREATE INDEX inbox_received ON inbox (consumer, received_at)`,
+			`CREATE INDEX outbox_sent ON outbox (producer, sent_at) WHERE sent_at IS NOT NULL`,
+		},
+	},
 }

@@ -42,9 +42,16 @@ type RelayConfig struct {
 	// RetryDelay is the pause after a failed publish before the next try.
 	// Default 500ms.
 	RetryDelay time.Duration
-	// Retention is how long sent rows are kept before a sweep deletes them;
-	// negative keeps them for ever. Default 24h.
+	// Retention is how long sent outbox rows are kept before a sweep
+	// deletes them; negative keeps them for ever. Default 24h.
 	Retention time.Duration
+	// InboxRetention is how long the producer's inbox rows (the command ids
+	// it handled, with their replies) are kept before a sweep deletes them;
+	// negative keeps them for ever. A command redelivered after its row went
+	// is handled again, so keep it longer than any command may be retried
+	// (an activity's retries, a redrive from the dead letters). Default
+	// 168h (7 days).
+	InboxRetention time.Duration
 	// Logger receives publish failures the relay recovers from by retrying.
 	// Default slog.Default().
 	Logger *slog.Logger
@@ -66,6 +73,9 @@ func (c *RelayConfig) setDefaults() {
 	}
 	if c.Retention == 0 {
 		c.Retention = 24 * time.Hour
+	}
+	if c.InboxRetention == 0 {
+		c.InboxRetention = DefaultInboxRetention
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -347,14 +357,28 @@ func (r *Relay) mark(ctx context.Context, tx *Tx, rows []pendingRow, unroutable 
 	return nil
 }
 
+// DefaultInboxRetention is RelayConfig.InboxRetention's default.
+const DefaultInboxRetention = 7 * 24 * time.Hour
+
+// prune deletes the sent outbox rows and the inbox rows of the producer
+// older than their retention.
 func (r *Relay) prune(ctx context.Context) error {
-	if r.cfg.Retention < 0 {
-		return nil
+	now := time.Now()
+	if r.cfg.Retention >= 0 {
+		cutoff := now.Add(-r.cfg.Retention).UnixMicro()
+		_, err := r.db.Exec(ctx, "DELETE FROM outbox WHERE producer = ? AND sent_at IS NOT NULL AND sent_at < ?", r.cfg.Producer, cutoff)
+		if err != nil {
+			return fmt.Errorf("relay: prune outbox: %w", err)
+		}
 	}
-	cutoff := time.Now().Add(-r.cfg.Retention).UnixMicro()
-	_, err := r.db.Exec(ctx, "DELETE FROM outbox WHERE producer = ? AND sent_at IS NOT NULL AND sent_at < ?", r.cfg.Producer, cutoff)
-	if err != nil {
-		return fmt.Errorf("relay: prune: %w", err)
+	if r.cfg.InboxRetention >= 0 {
+		if _, err := r.db.PruneInbox(ctx, r.cfg.Producer, now.Add(-r.cfg.InboxRetention)); err != nil {
+			return fmt.Errorf("relay: %w", err)
+		}
 	}
 	return nil
 }
+
+// Prune deletes the sent outbox rows and the inbox rows older than their
+// retention now, as the relay's sweep does every SweepInterval.
+func (r *Relay) Prune(ctx context.Context) error { return r.prune(ctx) }

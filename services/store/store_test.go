@@ -76,7 +76,7 @@ func TestMigrateIsIdempotent(t *testing.T) {
 			require.Equal(t, []int{1, 2}, versions)
 			versions, err = db.AppliedVersions(ctx, "store")
 			require.NoError(t, err)
-			require.Equal(t, []int{1, 2}, versions, "the store's own: inbox and outbox, the outbox's trace context")
+			require.Equal(t, []int{1, 2, 3}, versions, "the store's own: inbox and outbox, the outbox's trace context, the retention indexes")
 			_, err = db.Exec(ctx, "INSERT INTO widgets (id, colour) VALUES (?, ?)", "w1", "red")
 			require.NoError(t, err)
 		})
@@ -429,4 +429,103 @@ func TestOutboxKeepsTheTraceContextOfItsTransaction(t *testing.T) {
 		require.Equal(t, tc, pub.published[0].TraceContext)
 		require.Nil(t, pub.published[1].TraceContext)
 	})
+}
+
+// Rows older than their retention go, newer ones stay: the inbox's of the
+// relay's producer (not another consumer's), the outbox's sent rows (never a
+// pending one, however old).
+func TestRelaySweepPrunesRowsOlderThanTheirRetention(t *testing.T) {
+	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		claim := func(consumer, id string) {
+			require.NoError(t, db.InTx(ctx, func(tx *store.Tx) error {
+				_, _, err := tx.ClaimCommand(ctx, consumer, id, "x.do")
+				return err
+			}))
+		}
+		claim("svc", "c-old")
+		claim("svc", "c-new")
+		claim("other", "c-other-old")
+		enqueue(t, db, "svc", "m-old", "m-new")
+		pub := &recordingPublisher{}
+		relay, err := store.NewRelay(db, pub, store.RelayConfig{Producer: "svc", Retention: time.Hour, InboxRetention: 2 * time.Hour, SweepInterval: 20 * time.Millisecond})
+		require.NoError(t, err)
+		_, err = relay.Flush(ctx)
+		require.NoError(t, err)
+		enqueue(t, db, "svc", "m-pending-old")
+
+		// Age the "old" rows past their retention, the "new" ones not.
+		longAgo := time.Now().Add(-3 * time.Hour).UnixMicro()
+		recently := time.Now().Add(-30 * time.Minute).UnixMicro()
+		_, err = db.Exec(ctx, "UPDATE inbox SET received_at = ? WHERE command_id IN ('c-old', 'c-other-old')", longAgo)
+		require.NoError(t, err)
+		_, err = db.Exec(ctx, "UPDATE inbox SET received_at = ? WHERE command_id = 'c-new'", time.Now().Add(-90*time.Minute).UnixMicro())
+		require.NoError(t, err)
+		_, err = db.Exec(ctx, "UPDATE outbox SET sent_at = ? WHERE message_id = 'm-old'", longAgo)
+		require.NoError(t, err)
+		_, err = db.Exec(ctx, "UPDATE outbox SET sent_at = ? WHERE message_id = 'm-new'", recently)
+		require.NoError(t, err)
+		_, err = db.Exec(ctx, "UPDATE outbox SET created_at = ? WHERE message_id = 'm-pending-old'", longAgo)
+		require.NoError(t, err)
+		require.Equal(t, []string{"c-new", "c-old", "c-other-old"}, inboxIDs(t, db))
+
+		// The sweep of a running relay prunes without being asked.
+		done := make(chan error, 1)
+		go func() { done <- relay.Run(ctx) }()
+		require.Eventually(t, func() bool { return len(inboxIDs(t, db)) == 2 }, 30*time.Second, 20*time.Millisecond)
+		require.Equal(t, []string{"c-new", "c-other-old"}, inboxIDs(t, db), "the producer's old command id went; another consumer's is not the relay's")
+		require.Eventually(t, func() bool { return len(outboxIDs(t, db)) == 2 }, 30*time.Second, 20*time.Millisecond)
+		require.Equal(t, []string{"m-new", "m-pending-old"}, outboxIDs(t, db), "the old sent row went; a pending one is never pruned")
+		cancel()
+		require.NoError(t, <-done)
+	})
+}
+
+func TestRelayWithNegativeRetentionKeepsEveryRow(t *testing.T) {
+	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		require.NoError(t, db.InTx(ctx, func(tx *store.Tx) error {
+			_, _, err := tx.ClaimCommand(ctx, "svc", "c-old", "x.do")
+			return err
+		}))
+		enqueue(t, db, "svc", "m-old")
+		relay, err := store.NewRelay(db, &recordingPublisher{}, store.RelayConfig{Producer: "svc", Retention: -1, InboxRetention: -1})
+		require.NoError(t, err)
+		_, err = relay.Flush(ctx)
+		require.NoError(t, err)
+		longAgo := time.Now().Add(-365 * 24 * time.Hour).UnixMicro()
+		_, err = db.Exec(ctx, "UPDATE inbox SET received_at = ?", longAgo)
+		require.NoError(t, err)
+		_, err = db.Exec(ctx, "UPDATE outbox SET sent_at = ?", longAgo)
+		require.NoError(t, err)
+		require.NoError(t, relay.Prune(ctx))
+		require.Equal(t, []string{"c-old"}, inboxIDs(t, db))
+		require.Equal(t, []string{"m-old"}, outboxIDs(t, db))
+	})
+}
+
+func inboxIDs(t *testing.T, db *store.DB) []string {
+	t.Helper()
+	return column(t, db, "SELECT command_id FROM inbox ORDER BY command_id")
+}
+
+func outboxIDs(t *testing.T, db *store.DB) []string {
+	t.Helper()
+	return column(t, db, "SELECT message_id FROM outbox ORDER BY message_id")
+}
+
+func column(t *testing.T, db *store.DB, query string) []string {
+	t.Helper()
+	rows, err := db.Query(context.Background(), query)
+	require.NoError(t, err)
+	defer rows.Close()
+	out := []string{}
+	for rows.Next() {
+		var s string
+		require.NoError(t, rows.Scan(&s))
+		out = append(out, s)
+	}
+	require.NoError(t, rows.Err())
+	return out
 }

@@ -8,6 +8,7 @@ import (
 	"database/sql"
 	"fmt"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -54,7 +55,7 @@ func DSN(t testing.TB, engine store.Engine) string {
 	admin, err := sql.Open("pgx", base)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = admin.Close() })
-	schema := "t_" + strings.ReplaceAll(uuid.NewString(), "-", "")
+	schema := schemaPrefix() + strings.ReplaceAll(uuid.NewString(), "-", "")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if _, err := admin.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
@@ -71,4 +72,16 @@ func DSN(t testing.TB, engine store.Engine) string {
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
 	return u.String()
+}
+
+// EnvSchemaPrefix names the environment variable with the prefix of the
+// PostgreSQL schemas the tests create (default "t_"), so that runs sharing
+// one PostgreSQL can tell their schemas apart.
+const EnvSchemaPrefix = "STORETEST_SCHEMA_PREFIX"
+
+func schemaPrefix() string {
+	if p := os.Getenv(EnvSchemaPrefix); p != "" {
+		return p
+	}
+	return "t_"
 }
