@@ -70,6 +70,10 @@ type scenario struct {
 	topology *systemtest.Topology
 	// shape is the load's size. Default defaultShape.
 	shape shape
+	// system holds further options of the system (a Temporal server or
+	// a network of the test's own); runScenario sets ActivityFaults and
+	// Topology from the fields above.
+	system systemtest.Options
 }
 
 // fixture is what a scenario's hooks act on.
@@ -96,7 +100,9 @@ func runScenario(t *testing.T, sc scenario) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
-	sys := systemtest.Start(t, systemtest.Options{ActivityFaults: sc.activityFaults, Topology: sc.topology})
+	opts := sc.system
+	opts.ActivityFaults, opts.Topology = sc.activityFaults, sc.topology
+	sys := systemtest.Start(t, opts)
 	if sc.shape == (shape{}) {
 		sc.shape = defaultShape
 	}

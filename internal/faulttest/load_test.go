@@ -23,6 +23,7 @@ import (
 	"github.com/sagaflow/sagaflow/events"
 	"github.com/sagaflow/sagaflow/internal/notifications"
 	"github.com/sagaflow/sagaflow/internal/systemtest"
+	"github.com/sagaflow/sagaflow/internal/temporalerr"
 	"github.com/sagaflow/sagaflow/workflows"
 )
 
@@ -96,6 +97,9 @@ type load struct {
 	// operatorRetries counts retry-compensation signals sent to sagas whose
 	// compensation failed.
 	operatorRetries atomic.Int64
+	// temporalUnavailable counts the load's calls that found Temporal
+	// unreachable and were made again.
+	temporalUnavailable atomic.Int64
 
 	audit *auditLog
 }
@@ -265,7 +269,6 @@ func (l *load) run(ctx context.Context, hooks ...hook) {
 
 // runSaga starts one saga and waits for its result.
 func (l *load) runSaga(ctx context.Context, s *saga) {
-	c := l.sys.Temporal
 	var err error
 	switch s.kind {
 	case kindBridgeOrder:
@@ -274,25 +277,61 @@ func (l *load) runSaga(ctx context.Context, s *saga) {
 			err = l.awaitStarted(ctx, s.wfID)
 		}
 		if err == nil {
-			err = c.GetWorkflow(ctx, s.wfID, "").Get(ctx, &s.orderRes)
+			err = l.result(ctx, s.wfID, &s.orderRes)
 		}
 	case kindDirectOrder:
-		var run client.WorkflowRun
-		run, err = c.ExecuteWorkflow(ctx, contract.OrderStartOptions(s.order, l.sys.TaskQueue), workflows.OrderWorkflow, s.order)
+		err = l.start(ctx, contract.OrderStartOptions(s.order, l.sys.TaskQueue), workflows.OrderWorkflow, s.order)
 		if err == nil {
-			err = run.Get(ctx, &s.orderRes)
+			err = l.result(ctx, s.wfID, &s.orderRes)
 		}
 	case kindTransfer:
-		var run client.WorkflowRun
-		run, err = c.ExecuteWorkflow(ctx, contract.TransferStartOptions(s.transfer.TransferID, l.sys.TaskQueue), workflows.TransferWorkflow, s.transfer)
+		err = l.start(ctx, contract.TransferStartOptions(s.transfer.TransferID, l.sys.TaskQueue), workflows.TransferWorkflow, s.transfer)
 		if err == nil {
-			err = run.Get(ctx, &s.transferRes)
+			err = l.result(ctx, s.wfID, &s.transferRes)
 		}
 	}
 	s.err, s.done = err, true
 	if err != nil {
 		l.t.Logf("%s %s: %v", s.kind, s.wfID, err)
 	}
+}
+
+// untilAvailable calls f again while Temporal is unreachable (a test that
+// restarts it), counting the calls that failed so in temporalUnavailable.
+func (l *load) untilAvailable(ctx context.Context, f func() error) error {
+	for {
+		err := f()
+		if !temporalerr.Unavailable(err) || ctx.Err() != nil {
+			return err
+		}
+		l.temporalUnavailable.Add(1)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// start starts a saga, again while Temporal is unreachable: a start that
+// took effect before its answer was lost finds the saga started, which is
+// as good (the load's workflow ids are its own).
+func (l *load) start(ctx context.Context, opts client.StartWorkflowOptions, wf any, arg any) error {
+	attempt := 0
+	return l.untilAvailable(ctx, func() error {
+		attempt++
+		_, err := l.sys.Temporal.ExecuteWorkflow(ctx, opts, wf, arg)
+		var started *serviceerror.WorkflowExecutionAlreadyStarted
+		if attempt > 1 && errors.As(err, &started) {
+			return nil
+		}
+		return err
+	})
+}
+
+// result waits for a saga's result, through an unreachable Temporal.
+func (l *load) result(ctx context.Context, wfID string, out any) error {
+	return l.untilAvailable(ctx, func() error { return l.sys.Temporal.GetWorkflow(ctx, wfID, "").Get(ctx, out) })
 }
 
 // placeOrder publishes the order.placed event, again after a lost confirm:
@@ -324,7 +363,9 @@ func (l *load) awaitStarted(ctx context.Context, wfID string) error {
 	for {
 		_, err := l.sys.Temporal.DescribeWorkflowExecution(ctx, wfID, "")
 		var notFound *serviceerror.NotFound
-		if err == nil || !errors.As(err, &notFound) {
+		if temporalerr.Unavailable(err) {
+			l.temporalUnavailable.Add(1)
+		} else if err == nil || !errors.As(err, &notFound) {
 			return err
 		}
 		if time.Now().After(deadline) {

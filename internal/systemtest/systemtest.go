@@ -127,6 +127,16 @@ type Options struct {
 	// orchestration and services workers. Default: one worker with every
 	// part, on the broker at testenv.AMQPURL with SQLite.
 	Topology *Topology
+	// TemporalAddress and TemporalClient, when set, are a Temporal server
+	// of the test's own (one it kills and restarts) instead of the shared
+	// dev server. Set both or neither.
+	TemporalAddress string
+	TemporalClient  client.Client
+	// WorkerNetwork, when set, gives each worker process another broker
+	// URL list and Temporal address than the test's: the same ones
+	// through a TCP proxy of the test, which then degrades the workers'
+	// network without touching the test's own connections.
+	WorkerNetwork func(amqpURL, temporalAddress string) (string, string)
 }
 
 // WorkerOptions configure one worker process of StartWorkerWith.
@@ -147,7 +157,8 @@ type System struct {
 	AMQPURL string
 	// Exchange is the event exchange in VHost.
 	Exchange string
-	// Temporal is a client of the shared dev server.
+	// Temporal is a client of the shared dev server (or of
+	// Options.TemporalClient's).
 	Temporal client.Client
 	// TemporalAddress is the dev server's frontend host:port.
 	TemporalAddress string
@@ -185,15 +196,21 @@ func Start(t testing.TB, opts Options) *System {
 	if err := opts.Topology.validate(); err != nil {
 		t.Fatal(err)
 	}
-	srv := temporaltest.Server(t)
+	if (opts.TemporalAddress == "") != (opts.TemporalClient == nil) {
+		t.Fatal("systemtest: set both Options.TemporalAddress and Options.TemporalClient, or neither")
+	}
 	s := &System{
 		t:               t,
 		opts:            opts,
 		bin:             workerBinary(t, opts.workerTags()),
-		Temporal:        srv.Client(),
-		TemporalAddress: srv.FrontendHostPort(),
+		Temporal:        opts.TemporalClient,
+		TemporalAddress: opts.TemporalAddress,
 		TaskQueue:       temporaltest.TaskQueue(t),
 		Dir:             t.TempDir(),
+	}
+	if s.Temporal == nil {
+		srv := temporaltest.Server(t)
+		s.Temporal, s.TemporalAddress = srv.Client(), srv.FrontendHostPort()
 	}
 	s.VHost = "sagaflow-system-" + uuid.NewString()[:8]
 	if opts.Topology != nil {
@@ -314,11 +331,15 @@ func (s *System) spawnWorker(o WorkerOptions) *Worker {
 	w := &Worker{HTTPAddr: addr, LogPath: filepath.Join(s.Dir, fmt.Sprintf("worker-%d.log", n)), BuildID: o.BuildID, Run: o.Run, done: make(chan struct{})}
 	logFile, err := os.OpenFile(w.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	require.NoError(s.t, err)
+	amqpURL, temporalAddress := s.workerAMQPURL(n), s.TemporalAddress
+	if s.opts.WorkerNetwork != nil {
+		amqpURL, temporalAddress = s.opts.WorkerNetwork(amqpURL, temporalAddress)
+	}
 	w.cmd = exec.Command(s.bin)
 	w.cmd.Env = append(os.Environ(),
-		"AMQP_URL="+s.workerAMQPURL(n),
+		"AMQP_URL="+amqpURL,
 		"AMQP_EXCHANGE="+s.Exchange,
-		"TEMPORAL_ADDRESS="+s.TemporalAddress,
+		"TEMPORAL_ADDRESS="+temporalAddress,
 		"TEMPORAL_NAMESPACE=default",
 		"TEMPORAL_TASK_QUEUE="+s.TaskQueue,
 		"LEDGER_DSN="+s.DSN(ServiceLedger),

@@ -208,11 +208,11 @@ func Server(t testing.TB) *testsuite.DevServer {
 	return shared.server
 }
 
-func start(cfg Config) (*testsuite.DevServer, bool, error) {
-	path, ok := CLIPath()
-	if !ok {
-		return nil, true, nil
-	}
+// DevServerArgs are the arguments of `temporal server start-dev` that every
+// dev server of the tests runs with, the shared one and those a test runs
+// of its own: one task queue partition, Worker Deployments, fast drainage
+// and the sagas' search attributes.
+func DevServerArgs() []string {
 	args := []string{
 		"--dynamic-config-value", "matching.numTaskqueueReadPartitions=1",
 		"--dynamic-config-value", "matching.numTaskqueueWritePartitions=1",
@@ -223,6 +223,15 @@ func start(cfg Config) (*testsuite.DevServer, bool, error) {
 	for _, sa := range contract.SearchAttributes() {
 		args = append(args, "--search-attribute", sa)
 	}
+	return args
+}
+
+func start(cfg Config) (*testsuite.DevServer, bool, error) {
+	path, ok := CLIPath()
+	if !ok {
+		return nil, true, nil
+	}
+	args := DevServerArgs()
 	opts := testsuite.DevServerOptions{
 		ExistingPath: path,
 		ClientOptions: &client.Options{
