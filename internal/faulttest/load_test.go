@@ -246,6 +246,11 @@ func (l *load) run(ctx context.Context, hooks ...hook) {
 		case slots <- struct{}{}:
 		case <-ctx.Done():
 		}
+		if ctx.Err() != nil {
+			// Out of time: the sagas not started are reported as never
+			// ended, rather than started without a slot to give back.
+			break
+		}
 		wg.Go(func() {
 			defer func() { <-slots }()
 			l.runSaga(ctx, s)
