@@ -72,8 +72,14 @@ func (d *devServer) start() {
 	require.False(t, d.running(), "the dev server is already running")
 	args := append([]string{"server", "start-dev", "--headless", "--ip", "127.0.0.1",
 		"--port", strconv.Itoa(d.port), "--http-port", strconv.Itoa(d.port + 1), "--metrics-port", strconv.Itoa(d.port + 2),
-		"--db-filename", d.dbFile, "--namespace", "default", "--log-level", "warn"}, temporaltest.DevServerArgs()...)
+		"--db-filename", d.dbFile, "--namespace", "default", "--log-level", "warn",
+		// Write-ahead log without fsync: what a killed process wrote
+		// survives it (only a power loss would not), and the load is
+		// not held up by the disk.
+		"--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=off"}, temporaltest.DevServerArgs()...)
 	d.cmd = exec.Command(d.path, args...)
+	// The server dies with the test binary, even one killed by its timeout.
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	logFile, err := os.OpenFile(d.dbFile+".log", os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	require.NoError(t, err)
 	d.cmd.Stdout, d.cmd.Stderr = logFile, logFile
