@@ -198,7 +198,7 @@ func TestBadNetwork(t *testing.T) {
 				}},
 				{name: "latency lifted", after: 0.3, run: func() { px.removeToxic("latency") }},
 				{name: "half-open cut", after: 0.4, run: func() {
-					report.reconnectsBefore = reconnects(f)
+					report.reconnectsBefore = f.checker.workerCounter("sagaflow_amqp_reconnects_total")
 					a, tm := px.acceptedBy(px.amqp), px.acceptedBy(px.temporal)
 					start := time.Now()
 					// Nothing forwarded, nothing closed: only the peers'
@@ -231,13 +231,4 @@ func TestBadNetwork(t *testing.T) {
 				report.resetAMQP.Round(100*time.Millisecond), report.resetGRPC.Round(100*time.Millisecond), int(report.reconnects))
 		},
 	})
-}
-
-// reconnects is the running workers' sagaflow_amqp_reconnects_total.
-func reconnects(f *fixture) float64 {
-	var n float64
-	for _, w := range f.sys.WorkersRunning("") {
-		n += scrape(f.t, w.HTTPAddr)["sagaflow_amqp_reconnects_total"]
-	}
-	return n
 }
