@@ -41,6 +41,8 @@ import (
 	"github.com/sagaflow/sagaflow/internal/repo"
 	"github.com/sagaflow/sagaflow/internal/temporaltest"
 	"github.com/sagaflow/sagaflow/internal/testenv"
+	"github.com/sagaflow/sagaflow/services/store"
+	"github.com/sagaflow/sagaflow/services/store/storetest"
 )
 
 // Main runs the package's tests and then stops the shared dev server and
@@ -127,6 +129,10 @@ type Options struct {
 	// orchestration and services workers. Default: one worker with every
 	// part, on the broker at testenv.AMQPURL with SQLite.
 	Topology *Topology
+	// Postgres runs the services of the single worker on PostgreSQL (a
+	// schema of the test's own per database at testenv.PostgresDSN, as
+	// under Topology) instead of SQLite. Topology always does.
+	Postgres bool
 	// TemporalAddress and TemporalClient, when set, are a Temporal server
 	// of the test's own (one it kills and restarts) instead of the shared
 	// dev server. Set both or neither.
@@ -261,6 +267,9 @@ func (s *System) startOnBroker() {
 	s.dsns = map[string]string{}
 	for _, name := range serviceDatabases {
 		s.dsns[name] = filepath.Join(s.Dir, name+".db")
+		if s.opts.Postgres {
+			s.dsns[name] = storetest.DSN(t, store.Postgres)
+		}
 	}
 }
 
