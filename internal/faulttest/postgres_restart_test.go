@@ -60,9 +60,11 @@ func TestPostgresRestart(t *testing.T) {
 			return []hook{{name: "PostgreSQL restart", after: 0.3, run: func() {
 				restart.before = postmasterStart(f.t, f.ctx)
 				start := time.Now()
-				out, err := exec.CommandContext(f.ctx, "flock", pgRestartLock,
+				// Another test restarting PostgreSQL holds the lock for
+				// seconds; one that holds it longer fails this test clearly.
+				out, err := exec.CommandContext(f.ctx, "flock", "-w", "60", pgRestartLock,
 					"pg_ctlcluster", "--skip-systemctl-redirect", "15", "main", "restart").CombinedOutput()
-				require.NoError(f.t, err, "pg_ctlcluster restart: %s", out)
+				require.NoError(f.t, err, "flock -w 60 %s pg_ctlcluster restart (exit 1 without output: the lock was not free within 60s): %s", pgRestartLock, out)
 				restart.took = time.Since(start)
 				restart.after = postmasterStart(f.t, f.ctx)
 				require.True(f.t, restart.after.After(restart.before), "PostgreSQL was restarted: started %s, now %s", restart.before, restart.after)
