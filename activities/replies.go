@@ -12,6 +12,7 @@ import (
 
 	"github.com/sagaflow/sagaflow/amqp"
 	"github.com/sagaflow/sagaflow/events"
+	"github.com/sagaflow/sagaflow/internal/temporalerr"
 )
 
 // Application error types of business rejections, derived from the reply's
@@ -154,7 +155,9 @@ func ReplyConsumerConfig(queue string) amqp.ConsumerConfig {
 // acceptance completes it with a CommandResult, a rejection with
 // RejectionError. A reply for an activity that no longer waits (completed,
 // timed out and retried, or its workflow closed) is acknowledged and logged:
-// retrying it could never succeed. An undecodable reply is dead-lettered.
+// retrying it could never succeed. A reply Temporal could not take because
+// it was unreachable is retried (amqp.Unavailable) until it can, however
+// long the outage. An undecodable reply is dead-lettered.
 func (a *Activities) HandleReply(ctx context.Context, d amqp.Delivery) error {
 	_, reply, err := events.DecodeAs[events.Reply](d.Body)
 	if err != nil {
@@ -181,6 +184,12 @@ func (a *Activities) HandleReply(ctx context.Context, d amqp.Delivery) error {
 			"command_id", reply.CommandID, "command_type", reply.CommandType,
 			"workflow_id", ref.WorkflowID, "activity_id", ref.ActivityID, "error", err)
 		return nil
+	case temporalerr.Unavailable(err):
+		// Temporal is away (restarting, the connection cut): the reply
+		// is the activity's only way to complete, so it waits in the
+		// delay queues, never acked nor dead-lettered, until Temporal
+		// takes it.
+		return amqp.Unavailable(fmt.Errorf("complete activity %s of %s with reply to %s: %w", ref.ActivityID, ref.WorkflowID, reply.CommandID, err))
 	default:
 		return fmt.Errorf("complete activity %s of %s with reply to %s: %w", ref.ActivityID, ref.WorkflowID, reply.CommandID, err)
 	}

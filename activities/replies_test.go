@@ -107,11 +107,22 @@ func TestHandleReply(t *testing.T) {
 			completeErr: serviceerror.NewNotFound("activity not found"),
 		},
 		{
-			name:        "other completion errors are retried",
+			name:        "Temporal unreachable is retried until it takes the reply",
 			delivery:    func(t *testing.T) amqp.Delivery { return replyDelivery(t, accepted, testRef.String()) },
 			completeErr: serviceerror.NewUnavailable("frontend down"),
 			wantHandleErr: func(t *testing.T, err error) {
-				require.Error(t, err)
+				require.ErrorContains(t, err, "frontend down")
+				require.True(t, amqp.IsUnavailable(err), "retried without an attempt limit: %v", err)
+				require.False(t, amqp.IsPermanent(err))
+			},
+		},
+		{
+			name:        "other completion errors are retried a bounded number of times",
+			delivery:    func(t *testing.T) amqp.Delivery { return replyDelivery(t, accepted, testRef.String()) },
+			completeErr: serviceerror.NewInternal("server bug"),
+			wantHandleErr: func(t *testing.T, err error) {
+				require.ErrorContains(t, err, "server bug")
+				require.False(t, amqp.IsUnavailable(err))
 				require.False(t, amqp.IsPermanent(err))
 			},
 		},

@@ -58,6 +58,42 @@ func IsPermanent(err error) bool {
 	return errors.As(err, &p)
 }
 
+// UnavailableError marks a handler error caused by a dependency that is
+// down, not by the message (Temporal unreachable while it restarts): the
+// consumer retries the delivery through its delay queues for as long as the
+// outage lasts, each attempt waiting at most the longest backoff, and never
+// dead-letters it for running out of attempts. A message that can only be
+// delivered to that dependency is thereby kept, not lost, through an outage
+// of any length.
+type UnavailableError struct{ Err error }
+
+// Error returns the wrapped error's message.
+func (e *UnavailableError) Error() string {
+	if e.Err == nil {
+		return "dependency unavailable"
+	}
+	return "unavailable: " + e.Err.Error()
+}
+
+// Unwrap returns the wrapped error.
+func (e *UnavailableError) Unwrap() error { return e.Err }
+
+// Unavailable wraps err so that the consumer retries the message until its
+// handler succeeds or fails otherwise. Unavailable(nil) returns nil.
+func Unavailable(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &UnavailableError{Err: err}
+}
+
+// IsUnavailable reports whether err, or an error it wraps, is an
+// UnavailableError (and not a PermanentError as well).
+func IsUnavailable(err error) bool {
+	var u *UnavailableError
+	return errors.As(err, &u) && !IsPermanent(err)
+}
+
 // Stats counts what the publishers and consumers of one Conn did. Read the
 // fields with Load; they only grow.
 type Stats struct {
@@ -73,6 +109,10 @@ type Stats struct {
 	Consumed atomic.Int64
 	// Retried counts deliveries sent to a delay queue after a failure.
 	Retried atomic.Int64
+	// RetriedUnavailable counts, among Retried, the deliveries whose
+	// handler failed with an UnavailableError: retried without an attempt
+	// limit while a dependency is down.
+	RetriedUnavailable atomic.Int64
 	// DeadLettered counts deliveries moved to a dead-letter queue, by
 	// any consumer; DeadLettersByConsumer splits it by consumer.
 	DeadLettered atomic.Int64

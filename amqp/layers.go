@@ -164,7 +164,9 @@ func countHandled(stats *Stats) layer {
 // attempts and the error recorded in its headers, while attempts remain and
 // the error is not one to give up on; those it passes on to the dead-letter
 // layer. A delivery deferred by dedup goes to the first delay queue with its
-// attempt not counted.
+// attempt not counted. A delivery whose handler found a dependency
+// unavailable (UnavailableError) is retried past maxAttempts, in the last
+// delay queue, until the dependency is back.
 func retry(maxAttempts int, retryQueue func(attempt int) string, pub publisher, stats *Stats, logger *slog.Logger) layer {
 	return func(next Handler) Handler {
 		return func(ctx context.Context, d Delivery) error {
@@ -173,13 +175,22 @@ func retry(maxAttempts int, retryQueue func(attempt int) string, pub publisher, 
 				return nil
 			}
 			attempts, cause, counter := d.Attempt, err, &stats.Retried
-			if errors.Is(err, errClaimBusy) {
+			delay := attempts
+			switch {
+			case errors.Is(err, errClaimBusy):
 				attempts, cause, counter = d.Attempt-1, nil, &stats.Deferred
-			} else if giveUp(err) || d.Attempt >= maxAttempts {
+				delay = attempts
+			case IsUnavailable(err):
+				// However long the dependency is down: past the last
+				// attempt the delivery keeps waiting in the longest delay
+				// queue.
+				stats.RetriedUnavailable.Add(1)
+				delay = min(attempts, max(maxAttempts-1, 1))
+			case giveUp(err) || d.Attempt >= maxAttempts:
 				return err
 			}
 			m := republished(d, attempts, cause)
-			m.Exchange, m.RoutingKey = "", retryQueue(max(attempts, 1))
+			m.Exchange, m.RoutingKey = "", retryQueue(max(delay, 1))
 			if perr := pub.Publish(ctx, m); perr != nil {
 				logger.Error("send to delay queue failed; returning the delivery to the broker",
 					append(deliveryAttrs(d), "delay_queue", m.RoutingKey, "cause", err, "error", perr)...)

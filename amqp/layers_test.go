@@ -285,7 +285,9 @@ func TestRetry(t *testing.T) {
 		wantCause  string // HeaderLastError of the published copy
 		wantRetry  int64
 		wantDefer  int64
-		wantLog    string
+		// wantUnavailable is Stats.RetriedUnavailable.
+		wantUnavailable int64
+		wantLog         string
 	}{
 		{name: "success passes", attempt: 1},
 		{name: "a failure with attempts left waits in the delay queue of its attempt", handlerErr: failure, attempt: 2,
@@ -297,6 +299,11 @@ func TestRetry(t *testing.T) {
 			wantQueue: "q.retry.1", wantHeader: 1, wantDefer: 1},
 		{name: "a first delivery whose id is in flight waits in the first delay queue", handlerErr: errClaimBusy, attempt: 1,
 			wantQueue: "q.retry.1", wantHeader: 0, wantDefer: 1},
+		{name: "a dependency unavailable waits in the delay queue of its attempt", handlerErr: Unavailable(failure), attempt: 2,
+			wantQueue: "q.retry.2", wantHeader: 2, wantCause: "unavailable: database down", wantRetry: 1, wantUnavailable: 1, wantLog: "handling failed; retrying"},
+		{name: "a dependency unavailable past the last attempt waits in the longest delay queue, never dead-lettered", handlerErr: Unavailable(failure), attempt: 7,
+			wantQueue: "q.retry.2", wantHeader: 7, wantCause: "unavailable: database down", wantRetry: 1, wantUnavailable: 1, wantLog: "handling failed; retrying"},
+		{name: "a permanent failure wins over unavailable", handlerErr: Permanent(Unavailable(failure)), attempt: 1, wantErr: failure},
 		{name: "a delivery the delay queue does not take is not moved and is logged", handlerErr: failure, attempt: 1,
 			publishErr: ErrNacked, wantErr: errNotMoved, wantLog: "send to delay queue failed; returning the delivery to the broker"},
 	}
@@ -329,6 +336,7 @@ func TestRetry(t *testing.T) {
 			}
 			require.EqualValues(t, tt.wantRetry, stats.Retried.Load(), "retried")
 			require.EqualValues(t, tt.wantDefer, stats.Deferred.Load(), "deferred")
+			require.EqualValues(t, tt.wantUnavailable, stats.RetriedUnavailable.Load(), "retried while unavailable")
 			level := "INFO"
 			if tt.publishErr != nil {
 				level = "ERROR"

@@ -74,6 +74,19 @@ type config struct {
 	// queues and the delivery limit of quorum ones (amqp.Config).
 	AMQPQueueType     string
 	AMQPDeliveryLimit int
+	// AMQPHeartbeat is the AMQP heartbeat interval (amqp.Config.Heartbeat):
+	// a connection on which nothing arrives for three intervals (a broker
+	// gone, a half-open connection through a broken network) is closed
+	// and dialled again, so such a connection is noticed within 3×
+	// AMQPHeartbeat, 30s by default.
+	AMQPHeartbeat time.Duration
+	// TemporalKeepAlive is the gRPC keepalive time of the Temporal client:
+	// after that long without a frame from the frontend the client pings
+	// it and drops the connection when no answer comes within
+	// TemporalKeepAlive/2, so a half-open connection to Temporal is
+	// noticed within 1.5× TemporalKeepAlive, 45s by default (gRPC's own
+	// floor on the time is 10s).
+	TemporalKeepAlive time.Duration
 	ReplyQueue        string
 
 	LedgerDSN    string
@@ -156,6 +169,8 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 		"orchestration ("+strings.Join(partGroups["orchestration"], ",")+": the parts that use Temporal), "+
 		"services ("+strings.Join(partGroups["services"], ",")+": the participant services and event subscribers) (env WORKER_RUN)")
 	str(&c.HTTPAddr, "http-addr", "METRICS_ADDR", "127.0.0.1:9090", "address of the /metrics (Prometheus) and /healthz endpoints; empty disables them")
+	heartbeat := fs.String("amqp-heartbeat", env("AMQP_HEARTBEAT", "10s"), "AMQP heartbeat interval: a broker connection silent for three intervals (a half-open connection) is dropped and dialled again (env AMQP_HEARTBEAT)")
+	keepAlive := fs.String("temporal-keepalive", env("TEMPORAL_KEEPALIVE", "30s"), "gRPC keepalive time of the Temporal connection, at least 10s: a connection silent that long is pinged, and dropped when the ping is not answered within half of it (env TEMPORAL_KEEPALIVE)")
 	grace := fs.String("shutdown-grace", env("SHUTDOWN_GRACE", "30s"), "on SIGINT/SIGTERM, how long running activities and handlers may take to finish (env SHUTDOWN_GRACE)")
 	str(&c.LogLevel, "log-level", "LOG_LEVEL", "info", "log level: debug, info, warn or error")
 	str(&c.LogFormat, "log-format", "LOG_FORMAT", "text", "log format: text or json")
@@ -203,6 +218,12 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	retention("outbox-retention", *outboxRetention, &c.OutboxRetention)
 	retention("inbox-retention", *inboxRetention, &c.InboxRetention)
 	retention("applied-events-retention", *appliedRetention, &c.AppliedEventsRetention)
+	if c.AMQPHeartbeat, err = time.ParseDuration(*heartbeat); err != nil || c.AMQPHeartbeat < time.Second {
+		errs = append(errs, fmt.Errorf("--amqp-heartbeat %q: want a duration of at least 1s such as 10s", *heartbeat))
+	}
+	if c.TemporalKeepAlive, err = time.ParseDuration(*keepAlive); err != nil || c.TemporalKeepAlive < 10*time.Second {
+		errs = append(errs, fmt.Errorf("--temporal-keepalive %q: want a duration of at least 10s such as 30s", *keepAlive))
+	}
 	positive := func(name, v string, dst *int) {
 		n, err := strconv.Atoi(v)
 		if err != nil || n <= 0 {

@@ -84,6 +84,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 		URL:            cfg.AMQPURL,
 		QueueType:      cfg.AMQPQueueType,
 		DeliveryLimit:  cfg.AMQPDeliveryLimit,
+		Heartbeat:      cfg.AMQPHeartbeat,
 		TLS:            amqp.TLSConfig{CAFile: cfg.AMQPTLSCA, CertFile: cfg.AMQPTLSCert, KeyFile: cfg.AMQPTLSKey},
 		ConnectionName: "sagaflow-worker " + strings.Join(cfg.Parts, ","),
 		Exchange:       cfg.AMQPExchange,

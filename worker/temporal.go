@@ -28,11 +28,13 @@ func dialTemporal(cfg config, logger *slog.Logger, metrics client.MetricsHandler
 		return nil, err
 	}
 	c, err := client.Dial(client.Options{
-		HostPort:          cfg.TemporalAddress,
-		Namespace:         cfg.TemporalNamespace,
-		Logger:            tlog.NewStructuredLogger(logger.With("component", "temporal")),
-		MetricsHandler:    metrics,
-		ConnectionOptions: client.ConnectionOptions{TLS: tlsCfg},
+		HostPort:       cfg.TemporalAddress,
+		Namespace:      cfg.TemporalNamespace,
+		Logger:         tlog.NewStructuredLogger(logger.With("component", "temporal")),
+		MetricsHandler: metrics,
+		// The keepalive bounds how long a half-open connection to the
+		// frontend goes unnoticed: KeepAliveTime + KeepAliveTimeout.
+		ConnectionOptions: client.ConnectionOptions{TLS: tlsCfg, KeepAliveTime: cfg.TemporalKeepAlive, KeepAliveTimeout: cfg.TemporalKeepAlive / 2},
 		DataConverter:     cfg.Codec.DataConverter(),
 		FailureConverter:  cfg.Codec.FailureConverter(),
 		Interceptors:      interceptors,

@@ -24,6 +24,7 @@ import (
 	"github.com/sagaflow/sagaflow/amqp"
 	"github.com/sagaflow/sagaflow/contract"
 	"github.com/sagaflow/sagaflow/events"
+	"github.com/sagaflow/sagaflow/internal/temporalerr"
 	"github.com/sagaflow/sagaflow/internal/tracing"
 )
 
@@ -238,6 +239,10 @@ func (b *Bridge) start(ctx context.Context, env events.Envelope, p events.Payloa
 		return nil
 	case isPermanentTemporal(err):
 		return amqp.Permanent(fmt.Errorf("bridge: start %s for event %s: %w", id, env.ID, err))
+	case temporalerr.Unavailable(err):
+		// The event waits for Temporal however long it is away: a
+		// dead-lettered order.placed would be a saga never started.
+		return amqp.Unavailable(fmt.Errorf("bridge: start %s for event %s: %w", id, env.ID, err))
 	default:
 		return fmt.Errorf("bridge: start %s for event %s: %w", id, env.ID, err)
 	}
@@ -270,6 +275,8 @@ func (b *Bridge) signal(ctx context.Context, d amqp.Delivery, env events.Envelop
 		return amqp.Permanent(reason)
 	case isPermanentTemporal(err):
 		return amqp.Permanent(fmt.Errorf("bridge: signal %s to %s for event %s: %w", r.Signal, id, env.ID, err))
+	case temporalerr.Unavailable(err):
+		return amqp.Unavailable(fmt.Errorf("bridge: signal %s to %s for event %s: %w", r.Signal, id, env.ID, err))
 	default:
 		return fmt.Errorf("bridge: signal %s to %s for event %s: %w", r.Signal, id, env.ID, err)
 	}

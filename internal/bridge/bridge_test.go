@@ -108,12 +108,15 @@ func TestHandleStart(t *testing.T) {
 		startErr      error
 		wantErr       bool
 		wantPermanent bool
-		wantStarted   int64
-		wantDuplicate int64
+		// wantUnavailable: retried for as long as Temporal is away.
+		wantUnavailable bool
+		wantStarted     int64
+		wantDuplicate   int64
 	}{
 		{name: "starts the saga", wantStarted: 1},
 		{name: "already started is success", startErr: serviceerror.NewWorkflowExecutionAlreadyStarted("exists", "", "run"), wantDuplicate: 1},
-		{name: "unavailable Temporal is retried", startErr: serviceerror.NewUnavailable("down"), wantErr: true},
+		{name: "unavailable Temporal is retried until it is back", startErr: serviceerror.NewUnavailable("down"), wantErr: true, wantUnavailable: true},
+		{name: "another failure is retried a bounded number of times", startErr: serviceerror.NewInternal("bug"), wantErr: true},
 		{name: "refused argument is permanent", startErr: serviceerror.NewInvalidArgument("unknown search attribute"), wantErr: true, wantPermanent: true},
 	}
 	for _, tt := range tests {
@@ -125,6 +128,7 @@ func TestHandleStart(t *testing.T) {
 			if tt.wantErr {
 				require.Error(t, err)
 				require.Equal(t, tt.wantPermanent, amqp.IsPermanent(err))
+				require.Equal(t, tt.wantUnavailable, amqp.IsUnavailable(err))
 			} else {
 				require.NoError(t, err)
 			}
@@ -186,6 +190,7 @@ func TestHandleSignal(t *testing.T) {
 		attempt            int
 		wantErr            string
 		wantPermanent      bool
+		wantUnavailable    bool
 		wantSignalled      int64
 	}{
 		{name: "signals the running saga", attempt: 1, wantSignalled: 1},
@@ -197,7 +202,7 @@ func TestHandleSignal(t *testing.T) {
 			notRunningAttempts: 3, attempt: 2, wantErr: "order 42 has no running saga"},
 		{name: "no saga after the last attempt is dead-lettered", signalErr: serviceerror.NewNotFound("workflow not found"),
 			notRunningAttempts: 3, attempt: 3, wantErr: "order 42 has no running saga", wantPermanent: true},
-		{name: "unavailable Temporal is retried", signalErr: serviceerror.NewUnavailable("down"), attempt: 1, wantErr: "down"},
+		{name: "unavailable Temporal is retried until it is back", signalErr: serviceerror.NewUnavailable("down"), attempt: 1, wantErr: "down", wantUnavailable: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -212,6 +217,7 @@ func TestHandleSignal(t *testing.T) {
 			} else {
 				require.ErrorContains(t, err, tt.wantErr)
 				require.Equal(t, tt.wantPermanent, amqp.IsPermanent(err))
+				require.Equal(t, tt.wantUnavailable, amqp.IsUnavailable(err))
 			}
 			require.Equal(t, []signalCall{{workflowID: "order-42", signal: contract.SignalCancel,
 				arg: contract.CancelRequest{Reason: "changed_mind", EventID: "evt-c", CorrelationID: "order-42"}}}, ft.signals)

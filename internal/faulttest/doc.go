@@ -7,6 +7,18 @@
 // conserved, no reservation left held, every business event consumed and
 // handled once, nothing dead-lettered but the poison.
 //
+// Outages and a bad network: TestTemporalRestart runs a Temporal dev
+// server of its own on a database file and SIGKILLs it mid-load, then
+// starts it again on the same file and port (27600); TestPostgresRestart
+// restarts PostgreSQL, under the lock /tmp/sagaflow-pg-restart.lock, while
+// the services run on it; TestBadNetwork puts the worker behind TCP
+// proxies (toxiproxy, ports 27610 and 27611) that add latency, cut the
+// connections half-open and reset them, and asserts that the AMQP
+// heartbeat and the gRPC keepalive notice a half-open connection within
+// their bounds; TestDuplicatedAndReorderedEvents publishes late copies of
+// the business events. Each asserts its fault happened before the
+// invariants.
+//
 // TestClusterTopology runs the same load (500 sagas per fault) on the
 // production topology (systemtest.Topology): a 3-node RabbitMQ cluster of
 // its own (internal/rmqcluster) with quorum queues, two orchestration and

@@ -73,6 +73,10 @@ type scenario struct {
 	// temporal, when set, is the Temporal server of the system (a cluster
 	// of the test's own). Default the shared server.
 	temporal temporaltest.Frontend
+	// system holds further options of the system (a Temporal server or
+	// a network of the test's own); runScenario sets ActivityFaults and
+	// Topology from the fields above.
+	system systemtest.Options
 }
 
 // fixture is what a scenario's hooks act on.
@@ -100,7 +104,12 @@ func runScenario(t *testing.T, sc scenario) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
-	sys := systemtest.Start(t, systemtest.Options{ActivityFaults: sc.activityFaults, Topology: sc.topology, Temporal: sc.temporal})
+	opts := sc.system
+	opts.ActivityFaults, opts.Topology = sc.activityFaults, sc.topology
+	if sc.temporal != nil {
+		opts.Temporal = sc.temporal
+	}
+	sys := systemtest.Start(t, opts)
 	if sc.shape == (shape{}) {
 		sc.shape = defaultShape
 	}

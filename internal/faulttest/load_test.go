@@ -25,6 +25,7 @@ import (
 	"github.com/sagaflow/sagaflow/events"
 	"github.com/sagaflow/sagaflow/internal/notifications"
 	"github.com/sagaflow/sagaflow/internal/systemtest"
+	"github.com/sagaflow/sagaflow/internal/temporalerr"
 	"github.com/sagaflow/sagaflow/workflows"
 )
 
@@ -105,6 +106,9 @@ type load struct {
 	// operatorRetries counts retry-compensation signals sent to sagas whose
 	// compensation failed.
 	operatorRetries atomic.Int64
+	// temporalUnavailable counts the load's calls that found Temporal
+	// unreachable and were made again.
+	temporalUnavailable atomic.Int64
 
 	audit *auditLog
 }
@@ -251,6 +255,11 @@ func (l *load) run(ctx context.Context, hooks ...hook) {
 		case slots <- struct{}{}:
 		case <-ctx.Done():
 		}
+		if ctx.Err() != nil {
+			// Out of time: the sagas not started are reported as never
+			// ended, rather than started without a slot to give back.
+			break
+		}
 		wg.Go(func() {
 			defer func() { <-slots }()
 			l.runSaga(ctx, s)
@@ -287,19 +296,19 @@ func (l *load) runSaga(ctx context.Context, s *saga) {
 		}
 		if err == nil {
 			l.started.Add(1)
-			err = l.await(ctx, s.wfID, &s.orderRes)
+			err = l.await(ctx, c, s.wfID, &s.orderRes)
 		}
 	case kindDirectOrder:
-		_, err = c.ExecuteWorkflow(ctx, contract.OrderStartOptions(s.order, l.sys.TaskQueue), workflows.OrderWorkflow, s.order)
+		err = l.start(ctx, c, contract.OrderStartOptions(s.order, l.sys.TaskQueue), workflows.OrderWorkflow, s.order)
 		if err == nil {
 			l.started.Add(1)
-			err = l.await(ctx, s.wfID, &s.orderRes)
+			err = l.await(ctx, c, s.wfID, &s.orderRes)
 		}
 	case kindTransfer:
-		_, err = c.ExecuteWorkflow(ctx, contract.TransferStartOptions(s.transfer.TransferID, l.sys.TaskQueue), workflows.TransferWorkflow, s.transfer)
+		err = l.start(ctx, c, contract.TransferStartOptions(s.transfer.TransferID, l.sys.TaskQueue), workflows.TransferWorkflow, s.transfer)
 		if err == nil {
 			l.started.Add(1)
-			err = l.await(ctx, s.wfID, &s.transferRes)
+			err = l.await(ctx, c, s.wfID, &s.transferRes)
 		}
 	}
 	s.err, s.done = err, true
@@ -308,21 +317,61 @@ func (l *load) runSaga(ctx context.Context, s *saga) {
 	}
 }
 
-// await waits for a workflow's result. A wait that the server cuts (the
-// history host serving its long poll went away and the stream was reset,
-// or the frontend restarted) is no outcome of the saga: the wait starts
-// again. So does a wait longer than resultPoll, which a long poll parked
-// on a history host that lost the workflow's shard can become. A
-// workflow that failed is an outcome, and returned.
-func (l *load) await(ctx context.Context, wfID string, out any) error {
+// untilAvailable calls f again while Temporal is unreachable (a test that
+// restarts it), counting the calls that failed so in temporalUnavailable.
+func (l *load) untilAvailable(ctx context.Context, f func() error) error {
 	for {
-		attempt, cancel := context.WithTimeout(ctx, resultPoll)
-		err := l.sys.Temporal.GetWorkflow(attempt, wfID, "").Get(attempt, out)
-		cancel()
-		if err == nil || ctx.Err() != nil || !waitCut(err) {
+		err := f()
+		if !temporalerr.Unavailable(err) || ctx.Err() != nil {
 			return err
 		}
-		time.Sleep(200 * time.Millisecond)
+		l.temporalUnavailable.Add(1)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// start starts a saga on c, again while Temporal is unreachable: a start
+// that took effect before its answer was lost finds the saga started,
+// which is as good (the load's workflow ids are its own).
+func (l *load) start(ctx context.Context, c client.Client, opts client.StartWorkflowOptions, wf any, arg any) error {
+	attempt := 0
+	return l.untilAvailable(ctx, func() error {
+		attempt++
+		_, err := c.ExecuteWorkflow(ctx, opts, wf, arg)
+		var started *serviceerror.WorkflowExecutionAlreadyStarted
+		if attempt > 1 && errors.As(err, &started) {
+			return nil
+		}
+		return err
+	})
+}
+
+// await waits on c for a workflow's result. A wait that the server cuts
+// (Temporal unreachable or restarting, the history host serving its long
+// poll gone and the stream reset, the frontend restarted) is no outcome of
+// the saga: the wait starts again. So does a wait longer than resultPoll,
+// which a long poll parked on a history host that lost the workflow's
+// shard can become. A workflow that failed is an outcome, and returned.
+func (l *load) await(ctx context.Context, c client.Client, wfID string, out any) error {
+	for {
+		attempt, cancel := context.WithTimeout(ctx, resultPoll)
+		err := c.GetWorkflow(attempt, wfID, "").Get(attempt, out)
+		cancel()
+		if err == nil || ctx.Err() != nil || !(waitCut(err) || temporalerr.Unavailable(err)) {
+			return err
+		}
+		if temporalerr.Unavailable(err) {
+			l.temporalUnavailable.Add(1)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
 	}
 }
 
@@ -371,7 +420,9 @@ func (l *load) awaitStarted(ctx context.Context, wfID string) error {
 	for {
 		_, err := l.sys.Temporal.DescribeWorkflowExecution(ctx, wfID, "")
 		var notFound *serviceerror.NotFound
-		if err == nil || !errors.As(err, &notFound) {
+		if temporalerr.Unavailable(err) {
+			l.temporalUnavailable.Add(1)
+		} else if err == nil || !errors.As(err, &notFound) {
 			return err
 		}
 		if time.Now().After(deadline) {

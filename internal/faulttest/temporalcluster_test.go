@@ -20,10 +20,6 @@ import (
 	"github.com/sagaflow/sagaflow/internal/testenv"
 )
 
-// pgRestartLock serialises the restarts of the machine's PostgreSQL, which
-// every user of it notices.
-const pgRestartLock = "/tmp/sagaflow-pg-restart.lock"
-
 // TestTemporalCluster injects faults into a self-hosted Temporal server
 // (internal/temporalcluster: frontend, matching, worker and two history
 // hosts as separate processes on PostgreSQL) while the default load runs
@@ -160,13 +156,13 @@ func restartService(f *fixture, c *temporalcluster.Cluster, name string) string 
 func restartPostgres(f *fixture) string {
 	t := f.t
 	dsn := testenv.PostgresDSN(t)
-	before := postmasterStart(t, f.ctx, dsn)
+	before := postmasterStartAt(t, f.ctx, dsn)
 	start := time.Now()
 	out, err := exec.CommandContext(f.ctx, "flock", pgRestartLock,
 		"pg_ctlcluster", "--skip-systemctl-redirect", postgresVersion(t), "main", "restart").CombinedOutput()
 	require.NoError(t, err, "pg_ctlcluster restart: %s", out)
 	took := time.Since(start)
-	after := postmasterStart(t, f.ctx, dsn)
+	after := postmasterStartAt(t, f.ctx, dsn)
 	require.True(t, after.After(before), "the postmaster restarted: started %s, before %s", after, before)
 	return fmt.Sprintf("restart of PostgreSQL (%s; postmaster started %s, was %s)",
 		took.Round(100*time.Millisecond), after.Format("15:04:05.000"), before.Format("15:04:05.000"))
@@ -182,9 +178,9 @@ func postgresVersion(t *testing.T) string {
 	return v
 }
 
-// postmasterStart asks PostgreSQL when its postmaster started, retrying
+// postmasterStartAt asks the PostgreSQL at dsn when its postmaster started, retrying
 // while it restarts.
-func postmasterStart(t *testing.T, ctx context.Context, dsn string) time.Time {
+func postmasterStartAt(t *testing.T, ctx context.Context, dsn string) time.Time {
 	deadline := time.Now().Add(time.Minute)
 	for {
 		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)

@@ -20,6 +20,7 @@ var amqpCounters = []struct {
 	{"consumed_total", "Deliveries received by consumers.", func(s *amqp.Stats) *atomic.Int64 { return &s.Consumed }},
 	{"handled_total", "Deliveries whose handler succeeded.", func(s *amqp.Stats) *atomic.Int64 { return &s.Handled }},
 	{"retried_total", "Deliveries sent to a delay queue after a failure.", func(s *amqp.Stats) *atomic.Int64 { return &s.Retried }},
+	{"retried_unavailable_total", "Deliveries retried without an attempt limit because a dependency of their handler was unavailable.", func(s *amqp.Stats) *atomic.Int64 { return &s.RetriedUnavailable }},
 	{"dead_lettered_total", "Deliveries moved to a dead-letter queue.", func(s *amqp.Stats) *atomic.Int64 { return &s.DeadLettered }},
 	{"duplicates_dropped_total", "Deliveries dropped as duplicates of a handled message id.", func(s *amqp.Stats) *atomic.Int64 { return &s.DuplicatesDropped }},
 }

@@ -42,6 +42,8 @@ import (
 	"github.com/sagaflow/sagaflow/internal/rmqcluster"
 	"github.com/sagaflow/sagaflow/internal/temporaltest"
 	"github.com/sagaflow/sagaflow/internal/testenv"
+	"github.com/sagaflow/sagaflow/services/store"
+	"github.com/sagaflow/sagaflow/services/store/storetest"
 )
 
 // Main runs the package's tests and then stops the shared dev server and
@@ -139,6 +141,20 @@ type Options struct {
 	// (StopBroker, RestartBroker) disturbs no other test. Ignored under
 	// Topology.
 	Broker *rmqcluster.Cluster
+	// Postgres runs the services of the single worker on PostgreSQL (a
+	// schema of the test's own per database at testenv.PostgresDSN, as
+	// under Topology) instead of SQLite. Topology always does.
+	Postgres bool
+	// TemporalAddress and TemporalClient, when set, are a Temporal server
+	// of the test's own (one it kills and restarts) instead of the shared
+	// dev server. Set both or neither.
+	TemporalAddress string
+	TemporalClient  client.Client
+	// WorkerNetwork, when set, gives each worker process another broker
+	// URL list and Temporal address than the test's: the same ones
+	// through a TCP proxy of the test, which then degrades the workers'
+	// network without touching the test's own connections.
+	WorkerNetwork func(amqpURL, temporalAddress string) (string, string)
 }
 
 // WorkerOptions configure one worker process of StartWorkerWith.
@@ -159,7 +175,8 @@ type System struct {
 	AMQPURL string
 	// Exchange is the event exchange in VHost.
 	Exchange string
-	// Temporal is a client of the shared dev server.
+	// Temporal is a client of the shared dev server (or of
+	// Options.TemporalClient's).
 	Temporal client.Client
 	// TemporalAddress is the dev server's frontend host:port.
 	TemporalAddress string
@@ -197,18 +214,27 @@ func Start(t testing.TB, opts Options) *System {
 	if err := opts.Topology.validate(); err != nil {
 		t.Fatal(err)
 	}
-	srv := opts.Temporal
-	if srv == nil {
-		srv = temporaltest.Server(t)
+	if (opts.TemporalAddress == "") != (opts.TemporalClient == nil) {
+		t.Fatal("systemtest: set both Options.TemporalAddress and Options.TemporalClient, or neither")
+	}
+	if opts.Temporal != nil && opts.TemporalClient != nil {
+		t.Fatal("systemtest: set Options.Temporal or Options.TemporalAddress and TemporalClient, not both")
+	}
+	if opts.Temporal != nil {
+		opts.TemporalClient, opts.TemporalAddress = opts.Temporal.Client(), opts.Temporal.FrontendHostPort()
 	}
 	s := &System{
 		t:               t,
 		opts:            opts,
 		bin:             workerBinary(t, opts.workerTags()),
-		Temporal:        srv.Client(),
-		TemporalAddress: srv.FrontendHostPort(),
+		Temporal:        opts.TemporalClient,
+		TemporalAddress: opts.TemporalAddress,
 		TaskQueue:       temporaltest.TaskQueue(t),
 		Dir:             t.TempDir(),
+	}
+	if s.Temporal == nil {
+		srv := temporaltest.Server(t)
+		s.Temporal, s.TemporalAddress = srv.Client(), srv.FrontendHostPort()
 	}
 	s.VHost = "sagaflow-system-" + uuid.NewString()[:8]
 	if opts.Topology != nil {
@@ -264,6 +290,9 @@ func (s *System) startOnBroker() {
 	s.dsns = map[string]string{}
 	for _, name := range serviceDatabases {
 		s.dsns[name] = filepath.Join(s.Dir, name+".db")
+		if s.opts.Postgres {
+			s.dsns[name] = storetest.DSN(t, store.Postgres)
+		}
 	}
 }
 
@@ -345,11 +374,15 @@ func (s *System) spawnWorker(o WorkerOptions) *Worker {
 	w := &Worker{HTTPAddr: addr, LogPath: filepath.Join(s.Dir, fmt.Sprintf("worker-%d.log", n)), BuildID: o.BuildID, Run: o.Run, done: make(chan struct{})}
 	logFile, err := os.OpenFile(w.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	require.NoError(s.t, err)
+	amqpURL, temporalAddress := s.workerAMQPURL(n), s.TemporalAddress
+	if s.opts.WorkerNetwork != nil {
+		amqpURL, temporalAddress = s.opts.WorkerNetwork(amqpURL, temporalAddress)
+	}
 	w.cmd = exec.Command(s.bin)
 	w.cmd.Env = append(os.Environ(),
-		"AMQP_URL="+s.workerAMQPURL(n),
+		"AMQP_URL="+amqpURL,
 		"AMQP_EXCHANGE="+s.Exchange,
-		"TEMPORAL_ADDRESS="+s.TemporalAddress,
+		"TEMPORAL_ADDRESS="+temporalAddress,
 		"TEMPORAL_NAMESPACE=default",
 		"TEMPORAL_TASK_QUEUE="+s.TaskQueue,
 		"LEDGER_DSN="+s.DSN(ServiceLedger),

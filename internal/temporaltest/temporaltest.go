@@ -311,11 +311,11 @@ func startCluster(cfg Config) (*temporalcluster.Cluster, bool, error) {
 	return c, false, nil
 }
 
-func start(cfg Config) (*testsuite.DevServer, bool, error) {
-	path, ok := CLIPath()
-	if !ok {
-		return nil, true, nil
-	}
+// DevServerArgs are the arguments of `temporal server start-dev` that every
+// dev server of the tests runs with, the shared one and those a test runs
+// of its own: one task queue partition, Worker Deployments, fast drainage
+// and the sagas' search attributes.
+func DevServerArgs() []string {
 	var args []string
 	for _, kv := range dynamicConfig() {
 		args = append(args, "--dynamic-config-value", kv)
@@ -323,6 +323,15 @@ func start(cfg Config) (*testsuite.DevServer, bool, error) {
 	for _, sa := range contract.SearchAttributes() {
 		args = append(args, "--search-attribute", sa)
 	}
+	return args
+}
+
+func start(cfg Config) (*testsuite.DevServer, bool, error) {
+	path, ok := CLIPath()
+	if !ok {
+		return nil, true, nil
+	}
+	args := DevServerArgs()
 	opts := testsuite.DevServerOptions{
 		ExistingPath: path,
 		ClientOptions: &client.Options{

@@ -214,9 +214,16 @@ func (p *Processor) Deliver(ctx context.Context, d amqp.Delivery) error {
 		}
 		retry := errors.Is(err, ErrConflict) || store.IsUniqueViolation(err) || store.IsRetryable(err)
 		if !retry || attempt >= p.cfg.MaxConflictRetries || ctx.Err() != nil {
+			unavailable := store.IsUnavailable(err)
 			err = fmt.Errorf("%s: handle %s %s: %w", p.cfg.Service, env.Type, env.ID, err)
 			span.RecordError(err)
 			span.SetStatus(codes.Error, err.Error())
+			if unavailable {
+				// The database is away (restarting): the command waits
+				// for it in the delay queues, never dead-lettered; the
+				// inbox applies it once when it is back.
+				return amqp.Unavailable(err)
+			}
 			return err
 		}
 		span.AddEvent("transaction retried", trace.WithAttributes(attribute.Int("attempt", attempt+1), attribute.String("error.message", err.Error())))

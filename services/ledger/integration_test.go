@@ -120,7 +120,8 @@ func (c *countingDedup) duplicates(id string) int {
 
 // subscribe collects the funds.* events of accounts with the prefix from
 // the event exchange, on a connection of its own; it returns the
-// deduplication that counts dropped copies and the envelopes the handler saw.
+// deduplication that counts dropped copies and the envelopes the handler saw,
+// in the order it saw them.
 func subscribe(t *testing.T, prefix string, bindings ...string) (*countingDedup, func() []events.Envelope) {
 	t.Helper()
 	conn := commandtest.Dial(t)
@@ -130,7 +131,9 @@ func subscribe(t *testing.T, prefix string, bindings ...string) (*countingDedup,
 		got []events.Envelope
 	)
 	dedup := &countingDedup{MemoryDedup: amqp.NewMemoryDedup(0), dups: map[string]int{}}
-	cs, err := conn.NewConsumer(amqp.ConsumerConfig{Name: q, Bindings: bindings, Dedup: dedup}, func(_ context.Context, d amqp.Delivery) error {
+	// One delivery at a time: the envelopes come in the order the broker
+	// delivered them.
+	cs, err := conn.NewConsumer(amqp.ConsumerConfig{Name: q, Bindings: bindings, Dedup: dedup, Concurrency: 1}, func(_ context.Context, d amqp.Delivery) error {
 		env, _, err := amqp.EnvelopeFromDelivery(d)
 		if err != nil {
 			return amqp.Permanent(err)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sagaflow/sagaflow/services/store"
@@ -528,4 +529,35 @@ func column(t *testing.T, db *store.DB, query string) []string {
 	}
 	require.NoError(t, rows.Err())
 	return out
+}
+
+func TestIsUnavailable(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var refused error
+	db, err := store.Open(ctx, "postgres://postgres@127.0.0.1:1/test?sslmode=disable&connect_timeout=2")
+	if err == nil {
+		_, refused = db.Exec(ctx, "SELECT 1")
+		_ = db.Close()
+	} else {
+		refused = err
+	}
+	require.Error(t, refused)
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"nothing", nil, false},
+		{"connection refused", refused, true},
+		{"server shutting down", &pgconn.PgError{Code: "57P01"}, true},
+		{"connection failure", fmt.Errorf("begin: %w", &pgconn.PgError{Code: "08006"}), true},
+		{"a unique violation", &pgconn.PgError{Code: "23505"}, false},
+		{"an error of the handler", errors.New("no such account"), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			require.Equal(t, tt.want, store.IsUnavailable(tt.err), "%v", tt.err)
+		})
+	}
 }

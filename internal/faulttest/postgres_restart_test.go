@@ -1,0 +1,66 @@
+//go:build faults
+
+package faulttest
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sagaflow/sagaflow/internal/systemtest"
+	"github.com/sagaflow/sagaflow/internal/testenv"
+)
+
+// pgRestartLock serialises the tests that restart the shared PostgreSQL.
+const pgRestartLock = "/tmp/sagaflow-pg-restart.lock"
+
+// postmasterStart is the start time of the PostgreSQL server: a restart
+// changes it.
+func postmasterStart(t *testing.T, ctx context.Context) time.Time {
+	return postmasterStartAt(t, ctx, testenv.PostgresDSN(t))
+}
+
+// TestPostgresRestart restarts PostgreSQL mid-load while the services run
+// on it: the transactions in flight fail and their commands are retried,
+// the inbox keeps each applied once, the relays publish what they had not
+// yet, and every saga ends with money and stock conserved.
+func TestPostgresRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fault suite: restarts PostgreSQL and runs hundreds of sagas")
+	}
+	if _, err := exec.LookPath("pg_ctlcluster"); err != nil {
+		testenv.Unavailable(t, "pg_ctlcluster", "install postgresql-common and run PostgreSQL 15 as the cluster 15/main")
+	}
+	var restart struct {
+		took          time.Duration
+		before, after time.Time
+	}
+	runScenario(t, scenario{
+		system: systemtest.Options{Postgres: true},
+		hooks: func(f *fixture) []hook {
+			return []hook{{name: "PostgreSQL restart", after: 0.3, run: func() {
+				restart.before = postmasterStart(f.t, f.ctx)
+				start := time.Now()
+				// Another test restarting PostgreSQL holds the lock for
+				// seconds; one that holds it longer fails this test clearly.
+				out, err := exec.CommandContext(f.ctx, "flock", "-w", "60", pgRestartLock,
+					"pg_ctlcluster", "--skip-systemctl-redirect", "15", "main", "restart").CombinedOutput()
+				require.NoError(f.t, err, "flock -w 60 %s pg_ctlcluster restart (exit 1 without output: the lock was not free within 60s): %s", pgRestartLock, out)
+				restart.took = time.Since(start)
+				restart.after = postmasterStart(f.t, f.ctx)
+				require.True(f.t, restart.after.After(restart.before), "PostgreSQL was restarted: started %s, now %s", restart.before, restart.after)
+				f.count++
+			}}}
+		},
+		describe: func(f *fixture) string {
+			require.Equal(f.t, 1, f.count)
+			return fmt.Sprintf("%d PostgreSQL restart (%s; postmaster started %s, then %s); %d deliveries retried in all",
+				f.count, restart.took.Round(100*time.Millisecond), restart.before.Format("15:04:05"), restart.after.Format("15:04:05"),
+				int(f.checker.metrics["sagaflow_amqp_retried_total"]))
+		},
+	})
+}
