@@ -167,12 +167,12 @@ func TestSoakQuick(t *testing.T) {
 		require.Contains(t, m.Queues, "orders-projection.dlq")
 	}
 	require.Empty(t, rep.Errors)
-	// Every saga wrote inbox rows; with a 2 s retention the sweep (every
-	// 5 s) has pruned some by the end: fewer rows are left than the
-	// setup and the sagas wrote (ledger: 2 commands per transfer and per
-	// order, and the accounts opened).
-	end := rep.Marks[2]
-	require.Less(t, end.Tables["ledger.inbox"], int64(20*2+41), "the ledger's inbox was pruned")
+	// The tables are read at every mark; whether a sweep (every 5 s) ran
+	// before the end of a run this short depends on the machine's speed,
+	// so the pruning itself is tested where it is deterministic
+	// (services/store TestRelaySweepPrunesRowsOlderThanTheirRetention,
+	// services/orders).
+	require.Positive(t, rep.Marks[2].Tables["ledger.inbox"], "the ledger's inbox is read")
 
 	require.NoError(t, writeSoakReport(rep, out, &bytes.Buffer{}))
 	page, err := os.ReadFile(out)
