@@ -47,13 +47,16 @@ faults: temporal rabbitmq
 	$(GO) test -race -count=1 -tags faults -p 1 -v -timeout $(FAULTS_TIMEOUT) -skip '$(FAULTS_APART)' ./internal/faulttest/
 
 # The faults that run apart from `make faults`: the self-hosted Temporal's,
-# a broker outage longer than a command's timeout, and PostgreSQL restarted
-# under the services (both restart what every other client of them notices).
-FAULTS_APART := ^(TestTemporalCluster|TestLongBrokerOutage|TestPostgresRestart)$$
+# a broker outage longer than a command's timeout, PostgreSQL restarted under
+# the services (both restart what every other client of them notices), the
+# Temporal dev server killed and restarted, and the worker's bad network
+# (the two longest of the suite).
+FAULTS_APART_TESTS := TestLongBrokerOutage|TestPostgresRestart|TestTemporalRestart|TestBadNetwork
+FAULTS_APART := ^(TestTemporalCluster|$(FAULTS_APART_TESTS))$$
 
-## faults-apart: the long broker outage and the PostgreSQL restart, apart from `make faults`
+## faults-apart: the long broker outage, the PostgreSQL and Temporal restarts and the bad network, apart from `make faults`
 faults-apart: temporal rabbitmq
-	$(GO) test -race -count=1 -tags faults -p 1 -v -timeout $(FAULTS_TIMEOUT) -run '^(TestLongBrokerOutage|TestPostgresRestart)$$' ./internal/faulttest/
+	$(GO) test -race -count=1 -tags faults -p 1 -v -timeout $(FAULTS_TIMEOUT) -run '^($(FAULTS_APART_TESTS))$$' ./internal/faulttest/
 
 ## faults-temporal-cluster: the fault suite's faults of a self-hosted Temporal (a history host killed, the frontend, matching and PostgreSQL restarted; PostgreSQL's restart disturbs its every other client)
 faults-temporal-cluster: temporal temporal-server rabbitmq
