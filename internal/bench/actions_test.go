@@ -2,15 +2,14 @@ package main
 
 import (
 	"context"
-	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
-	"go.temporal.io/sdk/client"
 )
 
 func activityStarted(attempt int32) *historypb.HistoryEvent {
@@ -100,12 +99,41 @@ func TestActionsTotalAndAdd(t *testing.T) {
 
 func loadRecorded(t *testing.T, file string) []*historypb.HistoryEvent {
 	t.Helper()
-	f, err := os.Open(filepath.Join("..", "..", "workflows", "testdata", file))
+	events, err := readHistoryFile(filepath.Join(recordedDir, file))
 	require.NoError(t, err)
-	defer f.Close()
-	h, err := client.HistoryFromJSON(f, client.HistoryJSONOptions{})
+	return events
+}
+
+// recordedDir holds the recorded histories, from this package's directory.
+var recordedDir = filepath.Join("..", "..", "workflows", "testdata")
+
+// The order's own stock hold takes the reservation child away: fewer
+// workflows, workflow tasks and billable actions for the same confirmed
+// order, within the targets.
+func TestCountRecordedBeforeAndAfter(t *testing.T) {
+	got, err := countRecorded(recordedDir)
 	require.NoError(t, err)
-	return h.Events
+	require.Len(t, got, len(recordedSagas))
+	order := got[0]
+	require.Equal(t, "order confirmed", order.Name)
+	require.Equal(t, 3, order.BeforeTasks.Workflows)
+	require.Equal(t, 2, order.AfterTasks.Workflows)
+	require.Less(t, order.AfterTasks.WorkflowTasks, order.BeforeTasks.WorkflowTasks)
+	require.LessOrEqual(t, order.AfterTasks.WorkflowTasks, targetOrderWorkflowTasks)
+	require.LessOrEqual(t, order.AfterTasks.ActivityTasks, targetOrderActivityTasks)
+	require.Less(t, order.AfterActions.Total(), order.BeforeActions.Total())
+	transfer := got[1]
+	require.LessOrEqual(t, transfer.AfterTasks.WorkflowTasks, targetTransferWorkflowTasks)
+	require.LessOrEqual(t, transfer.AfterTasks.ActivityTasks, targetTransferActivityTasks)
+
+	var b strings.Builder
+	renderRecorded(&printer{w: &b}, &Report{Recorded: got})
+	require.Contains(t, b.String(), "| order confirmed | `order_confirmed.json`, `reservation_committed_by_parent.json`, `transfer_completed.json` | 3 |")
+}
+
+func TestCountRecordedNamesAMissingFile(t *testing.T) {
+	_, err := countRecorded(t.TempDir())
+	require.ErrorContains(t, err, "order_confirmed.json")
 }
 
 // The transfer's local outcome publish trades an activity attempt for a

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -36,6 +37,9 @@ type Report struct {
 	WatermillCommand string
 	// VHost is the RabbitMQ virtual host the run created (and deleted).
 	VHost string
+	// Recorded are the costs of sagas before and after their versioned
+	// changes, from the recorded histories.
+	Recorded []RecordedSaga
 }
 
 // Row returns the result of a row with the default settings.
@@ -74,6 +78,9 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (_ *Report, err error) 
 		return nil, err
 	}
 	rep := &Report{Config: cfg, Machine: describeMachine(ctx, cli)}
+	if rep.Recorded, err = countRecorded(filepath.Join(root, "workflows", "testdata")); err != nil {
+		return nil, err
+	}
 	dir, err := os.MkdirTemp("", "sagaflow-bench-")
 	if err != nil {
 		return nil, err

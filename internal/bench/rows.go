@@ -238,6 +238,7 @@ type RowResult struct {
 	// histories; SampledLatency their latencies as the benchmark measured
 	// them, which also hold the start call and the result's return.
 	Tasks          TaskCounts
+	Actions        Actions
 	Times          Path
 	SampledLatency time.Duration
 	Sampled        int
@@ -268,6 +269,12 @@ func (r RowResult) WorkflowTasksPerSaga() float64 {
 // ActivityTasksPerSaga is the mean over the sampled sagas.
 func (r RowResult) ActivityTasksPerSaga() float64 {
 	return ratio(float64(r.Tasks.ActivityTasks), float64(r.Sampled))
+}
+
+// ActionsPerSaga is the mean number of billable actions over the sampled
+// sagas.
+func (r RowResult) ActionsPerSaga() float64 {
+	return ratio(float64(r.Actions.Total()), float64(r.Sampled))
 }
 
 // WorkflowsPerSaga is the mean number of workflow executions per saga.
@@ -693,7 +700,11 @@ func runRow(ctx context.Context, env rowEnv, cfg Config, spec RowSpec) (res RowR
 		if err != nil {
 			return res, err
 		}
-		res.Tasks, res.Times = res.Tasks.Add(c), res.Times.Add(path)
+		a, err := sagaActions(ctx, read, load.ids[i], "")
+		if err != nil {
+			return res, err
+		}
+		res.Tasks, res.Times, res.Actions = res.Tasks.Add(c), res.Times.Add(path), res.Actions.Add(a)
 		res.SampledLatency += load.lat[i]
 		res.Sampled++
 	}
