@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
@@ -341,7 +342,7 @@ func (b *builder) event(e *historypb.HistoryEvent) {
 		a := e.GetStartChildWorkflowExecutionFailedEventAttributes()
 		if r := b.rec(a.GetInitiatedEventId()); r != nil {
 			r.Outcome, r.ClosedAt = OutcomeFailed, at
-			r.Error = "child workflow not started: " + strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(a.GetCause().String(), "START_CHILD_WORKFLOW_EXECUTION_FAILED_CAUSE_"), "_", " "))
+			r.Error = "child workflow not started: " + enumWords(a.GetCause().String(), "START_CHILD_WORKFLOW_EXECUTION_FAILED_CAUSE_")
 		}
 
 	case enumspb.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED:
@@ -408,7 +409,7 @@ func (b *builder) event(e *historypb.HistoryEvent) {
 		a := e.GetSignalExternalWorkflowExecutionFailedEventAttributes()
 		if r := b.rec(a.GetInitiatedEventId()); r != nil {
 			r.Outcome, r.ClosedAt = OutcomeFailed, at
-			r.Error = strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(a.GetCause().String(), "SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_FAILED_CAUSE_"), "_", " "))
+			r.Error = enumWords(a.GetCause().String(), "SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_FAILED_CAUSE_")
 		}
 
 	case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
@@ -775,6 +776,19 @@ func retryState(s enumspb.RetryState) string {
 
 // enumName turns "RETRY_STATE_MAXIMUM_ATTEMPTS_REACHED" into
 // "MaximumAttemptsReached".
+// enumWords is an enum value as lower-case words: "WorkflowAlreadyExists"
+// (or "PREFIX_WORKFLOW_ALREADY_EXISTS") is "workflow already exists".
+func enumWords(s, prefix string) string {
+	var out strings.Builder
+	for i, r := range enumName(s, prefix) {
+		if unicode.IsUpper(r) && i > 0 {
+			out.WriteByte(' ')
+		}
+		out.WriteRune(unicode.ToLower(r))
+	}
+	return out.String()
+}
+
 func enumName(s, prefix string) string {
 	if !strings.Contains(s, "_") {
 		return s // the API's enums already print as "MaximumAttemptsReached"
