@@ -248,6 +248,32 @@ func (s *deadLetterSelection) matches(d amqp.DeadLetter, saga messageSaga) bool 
 	return (s.saga == "" || saga.WorkflowID == s.saga) && (s.re == nil || s.re.MatchString(d.LastError))
 }
 
+// unknownSaga returns an error when --saga names a saga that neither
+// appears among the dead letters nor exists in Temporal: a mistyped id
+// would otherwise select nothing and look like a saga without dead letters.
+func (a *app) unknownSaga(ctx context.Context, s *deadLetterSelection, consumer string, sagas []messageSaga) error {
+	if s.saga == "" {
+		return nil
+	}
+	for _, m := range sagas {
+		if m.WorkflowID == s.saga {
+			return nil
+		}
+	}
+	tc, err := a.temporalClient(ctx)
+	if err != nil {
+		return err
+	}
+	info, err := newSagaStates(tc).of(ctx, s.saga, "")
+	if err != nil {
+		return err
+	}
+	if !info.Exists {
+		return fmt.Errorf("--saga %s: no such saga in this namespace, and none of the dead letters of %s belongs to it", s.saga, consumer)
+	}
+	return nil
+}
+
 // notFound returns the requested ids that are not among the dead letters.
 func (s *deadLetterSelection) notFound(dls []amqp.DeadLetter) []string {
 	have := map[string]bool{}
@@ -327,6 +353,9 @@ messages) is appended to its x-redrive-log header.`
 		defer cancel()
 		dls, sagas, infos, err := a.deadLetters(ctx, consumer, maxDeadLetters)
 		if err != nil {
+			return err
+		}
+		if err := a.unknownSaga(ctx, &sel, consumer, sagas); err != nil {
 			return err
 		}
 		rep := redriveReport{Consumer: consumer, DryRun: *dryRun, Forced: *force, By: a.operator(*operator),
@@ -445,6 +474,9 @@ func (a *app) deadLettersPurgeCommand() *cobra.Command {
 		defer cancel()
 		dls, sagas, infos, err := a.deadLetters(ctx, consumer, maxDeadLetters)
 		if err != nil {
+			return err
+		}
+		if err := a.unknownSaga(ctx, &sel, consumer, sagas); err != nil {
 			return err
 		}
 		notFound := sel.notFound(dls)

@@ -134,7 +134,7 @@ func describeSaga(desc *workflowservice.DescribeWorkflowExecutionResponse) sagaI
 	if saga != "" {
 		info.State = strings.ToLower(string(saga))
 	} else {
-		info.State = strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(status.String(), "WORKFLOW_EXECUTION_STATUS_"), "_", " "))
+		info.State = strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(enumspb.WorkflowExecutionStatus_name[int32(status)], "WORKFLOW_EXECUTION_STATUS_"), "_", " "))
 	}
 	return info
 }

@@ -4,6 +4,11 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	commonpb "go.temporal.io/api/common/v1"
+	enumspb "go.temporal.io/api/enums/v1"
+	workflowpb "go.temporal.io/api/workflow/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/converter"
 
 	"github.com/sagaflow/sagaflow/activities"
 	"github.com/sagaflow/sagaflow/amqp"
@@ -71,4 +76,46 @@ func TestRedriveVerdict(t *testing.T) {
 			require.Contains(t, why, tc.why)
 		})
 	}
+}
+
+// describeSaga names what list shows beside a dead letter: the saga's
+// status while it runs, its outcome once it ended (compensated included),
+// the workflow's status for a workflow without the saga attribute.
+func TestDescribeSaga(t *testing.T) {
+	desc := func(status enumspb.WorkflowExecutionStatus, saga contract.SagaStatus, pending ...string) *workflowservice.DescribeWorkflowExecutionResponse {
+		info := &workflowpb.WorkflowExecutionInfo{Status: status}
+		if saga != "" {
+			p, err := converter.GetDefaultDataConverter().ToPayload(string(saga))
+			require.NoError(t, err)
+			info.SearchAttributes = &commonpb.SearchAttributes{IndexedFields: map[string]*commonpb.Payload{contract.SagaStatusKey.GetName(): p}}
+		}
+		d := &workflowservice.DescribeWorkflowExecutionResponse{WorkflowExecutionInfo: info}
+		for _, id := range pending {
+			d.PendingActivities = append(d.PendingActivities, &workflowpb.PendingActivityInfo{ActivityId: id})
+		}
+		return d
+	}
+	running := enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
+	tests := []struct {
+		name  string
+		desc  *workflowservice.DescribeWorkflowExecutionResponse
+		state string
+		runs  bool
+	}{
+		{"running", desc(running, contract.StatusRunning, "5"), sagaStateRunning, true},
+		{"compensating", desc(running, contract.StatusCompensating), "compensating", true},
+		{"parked for an operator", desc(running, contract.StatusCompensationFailed), sagaStateOperator, true},
+		{"completed", desc(enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, contract.StatusCompleted), "completed", false},
+		{"compensated", desc(enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, contract.StatusCompensated), "compensated", false},
+		{"no saga attribute", desc(enumspb.WORKFLOW_EXECUTION_STATUS_TIMED_OUT, ""), "timed out", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := describeSaga(tc.desc)
+			require.True(t, got.Exists)
+			require.Equal(t, tc.state, got.State)
+			require.Equal(t, tc.runs, got.Running)
+		})
+	}
+	require.True(t, describeSaga(desc(running, contract.StatusRunning, "5")).Pending["5"])
 }

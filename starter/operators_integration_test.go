@@ -378,6 +378,15 @@ func TestDeadLettersKnowTheirSaga(t *testing.T) {
 	require.Equal(t, "starter: list dead letters of no-such-consumer: queue no-such-consumer.dlq does not exist (is the consumer name right?)\n", errOut)
 	_, errOut = e.cli(t, exitFailure, "dead-letters", "redrive", consumer, "missing-id")
 	require.Contains(t, errOut, "starter: not in the dead letters of "+consumer+": missing-id")
+	_, errOut = e.cli(t, exitFailure, "dead-letters", "redrive", consumer, "--saga", "never-started-"+suffix)
+	require.Equal(t, "starter: --saga never-started-"+suffix+": no such saga in this namespace, and none of the dead letters of "+consumer+" belongs to it\n", errOut)
+	_, errOut = e.cli(t, exitFailure, "dead-letters", "purge", consumer, "--saga", "never-started-"+suffix, "--yes")
+	require.Contains(t, errOut, "starter: --saga never-started-"+suffix+": no such saga")
+	_, errOut = e.cli(t, exitFailure, "dead-letters", "redrive", "no-such-consumer", "--all")
+	require.Contains(t, errOut, "queue no-such-consumer.dlq does not exist (is the consumer name right?)")
+	_, errOut = e.cli(t, exitFailure, "dead-letters", "purge", "no-such-consumer", "--all", "--yes")
+	require.Contains(t, errOut, "queue no-such-consumer.dlq does not exist (is the consumer name right?)")
+	require.Equal(t, 4, depth(consumer+".dlq"))
 
 	// purge asks first: no answer deletes nothing, nor does "n"; --yes deletes.
 	defer func(r io.Reader) { confirmInput = r }(confirmInput)
