@@ -288,6 +288,16 @@ func TestPublishBatch(t *testing.T) {
 	require.ErrorIs(t, err, ErrUnroutable)
 	require.ErrorContains(t, err, "batch message 7 (7)")
 	require.Equal(t, 199, b.depth(q))
+	var be *BatchError
+	require.ErrorAs(t, err, &be)
+	require.Len(t, be.Errs, len(msgs))
+	for i, e := range be.Errs {
+		if i == 7 {
+			require.ErrorIs(t, e, ErrUnroutable)
+			continue
+		}
+		require.NoError(t, e, "message %d was confirmed", i)
+	}
 }
 
 func TestPoisonMessagesAreDeadLettered(t *testing.T) {

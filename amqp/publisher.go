@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -146,11 +147,45 @@ func (p *Publisher) Publish(ctx context.Context, m Message) (err error) {
 	}
 }
 
+// BatchError is what PublishBatch returns when some of its messages were
+// not confirmed: Errs holds, by the batch's index, each message's failure
+// (nil for a confirmed one), so a caller can tell which ones to send again
+// and which the broker returned as unroutable.
+type BatchError struct {
+	IDs  []string
+	Errs []error
+}
+
+func (e *BatchError) Error() string {
+	var b strings.Builder
+	for i, err := range e.Errs {
+		if err == nil {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('\n')
+		}
+		fmt.Fprintf(&b, "batch message %d (%s): %v", i, e.IDs[i], err)
+	}
+	return b.String()
+}
+
+// Unwrap returns the failures, for errors.Is and errors.As.
+func (e *BatchError) Unwrap() []error {
+	var out []error
+	for _, err := range e.Errs {
+		if err != nil {
+			out = append(out, err)
+		}
+	}
+	return out
+}
+
 // PublishBatch publishes every message, pipelined, and waits for all the
-// confirms. It returns nil when all were confirmed, otherwise the joined
-// errors of the failed ones, each naming its index and message id; the
-// caller may republish just those. Each message is a span of its own, as
-// with Publish.
+// confirms. It returns nil when all were confirmed, otherwise a
+// *BatchError saying which failed and why, each named by its index and
+// message id; the caller may republish just those. Each message is a span
+// of its own, as with Publish.
 func (p *Publisher) PublishBatch(ctx context.Context, msgs []Message) error {
 	waiters := make([]*confirmWaiter, len(msgs))
 	errs := make([]error, len(msgs))
@@ -182,13 +217,17 @@ func (p *Publisher) PublishBatch(ctx context.Context, msgs []Message) error {
 			errs[i] = fmt.Errorf("waiting for confirm: %w", ctx.Err())
 		}
 	}
-	var joined []error
-	for i, err := range errs {
+	for _, err := range errs {
 		if err != nil {
-			joined = append(joined, fmt.Errorf("batch message %d (%s): %w", i, msgs[i].ID, err))
+			ids := make([]string, len(msgs))
+			for i, m := range msgs {
+				ids[i] = m.ID
+			}
+			// The spans end with errs when this returns: keep a copy.
+			return &BatchError{IDs: ids, Errs: append([]error(nil), errs...)}
 		}
 	}
-	return errors.Join(joined...)
+	return nil
 }
 
 func newWaiter(m Message) *confirmWaiter {

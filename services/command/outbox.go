@@ -77,7 +77,18 @@ func (r relayPublisher) PublishBatch(ctx context.Context, ms []store.OutboxMessa
 	for i, m := range ms {
 		out[i] = fromOutbox(m)
 	}
-	return relayError(r.pub.PublishBatch(ctx, out))
+	err := r.pub.PublishBatch(ctx, out)
+	var be *amqp.BatchError
+	if errors.As(err, &be) && len(be.Errs) == len(ms) {
+		errs := make([]error, len(be.Errs))
+		for i, e := range be.Errs {
+			if e != nil {
+				errs[i] = relayError(fmt.Errorf("%s: %w", ms[i].ID, e))
+			}
+		}
+		return &store.BatchError{Errs: errs}
+	}
+	return relayError(err)
 }
 
 func relayError(err error) error {

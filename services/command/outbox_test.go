@@ -77,3 +77,20 @@ func TestRelayPublisherErrors(t *testing.T) {
 		})
 	}
 }
+
+// The broker client's batch error says which message failed; the relay
+// gets the same, message by message, with unroutable ones marked for it.
+func TestRelayPublisherKeepsABatchErrorsPositions(t *testing.T) {
+	lost := errors.New("connection lost")
+	brokerErr := &amqp.BatchError{IDs: []string{"m1", "m2", "m3"}, Errs: []error{nil, fmt.Errorf("%w: NO_ROUTE", amqp.ErrUnroutable), lost}}
+	err := relayPublisher{&fakeAMQP{err: brokerErr}}.PublishBatch(context.Background(),
+		[]store.OutboxMessage{{ID: "m1"}, {ID: "m2"}, {ID: "m3"}})
+	var be *store.BatchError
+	require.ErrorAs(t, err, &be)
+	require.Len(t, be.Errs, 3)
+	require.NoError(t, be.Errs[0])
+	require.ErrorIs(t, be.Errs[1], store.ErrUnroutable)
+	require.ErrorIs(t, be.Errs[2], lost)
+	require.NotErrorIs(t, be.Errs[2], store.ErrUnroutable)
+	require.ErrorContains(t, be.Errs[2], "m3")
+}

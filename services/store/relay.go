@@ -24,8 +24,30 @@ type Publisher interface {
 	// message is an error wrapping ErrUnroutable.
 	Publish(ctx context.Context, m OutboxMessage) error
 	// PublishBatch sends messages in order with pipelined confirms and waits
-	// for all of them. Its error need not say which message failed.
+	// for all of them. A *BatchError says which messages failed and why;
+	// any other error leaves the relay to find out one message at a time.
 	PublishBatch(ctx context.Context, ms []OutboxMessage) error
+}
+
+// BatchError is a PublishBatch failure message by message: Errs[i] is the
+// failure of the batch's message i, nil when it was confirmed.
+type BatchError struct {
+	Errs []error
+}
+
+func (e *BatchError) Error() string {
+	return errors.Join(e.Unwrap()...).Error()
+}
+
+// Unwrap returns the failures, for errors.Is and errors.As.
+func (e *BatchError) Unwrap() []error {
+	var out []error
+	for i, err := range e.Errs {
+		if err != nil {
+			out = append(out, fmt.Errorf("batch message %d: %w", i, err))
+		}
+	}
+	return out
 }
 
 // RelayConfig configures a Relay.
@@ -297,19 +319,36 @@ func (r *Relay) publish(ctx context.Context, rows []pendingRow) published {
 		if ctx.Err() != nil {
 			return published{abort: err}
 		}
-		// The batch error does not say which message failed: publish one by
-		// one to tell an unroutable row (skipped) from a broker failure
-		// (stop). Messages of the batch that did get through are sent again
-		// with the same id, which consumers deduplicate.
-		for i, m := range msgs {
-			err := r.pub.Publish(ctx, m)
-			if errors.Is(err, ErrUnroutable) {
-				res.unroutable[i] = true
-				continue
+		var be *BatchError
+		if errors.As(err, &be) && len(be.Errs) == len(msgs) {
+			// The batch says what became of each row: skip the unroutable
+			// ones, stop at the first other failure (the rows after it wait,
+			// keeping the order, and go again with the same ids).
+			for i, err := range be.Errs {
+				if errors.Is(err, ErrUnroutable) {
+					res.unroutable[i] = true
+					continue
+				}
+				if err != nil {
+					res.done, res.err = i, fmt.Errorf("relay: publish %s: %w", msgs[i].ID, err)
+					break
+				}
 			}
-			if err != nil {
-				res.done, res.err = i, fmt.Errorf("relay: publish %s: %w", m.ID, err)
-				break
+		} else {
+			// The batch error does not say which message failed: publish
+			// one by one to tell an unroutable row (skipped) from a broker
+			// failure (stop). Messages of the batch that did get through are
+			// sent again with the same id, which consumers deduplicate.
+			for i, m := range msgs {
+				err := r.pub.Publish(ctx, m)
+				if errors.Is(err, ErrUnroutable) {
+					res.unroutable[i] = true
+					continue
+				}
+				if err != nil {
+					res.done, res.err = i, fmt.Errorf("relay: publish %s: %w", m.ID, err)
+					break
+				}
 			}
 		}
 	}

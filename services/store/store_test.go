@@ -147,9 +147,21 @@ type recordingPublisher struct {
 	fail      func(m store.OutboxMessage) error
 	hold      chan struct{} // when set, PublishBatch waits on it
 	entered   chan struct{} // when set, PublishBatch signals it before waiting
+	// opaque makes PublishBatch's error a plain one that does not say which
+	// message failed, as a publisher without *store.BatchError reports.
+	opaque bool
+	// singles counts the messages published one by one, outside a batch.
+	singles int
 }
 
-func (p *recordingPublisher) Publish(_ context.Context, m store.OutboxMessage) error {
+func (p *recordingPublisher) Publish(ctx context.Context, m store.OutboxMessage) error {
+	p.mu.Lock()
+	p.singles++
+	p.mu.Unlock()
+	return p.publish(ctx, m)
+}
+
+func (p *recordingPublisher) publish(_ context.Context, m store.OutboxMessage) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.fail != nil {
@@ -171,13 +183,20 @@ func (p *recordingPublisher) PublishBatch(ctx context.Context, ms []store.Outbox
 	if p.hold != nil {
 		<-p.hold
 	}
-	var errs []error
+	errs := make([]error, len(ms))
+	failed := false
 	for i, m := range ms {
-		if err := p.Publish(ctx, m); err != nil {
-			errs = append(errs, fmt.Errorf("batch message %d: %w", i, err))
+		if errs[i] = p.publish(ctx, m); errs[i] != nil {
+			failed = true
 		}
 	}
-	return errors.Join(errs...)
+	switch {
+	case !failed:
+		return nil
+	case p.opaque:
+		return errors.Join(errs...)
+	}
+	return &store.BatchError{Errs: errs}
 }
 
 func (p *recordingPublisher) ids() []string {
@@ -334,11 +353,47 @@ func TestRelayCrashBetweenPublishAndMarkRepublishesSameID(t *testing.T) {
 	})
 }
 
+// A batch that says which row was unroutable has its other rows published
+// once: the relay sends nothing one by one.
+func TestRelayBatchWithAnUnroutableRowSendsTheOthersOnce(t *testing.T) {
+	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		pub := &recordingPublisher{fail: func(m store.OutboxMessage) error {
+			if m.ID == "lost" {
+				return fmt.Errorf("returned by the broker: %w", store.ErrUnroutable)
+			}
+			return nil
+		}}
+		relay, err := store.NewRelay(db, pub, store.RelayConfig{Producer: "svc"})
+		require.NoError(t, err)
+		enqueue(t, db, "svc", "m1", "lost", "m3")
+		_, err = relay.Flush(ctx)
+		require.NoError(t, err)
+		require.Equal(t, []string{"m1", "m3"}, pub.ids())
+		require.Zero(t, pub.singles)
+		rows, err := db.Outbox(ctx, "svc")
+		require.NoError(t, err)
+		require.Equal(t, "unroutable", rows[1].LastError)
+		pending, err := db.PendingCount(ctx, "svc")
+		require.NoError(t, err)
+		require.Zero(t, pending)
+		require.EqualValues(t, 1, relay.Stats().Unroutable.Load())
+	})
+}
+
 func TestRelaySkipsUnroutableAndStopsAtFailure(t *testing.T) {
+	for _, opaque := range []bool{false, true} {
+		t.Run(fmt.Sprintf("opaque batch error %v", opaque), func(t *testing.T) {
+			testRelaySkipsUnroutableAndStopsAtFailure(t, opaque)
+		})
+	}
+}
+
+func testRelaySkipsUnroutableAndStopsAtFailure(t *testing.T, opaque bool) {
 	storetest.ForEachEngine(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
 		down := true
-		pub := &recordingPublisher{fail: func(m store.OutboxMessage) error {
+		pub := &recordingPublisher{opaque: opaque, fail: func(m store.OutboxMessage) error {
 			switch {
 			case m.ID == "lost":
 				return fmt.Errorf("returned by the broker: %w", store.ErrUnroutable)
