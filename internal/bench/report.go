@@ -876,6 +876,17 @@ func (r RowResult) spread() (lo, hi float64, ok bool) {
 // their ranges do not overlap; a single run each is judged against
 // noiseBand.
 func verdict(v, base RowResult) string {
+	out := rawVerdict(v, base)
+	if strings.HasPrefix(out, "it helped") && (v.Spec.Encrypted || v.Spec.Traced) {
+		// Encryption and tracing only add work: a faster row says the runs
+		// differed in something else, not that the setting sped them up.
+		return "faster than the row without it" + strings.TrimPrefix(out, "it helped") +
+			", which a setting that only adds work cannot explain: something else that differed between the runs (their order, the host's other load) outweighed its cost"
+	}
+	return out
+}
+
+func rawVerdict(v, base RowResult) string {
 	vlo, vhi, vok := v.spread()
 	blo, bhi, bok := base.spread()
 	if vok && bok {

@@ -351,3 +351,19 @@ func requireRendered(t *testing.T, r *Report, want, notWant []string) {
 		require.NotContains(t, b.String(), w)
 	}
 }
+
+// A setting that only adds work and still came out faster is not said to
+// have helped; a setting that can help is.
+func TestVerdictOfASettingThatOnlyAddsWork(t *testing.T) {
+	base := RowResult{Spec: RowSpec{Row: 1}, Throughput: 9.4, Runs: []float64{8.5, 9.4, 9.6}}
+	faster := func(spec RowSpec) RowResult {
+		return RowResult{Spec: spec, Throughput: 11.2, Runs: []float64{10.0, 11.2, 11.4}}
+	}
+	require.Equal(t, "it helped (the ranges do not overlap)", verdict(faster(RowSpec{Row: 1, Pollers: 16}), base))
+	for _, spec := range []RowSpec{{Row: 1, Encrypted: true}, {Row: 1, Traced: true}} {
+		got := verdict(faster(spec), base)
+		require.True(t, strings.HasPrefix(got, "faster than the row without it (the ranges do not overlap), which a setting that only adds work cannot explain"), got)
+	}
+	slower := RowResult{Spec: RowSpec{Row: 1, Encrypted: true}, Throughput: 7, Runs: []float64{6.5, 7, 7.2}}
+	require.Equal(t, "it hurt (the ranges do not overlap)", verdict(slower, base))
+}
