@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -412,8 +413,16 @@ func TestOrderWorkflowRejectsInvalidOrder(t *testing.T) {
 
 // standIns stand in for the inventory service, the ledger and the broker
 // with activities of the same names, for recording histories on a dev
-// server: sku "out-of-stock" is refused, withdrawals over 10000 too.
+// server: sku "out-of-stock" is refused, withdrawals over 10000 too, and a
+// withdrawal of ledgerDownAmount fails as an outage does until
+// ledgerBackAt.
 type standIns struct{}
+
+// ledgerDownAmount is the amount whose withdrawals get no answer until the
+// time in ledgerBackAt (Unix nanoseconds).
+const ledgerDownAmount = 4242
+
+var ledgerBackAt atomic.Int64
 
 func (standIns) ReserveInventory(_ context.Context, cmd activities.InventoryCommand) (activities.CommandResult, error) {
 	for _, l := range cmd.Lines {
@@ -435,6 +444,9 @@ func (standIns) ReleaseInventory(context.Context, activities.InventoryCommand) (
 func (standIns) Withdraw(_ context.Context, cmd activities.LedgerCommand) (activities.CommandResult, error) {
 	if cmd.Amount > 10000 {
 		return activities.CommandResult{}, rejectionWith(events.CmdLedgerWithdraw, events.ReasonInsufficientFunds, "")
+	}
+	if cmd.Amount == ledgerDownAmount && time.Now().UnixNano() < ledgerBackAt.Load() {
+		return activities.CommandResult{}, errBrokerDown
 	}
 	return activities.CommandResult{CommandType: events.CmdLedgerWithdraw}, nil
 }
@@ -471,6 +483,7 @@ var sagaHistories = append(orderV1Histories(), []recordedHistory{
 	{"order_cancelled_during_payment.json", OrderWorkflow},
 	{"order_compensation_retried.json", OrderWorkflow},
 	{"order_resolved.json", OrderWorkflow},
+	{"order_deadline_passed_v1.json", OrderWorkflow},
 	{"reservation_committed_by_parent.json", ReserveInventoryWorkflow},
 	{"reservation_released_by_update.json", ReserveInventoryWorkflow},
 	{"reservation_expired.json", ReserveInventoryWorkflow},
@@ -589,6 +602,16 @@ func TestOrderLiveRunReplays(t *testing.T) {
 		{"order_reservation_refused_v1.json", func(o *events.OrderPlaced) {
 			o.Lines = []events.OrderLine{{SKU: "out-of-stock", Quantity: 1, UnitPrice: 2500}}
 		}, contract.OrderCancelled, events.ReasonInsufficientStock},
+		// The ledger is away past the order's deadline and the withdraw's
+		// last attempt (a command's timeout at least): the payment gives up,
+		// finds out once the ledger is back whether the withdraw went
+		// through, and the order is cancelled with its stock released.
+		{"order_deadline_passed_v1.json", func(o *events.OrderPlaced) {
+			o.Lines = []events.OrderLine{{SKU: "sku-a", Quantity: 1, UnitPrice: ledgerDownAmount}}
+			o.Total = ledgerDownAmount
+			o.Deadline = time.Now().Add(3 * time.Second)
+			ledgerBackAt.Store(time.Now().Add(CommandTimeout + 2*time.Second).UnixNano())
+		}, contract.OrderCancelled, contract.ReasonDeadlinePassed},
 	}
 	for i, oc := range orders {
 		t.Run(oc.file, func(t *testing.T) {
