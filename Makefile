@@ -18,7 +18,7 @@ FAULTS_TIMEOUT ?= 35m
 
 export PATH := $(BIN):$(PATH)
 
-.PHONY: demo test test-temporal-cluster faults faults-apart faults-temporal-cluster unit temporal temporal-server temporal-cluster temporal-cluster-stop rabbitmq cluster cluster-stop bench soak fmt vet
+.PHONY: demo test test-temporal-cluster faults faults-temporal-cluster unit temporal temporal-server temporal-cluster temporal-cluster-stop rabbitmq cluster cluster-stop bench soak fmt vet
 
 ## demo: the sagas end to end on a Temporal dev server with its Web UI (Ctrl-C stops it)
 demo:
@@ -42,21 +42,9 @@ TEMPORAL_CLUSTER_PACKAGES := ./internal/temporaltest/ ./internal/systemtest/ ./w
 test-temporal-cluster: temporal temporal-server rabbitmq
 	TEMPORAL_TARGET=cluster $(GO) test -race -count=1 -p 1 -timeout $(TEST_TIMEOUT) -run '$(TEMPORAL_CLUSTER_TESTS)' $(TEMPORAL_CLUSTER_PACKAGES)
 
-## faults: the fault suite alone (build tag faults), verbose so its table shows: it restarts the broker, which disturbs every other broker client
+## faults: the fault suite alone (build tag faults), verbose so its table shows: it restarts the broker and PostgreSQL, which disturbs every other client of them (the self-hosted Temporal's faults run with `make faults-temporal-cluster`)
 faults: temporal rabbitmq
-	$(GO) test -race -count=1 -tags faults -p 1 -v -timeout $(FAULTS_TIMEOUT) -skip '$(FAULTS_APART)' ./internal/faulttest/
-
-# The faults that run apart from `make faults`: the self-hosted Temporal's,
-# a broker outage longer than a command's timeout, PostgreSQL restarted under
-# the services (both restart what every other client of them notices), the
-# Temporal dev server killed and restarted, and the worker's bad network
-# (the two longest of the suite).
-FAULTS_APART_TESTS := TestLongBrokerOutage|TestPostgresRestart|TestTemporalRestart|TestBadNetwork
-FAULTS_APART := ^(TestTemporalCluster|$(FAULTS_APART_TESTS))$$
-
-## faults-apart: the long broker outage, the PostgreSQL and Temporal restarts and the bad network, apart from `make faults`
-faults-apart: temporal rabbitmq
-	$(GO) test -race -count=1 -tags faults -p 1 -v -timeout $(FAULTS_TIMEOUT) -run '^($(FAULTS_APART_TESTS))$$' ./internal/faulttest/
+	$(GO) test -race -count=1 -tags faults -p 1 -v -timeout $(FAULTS_TIMEOUT) -skip '^TestTemporalCluster$$' ./internal/faulttest/
 
 ## faults-temporal-cluster: the fault suite's faults of a self-hosted Temporal (a history host killed, the frontend, matching and PostgreSQL restarted; PostgreSQL's restart disturbs its every other client)
 faults-temporal-cluster: temporal temporal-server rabbitmq

@@ -225,9 +225,9 @@ func TestBadNetwork(t *testing.T) {
 			require.Equal(f.t, 3, f.count, "latency, half-open cut and reset cut injected")
 			report.reconnects = f.checker.metrics["sagaflow_amqp_reconnects_total"] - report.reconnectsBefore
 			require.GreaterOrEqual(f.t, report.reconnects, 2.0, "the worker reconnected to the broker after each cut")
-			return fmt.Sprintf("latency (+%s round trip), half-open cut (noticed: AMQP %s ≤ %s, gRPC %s ≤ %s), reset cut (redial AMQP %s, gRPC %s); %d AMQP reconnects",
+			return fmt.Sprintf("latency (+%s round trip), half-open cut (noticed: AMQP %s of a %s bound, gRPC %s of a %s bound, each checked with %s of slack), reset cut (redial AMQP %s, gRPC %s); %d AMQP reconnects",
 				report.latency.Round(time.Millisecond), report.halfOpenAMQP.Round(100*time.Millisecond), amqpNoticeBound,
-				report.halfOpenGRPC.Round(100*time.Millisecond), grpcNoticeBound,
+				report.halfOpenGRPC.Round(100*time.Millisecond), grpcNoticeBound, noticeSlack,
 				report.resetAMQP.Round(100*time.Millisecond), report.resetGRPC.Round(100*time.Millisecond), int(report.reconnects))
 		},
 	})
