@@ -18,6 +18,17 @@ import (
 // pgRestartLock serialises the tests that restart the shared PostgreSQL.
 const pgRestartLock = "/tmp/sagaflow-pg-restart.lock"
 
+// restartSharedPostgres restarts the local PostgreSQL under pgRestartLock.
+// flock's -o closes the lock's descriptor in pg_ctlcluster, so the
+// postmaster it starts does not inherit it and hold the lock for as long
+// as it runs; -w bounds the wait for a restart another test is making.
+func restartSharedPostgres(t *testing.T, ctx context.Context) {
+	t.Helper()
+	out, err := exec.CommandContext(ctx, "flock", "-o", "-w", "60", pgRestartLock,
+		"pg_ctlcluster", "--skip-systemctl-redirect", postgresVersion(t), "main", "restart").CombinedOutput()
+	require.NoError(t, err, "flock -o -w 60 %s pg_ctlcluster restart (exit 1 without output: the lock was not free within 60s): %s", pgRestartLock, out)
+}
+
 // postmasterStart is the start time of the PostgreSQL server: a restart
 // changes it.
 func postmasterStart(t *testing.T, ctx context.Context) time.Time {
@@ -45,11 +56,7 @@ func TestPostgresRestart(t *testing.T) {
 			return []hook{{name: "PostgreSQL restart", after: 0.3, run: func() {
 				restart.before = postmasterStart(f.t, f.ctx)
 				start := time.Now()
-				// Another test restarting PostgreSQL holds the lock for
-				// seconds; one that holds it longer fails this test clearly.
-				out, err := exec.CommandContext(f.ctx, "flock", "-w", "60", pgRestartLock,
-					"pg_ctlcluster", "--skip-systemctl-redirect", "15", "main", "restart").CombinedOutput()
-				require.NoError(f.t, err, "flock -w 60 %s pg_ctlcluster restart (exit 1 without output: the lock was not free within 60s): %s", pgRestartLock, out)
+				restartSharedPostgres(f.t, f.ctx)
 				restart.took = time.Since(start)
 				restart.after = postmasterStart(f.t, f.ctx)
 				require.True(f.t, restart.after.After(restart.before), "PostgreSQL was restarted: started %s, now %s", restart.before, restart.after)

@@ -158,9 +158,7 @@ func restartPostgres(f *fixture) string {
 	dsn := testenv.PostgresDSN(t)
 	before := postmasterStartAt(t, f.ctx, dsn)
 	start := time.Now()
-	out, err := exec.CommandContext(f.ctx, "flock", pgRestartLock,
-		"pg_ctlcluster", "--skip-systemctl-redirect", postgresVersion(t), "main", "restart").CombinedOutput()
-	require.NoError(t, err, "pg_ctlcluster restart: %s", out)
+	restartSharedPostgres(t, f.ctx)
 	took := time.Since(start)
 	after := postmasterStartAt(t, f.ctx, dsn)
 	require.True(t, after.After(before), "the postmaster restarted: started %s, before %s", after, before)
