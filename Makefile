@@ -30,6 +30,7 @@ test: temporal temporal-server rabbitmq
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 	$(MAKE) --no-print-directory test-temporal-cluster
 	$(MAKE) --no-print-directory faults
+	$(MAKE) --no-print-directory faults-temporal-cluster
 
 # The system tests that run a second time on a self-hosted Temporal: transfers,
 # orders, cancels, the reservation's time-to-live, SagaStatus queries on
