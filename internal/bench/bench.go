@@ -147,6 +147,11 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (_ *Report, err error) 
 		}()
 	}
 
+	if slices.ContainsFunc(specs, func(s RowSpec) bool { return s.SelfHosted }) {
+		if err := selfHostedAvailable(root); err != nil {
+			return nil, err
+		}
+	}
 	rows, err := runPasses(ctx, log, cfg, specs, devServers(cli, dir), runRowOn(env, cfg))
 	rep.Rows = append(rep.Rows, rows...)
 	if err != nil {
@@ -202,13 +207,15 @@ func runPasses(ctx context.Context, log io.Writer, cfg Config, specs []RowSpec, 
 // rowServer is a started dev server as the rows see it.
 type rowServer interface {
 	Addr() string
-	PID() int
+	// PIDs are the server's processes, whose CPU the row reports.
+	PIDs() []int
 	stop() error
 }
 
-// serverStarter starts a dev server with history.transferProcessorMaxPollRPS
-// at transferPollRPS (0: the server's default).
-type serverStarter func(ctx context.Context, transferPollRPS int) (rowServer, error)
+// serverStarter starts the Temporal server a spec runs on: a dev server
+// with history.transferProcessorMaxPollRPS at spec.TransferPollRPS (0:
+// the server's default), or a self-hosted one for spec.SelfHosted.
+type serverStarter func(ctx context.Context, spec RowSpec) (rowServer, error)
 
 // rowRunner runs one row on the dev server at srv.
 type rowRunner func(ctx context.Context, srv rowServer, spec RowSpec) (RowResult, error)
@@ -216,7 +223,7 @@ type rowRunner func(ctx context.Context, srv rowServer, spec RowSpec) (RowResult
 // runOnFreshServer starts a dev server with the spec's setting, runs the
 // row on it and stops it.
 func runOnFreshServer(ctx context.Context, start serverStarter, run rowRunner, spec RowSpec) (_ RowResult, err error) {
-	srv, err := start(ctx, spec.TransferPollRPS)
+	srv, err := start(ctx, spec)
 	if err != nil {
 		return RowResult{}, err
 	}
@@ -228,10 +235,18 @@ func runOnFreshServer(ctx context.Context, start serverStarter, run rowRunner, s
 	return run(ctx, srv, spec)
 }
 
-// devServers starts the Temporal CLI's dev servers, logging into dir.
+// devServers starts the Temporal CLI's dev servers, logging into dir, and
+// for a self-hosted spec a self-hosted Temporal.
 func devServers(cli, dir string) serverStarter {
-	return func(ctx context.Context, transferPollRPS int) (rowServer, error) {
-		s, err := startDevServer(ctx, cli, dir, transferPollRPS)
+	return func(ctx context.Context, spec RowSpec) (rowServer, error) {
+		if spec.SelfHosted {
+			s, err := startSelfHosted(ctx, dir)
+			if err != nil {
+				return nil, err
+			}
+			return s, nil
+		}
+		s, err := startDevServer(ctx, cli, dir, spec.TransferPollRPS)
 		if err != nil {
 			return nil, err // not a nil *devServer in a non-nil interface
 		}
@@ -242,7 +257,7 @@ func devServers(cli, dir string) serverStarter {
 // runRowOn runs a row on srv, with a client of its own.
 func runRowOn(env rowEnv, cfg Config) rowRunner {
 	return func(ctx context.Context, srv rowServer, spec RowSpec) (RowResult, error) {
-		env.temporalAddr, env.serverPID = srv.Addr(), srv.PID()
+		env.temporalAddr, env.serverPIDs = srv.Addr(), srv.PIDs()
 		var err error
 		env.client, err = client.Dial(client.Options{HostPort: srv.Addr(), Namespace: "default",
 			Logger: tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(env.log, &slog.HandlerOptions{Level: slog.LevelError})))})

@@ -98,14 +98,17 @@ type fakeServer struct {
 }
 
 func (f fakeServer) Addr() string { return f.addr }
-func (f fakeServer) PID() int     { return 0 }
+func (f fakeServer) PIDs() []int  { return nil }
 func (f fakeServer) stop() error  { *f.stopped = append(*f.stopped, f.addr); return nil }
 
 func TestEveryRunOfARowGetsAFreshServer(t *testing.T) {
 	var started, stopped, ran []string
-	start := func(_ context.Context, rps int) (rowServer, error) {
+	start := func(_ context.Context, spec RowSpec) (rowServer, error) {
 		require.Len(t, stopped, len(started), "the server of the run before is stopped before the next starts")
-		addr := fmt.Sprintf("server-%d-rps-%d", len(started)+1, rps)
+		addr := fmt.Sprintf("server-%d-rps-%d", len(started)+1, spec.TransferPollRPS)
+		if spec.SelfHosted {
+			addr = fmt.Sprintf("self-hosted-%d", len(started)+1)
+		}
 		started = append(started, addr)
 		return fakeServer{addr: addr, stopped: &stopped}, nil
 	}
@@ -113,13 +116,13 @@ func TestEveryRunOfARowGetsAFreshServer(t *testing.T) {
 		ran = append(ran, fmt.Sprintf("row %d on %s", spec.Row, srv.Addr()))
 		return RowResult{Spec: spec, Sagas: 1, Completed: 1, Throughput: 1, Server: srv.Addr()}, nil
 	}
-	specs := []RowSpec{{Row: 1}, {Row: 2}, {Row: 3, TransferPollRPS: 1000}}
+	specs := []RowSpec{{Row: 1}, {Row: 2}, {Row: 3, TransferPollRPS: 1000}, {Row: 1, SelfHosted: true}}
 	rows, err := runPasses(context.Background(), io.Discard, Config{Repeats: 2, Sagas: 1, Concurrency: 1}, specs, start, run)
 	require.NoError(t, err)
-	require.Len(t, rows, 3)
+	require.Len(t, rows, 4)
 	require.Equal(t, []string{
-		"row 1 on server-1-rps-0", "row 2 on server-2-rps-0", "row 3 on server-3-rps-1000",
-		"row 2 on server-4-rps-0", "row 3 on server-5-rps-1000", "row 1 on server-6-rps-0",
+		"row 1 on server-1-rps-0", "row 2 on server-2-rps-0", "row 3 on server-3-rps-1000", "row 1 on self-hosted-4",
+		"row 2 on server-5-rps-0", "row 3 on server-6-rps-1000", "row 1 on self-hosted-7", "row 1 on server-8-rps-0",
 	}, ran, "one server per run of a row, with the row's setting; the second pass starts one row later")
 	require.Equal(t, started, stopped, "every server is stopped")
 }

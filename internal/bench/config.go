@@ -54,6 +54,10 @@ type Config struct {
 	// rabbitmq user) with quorum queues and two orchestration workers.
 	// Default false: the row runs beside row 1.
 	SkipCluster bool
+	// SkipSelfHosted leaves out row 1 on a self-hosted Temporal
+	// (internal/temporalcluster: frontend, matching, worker and two
+	// history hosts on the local PostgreSQL).
+	SkipSelfHosted bool
 	// PublishBenchtime is -benchtime of BenchmarkPublish. Default 5000x.
 	PublishBenchtime string
 	// LedgerBenchtime is -benchtime of BenchmarkLedgerCommands. Default 5000x.
@@ -167,6 +171,7 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (Confi
 	fs.IntVar(&c.TransferPollRPS, "transfer-poll-rps", 1000, "history.transferProcessorMaxPollRPS of the second server setting every row also runs on, as make demo does (server default 20); negative leaves it out")
 	fs.IntVar(&c.HistorySample, "history-sample", 50, "sagas per row whose histories are read to count tasks")
 	fs.BoolVar(&c.SkipGoBenchmarks, "skip-go-benchmarks", false, "leave out BenchmarkPublish and BenchmarkLedgerCommands")
+	fs.BoolVar(&c.SkipSelfHosted, "skip-self-hosted", false, "leave out row 1 on a self-hosted Temporal (frontend, matching, worker and two history hosts on the local PostgreSQL; it needs `make temporal-server`)")
 	fs.BoolVar(&c.SkipCluster, "skip-cluster", false, "leave out row 1 on a local 3-node RabbitMQ cluster with quorum queues and two orchestration workers (it needs rabbitmq-server and root or the rabbitmq user)")
 	fs.StringVar(&c.PublishBenchtime, "publish-benchtime", "5000x", "-benchtime of BenchmarkPublish")
 	fs.StringVar(&c.LedgerBenchtime, "ledger-benchtime", "5000x", "-benchtime of BenchmarkLedgerCommands")

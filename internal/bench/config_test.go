@@ -61,15 +61,17 @@ func TestParseFlags(t *testing.T) {
 func TestPlanRows(t *testing.T) {
 	c := Config{Rows: []int{1, 2, 3}, Variants: true, MorePollers: 16, TransferPollRPS: 1000}
 	require.Equal(t, []RowSpec{
-		{Row: 1}, {Row: 1, Encrypted: true}, {Row: 1, Traced: true}, {Row: 1, Cluster: true}, {Row: 1, Pollers: 16},
+		{Row: 1}, {Row: 1, Encrypted: true}, {Row: 1, Traced: true}, {Row: 1, Cluster: true}, {Row: 1, SelfHosted: true}, {Row: 1, Pollers: 16},
 		{Row: 2}, {Row: 2, Pollers: 16}, {Row: 2, Eager: true},
 		{Row: 3}, {Row: 3, Eager: true},
 		{Row: 1, TransferPollRPS: 1000}, {Row: 2, TransferPollRPS: 1000}, {Row: 3, TransferPollRPS: 1000},
 	}, planRows(c))
 	c.Variants = false
 	fast := []RowSpec{{Row: 1, TransferPollRPS: 1000}, {Row: 2, TransferPollRPS: 1000}, {Row: 3, TransferPollRPS: 1000}}
-	require.Equal(t, append([]RowSpec{{Row: 1}, {Row: 1, Encrypted: true}, {Row: 1, Traced: true}, {Row: 1, Cluster: true}, {Row: 2}, {Row: 3}}, fast...), planRows(c),
-		"the codec and the cluster rows run without variants too, and every row on the second server setting, for the tail check")
+	require.Equal(t, append([]RowSpec{{Row: 1}, {Row: 1, Encrypted: true}, {Row: 1, Traced: true}, {Row: 1, Cluster: true}, {Row: 1, SelfHosted: true}, {Row: 2}, {Row: 3}}, fast...), planRows(c),
+		"the codec, cluster and self-hosted rows run without variants too, and every row on the second server setting, for the tail check")
+	c.SkipSelfHosted = true
+	require.Equal(t, append([]RowSpec{{Row: 1}, {Row: 1, Encrypted: true}, {Row: 1, Traced: true}, {Row: 1, Cluster: true}, {Row: 2}, {Row: 3}}, fast...), planRows(c), "--skip-self-hosted")
 	c.SkipCluster = true
 	require.Equal(t, append([]RowSpec{{Row: 1}, {Row: 1, Encrypted: true}, {Row: 1, Traced: true}, {Row: 2}, {Row: 3}}, fast...), planRows(c), "--skip-cluster")
 	c.TransferPollRPS = -1

@@ -110,8 +110,11 @@ type cpuSnapshot struct {
 // takeCPU reads the CPU time of the dev server, the worker processes
 // (summed; none for an in-process row), this process, RabbitMQ and the
 // whole host.
-func takeCPU(serverPID int, workerPIDs ...int) cpuSnapshot {
-	s := cpuSnapshot{at: time.Now(), devServer: processCPU(serverPID), benchmark: processCPU(os.Getpid())}
+func takeCPU(serverPIDs []int, workerPIDs ...int) cpuSnapshot {
+	s := cpuSnapshot{at: time.Now(), benchmark: processCPU(os.Getpid())}
+	for _, pid := range serverPIDs {
+		s.devServer += processCPU(pid)
+	}
 	for _, pid := range workerPIDs {
 		s.worker += processCPU(pid)
 	}

@@ -140,7 +140,7 @@ func (s *devServer) dial(ctx context.Context) (client.Client, error) {
 func (s *devServer) Addr() string { return s.HostPort }
 
 // PID is the server's process id.
-func (s *devServer) PID() int { return s.cmd.Process.Pid }
+func (s *devServer) PIDs() []int { return []int{s.cmd.Process.Pid} }
 
 // stop interrupts the server, as Ctrl-C in its terminal would.
 func (s *devServer) stop() error {

@@ -87,7 +87,10 @@ func renderReproduce(p *printer, r *Report) {
 	p.f("of its own, started for it and stopped after it (`temporal server start-dev`\n")
 	p.f("on a free port, in memory, one task queue partition, the sagas' search\n")
 	p.f("attributes, eager workflow start allowed), so that no row runs on a database\n")
-	p.f("other rows have filled. The run creates a RabbitMQ virtual host of its own,\n")
+	p.f("other rows have filled; the self-hosted row's runs each get a self-hosted\n")
+	p.f("Temporal of their own (`internal/temporalcluster`: fresh databases on the\n")
+	p.f("local PostgreSQL, the server's processes on free ports, `make temporal-server`'s\n")
+	p.f("binaries). The run creates a RabbitMQ virtual host of its own,\n")
 	p.f("builds and starts `./worker` for each row through it, and removes all of it at\n")
 	p.f("the end, also on Ctrl-C.\n\n")
 }
@@ -182,6 +185,16 @@ func renderSagas(p *printer, r *Report) {
 		p.f("  queues: **%s×** (%s against %s sagas/s, p50 %s ms against %s ms); target at least %s×: %s.\n",
 			fx(x), throughput(cl), throughput(order), ms(cl.Latency.P50), ms(order.Latency.P50), fx(targetClusterVsSingle), metOrNot(x >= targetClusterVsSingle))
 	}
+	if sh, ok := r.selfHostedRow(); ok && hasOrder {
+		p.f("- Row 1 on a self-hosted Temporal (on PostgreSQL; frontend, matching, worker and 2 history hosts as\n")
+		p.f("  processes of their own, set up as `make temporal-cluster` does) ÷ row 1 on\n")
+		p.f("  the dev server: **%s×** (%s against %s sagas/s, p50 %s ms against %s ms): %s against %s workflow\n",
+			fx(ratio(sh.Throughput, order.Throughput)), throughput(sh), throughput(order), ms(sh.Latency.P50), ms(order.Latency.P50),
+			num(sh.workflowTasksPerSecond(), 0), num(order.workflowTasksPerSecond(), 0))
+		p.f("  tasks a second, the Temporal processes keeping %s cores busy against the dev server's %s. No\n", fx(sh.CPU.DevServer), fx(order.CPU.DevServer))
+		p.f("  target: on one host the server's processes, PostgreSQL and the rest share the same cores;\n")
+		p.f("  on hosts of its own the server would have the cores the dev server shares here.\n")
+	}
 	if hasNoop && hasEmpty {
 		p.f("- Row 2 ÷ row 3 (the order's workflows and their steps against one empty workflow): %s×.\n",
 			fx(ratio(noop.Throughput, empty.Throughput)))
@@ -264,7 +277,7 @@ func renderTail(p *printer, r *Report) {
 	}
 	p.f("\n")
 	p.f("CPU during each row, in cores kept busy on average (from `/proc`): the dev\n")
-	p.f("server, the worker process (row 1), the benchmark process (starting and\n")
+	p.f("server (for the self-hosted row, every process of that Temporal server), the worker process (row 1), the benchmark process (starting and\n")
 	p.f("awaiting sagas; the in-process worker of rows 2 and 3), RabbitMQ, and every\n")
 	p.f("other process on the host, out of %d cores:\n\n", r.Machine.CPUs)
 	p.f("| row | settings | dev server | worker | benchmark | RabbitMQ | other processes | host busy |\n")
@@ -335,6 +348,21 @@ func sagaTable(p *printer, rows []RowResult) {
 				res.Spec.Row, res.Settings(), res.Sagas-res.Completed, res.Sagas, res.FirstError)
 		}
 	}
+}
+
+// selfHostedRow returns the result of row 1 on the self-hosted Temporal.
+func (r *Report) selfHostedRow() (RowResult, bool) {
+	for _, res := range r.Rows {
+		if res.Spec.SelfHosted {
+			return res, true
+		}
+	}
+	return RowResult{}, false
+}
+
+// workflowTasksPerSecond is the row's throughput in workflow tasks.
+func (r RowResult) workflowTasksPerSecond() float64 {
+	return r.WorkflowTasksPerSaga() * r.Throughput
 }
 
 // clusterRow returns the result of row 1 on the cluster.

@@ -92,6 +92,9 @@ type RowSpec struct {
 	// 0 is the server's default (20). Rows with another value run on a dev
 	// server of their own.
 	TransferPollRPS int
+	// SelfHosted runs the row on a self-hosted Temporal server
+	// (internal/temporalcluster) instead of a dev server.
+	SelfHosted bool
 	// Encrypted runs the worker and the starting client with the payload
 	// codec on (a fresh AES-256 key), row 1 only.
 	Encrypted bool
@@ -116,7 +119,7 @@ const clusterNodes = 3
 
 // Default reports whether the spec runs with the project's default settings.
 func (s RowSpec) Default() bool {
-	return s.Pollers == 0 && !s.Eager && s.TransferPollRPS == 0 && !s.Encrypted && !s.Traced && !s.Cluster
+	return s.Pollers == 0 && !s.Eager && s.TransferPollRPS == 0 && !s.Encrypted && !s.Traced && !s.Cluster && !s.SelfHosted
 }
 
 // Settings describes the spec's settings, as the log shows a row before
@@ -138,6 +141,9 @@ func (s RowSpec) otherSettings() string {
 	}
 	if s.TransferPollRPS > 0 {
 		parts = append(parts, fmt.Sprintf("server transfer-queue polls %s/s", num(float64(s.TransferPollRPS), 0)))
+	}
+	if s.SelfHosted {
+		parts = append(parts, selfHostedSettings)
 	}
 	if s.Encrypted {
 		parts = append(parts, "payloads encrypted")
@@ -188,6 +194,10 @@ func planRows(cfg Config) []RowSpec {
 			specs = append(specs, RowSpec{Row: r, Traced: true})
 			if !cfg.SkipCluster {
 				specs = append(specs, RowSpec{Row: r, Cluster: true})
+			}
+			// And the Temporal server as users self-host it.
+			if !cfg.SkipSelfHosted {
+				specs = append(specs, RowSpec{Row: r, SelfHosted: true})
 			}
 		}
 		if !cfg.Variants {
@@ -504,9 +514,11 @@ func emptySaga(c client.Client, queue, prefix string, eager bool) sagaFunc {
 type rowEnv struct {
 	client       client.Client
 	temporalAddr string
-	serverPID    int
-	vhost        *vhost
-	requester    *amqp.Requester
+	// serverPIDs are the Temporal server's processes: the dev server, or
+	// every process of a self-hosted one.
+	serverPIDs []int
+	vhost      *vhost
+	requester  *amqp.Requester
 	// cluster is the cluster row's RabbitMQ cluster; nil unless planned.
 	cluster   *benchCluster
 	workerBin string
@@ -656,13 +668,13 @@ func runRow(ctx context.Context, env rowEnv, cfg Config, spec RowSpec) (res RowR
 	for _, proc := range procs {
 		workerPIDs = append(workerPIDs, proc.cmd.Process.Pid)
 	}
-	cpuBefore := takeCPU(env.serverPID, workerPIDs...)
+	cpuBefore := takeCPU(env.serverPIDs, workerPIDs...)
 	before, err := publishedBy(ctx, procs)
 	if err != nil {
 		return res, err
 	}
 	load := runLoad(ctx, cfg.Sagas, cfg.Concurrency, saga)
-	res.CPU = share(cpuBefore, takeCPU(env.serverPID, workerPIDs...))
+	res.CPU = share(cpuBefore, takeCPU(env.serverPIDs, workerPIDs...))
 	res.Elapsed, res.Completed = load.elapsed, load.completed
 	res.Throughput = ratio(float64(load.completed), load.elapsed.Seconds())
 	res.Latency = latencies(load.latencies)
