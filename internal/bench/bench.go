@@ -187,7 +187,7 @@ func runPasses(ctx context.Context, log io.Writer, cfg Config, specs []RowSpec, 
 		for j := range specs {
 			i := passOrder(j, pass, len(specs))
 			spec := specs[i]
-			fmt.Fprintf(log, "bench: row %d (%s), run %d of %d: %d sagas, %d at a time, on a fresh dev server\n", spec.Row, spec.Settings(), pass, cfg.Repeats, cfg.Sagas, cfg.Concurrency)
+			fmt.Fprintf(log, "bench: row %d (%s), run %d of %d: %d sagas, %d at a time, on a fresh Temporal server\n", spec.Row, spec.Settings(), pass, cfg.Repeats, cfg.Sagas, cfg.Concurrency)
 			res, err := runOnFreshServer(ctx, start, run, spec)
 			if err != nil {
 				return nil, fmt.Errorf("row %d (%s), run %d: %w", spec.Row, spec.Settings(), pass, err)

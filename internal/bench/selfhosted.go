@@ -21,6 +21,9 @@ type selfHosted struct {
 	c *temporalcluster.Cluster
 }
 
+// selfHostedHint is how to get the self-hosted server, or do without it.
+const selfHostedHint = "run `make temporal-server`, or leave the row out with --skip-self-hosted"
+
 // selfHostedAvailable fails with an errMissing when the server's
 // binaries (where internal/temporalcluster looks for them: $TEMPORAL_SERVER
 // and $TEMPORAL_SQL_TOOL, else ./bin) are not built, before any row ran.
@@ -31,7 +34,7 @@ func selfHostedAvailable(root string) error {
 			p = filepath.Join(root, "bin", b.name)
 		}
 		if info, err := os.Stat(p); err != nil || info.Mode()&0o111 == 0 {
-			return &errMissing{fmt.Sprintf("self-hosted Temporal: %s is not built", p), "run `make temporal-server`, or leave the row out with --skip-self-hosted"}
+			return &errMissing{fmt.Sprintf("self-hosted Temporal: %s is not built", p), selfHostedHint}
 		}
 	}
 	return nil
@@ -56,7 +59,7 @@ func startSelfHosted(ctx context.Context, dir string) (*selfHosted, error) {
 	select {
 	case s := <-done:
 		if errors.Is(s.err, temporalcluster.ErrNotBuilt) {
-			return nil, &errMissing{fmt.Sprintf("self-hosted Temporal: %v", s.err), "run `make temporal-server`, or leave the row out with --skip-self-hosted"}
+			return nil, &errMissing{fmt.Sprintf("self-hosted Temporal: %v", s.err), selfHostedHint}
 		}
 		if s.err != nil {
 			return nil, fmt.Errorf("start a self-hosted Temporal: %w", s.err)
