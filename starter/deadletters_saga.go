@@ -16,6 +16,7 @@ import (
 	"github.com/sagaflow/sagaflow/amqp"
 	"github.com/sagaflow/sagaflow/contract"
 	"github.com/sagaflow/sagaflow/events"
+	"github.com/sagaflow/sagaflow/internal/audit"
 )
 
 // The states of a dead letter's saga, as list shows them.
@@ -134,7 +135,7 @@ func describeSaga(desc *workflowservice.DescribeWorkflowExecutionResponse) sagaI
 	if saga != "" {
 		info.State = strings.ToLower(string(saga))
 	} else {
-		info.State = strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(enumspb.WorkflowExecutionStatus_name[int32(status)], "WORKFLOW_EXECUTION_STATUS_"), "_", " "))
+		info.State = audit.EnumWords(status.String(), "WORKFLOW_EXECUTION_STATUS_")
 	}
 	return info
 }

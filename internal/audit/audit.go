@@ -342,7 +342,7 @@ func (b *builder) event(e *historypb.HistoryEvent) {
 		a := e.GetStartChildWorkflowExecutionFailedEventAttributes()
 		if r := b.rec(a.GetInitiatedEventId()); r != nil {
 			r.Outcome, r.ClosedAt = OutcomeFailed, at
-			r.Error = "child workflow not started: " + enumWords(a.GetCause().String(), "START_CHILD_WORKFLOW_EXECUTION_FAILED_CAUSE_")
+			r.Error = "child workflow not started: " + EnumWords(a.GetCause().String(), "START_CHILD_WORKFLOW_EXECUTION_FAILED_CAUSE_")
 		}
 
 	case enumspb.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED:
@@ -409,7 +409,7 @@ func (b *builder) event(e *historypb.HistoryEvent) {
 		a := e.GetSignalExternalWorkflowExecutionFailedEventAttributes()
 		if r := b.rec(a.GetInitiatedEventId()); r != nil {
 			r.Outcome, r.ClosedAt = OutcomeFailed, at
-			r.Error = enumWords(a.GetCause().String(), "SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_FAILED_CAUSE_")
+			r.Error = EnumWords(a.GetCause().String(), "SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_FAILED_CAUSE_")
 		}
 
 	case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
@@ -776,9 +776,9 @@ func retryState(s enumspb.RetryState) string {
 
 // enumName turns "RETRY_STATE_MAXIMUM_ATTEMPTS_REACHED" into
 // "MaximumAttemptsReached".
-// enumWords is an enum value as lower-case words: "WorkflowAlreadyExists"
+// EnumWords is an enum value as lower-case words: "WorkflowAlreadyExists"
 // (or "PREFIX_WORKFLOW_ALREADY_EXISTS") is "workflow already exists".
-func enumWords(s, prefix string) string {
+func EnumWords(s, prefix string) string {
 	var out strings.Builder
 	for i, r := range enumName(s, prefix) {
 		if unicode.IsUpper(r) && i > 0 {
