@@ -26,10 +26,10 @@ func TestRunEndToEnd(t *testing.T) {
 	rep, err := Run(ctx, cfg, &log)
 	require.NoError(t, err, log.String())
 
-	// Row 1 runs three times, with encrypted payloads and traced, beside
-	// the rows 1 to 5.
-	require.Len(t, rep.Rows, 7)
-	wantRows := []RowSpec{{Row: 1}, {Row: 1, Encrypted: true}, {Row: 1, Traced: true}, {Row: 2}, {Row: 3}, {Row: 4}, {Row: 5}}
+	// Row 1 runs four times, with encrypted payloads, traced and on a
+	// self-hosted Temporal, beside the rows 1 to 5.
+	require.Len(t, rep.Rows, 8)
+	wantRows := []RowSpec{{Row: 1}, {Row: 1, Encrypted: true}, {Row: 1, Traced: true}, {Row: 1, SelfHosted: true}, {Row: 2}, {Row: 3}, {Row: 4}, {Row: 5}}
 	for i, row := range rep.Rows {
 		require.Equal(t, wantRows[i], row.Spec)
 		require.Equal(t, 10, row.Completed, "row %d: %s", row.Spec.Row, row.FirstError)
@@ -40,7 +40,7 @@ func TestRunEndToEnd(t *testing.T) {
 		require.Equal(t, 3, row.Sampled)
 		require.Positive(t, row.WorkflowTasksPerSaga())
 	}
-	order, encrypted, traced, noop, empty := rep.Rows[0], rep.Rows[1], rep.Rows[2], rep.Rows[3], rep.Rows[4]
+	order, encrypted, traced, selfHosted, noop, empty := rep.Rows[0], rep.Rows[1], rep.Rows[2], rep.Rows[3], rep.Rows[4], rep.Rows[5]
 	servers := map[string]bool{}
 	for _, row := range rep.Rows {
 		require.NotEmpty(t, row.Server)
@@ -58,6 +58,8 @@ func TestRunEndToEnd(t *testing.T) {
 	require.InDelta(t, order.WorkflowTasksPerSaga(), encrypted.WorkflowTasksPerSaga(), 1e-9, "encryption changes no task")
 	require.InDelta(t, order.WorkflowTasksPerSaga(), traced.WorkflowTasksPerSaga(), 1e-9, "tracing changes no task")
 	require.Zero(t, order.Spans, "the untraced row exports nothing")
+	require.InDelta(t, order.WorkflowTasksPerSaga(), selfHosted.WorkflowTasksPerSaga(), 1e-9, "the server as users self-host it runs the same tasks")
+	require.Positive(t, selfHosted.CPU.DevServer, "the self-hosted server's processes are measured")
 	// Every saga's start, workflows, activities, commands, replies and
 	// transactions are spans: far more than one per saga.
 	require.Greater(t, traced.Spans, int64(10*(cfg.Sagas+cfg.Warmup)), "the traced row exported its sagas' spans")
@@ -65,7 +67,7 @@ func TestRunEndToEnd(t *testing.T) {
 	require.InDelta(t, order.ActivityTasksPerSaga(), noop.ActivityTasksPerSaga(), 1e-9, "the no-op row runs the same steps")
 	require.InDelta(t, 1.0, empty.WorkflowTasksPerSaga(), 1e-9)
 	require.Zero(t, empty.ActivityTasksPerSaga())
-	transfer, transferNoop := rep.Rows[5], rep.Rows[6]
+	transfer, transferNoop := rep.Rows[6], rep.Rows[7]
 	require.InDelta(t, 1.0, transfer.WorkflowsPerSaga(), 1e-9, "a transfer is one workflow")
 	require.InDelta(t, transfer.ActivityTasksPerSaga(), transferNoop.ActivityTasksPerSaga(), 1e-9, "the no-op row runs the same steps")
 	require.True(t, transfer.Broker)
@@ -84,6 +86,7 @@ func TestRunEndToEnd(t *testing.T) {
 	require.Contains(t, b.String(), "Row 4 ÷ row 5")
 	require.Contains(t, b.String(), "of the unencrypted row")
 	require.Contains(t, b.String(), "of the untraced row")
+	require.Contains(t, b.String(), "Row 1 on a self-hosted Temporal")
 
 	out, err := exec.Command("rabbitmqctl", "list_vhosts").Output()
 	require.NoError(t, err)
