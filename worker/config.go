@@ -100,8 +100,11 @@ type config struct {
 	InboxRetention         time.Duration
 	AppliedEventsRetention time.Duration
 
-	Parts         []string
-	HTTPAddr      string
+	Parts    []string
+	HTTPAddr string
+	// Pprof serves Go's runtime profiles under /debug/pprof/ beside
+	// /metrics, for an operator chasing memory or CPU.
+	Pprof         bool
 	ShutdownGrace time.Duration
 	LogLevel      string
 	LogFormat     string
@@ -169,6 +172,9 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 		"orchestration ("+strings.Join(partGroups["orchestration"], ",")+": the parts that use Temporal), "+
 		"services ("+strings.Join(partGroups["services"], ",")+": the participant services and event subscribers) (env WORKER_RUN)")
 	str(&c.HTTPAddr, "http-addr", "METRICS_ADDR", "127.0.0.1:9090", "address of the /metrics (Prometheus) and /healthz endpoints; empty disables them")
+	pprofEnv := env("WORKER_PPROF", "false")
+	pprofDefault, pprofEnvErr := strconv.ParseBool(pprofEnv)
+	fs.BoolVar(&c.Pprof, "pprof", pprofDefault, "also serve Go's runtime profiles (heap, CPU, goroutines) under /debug/pprof/ on --http-addr; keep that address private (env WORKER_PPROF)")
 	heartbeat := fs.String("amqp-heartbeat", env("AMQP_HEARTBEAT", "10s"), "AMQP heartbeat interval: a broker connection silent for three intervals (a half-open connection) is dropped and dialled again (env AMQP_HEARTBEAT)")
 	keepAlive := fs.String("temporal-keepalive", env("TEMPORAL_KEEPALIVE", "30s"), "gRPC keepalive time of the Temporal connection, at least 10s: a connection silent that long is pinged, and dropped when the ping is not answered within half of it (env TEMPORAL_KEEPALIVE)")
 	grace := fs.String("shutdown-grace", env("SHUTDOWN_GRACE", "30s"), "on SIGINT/SIGTERM, how long running activities and handlers may take to finish (env SHUTDOWN_GRACE)")
@@ -236,6 +242,11 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	positive("pollers", *pollers, &c.Pollers)
 	if c.ActivityFaults, err = parseActivityFaults(); err != nil {
 		errs = append(errs, err)
+	}
+	if pprofEnvErr != nil {
+		errs = append(errs, fmt.Errorf("WORKER_PPROF %q: want true or false", pprofEnv))
+	} else if c.Pprof && c.HTTPAddr == "" {
+		errs = append(errs, errors.New("--pprof needs --http-addr: the profiles are served beside /metrics"))
 	}
 	compress, err := strconv.ParseBool(*codecCompress)
 	if err != nil {

@@ -123,6 +123,8 @@ func TestConfigRejectsBadInput(t *testing.T) {
 		{"zero retention", []string{"--inbox-retention", "0"}, nil, `--inbox-retention "0": want a positive duration such as 24h, or forever`},
 		{"negative retention", nil, map[string]string{"OUTBOX_RETENTION": "-1h"}, `--outbox-retention "-1h": want a positive duration`},
 		{"malformed retention", []string{"--applied-events-retention", "a week"}, nil, `--applied-events-retention "a week": want a positive duration`},
+		{"pprof not a bool", nil, map[string]string{"WORKER_PPROF": "maybe"}, `WORKER_PPROF "maybe": want true or false`},
+		{"pprof without the http server", []string{"--pprof", "--http-addr="}, nil, "--pprof needs --http-addr"},
 		{"bad node url", []string{"--amqp-url", "amqp://u:pw@a:5672/,amqp://u:pw@b:port/"}, nil, "url 2 of 2 amqp://u:***@b:port/"},
 	}
 	for _, tc := range cases {

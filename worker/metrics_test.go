@@ -3,7 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"testing"
 	"time"
@@ -43,4 +46,32 @@ func TestServicePartsExposeTheirOutboxBacklog(t *testing.T) {
 		}
 	}
 	require.Equal(t, map[string]float64{ledger.ServiceName: 0, inventory.ServiceName: 0}, backlog)
+}
+
+// TestPprofOnlyWhenAsked: the runtime profiles are served beside /metrics
+// with --pprof, and not without it.
+func TestPprofOnlyWhenAsked(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		args := []string{"--run", "notifications"}
+		if on {
+			args = append(args, "--pprof")
+		}
+		cfg, err := parseConfig(args, env(nil), &bytes.Buffer{})
+		require.NoError(t, err)
+		require.Equal(t, on, cfg.Pprof)
+		p := &process{cfg: cfg, logger: slog.New(slog.DiscardHandler), registry: prometheus.NewPedanticRegistry()}
+		srv := httptest.NewServer(p.httpHandler())
+		res, err := http.Get(srv.URL + "/debug/pprof/heap?debug=1")
+		require.NoError(t, err)
+		body, err := io.ReadAll(res.Body)
+		require.NoError(t, err)
+		res.Body.Close()
+		srv.Close()
+		if on {
+			require.Equal(t, http.StatusOK, res.StatusCode)
+			require.Contains(t, string(body), "heap profile")
+		} else {
+			require.Equal(t, http.StatusNotFound, res.StatusCode)
+		}
+	}
 }
