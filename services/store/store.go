@@ -92,6 +92,9 @@ type DB struct {
 	// read serves read-only queries; on SQLite it is a separate pool of
 	// query-only connections that WAL lets run beside the writer.
 	read *sql.DB
+	// writeStmts and readStmts are the prepared statements of the SQLite
+	// pools; nil on PostgreSQL.
+	writeStmts, readStmts *stmtCache
 
 	mu      sync.Mutex
 	wakers  []chan struct{}
@@ -188,7 +191,7 @@ func openSQLite(cfg Config) (*DB, error) {
 	}
 	read.SetMaxOpenConns(cfg.MaxOpenConns)
 	read.SetMaxIdleConns(cfg.MaxOpenConns)
-	return &DB{engine: SQLite, write: write, read: read}, nil
+	return &DB{engine: SQLite, write: write, read: read, writeStmts: newStmtCache(write), readStmts: newStmtCache(read)}, nil
 }
 
 // Engine reports which engine the store runs on.
@@ -198,7 +201,7 @@ func (db *DB) Engine() Engine { return db.engine }
 func (db *DB) Close() error {
 	var err error
 	db.closeMu.Do(func() {
-		err = db.write.Close()
+		err = errors.Join(db.writeStmts.close(), db.readStmts.close(), db.write.Close())
 		if db.read != db.write {
 			err = errors.Join(err, db.read.Close())
 		}
@@ -246,12 +249,29 @@ func (db *DB) ForUpdate() string {
 
 // Query runs a read-only query outside a transaction.
 func (db *DB) Query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if st := db.readStmt(ctx, query); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
 	return db.read.QueryContext(ctx, db.Rebind(query), args...)
 }
 
 // QueryRow runs a read-only single-row query outside a transaction.
 func (db *DB) QueryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	if st := db.readStmt(ctx, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
 	return db.read.QueryRowContext(ctx, db.Rebind(query), args...)
+}
+
+// readStmt is the prepared statement of a read outside a transaction on
+// SQLite, prepared on first use (the read pool has connections to spare),
+// or nil.
+func (db *DB) readStmt(ctx context.Context, query string) *sql.Stmt {
+	if st := db.readStmts.lookup(query); st != nil || !db.readStmts.wanted(query) {
+		return st
+	}
+	db.readStmts.prepare(ctx, query)
+	return db.readStmts.lookup(query)
 }
 
 // Exec runs a statement outside an explicit transaction.
@@ -264,6 +284,10 @@ type Tx struct {
 	db       *DB
 	tx       *sql.Tx
 	enqueued bool
+	// unprepared are the queries run here that the write pool's statement
+	// cache wants: prepared once the transaction has given back the pool's
+	// only connection.
+	unprepared []string
 }
 
 // DB returns the store the transaction belongs to.
@@ -271,17 +295,39 @@ func (tx *Tx) DB() *DB { return tx.db }
 
 // Exec runs a statement in the transaction.
 func (tx *Tx) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if st := tx.stmt(ctx, query); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
 	return tx.tx.ExecContext(ctx, tx.db.Rebind(query), args...)
 }
 
 // Query runs a query in the transaction.
 func (tx *Tx) Query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if st := tx.stmt(ctx, query); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
 	return tx.tx.QueryContext(ctx, tx.db.Rebind(query), args...)
 }
 
 // QueryRow runs a single-row query in the transaction.
 func (tx *Tx) QueryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	if st := tx.stmt(ctx, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
 	return tx.tx.QueryRowContext(ctx, tx.db.Rebind(query), args...)
+}
+
+// stmt is the write pool's prepared statement of query bound to the
+// transaction, or nil on PostgreSQL and for a query not prepared yet,
+// which it notes for preparing after the transaction.
+func (tx *Tx) stmt(ctx context.Context, query string) *sql.Stmt {
+	if st := tx.db.writeStmts.lookup(query); st != nil {
+		return tx.tx.StmtContext(ctx, st)
+	}
+	if tx.db.writeStmts.wanted(query) {
+		tx.unprepared = append(tx.unprepared, query)
+	}
+	return nil
 }
 
 // InTx runs fn in a read-write transaction and commits it when fn returns
@@ -293,6 +339,11 @@ func (db *DB) InTx(ctx context.Context, fn func(tx *Tx) error) error {
 		return fmt.Errorf("store: begin: %w", err)
 	}
 	tx := &Tx{db: db, tx: sqlTx}
+	defer func() {
+		if len(tx.unprepared) > 0 {
+			db.writeStmts.prepare(ctx, tx.unprepared...)
+		}
+	}()
 	if err := fn(tx); err != nil {
 		return errors.Join(err, ignoreDone(sqlTx.Rollback()))
 	}
