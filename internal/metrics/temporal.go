@@ -31,6 +31,15 @@ import (
 type TemporalHandler struct {
 	reg  *series
 	tags map[string]string
+
+	// labels (the sanitized tags) and key (their series key) are worked
+	// out once per handler, on its first metric: the SDK asks a handler
+	// for a counter or timer each time it records one, several times per
+	// task, and derives new handlers with WithTags that often never
+	// record at all.
+	once   sync.Once
+	labels map[string]string
+	key    string
 }
 
 var _ client.MetricsHandler = (*TemporalHandler)(nil)
@@ -57,14 +66,12 @@ func (h *TemporalHandler) Counter(name string) client.MetricsCounter {
 	if c, ok := h.reg.sagas.counter(name, h.tags); ok {
 		return counterFunc(func(d int64) { c.Add(float64(d)) })
 	}
-	s := h.reg.get(name, prometheus.CounterValue, h.tags)
-	return counterFunc(func(d int64) { s.add(float64(d)) })
+	return (*sampleCounter)(h.sample(name, prometheus.CounterValue))
 }
 
 // Gauge returns the gauge of that name and this handler's tags.
 func (h *TemporalHandler) Gauge(name string) client.MetricsGauge {
-	s := h.reg.get(name, prometheus.GaugeValue, h.tags)
-	return gaugeFunc(s.set)
+	return (*sampleGauge)(h.sample(name, prometheus.GaugeValue))
 }
 
 // Timer returns a histogram (in seconds) of that name and this handler's tags.
@@ -72,8 +79,19 @@ func (h *TemporalHandler) Timer(name string) client.MetricsTimer {
 	if o, ok := h.reg.sagas.timer(name, h.tags); ok {
 		return timerFunc(func(d time.Duration) { o.Observe(d.Seconds()) })
 	}
-	s := h.reg.get(name, prometheus.UntypedValue, h.tags)
-	return timerFunc(func(d time.Duration) { s.observe(d.Seconds()) })
+	return (*sampleTimer)(h.sample(name, prometheus.UntypedValue))
+}
+
+// sample is the series of that name and this handler's tags.
+func (h *TemporalHandler) sample(name string, kind prometheus.ValueType) *sample {
+	h.once.Do(func() {
+		h.labels = make(map[string]string, len(h.tags))
+		for k, v := range h.tags {
+			h.labels[sanitize(k)] = v
+		}
+		h.key = labelKey(h.labels)
+	})
+	return h.reg.get(name, kind, h.labels, h.key)
 }
 
 // Describe sends nothing: the metric set grows as the SDK creates metrics,
@@ -90,13 +108,22 @@ type counterFunc func(int64)
 
 func (f counterFunc) Inc(d int64) { f(d) }
 
-type gaugeFunc func(float64)
-
-func (f gaugeFunc) Update(v float64) { f(v) }
-
 type timerFunc func(time.Duration)
 
 func (f timerFunc) Record(d time.Duration) { f(d) }
+
+// sampleCounter, sampleGauge and sampleTimer are a sample as the SDK's
+// counter, gauge and timer: pointers, so handing one out allocates
+// nothing.
+type (
+	sampleCounter sample
+	sampleGauge   sample
+	sampleTimer   sample
+)
+
+func (s *sampleCounter) Inc(d int64)          { (*sample)(s).add(float64(d)) }
+func (s *sampleGauge) Update(v float64)       { (*sample)(s).set(v) }
+func (s *sampleTimer) Record(d time.Duration) { (*sample)(s).observe(d.Seconds()) }
 
 // timerBuckets are the histogram buckets of timers, in seconds: from 1ms
 // (a local activity) to 60s (a long poll).
@@ -139,13 +166,14 @@ func (s *sample) observe(v float64) {
 	}
 }
 
-func (r *series) get(name string, kind prometheus.ValueType, tags map[string]string) *sample {
-	name = sanitize(r.prefix + name)
-	labels := make(map[string]string, len(tags))
-	for k, v := range tags {
-		labels[sanitize(k)] = v
+// get returns the sample of name with labels (sanitized, as key
+// identifies them), creating it on first use; the sample keeps labels,
+// which must not change afterwards.
+func (r *series) get(name string, kind prometheus.ValueType, labels map[string]string, key string) *sample {
+	if r.prefix != "" {
+		name = r.prefix + name
 	}
-	key := labelKey(labels)
+	name = sanitize(name)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	f, ok := r.families[name]
@@ -217,7 +245,17 @@ func labelKey(labels map[string]string) string {
 }
 
 // sanitize maps a Temporal metric or tag name onto Prometheus' alphabet.
+// A name already in it (every SDK name) is returned as it is, without a
+// copy.
 func sanitize(s string) string {
+	valid := true
+	for i := 0; i < len(s) && valid; i++ {
+		c := s[i]
+		valid = c == '_' || c == ':' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (i > 0 && c >= '0' && c <= '9')
+	}
+	if valid {
+		return s
+	}
 	b := []byte(s)
 	for i, c := range b {
 		ok := c == '_' || c == ':' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (i > 0 && c >= '0' && c <= '9')

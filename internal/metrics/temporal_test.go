@@ -49,6 +49,42 @@ temporal_num_pollers 4
 	require.True(t, found, "timer exposed as a histogram with a sanitized name")
 }
 
+func TestTemporalHandlersWithEqualTagsShareASeries(t *testing.T) {
+	h := metrics.NewTemporalHandler("")
+	reg := prometheus.NewPedanticRegistry()
+	require.NoError(t, reg.Register(h))
+
+	// The SDK derives a handler per task and asks it for the counter on
+	// each record: every one of them adds to the same series.
+	for range 3 {
+		tagged := h.WithTags(map[string]string{"task-queue": "sagas"})
+		tagged.Counter("temporal_request").Inc(1)
+		tagged.Counter("temporal_request").Inc(1)
+	}
+	h.WithTags(map[string]string{"task-queue": "other"}).Counter("temporal_request").Inc(5)
+	h.Counter("temporal.request").Inc(7)
+
+	expected := `
+# HELP temporal_request Temporal SDK metric temporal_request.
+# TYPE temporal_request counter
+temporal_request{task_queue=""} 7
+temporal_request{task_queue="other"} 5
+temporal_request{task_queue="sagas"} 6
+`
+	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(expected), "temporal_request"))
+}
+
+// BenchmarkTemporalHandlerCounter is the SDK's way of counting: a handler
+// with tags, asked for its counter at every increment.
+func BenchmarkTemporalHandlerCounter(b *testing.B) {
+	h := metrics.NewTemporalHandler("").WithTags(map[string]string{"namespace": "default", "task_queue": "sagas", "worker_type": "WorkflowWorker"})
+	b.ReportAllocs()
+	for b.Loop() {
+		h.Counter("temporal_request").Inc(1)
+		h.Timer("temporal_request_latency").Record(time.Millisecond)
+	}
+}
+
 func TestRegisterAMQPExposesCounters(t *testing.T) {
 	var stats amqp.Stats
 	reg := prometheus.NewPedanticRegistry()
