@@ -17,9 +17,11 @@ import (
 var Bindings = []string{"order.*", "inventory.*", "funds.*", "transfer.*"}
 
 // ConsumerConfig returns the consumer configuration of the notifications
-// queue; callers may change prefetch and concurrency.
+// queue; callers may change prefetch and concurrency. It sets no Decoder:
+// the Handler decodes each envelope itself and sends what does not decode
+// straight to the dead letters, so a delivery is decoded once, not twice.
 func ConsumerConfig() amqp.ConsumerConfig {
-	return amqp.ConsumerConfig{Name: contract.NotificationsQueue, Bindings: Bindings, Decoder: amqp.DecodeEnvelope}
+	return amqp.ConsumerConfig{Name: contract.NotificationsQueue, Bindings: Bindings}
 }
 
 // Handler returns the amqp.Handler that logs each event at info level with
