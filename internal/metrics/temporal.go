@@ -85,9 +85,17 @@ func (h *TemporalHandler) Timer(name string) client.MetricsTimer {
 // sample is the series of that name and this handler's tags.
 func (h *TemporalHandler) sample(name string, kind prometheus.ValueType) *sample {
 	h.once.Do(func() {
-		h.labels = make(map[string]string, len(h.tags))
-		for k, v := range h.tags {
-			h.labels[sanitize(k)] = v
+		// h.tags is the handler's own copy, never changed: with every
+		// name already valid (the SDK's tags) it serves as the labels.
+		h.labels = h.tags
+		for k := range h.tags {
+			if sanitize(k) != k {
+				h.labels = make(map[string]string, len(h.tags))
+				for k, v := range h.tags {
+					h.labels[sanitize(k)] = v
+				}
+				break
+			}
 		}
 		h.key = labelKey(h.labels)
 	})
@@ -234,8 +242,20 @@ func (r *series) collect(ch chan<- prometheus.Metric) {
 }
 
 func labelKey(labels map[string]string) string {
+	if len(labels) == 0 {
+		return ""
+	}
+	var buf [8]string // the SDK's handlers have a few tags: sorted on the stack
+	keys := buf[:0]
+	size := 0
+	for k, v := range labels {
+		keys = append(keys, k)
+		size += len(k) + len(v) + 2
+	}
+	slices.Sort(keys)
 	var b strings.Builder
-	for _, k := range slices.Sorted(maps.Keys(labels)) {
+	b.Grow(size)
+	for _, k := range keys {
 		b.WriteString(k)
 		b.WriteByte('=')
 		b.WriteString(labels[k])

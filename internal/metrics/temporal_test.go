@@ -85,6 +85,17 @@ func BenchmarkTemporalHandlerCounter(b *testing.B) {
 	}
 }
 
+// BenchmarkTemporalHandlerPerTask is the SDK's other way of counting: a
+// handler derived with WithTags for one task, recording once.
+func BenchmarkTemporalHandlerPerTask(b *testing.B) {
+	h := metrics.NewTemporalHandler("").WithTags(map[string]string{"namespace": "default", "task_queue": "sagas"})
+	tags := map[string]string{"workflow_type": "OrderWorkflow"}
+	b.ReportAllocs()
+	for b.Loop() {
+		h.WithTags(tags).Counter("temporal_workflow_task_queue_poll_succeed").Inc(1)
+	}
+}
+
 func TestRegisterAMQPExposesCounters(t *testing.T) {
 	var stats amqp.Stats
 	reg := prometheus.NewPedanticRegistry()
