@@ -95,11 +95,12 @@ func startPublish(ctx context.Context, m Message) (Message, trace.Span) {
 	if !trace.SpanContextFromContext(ctx).IsValid() && len(m.Headers) > 0 {
 		ctx = otel.GetTextMapPropagator().Extract(ctx, headerCarrier(m.Headers))
 	}
-	attrs := append(messageAttrs(m),
-		attribute.String(attrOperationType, "send"),
-		attribute.String(attrOperationName, "publish"))
-	ctx, span := tracer().Start(ctx, "publish "+destination(m.Exchange, m.RoutingKey),
-		trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(attrs...))
+	ctx, span := tracer().Start(ctx, "publish "+destination(m.Exchange, m.RoutingKey), trace.WithSpanKind(trace.SpanKindProducer))
+	if span.IsRecording() {
+		span.SetAttributes(append(messageAttrs(m),
+			attribute.String(attrOperationType, "send"),
+			attribute.String(attrOperationName, "publish"))...)
+	}
 	injected := headerCarrier{}
 	otel.GetTextMapPropagator().Inject(ctx, injected)
 	if len(injected) == 0 {
@@ -118,16 +119,23 @@ func startPublish(ctx context.Context, m Message) (Message, trace.Span) {
 
 // startProcess starts the consumer span of handling d from queue, a child
 // of the span the publisher sent it in.
+//
+// The spans' attributes (here and in startPublish) are set only on a
+// recording span: the standard samplers (internal/tracing) do not look at
+// attributes, and with tracing off building them was most of what a
+// delivery's span cost.
 func startProcess(ctx context.Context, d amqp091.Delivery, queue string) (context.Context, trace.Span) {
 	if len(d.Headers) > 0 {
 		ctx = otel.GetTextMapPropagator().Extract(ctx, headerCarrier(d.Headers))
 	}
-	m := messageOf(d)
-	attrs := append(messageAttrs(m),
-		attribute.String(attrSubscription, queue),
-		attribute.String(attrOperationType, "process"),
-		attribute.String(attrOperationName, "process"))
-	return tracer().Start(ctx, "process "+queue, trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(attrs...))
+	ctx, span := tracer().Start(ctx, "process "+queue, trace.WithSpanKind(trace.SpanKindConsumer))
+	if span.IsRecording() {
+		span.SetAttributes(append(messageAttrs(messageOf(d)),
+			attribute.String(attrSubscription, queue),
+			attribute.String(attrOperationType, "process"),
+			attribute.String(attrOperationName, "process"))...)
+	}
+	return ctx, span
 }
 
 // endSpan ends span, recording err as its failure.
