@@ -66,6 +66,12 @@ type soakConfig struct {
 	// Out is where the report goes: "-" for stdout, or a path relative to
 	// the repository root. Default docs/SOAK.md.
 	Out string
+	// Profiles, when set, is a directory (relative to the repository root
+	// unless absolute) where the worker's heap profile and goroutine dump
+	// are saved at the first reading and at each mark, as begin, start,
+	// middle and end .heap and .goroutines; the worker then runs with
+	// --pprof. Default empty: none saved.
+	Profiles string
 	// Command is the command line shown in the report.
 	Command string
 }
@@ -136,13 +142,16 @@ func parseSoakFlags(args []string, getenv func(string) string, out io.Writer) (s
 	fs.DurationVar(&c.StopAfter, "stop-after", 0, "time limit of the soak: no saga starts after it, the rest are reported as not started (0: none)")
 	fs.StringVar(&c.Out, "out", "docs/SOAK.md", `report path relative to the repository root, or "-" for stdout`)
 	fs.StringVar(&c.Command, "command", "make soak", "command line shown in the report")
+	fs.StringVar(&c.Profiles, "profiles", "", "directory (relative to the repository root) to save the worker's heap profile and goroutine dump at each mark, e.g. .data/soak; the worker runs with --pprof (empty: none)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: bench soak [flags]\n\n"+
 			"Runs --sagas sagas (transfers and orders, --failure-rate of them failing on\n"+
 			"purpose) at --rate a second through one worker process on a Temporal dev\n"+
 			"server and a RabbitMQ vhost of its own, samples the worker's memory,\n"+
 			"goroutines and file descriptors, its inbox, outbox and applied-events\n"+
-			"tables and the queue depths, and writes them to --out.\n"+
+			"tables and the queue depths, and writes them to --out. With --profiles DIR\n"+
+			"it also saves the worker's heap profile and goroutine dump at each mark\n"+
+			"(compare them: go tool pprof -top -inuse_space -base DIR/middle.heap DIR/end.heap).\n"+
 			"At 7 sagas/s the default 20000 sagas take about 48 minutes;\n"+
 			"--sagas 200 --rate 20 --retention 20s is a quick run.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -178,11 +187,13 @@ func runSoakMain(args []string, getenv func(string) string, stdout, stderr io.Wr
 
 // soakSnapshot is the state of the worker and the system at one moment.
 type soakSnapshot struct {
-	Label      string
-	Elapsed    time.Duration
-	Started    int
-	Ended      int
-	RSS        int64
+	Label   string
+	Elapsed time.Duration
+	Started int
+	Ended   int
+	RSS     int64
+	// HeapInuse is the worker's Go heap in use (go_memstats_heap_inuse_bytes).
+	HeapInuse  int64
 	Goroutines int
 	FDs        int
 	// Tables are row counts by "database.table".
@@ -268,9 +279,15 @@ func runSoak(ctx context.Context, cfg soakConfig, log io.Writer) (_ *soakReport,
 	defer tc.Close()
 	ret := cfg.Retention.String()
 	wdir := filepath.Join(dir, "run")
-	w, err := startWorker(ctx, bin, wdir, srv.HostPort, vh.URL, contract.TaskQueue, workerSettings{
-		Env: []string{"OUTBOX_RETENTION=" + ret, "INBOX_RETENTION=" + ret, "APPLIED_EVENTS_RETENTION=" + ret},
-	})
+	env := []string{"OUTBOX_RETENTION=" + ret, "INBOX_RETENTION=" + ret, "APPLIED_EVENTS_RETENTION=" + ret}
+	profiles := ""
+	if cfg.Profiles != "" {
+		if profiles, err = profilesDir(root, cfg.Profiles); err != nil {
+			return nil, err
+		}
+		env = append(env, "WORKER_PPROF=true")
+	}
+	w, err := startWorker(ctx, bin, wdir, srv.HostPort, vh.URL, contract.TaskQueue, workerSettings{Env: env})
 	if err != nil {
 		return nil, err
 	}
@@ -303,7 +320,7 @@ func runSoak(ctx context.Context, cfg soakConfig, log io.Writer) (_ *soakReport,
 	if err := plan.provision(ctx, req); err != nil {
 		return nil, fmt.Errorf("provision: %w", err)
 	}
-	probe := &soakProbe{worker: w, dir: wdir, conn: conn}
+	probe := &soakProbe{worker: w, dir: wdir, conn: conn, profiles: profiles}
 	fmt.Fprintf(log, "soak: %d sagas at %.1f/s (about %s), retention %s\n", cfg.Sagas, cfg.Rate,
 		time.Duration(float64(cfg.Sagas)/cfg.Rate*float64(time.Second)).Round(time.Second), cfg.Retention)
 	drive(ctx, tc, plan, cfg, probe, rep, log)
@@ -435,11 +452,14 @@ func drive(ctx context.Context, tc client.Client, plan soakPlan, cfg soakConfig,
 		mu.Unlock()
 		sn, errs := probe.snapshot(ctx, label)
 		sn.Elapsed, sn.Started, sn.Ended = time.Since(rep.Launched), s, e
+		if probe.profiles != "" && label != "sample" {
+			errs = append(errs, probe.saveProfiles(ctx, label)...)
+		}
 		for _, err := range errs {
 			rep.Errors = append(rep.Errors, fmt.Sprintf("%s: %v", label, err))
 		}
-		fmt.Fprintf(log, "soak: %-6s %s  started %d  ended %d  rss %s  goroutines %d  fds %d  tables %d rows  queues %d ready\n",
-			label, sn.Elapsed.Round(time.Second), s, e, mib(sn.RSS), sn.Goroutines, sn.FDs, sum(sn.Tables), sum(sn.Queues))
+		fmt.Fprintf(log, "soak: %-6s %s  started %d  ended %d  rss %s  heap %s  goroutines %d  fds %d  tables %d rows  queues %d ready\n",
+			label, sn.Elapsed.Round(time.Second), s, e, mib(sn.RSS), mib(sn.HeapInuse), sn.Goroutines, sn.FDs, sum(sn.Tables), sum(sn.Queues))
 		return sn
 	}
 	sampler := time.NewTicker(cfg.SampleEvery)
@@ -521,6 +541,44 @@ type soakProbe struct {
 	worker *workerProcess
 	dir    string
 	conn   *amqp.Conn
+	// profiles is where the marks' profiles go; empty: none are saved.
+	profiles string
+}
+
+// profilesDir makes the directory of the profiles, relative to root
+// unless absolute.
+func profilesDir(root, dir string) (string, error) {
+	if !filepath.IsAbs(dir) {
+		dir = filepath.Join(root, dir)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("--profiles: %w", err)
+	}
+	return dir, nil
+}
+
+// soakProfiles are the worker's profiles saved at a mark: the file suffix
+// and the /debug/pprof/ path. The heap profile is taken after a
+// collection (gc=1), so that it shows what is live at the mark and two
+// marks compare (go tool pprof -base); the goroutine dump is the text form
+// with a count per stack.
+var soakProfiles = []struct{ suffix, path string }{
+	{"heap", "heap?gc=1"},
+	{"goroutines", "goroutine?debug=1"},
+}
+
+// saveProfiles saves the worker's profiles as <dir>/<label>.<suffix>.
+func (p *soakProbe) saveProfiles(ctx context.Context, label string) []error {
+	var errs []error
+	for _, pr := range soakProfiles {
+		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := p.worker.saveDebug(pctx, pr.path, filepath.Join(p.profiles, label+"."+pr.suffix))
+		cancel()
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
 }
 
 // snapshot reads everything it can; what it cannot read is returned as an
@@ -540,11 +598,19 @@ func (p *soakProbe) snapshot(ctx context.Context, label string) (soakSnapshot, [
 	}
 	mctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	g, err := p.worker.metric(mctx, "go_goroutines")
-	cancel()
 	if err != nil {
 		errs = append(errs, err)
 	} else {
 		s.Goroutines = int(g)
+	}
+	// The Go heap beside the RSS tells live memory from what the runtime
+	// holds on to (fragmentation, freed spans not yet returned).
+	heap, err := p.worker.metric(mctx, "go_memstats_heap_inuse_bytes")
+	cancel()
+	if err != nil {
+		errs = append(errs, err)
+	} else {
+		s.HeapInuse = int64(heap)
 	}
 	for _, d := range soakDatabases {
 		counts, err := countRows(ctx, filepath.Join(p.dir, d.name+".db"), d.tables)
@@ -703,6 +769,7 @@ func renderSoak(w io.Writer, r *soakReport) error {
 	row("elapsed", func(s soakSnapshot) string { return s.Elapsed.Round(time.Second).String() })
 	row("sagas started / ended", func(s soakSnapshot) string { return fmt.Sprintf("%d / %d", s.Started, s.Ended) })
 	row("worker RSS", func(s soakSnapshot) string { return mib(s.RSS) })
+	row("worker Go heap in use", func(s soakSnapshot) string { return mib(s.HeapInuse) })
 	row("goroutines", func(s soakSnapshot) string { return strconv.Itoa(s.Goroutines) })
 	row("open file descriptors", func(s soakSnapshot) string { return strconv.Itoa(s.FDs) })
 	if len(r.Marks) > 0 {
@@ -715,8 +782,8 @@ func renderSoak(w io.Writer, r *soakReport) error {
 	}
 
 	p.f("\n## Every %s\n\n", c.SampleEvery)
-	p.f("| elapsed | started | ended | RSS | goroutines | fds | inbox rows | outbox rows | applied-event rows | ready messages |\n")
-	p.f("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	p.f("| elapsed | started | ended | RSS | Go heap | goroutines | fds | inbox rows | outbox rows | applied-event rows | ready messages |\n")
+	p.f("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, s := range r.Series {
 		var inbox, outbox, applied int64
 		for k, v := range s.Tables {
@@ -729,8 +796,8 @@ func renderSoak(w io.Writer, r *soakReport) error {
 				applied += v
 			}
 		}
-		p.f("| %s | %d | %d | %s | %d | %d | %d | %d | %d | %d |\n", s.Elapsed.Round(time.Second), s.Started, s.Ended, mib(s.RSS),
-			s.Goroutines, s.FDs, inbox, outbox, applied, sum(s.Queues))
+		p.f("| %s | %d | %d | %s | %s | %d | %d | %d | %d | %d | %d |\n", s.Elapsed.Round(time.Second), s.Started, s.Ended, mib(s.RSS),
+			mib(s.HeapInuse), s.Goroutines, s.FDs, inbox, outbox, applied, sum(s.Queues))
 	}
 	if len(r.Errors) > 0 {
 		p.f("\n## Readings that failed\n\n")

@@ -2,7 +2,12 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/pprof"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,13 +33,49 @@ func TestSoakFlagsDefaults(t *testing.T) {
 	require.Equal(t, "sagaflow-soak", cfg.VHost)
 	require.Equal(t, "docs/SOAK.md", cfg.Out)
 	require.Zero(t, cfg.StopAfter)
+	require.Empty(t, cfg.Profiles, "no profiles unless asked for")
 
-	cfg, err = parseSoakFlags([]string{"--sagas", "50", "--rate", "20", "--stop-after", "1m"},
+	cfg, err = parseSoakFlags([]string{"--sagas", "50", "--rate", "20", "--stop-after", "1m", "--profiles", ".data/soak"},
 		func(k string) string { return map[string]string{"AMQP_URL": "amqp://u:p@mq:5672/"}[k] }, &bytes.Buffer{})
 	require.NoError(t, err)
 	require.Equal(t, 50, cfg.Sagas)
 	require.Equal(t, "amqp://u:p@mq:5672/", cfg.AMQPURL)
 	require.Equal(t, time.Minute, cfg.StopAfter)
+	require.Equal(t, ".data/soak", cfg.Profiles)
+}
+
+// At a mark the probe saves the worker's heap profile (the gzipped
+// protocol buffer go tool pprof reads) and its goroutine dump, named after
+// the mark.
+func TestSoakSavesProfilesAtAMark(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	dir, err := profilesDir(t.TempDir(), "profiles")
+	require.NoError(t, err)
+	probe := &soakProbe{worker: &workerProcess{HTTPAddr: srv.Listener.Addr().String()}, profiles: dir}
+
+	require.Empty(t, probe.saveProfiles(context.Background(), "middle"))
+	heap, err := os.Open(filepath.Join(dir, "middle.heap"))
+	require.NoError(t, err)
+	defer heap.Close()
+	zr, err := gzip.NewReader(heap)
+	require.NoError(t, err, "a heap profile, not the text form")
+	proto, err := io.ReadAll(zr)
+	require.NoError(t, err)
+	require.Contains(t, string(proto), "inuse_space")
+	dump, err := os.ReadFile(filepath.Join(dir, "middle.goroutines"))
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(string(dump), "goroutine profile: total "), "%.80s", dump)
+
+	// A worker without --pprof answers 404: the mark's reading fails,
+	// naming the profile, instead of saving the error page.
+	probe.worker.HTTPAddr = httptest.NewServer(http.NotFoundHandler()).Listener.Addr().String()
+	errs := probe.saveProfiles(context.Background(), "end")
+	require.Len(t, errs, 2)
+	require.ErrorContains(t, errs[0], "/debug/pprof/heap")
+	require.NoFileExists(t, filepath.Join(dir, "end.heap"))
 }
 
 // Bad flags end the soak before it starts anything, with one line.
@@ -136,14 +177,17 @@ func TestSoakReportIsLabelledWhenShortened(t *testing.T) {
 
 // TestSoakQuick is the soak program itself on a few sagas: a real worker
 // process, RabbitMQ and a dev server, every saga ending, the three marks
-// read, the retention seen to prune, the report written and the vhost gone.
+// read (with the heap profiles saved at each), the retention seen to
+// prune, the report written and the vhost gone.
 func TestSoakQuick(t *testing.T) {
 	amqpURL := requireBrokerAndCLI(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	out := filepath.Join(t.TempDir(), "SOAK.md")
+	profiles := t.TempDir()
 	cfg := soakConfig{AMQPURL: amqpURL, VHost: "sagaflow-soak-test-" + uuid.NewString()[:8], Sagas: 20, Rate: 10, FailureRate: 0.2,
-		Retention: 2 * time.Second, MaxInFlight: 100, SagaTimeout: 4 * time.Minute, SampleEvery: time.Second, Out: out, Command: "go test ./internal/bench"}
+		Retention: 2 * time.Second, MaxInFlight: 100, SagaTimeout: 4 * time.Minute, SampleEvery: time.Second, Out: out, Command: "go test ./internal/bench",
+		Profiles: profiles}
 	cfg.setDefaults()
 	require.NoError(t, cfg.Validate())
 	var log strings.Builder
@@ -160,6 +204,9 @@ func TestSoakQuick(t *testing.T) {
 	require.Len(t, rep.Marks, 3)
 	for _, m := range rep.Marks {
 		require.Positive(t, m.RSS, m.Label)
+		require.Positive(t, m.HeapInuse, m.Label)
+		require.FileExists(t, filepath.Join(profiles, m.Label+".heap"), "the worker runs with --pprof")
+		require.FileExists(t, filepath.Join(profiles, m.Label+".goroutines"))
 		require.Positive(t, m.Goroutines, m.Label)
 		require.Positive(t, m.FDs, m.Label)
 		require.Len(t, m.Tables, 7, "every inbox, outbox and applied-events table: %v", m.Tables)

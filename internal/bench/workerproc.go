@@ -349,3 +349,29 @@ func tailFile(path string, n int) string {
 	}
 	return lastLines(string(b), n)
 }
+
+// saveDebug saves the worker's /debug/pprof/<path> (served with --pprof)
+// to file.
+func (w *workerProcess) saveDebug(ctx context.Context, path, file string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+w.HTTPAddr+"/debug/pprof/"+path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("worker /debug/pprof/%s: %w", path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("worker /debug/pprof/%s: %s: %s", path, resp.Status, strings.TrimSpace(string(body)))
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("worker /debug/pprof/%s: %w", path, err)
+	}
+	if err := os.WriteFile(file, b, 0o644); err != nil {
+		return fmt.Errorf("save /debug/pprof/%s: %w", path, err)
+	}
+	return nil
+}
