@@ -8,12 +8,15 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 )
 
@@ -188,6 +191,56 @@ func TestMemoryDedup(t *testing.T) {
 	require.Equal(t, 2, d.Len(), "bounded to its capacity")
 	require.Equal(t, ClaimAcquired, claim("a"), "the oldest id was evicted")
 	require.Equal(t, ClaimDuplicate, claim("c"))
+}
+
+// An id whose window passed is forgotten at the next completion instead of
+// waiting for the capacity to push it out: a consumer with a short window
+// holds only the ids of that window.
+func TestMemoryDedupForgetsIDsOnceTheirWindowPassed(t *testing.T) {
+	ctx := t.Context()
+	now := time.Unix(1000, 0)
+	d := NewMemoryDedup(100_000)
+	d.now = func() time.Time { return now }
+	for i := range 5000 {
+		id := fmt.Sprintf("m-%d", i)
+		_, err := d.Claim(ctx, id)
+		require.NoError(t, err)
+		require.NoError(t, d.Complete(ctx, id, time.Minute))
+		now = now.Add(time.Millisecond)
+	}
+	require.Equal(t, 5000, d.Len(), "every id within its window is remembered")
+
+	now = now.Add(time.Minute)
+	_, err := d.Claim(ctx, "late")
+	require.NoError(t, err)
+	require.NoError(t, d.Complete(ctx, "late", time.Minute))
+	require.Equal(t, 1, d.Len(), "only the id still within its window")
+	require.Equal(t, 1, len(d.order)-d.head, "the completion order forgets them too")
+	res, err := d.Claim(ctx, "m-4999")
+	require.NoError(t, err)
+	require.Equal(t, ClaimAcquired, res)
+}
+
+// The store every consumer gets by default stays within a few MB however
+// many messages it sees: it is one per consumer in every worker process.
+func TestMemoryDedupDefaultStaysSmall(t *testing.T) {
+	ctx := t.Context()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	d := NewMemoryDedup(0)
+	for range 150_000 {
+		id := uuid.NewString() // the shape of an envelope id
+		_, err := d.Claim(ctx, id)
+		require.NoError(t, err)
+		require.NoError(t, d.Complete(ctx, id, 24*time.Hour))
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	require.Equal(t, DefaultDedupCapacity, d.Len())
+	grown := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	require.Less(t, grown, int64(4<<20), "%d ids take %d bytes", d.Len(), grown)
+	runtime.KeepAlive(d)
 }
 
 func TestPermanent(t *testing.T) {

@@ -70,9 +70,12 @@ type ConsumerConfig struct {
 	MaxAttempts int
 	// Backoff is the delay between attempts. Defaults: 200ms, ×2, max 10s.
 	Backoff BackoffConfig
-	// Dedup remembers handled message ids. Default NewMemoryDedup(0).
+	// Dedup remembers handled message ids. Default NewMemoryDedup(0): the
+	// last DefaultDedupCapacity ids, in memory.
 	Dedup DedupStore
-	// DedupWindow is how long a handled id is remembered. Default 24h.
+	// DedupWindow is how long a handled id is remembered at most; the
+	// default store forgets sooner once more than DefaultDedupCapacity
+	// ids came within it. Default 24h.
 	DedupWindow time.Duration
 	// Decoder, when set, checks each delivery before the handler; a
 	// delivery it rejects is dead-lettered at once. Use DecodeEnvelope for

@@ -39,8 +39,9 @@ type DedupStore interface {
 }
 
 // MemoryDedup is an in-memory DedupStore holding at most a fixed number of
-// completed ids; the oldest are forgotten first. It is lost on restart, so
-// services that need exactly-once effects keep an inbox in their database.
+// completed ids; the oldest are forgotten first, and an id is forgotten
+// once its window has passed. It is lost on restart, so services that need
+// exactly-once effects keep an inbox in their database.
 type MemoryDedup struct {
 	mu       sync.Mutex
 	capacity int
@@ -61,8 +62,16 @@ type dedupOrder struct {
 }
 
 // DefaultDedupCapacity is the number of completed ids the default in-memory
-// store remembers.
-const DefaultDedupCapacity = 100_000
+// store remembers. Every consumer holds one, at about 170 bytes an id (its
+// map entry and its place in the completion order) and twice that in a
+// process's footprint, once the garbage collector's headroom is counted:
+// 10,000 ids are a few MB per consumer. That covers the duplicates it is
+// for, redeliveries after a dropped connection and a relay's republish
+// after a crash, which come within seconds or minutes: at 50 events a
+// second it is over three minutes of ids. A consumer that must recognise
+// older duplicates keeps their ids in its database (an inbox, the orders
+// projection's applied events) or passes a larger store.
+const DefaultDedupCapacity = 10_000
 
 // NewMemoryDedup returns a MemoryDedup remembering up to capacity completed
 // ids (DefaultDedupCapacity when capacity <= 0).
@@ -93,10 +102,18 @@ func (m *MemoryDedup) Claim(_ context.Context, id string) (ClaimResult, error) {
 func (m *MemoryDedup) Complete(_ context.Context, id string, window time.Duration) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	exp := m.now().Add(window)
+	now := m.now()
+	exp := now.Add(window)
 	m.entries[id] = dedupEntry{expires: exp}
 	m.order = append(m.order, dedupOrder{id: id, expires: exp})
 	for len(m.order)-m.head > m.capacity {
+		m.evictOldest()
+	}
+	// Ids whose window passed would only answer "not a duplicate" while
+	// taking room: forget them. The order is by completion, which is the
+	// order of expiry for a consumer's one window; an id behind a longer
+	// window waits for the capacity instead.
+	for m.head < len(m.order) && !now.Before(m.order[m.head].expires) {
 		m.evictOldest()
 	}
 	// Compact the ring once the consumed prefix dominates it.
