@@ -17,15 +17,17 @@ import (
 	"github.com/sagaflow/sagaflow/internal/testenv"
 )
 
-// queueTypes returns the type of every queue of the default vhost, as
+// queueTypes returns the type of every queue of the AMQP_URL's vhost, as
 // rabbitmqctl lists them (the broker tells no client a queue's type).
 func queueTypes(t *testing.T) map[string]string {
 	t.Helper()
-	testenv.AMQPURL(t)
+	u, err := amqp091.ParseURI(testenv.AMQPURL(t))
+	require.NoError(t, err)
 	if _, err := exec.LookPath("rabbitmqctl"); err != nil {
 		testenv.Unavailable(t, "rabbitmqctl", "install RabbitMQ's CLI tools and put rabbitmqctl on PATH")
 	}
-	out, err := exec.Command("rabbitmqctl", "list_queues", "-q", "--no-table-headers", "name", "type").CombinedOutput()
+	// The queues of the vhost the tests' AMQP_URL names.
+	out, err := exec.Command("rabbitmqctl", "list_queues", "-p", u.Vhost, "-q", "--no-table-headers", "name", "type").CombinedOutput()
 	require.NoError(t, err, "rabbitmqctl list_queues: %s", out)
 	types := map[string]string{}
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
