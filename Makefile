@@ -97,8 +97,8 @@ cluster:
 cluster-stop:
 	@bash internal/scripts/cluster.sh stop
 
-## bench: the saga, publisher, ledger and codec benchmarks, written to docs/BENCHMARKS.md (with BENCH_FLAGS="--variants=false" about half an hour on a 2-core host, the variants add as many rows again; BENCH_FLAGS="--sagas 100 --concurrency 20 --repeats 1" for a quick run)
-bench: temporal rabbitmq
+## bench: the saga, publisher, ledger and codec benchmarks, written to docs/BENCHMARKS.md (builds the self-hosted Temporal server for its row; with BENCH_FLAGS="--variants=false" about 45 minutes on a 2-core host, the variants add as many rows again; BENCH_FLAGS="--sagas 100 --concurrency 20 --repeats 1" for a quick run)
+bench: temporal temporal-server rabbitmq
 	$(GO) run ./internal/bench --amqp-url "$(AMQP_URL)" --command "make bench$(if $(BENCH_FLAGS), BENCH_FLAGS='$(BENCH_FLAGS)')" $(BENCH_FLAGS)
 
 ## soak: 20000 sagas (transfers and orders, 10% failing) at 7/s through one worker (about 50 minutes), its memory, goroutines, file descriptors, tables and queues written to docs/SOAK.md (SOAK_FLAGS="--sagas 200 --rate 20 --retention 20s --sample-every 10s" for a quick run; `go run ./internal/bench soak --help` lists the flags)
