@@ -33,10 +33,9 @@ test: temporal temporal-server rabbitmq
 	$(MAKE) --no-print-directory faults-temporal-cluster
 
 # The system tests that run a second time on a self-hosted Temporal: transfers,
-# orders, cancels, the reservation's time-to-live, SagaStatus queries on
-# PostgreSQL visibility, the audit trail. (The order storm runs on the dev
-# server only, to keep `make test` within its time.)
-TEMPORAL_CLUSTER_TESTS := ^(TestDevServerRunsWorkflow|TestSearchAttributesRegistered|TestTransferThroughWorkerProcess|TestOrderLiveRunReplaysCancelsAndOperators|TestReservationLiveRunReplaysExpiryAndRefusal|TestOperatorActionsByIDAndByQuery|TestCLIAgainstTheLiveSystem)$$
+# the order storm, orders, cancels, the reservation's time-to-live, SagaStatus
+# queries on PostgreSQL visibility, the audit trail.
+TEMPORAL_CLUSTER_TESTS := ^(TestDevServerRunsWorkflow|TestSearchAttributesRegistered|TestTransferThroughWorkerProcess|TestOrderStorm|TestOrderLiveRunReplaysCancelsAndOperators|TestReservationLiveRunReplaysExpiryAndRefusal|TestOperatorActionsByIDAndByQuery|TestCLIAgainstTheLiveSystem)$$
 TEMPORAL_CLUSTER_PACKAGES := ./internal/temporaltest/ ./internal/systemtest/ ./workflows/ ./starter/
 
 ## test-temporal-cluster: the system tests on a self-hosted Temporal (TEMPORAL_TARGET=cluster: frontend, matching, worker and two history hosts on PostgreSQL, one per test binary) instead of the dev server
