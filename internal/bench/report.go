@@ -568,6 +568,8 @@ func renderFindings(p *printer, r *Report) {
 		case v.Spec.Cluster:
 			what = fmt.Sprintf("a %d-node RabbitMQ cluster and quorum queues, %d orchestration workers and a services worker instead of one node, classic queues and one worker",
 				clusterNodes, clusterOrchestrationWorkers)
+		case v.Spec.SelfHosted:
+			what = "a self-hosted Temporal on PostgreSQL (frontend, matching, worker and 2 history hosts) instead of the dev server"
 		}
 		p.f("- Row %d with %s: %s sagas/s against %s (%s), p50 %s ms against %s ms: %s.", v.Spec.Row, what,
 			throughput(v), throughput(d), change(v.Throughput, d.Throughput), ms(v.Latency.P50), ms(d.Latency.P50),
