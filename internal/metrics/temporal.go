@@ -268,20 +268,24 @@ func labelKey(labels map[string]string) string {
 // A name already in it (every SDK name) is returned as it is, without a
 // copy.
 func sanitize(s string) string {
-	valid := true
-	for i := 0; i < len(s) && valid; i++ {
-		c := s[i]
-		valid = c == '_' || c == ':' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (i > 0 && c >= '0' && c <= '9')
+	i := 0
+	for i < len(s) && promNameByte(i, s[i]) {
+		i++
 	}
-	if valid {
+	if i == len(s) {
 		return s
 	}
 	b := []byte(s)
-	for i, c := range b {
-		ok := c == '_' || c == ':' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (i > 0 && c >= '0' && c <= '9')
-		if !ok {
+	for ; i < len(b); i++ {
+		if !promNameByte(i, b[i]) {
 			b[i] = '_'
 		}
 	}
 	return string(b)
+}
+
+// promNameByte reports whether c may stand at position i of a Prometheus
+// metric or label name.
+func promNameByte(i int, c byte) bool {
+	return c == '_' || c == ':' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (i > 0 && c >= '0' && c <= '9')
 }
