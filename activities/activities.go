@@ -21,6 +21,12 @@ type Publisher interface {
 	Publish(ctx context.Context, m amqp.Message) error
 }
 
+// Requester sends a command and waits in this process for its reply; it
+// must be safe for concurrent use. *amqp.Requester implements it.
+type Requester interface {
+	Request(ctx context.Context, queue string, m amqp.Message) (amqp.Delivery, error)
+}
+
 // ActivityCompleter completes an activity that returned
 // activity.ErrResultPending; client.Client implements it.
 type ActivityCompleter interface {
@@ -74,6 +80,7 @@ type Activities struct {
 	cfg       Config
 	publisher Publisher
 	completer ActivityCompleter
+	requester Requester
 	logger    *slog.Logger
 }
 
@@ -91,4 +98,15 @@ func New(cfg Config, p Publisher, c ActivityCompleter, logger *slog.Logger) (*Ac
 		logger = slog.Default()
 	}
 	return &Activities{cfg: cfg, publisher: p, completer: c, logger: logger}, nil
+}
+
+// WithRequester returns a copy of a with r waiting for the replies of the
+// command steps a workflow runs as local activities. Without one such a
+// step fails every attempt, and the workflow falls back to running it as a
+// regular activity. It is a function, not a method, because every method
+// of Activities is registered as an activity.
+func WithRequester(a *Activities, r Requester) *Activities {
+	c := *a
+	c.requester = r
+	return &c
 }

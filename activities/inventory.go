@@ -65,10 +65,7 @@ func (a *Activities) sendInventory(ctx context.Context, typ string, cmd Inventor
 	if cmd.Step == "" {
 		return CommandResult{}, nonRetryable(fmt.Errorf("%s: step is required to derive the command id", typ), ErrTypeInvalidCommand)
 	}
-	if err := a.sendCommand(ctx, a.cfg.InventoryQueue, typ, cmd.Step, cmd.ReservationID, data); err != nil {
-		return CommandResult{}, err
-	}
-	return CommandResult{}, activity.ErrResultPending
+	return a.command(ctx, a.cfg.InventoryQueue, typ, cmd.Step, cmd.ReservationID, data, cmd)
 }
 
 // ReservationRejection returns the reason code and the failing lines of an

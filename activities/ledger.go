@@ -31,6 +31,11 @@ type CommandResult struct {
 	CommandType string `json:"command_type"`
 	// Result is the service's command-specific result, such as a balance.
 	Result json.RawMessage `json:"result,omitempty"`
+	// Step and Input are the saga step and the activity's input, set when
+	// it ran as a local activity: the history records a local activity's
+	// result, not its input.
+	Step  string          `json:"step,omitempty"`
+	Input json.RawMessage `json:"input,omitempty"`
 }
 
 // Withdraw sends ledger.withdraw and completes with the ledger's reply: a
@@ -61,48 +66,59 @@ func (a *Activities) sendLedger(ctx context.Context, typ string, cmd LedgerComma
 		return CommandResult{}, nonRetryable(fmt.Errorf("%s: step is required to derive the command id", typ), ErrTypeInvalidCommand)
 	}
 	data := payload(events.Money{Amount: cmd.Amount, Currency: cmd.Currency})
-	if err := a.sendCommand(ctx, a.cfg.LedgerQueue, typ, cmd.Step, cmd.AccountID, data); err != nil {
+	return a.command(ctx, a.cfg.LedgerQueue, typ, cmd.Step, cmd.AccountID, data, cmd)
+}
+
+// command sends a command to queue with the id derived from the workflow
+// id and step. Run as a regular activity it returns
+// activity.ErrResultPending: the reply comes back on the worker's shared
+// reply queue, and HandleReply completes the activity through Temporal,
+// whichever worker consumes it. Run as a local activity it waits for the
+// reply in this process, on the requester's own reply queue (request), and
+// returns the outcome itself.
+func (a *Activities) command(ctx context.Context, queue, typ, step, subject string, data events.Payload, input any) (CommandResult, error) {
+	info := activity.GetInfo(ctx)
+	msg, err := a.commandMessage(info.WorkflowExecution.ID, queue, typ, step, subject, data)
+	if err != nil {
 		return CommandResult{}, err
 	}
+	if info.IsLocalActivity {
+		return a.request(ctx, queue, msg, step, input)
+	}
+	msg.CorrelationID = ActivityRef{
+		Namespace:  info.WorkflowNamespace,
+		WorkflowID: info.WorkflowExecution.ID,
+		RunID:      info.WorkflowExecution.RunID,
+		ActivityID: info.ActivityID,
+	}.String()
+	msg.ReplyTo = a.cfg.ReplyQueue
+	if err := a.publisher.Publish(ctx, msg); err != nil {
+		// Retryable: the next attempt resends the same command id.
+		return CommandResult{}, fmt.Errorf("publish %s %s to %s: %w", typ, msg.ID, queue, err)
+	}
+	activity.GetLogger(ctx).Debug("Command sent", "Type", typ, "CommandID", msg.ID, "Queue", queue)
 	return CommandResult{}, activity.ErrResultPending
 }
 
-// sendCommand publishes a command to queue with the id derived from the
-// workflow id and step, reply-to the worker's reply queue and a correlation
-// id naming this activity, so HandleReply can complete it.
-func (a *Activities) sendCommand(ctx context.Context, queue, typ, step, subject string, data events.Payload) error {
-	info := activity.GetInfo(ctx)
-	wfID := info.WorkflowExecution.ID
+// commandMessage builds the message of a command of the workflow wfID's
+// step, without its reply address.
+func (a *Activities) commandMessage(wfID, queue, typ, step, subject string, data events.Payload) (amqp.Message, error) {
 	id := events.DeterministicID(wfID, step)
 	env, err := events.New(typ, a.cfg.Source, data,
 		events.WithID(id), events.WithCorrelationID(wfID), events.WithSubject(subject))
 	if err != nil {
-		return nonRetryable(fmt.Errorf("build %s for %s: %w", typ, wfID, err), ErrTypeInvalidCommand)
+		return amqp.Message{}, nonRetryable(fmt.Errorf("build %s for %s: %w", typ, wfID, err), ErrTypeInvalidCommand)
 	}
 	body, err := env.Encode()
 	if err != nil {
-		return nonRetryable(fmt.Errorf("encode %s for %s: %w", typ, wfID, err), ErrTypeInvalidCommand)
+		return amqp.Message{}, nonRetryable(fmt.Errorf("encode %s for %s: %w", typ, wfID, err), ErrTypeInvalidCommand)
 	}
-	corr := ActivityRef{
-		Namespace:  info.WorkflowNamespace,
-		WorkflowID: wfID,
-		RunID:      info.WorkflowExecution.RunID,
-		ActivityID: info.ActivityID,
-	}.String()
-	msg := amqp.Message{
-		RoutingKey:    queue,
-		ID:            id,
-		Type:          typ,
-		CorrelationID: corr,
-		ReplyTo:       a.cfg.ReplyQueue,
-		Timestamp:     time.Now().UTC(),
-		ContentType:   events.ContentTypeJSON,
-		Body:          body,
-	}
-	if err := a.publisher.Publish(ctx, msg); err != nil {
-		// Retryable: the next attempt resends the same command id.
-		return fmt.Errorf("publish %s %s to %s: %w", typ, id, queue, err)
-	}
-	activity.GetLogger(ctx).Debug("Command sent", "Type", typ, "CommandID", id, "Queue", queue)
-	return nil
+	return amqp.Message{
+		RoutingKey:  queue,
+		ID:          id,
+		Type:        typ,
+		Timestamp:   time.Now().UTC(),
+		ContentType: events.ContentTypeJSON,
+		Body:        body,
+	}, nil
 }

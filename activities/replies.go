@@ -2,12 +2,14 @@ package activities
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
 	"strings"
 
 	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/sagaflow/sagaflow/amqp"
@@ -168,11 +170,9 @@ func (a *Activities) HandleReply(ctx context.Context, d amqp.Delivery) error {
 		return amqp.Permanent(err)
 	}
 	var result any
-	var actErr error
-	if reply.Accepted() {
-		result = CommandResult{CommandID: reply.CommandID, CommandType: reply.CommandType, Result: reply.Result}
-	} else {
-		actErr = RejectionError(reply)
+	res, actErr := replyOutcome(reply)
+	if actErr == nil {
+		result = res
 	}
 	err = a.completer.CompleteActivityByID(ctx, ref.Namespace, ref.WorkflowID, ref.RunID, ref.ActivityID, result, actErr)
 	var notFound *serviceerror.NotFound
@@ -196,3 +196,46 @@ func (a *Activities) HandleReply(ctx context.Context, d amqp.Delivery) error {
 }
 
 var _ amqp.Handler = (*Activities)(nil).HandleReply
+
+// replyOutcome is what a command's activity ends with on reply: a
+// CommandResult for an acceptance, RejectionError for a rejection.
+func replyOutcome(reply events.Reply) (CommandResult, error) {
+	if !reply.Accepted() {
+		return CommandResult{}, RejectionError(reply)
+	}
+	return CommandResult{CommandID: reply.CommandID, CommandType: reply.CommandType, Result: reply.Result}, nil
+}
+
+// request sends a local activity's command through the requester and
+// waits for the service's reply, which comes back to this process: a local
+// activity runs inside its workflow task, and no other worker could
+// complete it. No reply within the attempt's time (the requester's queue
+// went with a broker node, the service is down) fails the attempt, and the
+// next one resends the same command id, which the service answers once.
+// The result names the step and carries the command, because the history
+// does not record a local activity's input and the audit trail shows them.
+func (a *Activities) request(ctx context.Context, queue string, msg amqp.Message, step string, input any) (CommandResult, error) {
+	if a.requester == nil {
+		return CommandResult{}, fmt.Errorf("%s %s: this worker has no requester to wait for replies of local activities", msg.Type, msg.ID)
+	}
+	d, err := a.requester.Request(ctx, queue, msg)
+	if err != nil {
+		return CommandResult{}, err
+	}
+	_, reply, err := events.DecodeAs[events.Reply](d.Body)
+	if err != nil {
+		// The service's stored reply to a resend may decode; a failure of
+		// this attempt is retried.
+		return CommandResult{}, fmt.Errorf("decode reply %s to %s %s: %w", d.ID, msg.Type, msg.ID, err)
+	}
+	res, err := replyOutcome(reply)
+	if err != nil {
+		return CommandResult{}, err
+	}
+	res.Step = step
+	if res.Input, err = json.Marshal(input); err != nil {
+		return CommandResult{}, nonRetryable(fmt.Errorf("encode the input of %s %s: %w", msg.Type, msg.ID, err), ErrTypeInvalidCommand)
+	}
+	activity.GetLogger(ctx).Debug("Command answered", "Type", msg.Type, "CommandID", msg.ID, "Queue", queue)
+	return res, nil
+}

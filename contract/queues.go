@@ -25,6 +25,11 @@ const (
 	// ReplyQueue is the durable queue the services' replies to the saga
 	// activities come back on, shared by every worker.
 	ReplyQueue = "sagas.replies"
+	// LocalReplyQueuePrefix starts the name of each orchestration worker's
+	// own reply queue (exclusive, auto-delete, a random suffix): the
+	// replies to the command steps its workflows run as local activities,
+	// which only that process waits for.
+	LocalReplyQueuePrefix = "sagas.replies.local"
 	// BridgeQueue is the bridge's event queue: the events that start or
 	// signal sagas.
 	BridgeQueue = "bridge"

@@ -23,6 +23,7 @@ import (
 
 	"github.com/sagaflow/sagaflow/activities"
 	"github.com/sagaflow/sagaflow/amqp"
+	"github.com/sagaflow/sagaflow/contract"
 	"github.com/sagaflow/sagaflow/internal/bridge"
 	"github.com/sagaflow/sagaflow/internal/metrics"
 	"github.com/sagaflow/sagaflow/internal/notifications"
@@ -315,9 +316,16 @@ func (p *process) workflows(context.Context) (part, error) {
 	if err != nil {
 		return part{}, err
 	}
+	// The command steps the workflows run as local activities wait for
+	// their replies here, on this process's own reply queue.
+	req, err := p.conn.NewRequester(amqp.RequesterConfig{ReplyQueuePrefix: contract.LocalReplyQueuePrefix})
+	if err != nil {
+		return part{}, err
+	}
+	p.closers = append(p.closers, req.Close)
 	w := worker.New(p.temporal, p.cfg.TaskQueue, workerOptions(p.cfg, interceptors))
 	workflows.Register(w)
-	w.RegisterActivity(acts)
+	w.RegisterActivity(activities.WithRequester(acts, req))
 	v := p.cfg.Versioning
 	if v.Enabled() {
 		p.versionPending.Store(true)

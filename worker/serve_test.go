@@ -67,12 +67,12 @@ func TestWorkflowsAndRepliesShareOneActivities(t *testing.T) {
 	require.NoError(t, err)
 	require.NotNil(t, p.acts)
 	first := p.acts
-	require.Len(t, p.closers, 1, "the workflows part opened one publisher")
+	require.Len(t, p.closers, 2, "the workflows part opened one publisher and one requester")
 
 	_, err = p.replies(ctx)
 	require.NoError(t, err)
 	require.Same(t, first, p.acts, "the replies part uses the workflows part's activities")
-	require.Len(t, p.closers, 1, "and opened no second publisher")
+	require.Len(t, p.closers, 2, "and opened no second publisher")
 }
 
 type migrator interface{ Migrate(context.Context) error }

@@ -126,7 +126,7 @@ func startLiveSystem(tb testing.TB, workerOpts worker.Options) *liveSystem {
 
 	_, s.taskQueue = temporaltest.NewWorkerWithOptions(tb, workerOpts, func(w worker.Worker) {
 		w.RegisterWorkflow(TransferWorkflow)
-		w.RegisterActivity(acts)
+		w.RegisterActivity(activities.WithRequester(acts, s.requester))
 	})
 	return s
 }

@@ -45,13 +45,13 @@ func OrderWorkflow(ctx workflow.Context, order events.OrderPlaced) (contract.Ord
 	// Decided once, at the start: an order runs to its end on the code path
 	// it started on. Recorded after the upsert, so an order recorded before
 	// the change replays its first command unchanged.
-	version := workflow.GetVersion(ctx, OwnHoldChange, workflow.DefaultVersion, ownHold)
+	version := workflow.GetVersion(ctx, OwnHoldChange, workflow.DefaultVersion, localOrderSteps)
 	saga, err := NewSaga(ctx, SagaOptions{})
 	if err != nil {
 		return contract.OrderResult{}, err
 	}
 	o := &orderSaga{order: order, saga: saga, state: contract.OrderState{OrderID: order.OrderID, Stage: contract.StageReserving},
-		ownHold: version >= ownHold, deadline: sagaDeadline(ctx, order.Deadline, contract.DefaultOrderDeadline)}
+		ownHold: version >= ownHold, localSteps: version >= localOrderSteps, deadline: sagaDeadline(ctx, order.Deadline, contract.DefaultOrderDeadline)}
 	// A customer's cancel cancels stepCtx, interrupting the running step;
 	// a cancellation of the workflow itself cancels both.
 	stepCtx, cancelSteps := workflow.WithCancel(ctx)
@@ -98,6 +98,9 @@ type orderSaga struct {
 	// reservation saga.
 	ownHold bool
 	hold    hold
+	// localSteps: the order started at version localOrderSteps and runs
+	// its commit as a local activity first.
+	localSteps bool
 
 	done   bool
 	result contract.OrderResult

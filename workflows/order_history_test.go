@@ -24,9 +24,9 @@ type orderShape struct {
 	// inventoryActivities counts the inventory activities the order
 	// scheduled itself.
 	inventoryActivities int
-	// publishActivities counts the PublishOrderEvent activities, localPublishes
+	// publishActivities counts the PublishOrderEvent activities, localActivities
 	// the local activities.
-	publishActivities, localPublishes int
+	publishActivities, localActivities int
 }
 
 func shapeOf(t *testing.T, h *historypb.History) orderShape {
@@ -40,7 +40,7 @@ func shapeOf(t *testing.T, h *historypb.History) orderShape {
 				require.NoError(t, json.Unmarshal(a.GetDetails()["change-id"].GetPayloads()[0].GetData(), &id))
 				s.ownHold = s.ownHold || id == OwnHoldChange
 			case "LocalActivity":
-				s.localPublishes++
+				s.localActivities++
 			}
 		}
 		if a := e.GetStartChildWorkflowExecutionInitiatedEventAttributes(); a.GetWorkflowType().GetName() == contract.ReservationWorkflowType {
@@ -69,7 +69,7 @@ func TestOrderHistoriesRecordedBeforeOwnHoldReplay(t *testing.T) {
 			require.Equal(t, 1, s.reservationChildren)
 			require.Zero(t, s.inventoryActivities)
 			require.Equal(t, 1, s.publishActivities)
-			require.Zero(t, s.localPublishes)
+			require.Zero(t, s.localActivities)
 
 			replayer := worker.NewWorkflowReplayer()
 			replayer.RegisterWorkflow(OrderWorkflow)
@@ -95,20 +95,49 @@ func TestOrderOwnHoldIsVersioned(t *testing.T) {
 	}
 }
 
-// TestOrderHistoriesHoldTheirOwnStock: the orders recorded on the current
-// code hold the version marker, reserve with their own activities, start
-// no reservation saga and publish their outcome locally.
-func TestOrderHistoriesHoldTheirOwnStock(t *testing.T) {
-	for _, e := range orderEndings {
+// TestOrderLocalStepsAreVersioned: an order recorded at ownHold, told
+// that it is at localOrderSteps, fails as non-deterministic where it
+// commits with a regular activity; only the version keeps it replaying.
+func TestOrderLocalStepsAreVersioned(t *testing.T) {
+	for _, e := range []string{"order_confirmed", "order_compensation_retried"} {
 		t.Run(e, func(t *testing.T) {
-			s := shapeOf(t, loadTransferHistory(t, e+"_v1.json"))
-			require.True(t, s.ownHold)
-			require.Zero(t, s.reservationChildren)
-			require.Positive(t, s.inventoryActivities, "the reserve at least")
-			require.Zero(t, s.publishActivities)
-			require.Positive(t, s.localPublishes)
+			replayer, err := worker.NewWorkflowReplayerWithOptions(worker.WorkflowReplayerOptions{
+				Interceptors: []interceptor.WorkerInterceptor{&newestVersion{}},
+			})
+			require.NoError(t, err)
+			replayer.RegisterWorkflow(OrderWorkflow)
+			err = replayer.ReplayWorkflowHistory(nil, loadTransferHistory(t, e+"_v1.json"))
+			require.ErrorContains(t, err, "TMPRL1100", "the SDK's non-determinism error")
 		})
 	}
+}
+
+// TestOrderHistoriesHoldTheirOwnStock: the orders recorded since
+// OwnHoldChange hold the version marker, reserve with their own
+// activities, start no reservation saga and publish their outcome locally.
+func TestOrderHistoriesHoldTheirOwnStock(t *testing.T) {
+	for _, e := range orderEndings {
+		for _, file := range []string{e + "_v1.json", e + "_v2.json"} {
+			t.Run(file, func(t *testing.T) {
+				s := shapeOf(t, loadTransferHistory(t, file))
+				require.True(t, s.ownHold)
+				require.Zero(t, s.reservationChildren)
+				require.Positive(t, s.inventoryActivities, "the reserve at least")
+				require.Zero(t, s.publishActivities)
+				require.Positive(t, s.localActivities)
+			})
+		}
+	}
+}
+
+// TestOrderConfirmedCommitsLocally: a confirmed order recorded at
+// localOrderSteps reserves with a regular activity and commits and
+// publishes with local ones: 4 workflow tasks and 1 activity task of its
+// own.
+func TestOrderConfirmedCommitsLocally(t *testing.T) {
+	h := loadTransferHistory(t, "order_confirmed_v2.json")
+	require.Equal(t, orderShape{ownHold: true, inventoryActivities: 1, localActivities: 2}, shapeOf(t, h))
+	require.Equal(t, transferTasks{4, 4, 1}, countTransferTasks(h))
 }
 
 // TestOrderStartedBeforeOwnHoldFinishesOnIt starts an order on a worker
@@ -157,5 +186,5 @@ func TestOrderStartedBeforeOwnHoldFinishesOnIt(t *testing.T) {
 	require.NoError(t, run.Get(ctx, &res))
 	require.Equal(t, contract.OrderConfirmed, res.Outcome, res.Error)
 	s = shapeOf(t, fetchHistory(ctx, t, c, run.GetID(), run.GetRunID()))
-	require.Equal(t, orderShape{ownHold: true, inventoryActivities: 2, localPublishes: 1}, s, "a new order holds its own stock")
+	require.Equal(t, orderShape{ownHold: true, inventoryActivities: 1, localActivities: 2}, s, "a new order holds its own stock and commits it locally")
 }

@@ -473,9 +473,9 @@ var recordHistories = os.Getenv("RECORD_HISTORIES") == "1"
 // way each saga ends (TestOrderLiveRunReplays,
 // TestOrderLiveRunReplaysCancelsAndOperators and
 // TestReservationLiveRunReplaysExpiryAndRefusal record them): the orders
-// of the current code (orderV1Histories) and those recorded before
-// OwnHoldChange, with the reservation child of the confirmed one.
-var sagaHistories = append(orderV1Histories(), []recordedHistory{
+// recorded since OwnHoldChange (orderOwnHoldHistories) and those recorded
+// before it, with the reservation child of the confirmed one.
+var sagaHistories = append(orderOwnHoldHistories(), []recordedHistory{
 	{"order_confirmed.json", OrderWorkflow},
 	{"order_payment_refused.json", OrderWorkflow},
 	{"order_reservation_refused.json", OrderWorkflow},
@@ -484,6 +484,7 @@ var sagaHistories = append(orderV1Histories(), []recordedHistory{
 	{"order_compensation_retried.json", OrderWorkflow},
 	{"order_resolved.json", OrderWorkflow},
 	{"order_deadline_passed_v1.json", OrderWorkflow},
+	{"order_deadline_passed_v2.json", OrderWorkflow},
 	{"reservation_committed_by_parent.json", ReserveInventoryWorkflow},
 	{"reservation_released_by_update.json", ReserveInventoryWorkflow},
 	{"reservation_expired.json", ReserveInventoryWorkflow},
@@ -505,10 +506,12 @@ type recordedHistory struct {
 	workflow any
 }
 
-func orderV1Histories() []recordedHistory {
+// orderOwnHoldHistories are the orders recorded since OwnHoldChange: at
+// ownHold (_v1) and at localOrderSteps (_v2, the current code).
+func orderOwnHoldHistories() []recordedHistory {
 	var hs []recordedHistory
 	for _, e := range orderEndings {
-		hs = append(hs, recordedHistory{e + "_v1.json", OrderWorkflow})
+		hs = append(hs, recordedHistory{e + "_v1.json", OrderWorkflow}, recordedHistory{e + "_v2.json", OrderWorkflow})
 	}
 	return hs
 }
@@ -551,6 +554,7 @@ func TestEveryRecordedHistoryIsReplayed(t *testing.T) {
 	for _, tc := range transferTaskCases {
 		add(tc.v0File)
 		add(tc.v1File)
+		add(tc.v2File)
 	}
 	require.ElementsMatch(t, files, listed)
 }
@@ -594,19 +598,19 @@ func TestOrderLiveRunReplays(t *testing.T) {
 		outcome contract.OrderOutcome
 		reason  string
 	}{
-		{"order_confirmed_v1.json", func(*events.OrderPlaced) {}, contract.OrderConfirmed, ""},
-		{"order_payment_refused_v1.json", func(o *events.OrderPlaced) {
+		{"order_confirmed_v2.json", func(*events.OrderPlaced) {}, contract.OrderConfirmed, ""},
+		{"order_payment_refused_v2.json", func(o *events.OrderPlaced) {
 			o.Lines = []events.OrderLine{{SKU: "sku-a", Quantity: 3, UnitPrice: 5000}}
 			o.Total = 15000
 		}, contract.OrderCancelled, events.ReasonInsufficientFunds},
-		{"order_reservation_refused_v1.json", func(o *events.OrderPlaced) {
+		{"order_reservation_refused_v2.json", func(o *events.OrderPlaced) {
 			o.Lines = []events.OrderLine{{SKU: "out-of-stock", Quantity: 1, UnitPrice: 2500}}
 		}, contract.OrderCancelled, events.ReasonInsufficientStock},
 		// The ledger is away past the order's deadline and the withdraw's
 		// last attempt (a command's timeout at least): the payment gives up,
 		// finds out once the ledger is back whether the withdraw went
 		// through, and the order is cancelled with its stock released.
-		{"order_deadline_passed_v1.json", func(o *events.OrderPlaced) {
+		{"order_deadline_passed_v2.json", func(o *events.OrderPlaced) {
 			o.Lines = []events.OrderLine{{SKU: "sku-a", Quantity: 1, UnitPrice: ledgerDownAmount}}
 			o.Total = ledgerDownAmount
 			o.Deadline = time.Now().Add(3 * time.Second)
@@ -749,6 +753,20 @@ func (s *operatorStandIns) Withdraw(ctx context.Context, cmd activities.LedgerCo
 	return s.standIns.Withdraw(ctx, cmd)
 }
 
+// waitEvent polls the history of workflow id until it holds an event of
+// type typ.
+func waitEvent(ctx context.Context, t *testing.T, c client.Client, id string, typ enumspb.EventType) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		for _, e := range fetchHistory(ctx, t, c, id, "").GetEvents() {
+			if e.GetEventType() == typ {
+				return true
+			}
+		}
+		return false
+	}, 30*time.Second, 20*time.Millisecond, "the history of %s never held %s", id, typ)
+}
+
 // waitSagaStatus polls the order's status query until its saga status is
 // want: only the workflow knows when it got there.
 func waitSagaStatus(ctx context.Context, t *testing.T, c client.Client, id string, want contract.SagaStatus) {
@@ -797,7 +815,7 @@ func TestOrderLiveRunReplaysCancelsAndOperators(t *testing.T) {
 		children []string
 	}{
 		{
-			file: "order_cancelled_before_payment_v1.json",
+			file: "order_cancelled_before_payment_v2.json",
 			mutate: func(o *events.OrderPlaced) {
 				o.Lines = []events.OrderLine{{SKU: "slow-reserve", Quantity: 1, UnitPrice: 2500}}
 			},
@@ -810,7 +828,7 @@ func TestOrderLiveRunReplaysCancelsAndOperators(t *testing.T) {
 			signals: []string{contract.SignalCancel},
 		},
 		{
-			file:   "order_cancelled_during_payment_v1.json",
+			file:   "order_cancelled_during_payment_v2.json",
 			mutate: func(o *events.OrderPlaced) { o.CustomerID = "slow-cust" },
 			act: func(ctx context.Context, t *testing.T, id string) {
 				acts.withdrawGate.waitStarted(t, "the payment's withdrawal")
@@ -819,6 +837,13 @@ func TestOrderLiveRunReplaysCancelsAndOperators(t *testing.T) {
 					WaitForStage: client.WorkflowUpdateStageAccepted,
 				})
 				require.NoError(t, err)
+				// The withdraw runs as a local activity, inside the
+				// transfer's workflow task: the cancel reaches the transfer
+				// as soon as the server recorded it there (the order then
+				// records ExternalWorkflowExecutionCancelRequested), and
+				// the transfer sees it when that task ends, whatever the
+				// withdraw's reply.
+				waitEvent(ctx, t, c, id, enumspb.EVENT_TYPE_EXTERNAL_WORKFLOW_EXECUTION_CANCEL_REQUESTED)
 				close(acts.withdrawGate.open)
 			},
 			want:     contract.OrderResult{Outcome: contract.OrderCancelled, Reason: "found it cheaper"},
@@ -827,7 +852,7 @@ func TestOrderLiveRunReplaysCancelsAndOperators(t *testing.T) {
 		},
 		{
 			// The commit is refused, the refund too; the operator retries it.
-			file:   "order_compensation_retried_v1.json",
+			file:   "order_compensation_retried_v2.json",
 			mutate: func(o *events.OrderPlaced) { o.MerchantID = "broke-shop"; o.OrderID += "-uncommittable" },
 			act: func(ctx context.Context, t *testing.T, id string) {
 				waitSagaStatus(ctx, t, c, id, contract.StatusCompensationFailed)
@@ -838,7 +863,7 @@ func TestOrderLiveRunReplaysCancelsAndOperators(t *testing.T) {
 			children: []string{contract.TransferWorkflowType, contract.TransferWorkflowType, contract.TransferWorkflowType},
 		},
 		{
-			file:   "order_resolved_v1.json",
+			file:   "order_resolved_v2.json",
 			mutate: func(o *events.OrderPlaced) { o.MerchantID = "bankrupt-shop"; o.OrderID += "-uncommittable" },
 			act: func(ctx context.Context, t *testing.T, id string) {
 				waitSagaStatus(ctx, t, c, id, contract.StatusCompensationFailed)

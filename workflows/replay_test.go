@@ -48,17 +48,17 @@ func (scriptedLedger) PublishTransferEvent(context.Context, activities.TransferE
 	return nil
 }
 
-// replayCases are the recorded histories of the current code: one per way
-// a transfer ends. Those recorded before LocalOutcomePublishChange are
-// transferV0Histories.
+// replayCases are the recorded histories of the current code (version
+// localTransferSteps of LocalOutcomePublishChange): one per way a transfer
+// ends. Those recorded at the earlier versions are transferTaskCases'.
 var replayCases = []struct {
 	file    string
 	input   contract.TransferInput
 	outcome contract.TransferOutcome
 }{
-	{"transfer_completed_v1.json", contract.TransferInput{TransferID: "replay-completed", SourceAccountID: "alice", TargetAccountID: "bob", Amount: 500, Currency: "EUR"}, contract.TransferCompleted},
-	{"transfer_insufficient_funds_v1.json", contract.TransferInput{TransferID: "replay-overdraw", SourceAccountID: "alice", TargetAccountID: "bob", Amount: 5000, Currency: "EUR"}, contract.TransferFailed},
-	{"transfer_compensated_v1.json", contract.TransferInput{TransferID: "replay-closed", SourceAccountID: "alice", TargetAccountID: "closed", Amount: 500, Currency: "EUR"}, contract.TransferCompensated},
+	{"transfer_completed_v2.json", contract.TransferInput{TransferID: "replay-completed", SourceAccountID: "alice", TargetAccountID: "bob", Amount: 500, Currency: "EUR"}, contract.TransferCompleted},
+	{"transfer_insufficient_funds_v2.json", contract.TransferInput{TransferID: "replay-overdraw", SourceAccountID: "alice", TargetAccountID: "bob", Amount: 5000, Currency: "EUR"}, contract.TransferFailed},
+	{"transfer_compensated_v2.json", contract.TransferInput{TransferID: "replay-closed", SourceAccountID: "alice", TargetAccountID: "closed", Amount: 500, Currency: "EUR"}, contract.TransferCompensated},
 }
 
 // TestTransferReplaysRecordedHistories replays histories recorded on a real

@@ -60,11 +60,26 @@ func newSagaEnv(t *testing.T) *sagaEnv {
 	})
 	// The transfer and the order publish their events with local
 	// activities, recorded as their regular namesakes are.
-	h.env.SetOnLocalActivityStartedListener(func(_ *activity.Info, _ context.Context, args []any) {
+	h.env.SetOnLocalActivityStartedListener(func(info *activity.Info, _ context.Context, args []any) {
 		require.Len(t, args, 1)
-		h.calls = append(h.calls, describeEvent(t, args[0]))
+		h.calls = append(h.calls, describeLocal(t, info.ActivityType.Name, args[0]))
 	})
 	return h
+}
+
+// describeLocal describes a local activity's attempt as describeActivity
+// does its regular namesake's.
+func describeLocal(t *testing.T, name string, arg any) string {
+	switch cmd := arg.(type) {
+	case activities.InventoryCommand:
+		if name == "ReleaseInventory" {
+			return name + ":" + cmd.Step + ":" + cmd.Reason
+		}
+		return name + ":" + cmd.Step
+	case activities.LedgerCommand:
+		return name + ":" + cmd.Step + ":" + cmd.AccountID
+	}
+	return describeEvent(t, arg)
 }
 
 // describeEvent describes a published event as describeActivity does.

@@ -28,9 +28,14 @@ func ledgerOptions(ctx workflow.Context, retry *temporal.RetryPolicy) workflow.C
 // never rename it or reuse it for another change.
 const LocalOutcomePublishChange = "transfer-local-outcome-publish"
 
-// localOutcomePublish is the version of LocalOutcomePublishChange that
-// publishes with a local activity.
-const localOutcomePublish workflow.Version = 1
+// The versions of LocalOutcomePublishChange: localOutcomePublish publishes
+// the outcome with a local activity; localTransferSteps also runs the
+// withdraw and the deposit as local activities first (commandLocally), so
+// that a completed transfer costs 1 workflow task and no activity task.
+const (
+	localOutcomePublish workflow.Version = 1
+	localTransferSteps  workflow.Version = 2
+)
 
 // TransferWorkflow moves an amount from one account to another: withdraw
 // from the source, deposit to the target; if the deposit fails for good, the
@@ -42,12 +47,12 @@ func TransferWorkflow(ctx workflow.Context, in contract.TransferInput) (contract
 	}
 	// Decided once, at the start: a transfer runs to its end on the code
 	// path it started on.
-	version := workflow.GetVersion(ctx, LocalOutcomePublishChange, workflow.DefaultVersion, localOutcomePublish)
+	version := workflow.GetVersion(ctx, LocalOutcomePublishChange, workflow.DefaultVersion, localTransferSteps)
 	saga, err := NewSaga(ctx, SagaOptions{})
 	if err != nil {
 		return contract.TransferResult{}, err
 	}
-	t := &transfer{in: in, localPublish: version >= localOutcomePublish,
+	t := &transfer{in: in, localPublish: version >= localOutcomePublish, localSteps: version >= localTransferSteps,
 		deadline: sagaDeadline(ctx, in.Deadline, contract.DefaultTransferDeadline)}
 
 	err = saga.Step(ctx, contract.StepWithdraw, func(ctx workflow.Context) error {
@@ -126,6 +131,9 @@ type transfer struct {
 	// localPublish: the transfer started at version localOutcomePublish of
 	// LocalOutcomePublishChange and publishes its outcome locally.
 	localPublish bool
+	// localSteps: the transfer started at version localTransferSteps and
+	// runs its forward steps as local activities first.
+	localSteps bool
 	// deadline is when the forward steps stop retrying.
 	deadline time.Time
 }
@@ -144,10 +152,21 @@ func (t *transfer) ledger(ctx workflow.Context, retry *temporal.RetryPolicy, act
 	return workflow.ExecuteActivity(ledgerOptions(ctx, retry), activity, t.command(step, account)).Get(ctx, nil)
 }
 
-// forward runs a forward step, retrying it until the transfer's deadline.
+// forward runs a forward step, retrying it until the transfer's deadline:
+// as a regular activity for a transfer started before localTransferSteps,
+// as it was recorded, and as a local activity first since.
 func (t *transfer) forward(ctx workflow.Context, retry *temporal.RetryPolicy, activity any, step, account string) error {
-	actx := deadlineOptions(ctx, t.deadline, step, retry)
-	return givenUp(workflow.ExecuteActivity(actx, activity, t.command(step, account)).Get(ctx, nil), step, t.deadline)
+	cmd := t.command(step, account)
+	regular := func(ctx workflow.Context) workflow.Future {
+		return workflow.ExecuteActivity(deadlineOptions(ctx, t.deadline, step, retry), activity, cmd)
+	}
+	f := regular
+	if t.localSteps {
+		f = func(ctx workflow.Context) workflow.Future {
+			return commandLocally(ctx, t.deadline, step, retry, activity, cmd, regular)
+		}
+	}
+	return givenUp(f(ctx).Get(ctx, nil), step, t.deadline)
 }
 
 // applied learns whether a step whose outcome is unknown (it timed out or

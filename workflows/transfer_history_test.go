@@ -71,16 +71,22 @@ func loadTransferHistory(t *testing.T, file string) *historypb.History {
 	return h
 }
 
-// transferTaskCases are what each way a transfer ends costs on each side
-// of LocalOutcomePublishChange: the local publish saves one workflow task
-// and one activity task per transfer.
+// transferTaskCases are what each way a transfer ends costs at each
+// version of LocalOutcomePublishChange: the local publish (v1) saves one
+// workflow task and one activity task per transfer; the local forward
+// steps (v2) save the withdraw's and the deposit's, leaving a completed
+// transfer one workflow task.
 var transferTaskCases = []struct {
-	v0File, v1File string
-	v0, v1         transferTasks
+	v0File, v1File, v2File string
+	v0, v1, v2             transferTasks
 }{
-	{"transfer_completed.json", "transfer_completed_v1.json", transferTasks{4, 4, 3}, transferTasks{3, 3, 2}},
-	{"transfer_insufficient_funds.json", "transfer_insufficient_funds_v1.json", transferTasks{3, 3, 2}, transferTasks{2, 2, 1}},
-	{"transfer_compensated.json", "transfer_compensated_v1.json", transferTasks{5, 5, 4}, transferTasks{4, 4, 3}},
+	{"transfer_completed.json", "transfer_completed_v1.json", "transfer_completed_v2.json",
+		transferTasks{4, 4, 3}, transferTasks{3, 3, 2}, transferTasks{1, 1, 0}},
+	{"transfer_insufficient_funds.json", "transfer_insufficient_funds_v1.json", "transfer_insufficient_funds_v2.json",
+		transferTasks{3, 3, 2}, transferTasks{2, 2, 1}, transferTasks{1, 1, 0}},
+	// The refund, a compensation, stays a regular activity.
+	{"transfer_compensated.json", "transfer_compensated_v1.json", "transfer_compensated_v2.json",
+		transferTasks{5, 5, 4}, transferTasks{4, 4, 3}, transferTasks{2, 2, 1}},
 }
 
 // TestTransferHistoriesRecordedBeforeLocalPublishReplay: a transfer started
@@ -104,24 +110,28 @@ func TestTransferHistoriesRecordedBeforeLocalPublishReplay(t *testing.T) {
 
 // TestTransferLocalPublishIsVersioned proves the version check is what
 // keeps the old histories replaying: the same code told that every
-// transfer is at the new version fails them as non-deterministic.
+// transfer is at the newest version fails them as non-deterministic.
 func TestTransferLocalPublishIsVersioned(t *testing.T) {
 	for _, tc := range transferTaskCases {
-		t.Run(tc.v0File, func(t *testing.T) {
-			replayer, err := worker.NewWorkflowReplayerWithOptions(worker.WorkflowReplayerOptions{
-				Interceptors: []interceptor.WorkerInterceptor{&newestVersion{}},
+		for _, file := range []string{tc.v0File, tc.v1File} {
+			t.Run(file, func(t *testing.T) {
+				replayer, err := worker.NewWorkflowReplayerWithOptions(worker.WorkflowReplayerOptions{
+					Interceptors: []interceptor.WorkerInterceptor{&newestVersion{}},
+				})
+				require.NoError(t, err)
+				replayer.RegisterWorkflow(TransferWorkflow)
+				err = replayer.ReplayWorkflowHistory(nil, loadTransferHistory(t, file))
+				require.ErrorContains(t, err, "TMPRL1100", "the SDK's non-determinism error")
 			})
-			require.NoError(t, err)
-			replayer.RegisterWorkflow(TransferWorkflow)
-			err = replayer.ReplayWorkflowHistory(nil, loadTransferHistory(t, tc.v0File))
-			require.ErrorContains(t, err, "TMPRL1100", "the SDK's non-determinism error")
-		})
+		}
 	}
 }
 
-// TestTransferHistoriesPublishLocally: the histories recorded on the
-// current code hold the version marker and publish the outcome with a
-// local activity, at one workflow task and one activity task fewer.
+// TestTransferHistoriesPublishLocally: the histories recorded at
+// localOutcomePublish hold the version marker and publish the outcome with
+// a local activity, at one workflow task and one activity task fewer; those
+// recorded at localTransferSteps also run the withdraw and the deposit
+// locally.
 func TestTransferHistoriesPublishLocally(t *testing.T) {
 	for _, tc := range transferTaskCases {
 		t.Run(tc.v1File, func(t *testing.T) {
@@ -130,13 +140,20 @@ func TestTransferHistoriesPublishLocally(t *testing.T) {
 			require.Equal(t, [3]int{0, 1, 1}, [3]int{acts, locals, versions})
 			require.Equal(t, tc.v1, countTransferTasks(h))
 		})
+		t.Run(tc.v2File, func(t *testing.T) {
+			h := loadTransferHistory(t, tc.v2File)
+			acts, locals, versions := publishes(h)
+			require.Equal(t, [2]int{0, 1}, [2]int{acts, versions})
+			require.Greater(t, locals, 1, "the publish and at least the withdraw")
+			require.Equal(t, tc.v2, countTransferTasks(h))
+		})
 	}
 }
 
 // TestTransferTasksOnTheDevServer counts the tasks of transfers run now on
-// a real dev server: a completed transfer costs at most 3 workflow tasks and
-// 2 activity tasks (withdraw and deposit; the outcome publish is local), and
-// the other ways a transfer ends one of each fewer than before.
+// a real dev server: a completed transfer costs 1 workflow task and no
+// activity task (its steps and its outcome publish are local), within the
+// target of 3 and 2.
 func TestTransferTasksOnTheDevServer(t *testing.T) {
 	c, queue := temporaltest.NewWorker(t, func(w worker.Worker) {
 		w.RegisterWorkflow(TransferWorkflow)
@@ -153,7 +170,7 @@ func TestTransferTasksOnTheDevServer(t *testing.T) {
 			h := transferHistory(ctx, t, c, run)
 
 			got := countTransferTasks(h)
-			require.Equal(t, transferTaskCases[i].v1, got, "%s", rc.file)
+			require.Equal(t, transferTaskCases[i].v2, got, "%s", rc.file)
 			if rc.outcome == contract.TransferCompleted {
 				require.LessOrEqual(t, got.WorkflowTasks, 3)
 				require.LessOrEqual(t, got.started, 3)

@@ -42,6 +42,9 @@ type harness struct {
 	// localPublishes and publishActivities count the outcome publish's
 	// attempts as a local activity and as a regular one.
 	localPublishes, publishActivities int
+	// localCommands counts the attempts of forward steps run as local
+	// activities.
+	localCommands int
 }
 
 // newHarnessPublishingWith is a harness whose test mocks the outcome
@@ -51,8 +54,15 @@ func newHarnessPublishingWith(t *testing.T) *harness {
 	h := &harness{env: s.NewTestWorkflowEnvironment()}
 	h.env.RegisterActivity(&activities.Activities{})
 	h.env.SetOnLocalActivityStartedListener(func(info *activity.Info, _ context.Context, args []any) {
-		require.Equal(t, "PublishTransferEvent", info.ActivityType.Name, "only the outcome publish runs locally")
 		require.Len(t, args, 1)
+		if cmd, ok := args[0].(activities.LedgerCommand); ok {
+			// A forward step run locally is recorded as its regular
+			// namesake is.
+			h.localCommands++
+			h.calls = append(h.calls, info.ActivityType.Name+":"+cmd.Step+":"+cmd.AccountID)
+			return
+		}
+		require.Equal(t, "PublishTransferEvent", info.ActivityType.Name, "only the forward steps and the outcome publish run locally")
 		ev, ok := args[0].(activities.TransferEvent)
 		require.True(t, ok, "argument %T", args[0])
 		h.localPublishes++
@@ -244,13 +254,14 @@ func TestTransferWorkflow(t *testing.T) {
 			published: []string{events.TypeTransferFailed, "resolved_by_operator"},
 		},
 	}
-	// Every case runs on both sides of LocalOutcomePublishChange: a
-	// transfer started before it still behaves the same, publishing with a
-	// regular activity.
+	// Every case runs at every version of LocalOutcomePublishChange: a
+	// transfer started before a version still behaves the same, running
+	// its steps or publishing with regular activities.
 	versions := []struct {
 		name    string
 		version workflow.Version
 	}{
+		{"local steps", localTransferSteps},
 		{"local publish", localOutcomePublish},
 		{"started before the local publish", workflow.DefaultVersion},
 	}
@@ -258,7 +269,7 @@ func TestTransferWorkflow(t *testing.T) {
 		for _, tc := range tests {
 			t.Run(v.name+"/"+tc.name, func(t *testing.T) {
 				h := newHarness(t)
-				h.env.OnGetVersion(LocalOutcomePublishChange, workflow.DefaultVersion, localOutcomePublish).Return(v.version)
+				h.env.OnGetVersion(LocalOutcomePublishChange, workflow.DefaultVersion, localTransferSteps).Return(v.version)
 				tc.setup(t, h)
 				h.env.ExecuteWorkflow(TransferWorkflow, validTransfer)
 				require.True(t, h.env.IsWorkflowCompleted())
@@ -277,10 +288,15 @@ func TestTransferWorkflow(t *testing.T) {
 				require.Equal(t, tc.published, []string{h.published[0].Type, h.published[0].Reason})
 				require.Equal(t, contract.StepPublishOutcome, h.published[0].Step)
 				require.Equal(t, tc.statuses[len(tc.statuses)-1], h.status(t).Status)
-				if v.version == localOutcomePublish {
+				if v.version >= localOutcomePublish {
 					require.Equal(t, [2]int{1, 0}, [2]int{h.localPublishes, h.publishActivities}, "published by a local activity")
 				} else {
 					require.Equal(t, [2]int{0, 1}, [2]int{h.localPublishes, h.publishActivities}, "published by a regular activity")
+				}
+				if v.version >= localTransferSteps {
+					require.Positive(t, h.localCommands, "the forward steps ran locally")
+				} else {
+					require.Zero(t, h.localCommands, "every step ran as a regular activity")
 				}
 				h.env.AssertExpectations(t)
 			})
