@@ -517,7 +517,8 @@ type localActivityData struct {
 
 // localActivity records a local activity from its marker. Its input is not
 // in the history, so its step is the result's "step" field, else the
-// summary the workflow gave it, else its type. It ran inside the workflow
+// summary the workflow gave it, else its type, and its input the result's
+// "input" field, if any. It ran inside the workflow
 // task that recorded it: the record starts when that task started, or at
 // the record before it if that is later, so the timeline stays in order.
 func (b *builder) localActivity(e *historypb.HistoryEvent, a *historypb.MarkerRecordedEventAttributes) {
@@ -553,7 +554,7 @@ func (b *builder) localActivity(e *historypb.HistoryEvent, a *historypb.MarkerRe
 		start = at
 	}
 	r := Record{EventID: e.GetEventId(), Time: start, Kind: kind, Name: name, Type: data.ActivityType, Summary: summary,
-		Outcome: OutcomeCompleted, Result: result, Attempt: data.Attempt, ClosedAt: at}
+		Input: inputOf(result), Outcome: OutcomeCompleted, Result: result, Attempt: data.Attempt, ClosedAt: at}
 	if f := a.GetFailure(); f != nil {
 		r.Outcome, r.Result = OutcomeFailed, nil
 		r.Error, r.ErrorType = b.failureText(f)
@@ -713,6 +714,18 @@ func deadlinePassed(r *Record) {
 }
 
 // stepOf returns the "step" field of an activity input object.
+// inputOf is the "input" field of a local activity's result: a command
+// step run locally returns its input, which the history does not record.
+func inputOf(result json.RawMessage) json.RawMessage {
+	var v struct {
+		Input json.RawMessage `json:"input"`
+	}
+	if json.Unmarshal(result, &v) != nil || len(v.Input) == 0 {
+		return nil
+	}
+	return v.Input
+}
+
 func stepOf(input json.RawMessage) string {
 	var v struct {
 		Step string `json:"step"`

@@ -100,6 +100,23 @@ func TestLocalActivityMarkersAreSteps(t *testing.T) {
 	require.Contains(t, text.String(), "publish-outcome [PublishTransferEvent] → failed in 80ms (attempt 3): publish: amqp: connection lost [wrapError]")
 }
 
+// A command step run as a local activity returns its step and its input
+// with the service's result: the trail shows them as it shows a regular
+// activity's input.
+func TestLocalCommandStepShowsItsInput(t *testing.T) {
+	result := map[string]any{
+		"command_id": "c-1", "command_type": "ledger.withdraw", "step": "withdraw",
+		"input": map[string]any{"step": "withdraw", "account_id": "alice", "amount": 500, "currency": "EUR"},
+	}
+	tl := Build([]*historypb.HistoryEvent{
+		taskStartedEvent(2, 10),
+		localActivityMarkerEvent(t, 3, 20, "Withdraw", 1, "withdraw", result, nil),
+	}, nil, Options{})
+	require.Equal(t, []string{"step withdraw"}, kindsOf(tl))
+	require.JSONEq(t, `{"step":"withdraw","account_id":"alice","amount":500,"currency":"EUR"}`, string(tl.Records[0].Input))
+	require.Equal(t, "Withdraw", tl.Records[0].Type)
+}
+
 // A compensating saga's local activity is a compensation, like its
 // regular activities.
 func TestLocalActivityWhileCompensating(t *testing.T) {
