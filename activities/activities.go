@@ -1,8 +1,11 @@
 // Package activities holds the Temporal activities of the sagas. A step's
-// activity sends its command to a participant service over RabbitMQ and
-// returns activity.ErrResultPending; the service's reply, consumed from the
-// worker's reply queue by HandleReply, completes the activity. Activities are
-// methods on Activities, which holds the injected dependencies.
+// activity sends its command to a participant service over RabbitMQ. Run
+// as a regular activity it returns activity.ErrResultPending, and the
+// service's reply, consumed from the workers' shared reply queue by
+// HandleReply, completes the activity through Temporal; run as a local
+// activity it waits for the reply on its worker's own reply queue (a
+// Requester) and returns it. Activities are methods on Activities, which
+// holds the injected dependencies.
 package activities
 
 import (

@@ -202,6 +202,10 @@ func (r *Requester) session() error {
 				return nil
 			}
 			r.c.stats.Consumed.Add(1)
+			// The reply's consumer span continues the trace its
+			// publisher sent it in; the requester's caller goes on
+			// within its own span.
+			_, span := startProcess(r.ctx, d, r.queue)
 			r.mu.Lock()
 			w := r.waiting[d.CorrelationId]
 			delete(r.waiting, d.CorrelationId)
@@ -209,6 +213,7 @@ func (r *Requester) session() error {
 			if w != nil {
 				w <- toDelivery(d, r.queue)
 			}
+			span.End()
 		}
 	}
 }

@@ -73,17 +73,17 @@ func TestOrderSagaTasksOnTheDevServer(t *testing.T) {
 	}{
 		{
 			name: "confirmed", mutate: func(*events.OrderPlaced) {}, outcome: contract.OrderConfirmed,
-			workflows: 2, workflowTasks: 9, activityTasks: 4,
-			// The order: started, reserve and commit, its outcome published
-			// locally, the hold's timer, its ids and two statuses upserted.
-			// The payment: started, withdraw and deposit, a local publish,
-			// two statuses.
-			actions: Actions{WorkflowsStarted: 2, ActivityAttempts: 4, LocalActivities: 2, TimersStarted: 1, SearchAttributeUpserts: 5},
+			workflows: 2, workflowTasks: 5, activityTasks: 1,
+			// The order: started, the reserve, the commit and its outcome
+			// published locally in one task, the hold's timer, its ids and
+			// two statuses upserted. The payment: started, withdraw,
+			// deposit and publish locally in its one task, two statuses.
+			actions: Actions{WorkflowsStarted: 2, ActivityAttempts: 1, LocalActivities: 2, TimersStarted: 1, SearchAttributeUpserts: 5},
 		},
 		{
 			name: "payment refused: the stock released", mutate: func(o *events.OrderPlaced) { o.CustomerID = "poor" }, outcome: contract.OrderCancelled,
-			workflows: 2, workflowTasks: 7, activityTasks: 3,
-			actions: Actions{WorkflowsStarted: 2, ActivityAttempts: 3, LocalActivities: 2, TimersStarted: 1, SearchAttributeUpserts: 7},
+			workflows: 2, workflowTasks: 6, activityTasks: 2,
+			actions: Actions{WorkflowsStarted: 2, ActivityAttempts: 2, LocalActivities: 2, TimersStarted: 1, SearchAttributeUpserts: 7},
 		},
 		{
 			name: "reservation refused: nothing to undo", mutate: func(o *events.OrderPlaced) { o.Lines[0].SKU = "out-of-stock" }, outcome: contract.OrderCancelled,
@@ -93,8 +93,8 @@ func TestOrderSagaTasksOnTheDevServer(t *testing.T) {
 		},
 		{
 			name: "commit refused: the payment refunded, then the stock released", mutate: func(o *events.OrderPlaced) { o.OrderID += "-uncommittable" }, outcome: contract.OrderCancelled,
-			workflows: 3, workflowTasks: 14, activityTasks: 7,
-			actions: Actions{WorkflowsStarted: 3, ActivityAttempts: 7, LocalActivities: 3, TimersStarted: 1, SearchAttributeUpserts: 8},
+			workflows: 3, workflowTasks: 9, activityTasks: 2,
+			actions: Actions{WorkflowsStarted: 3, ActivityAttempts: 2, LocalActivities: 4, TimersStarted: 1, SearchAttributeUpserts: 8},
 		},
 	}
 	for i, tc := range tests {

@@ -26,17 +26,19 @@ type RecordedSaga struct {
 // reservation child, recorded in reservation_committed_by_parent.json,
 // and, like the transfer before `workflows.LocalOutcomePublishChange`, a
 // publish activity; the transfer files are the child's sequence of
-// commands as it runs alone.
+// commands as it runs alone. After is the current code: the order at
+// `workflows.OwnHoldChange` version 2, its commit and its transfer's steps
+// run as local activities.
 var recordedSagas = []RecordedSaga{
 	{
 		Name:   "order confirmed",
 		Before: []string{"order_confirmed.json", "reservation_committed_by_parent.json", "transfer_completed.json"},
-		After:  []string{"order_confirmed_v1.json", "transfer_completed_v1.json"},
+		After:  []string{"order_confirmed_v2.json", "transfer_completed_v2.json"},
 	},
 	{
 		Name:   "transfer completed",
 		Before: []string{"transfer_completed.json"},
-		After:  []string{"transfer_completed_v1.json"},
+		After:  []string{"transfer_completed_v2.json"},
 	},
 }
 

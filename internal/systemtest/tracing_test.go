@@ -132,7 +132,7 @@ func TestEverySagaIsOneTrace(t *testing.T) {
 
 // expectedSpans are the Temporal spans the saga's histories call for: a
 // RunWorkflow span per workflow (the order and its children) and a
-// RunActivity span per activity scheduled.
+// RunActivity span per activity scheduled or run locally.
 func expectedSpans(t *testing.T, ctx context.Context, sys *systemtest.System, rootID string) []string {
 	var want []string
 	queue := []string{rootID}
@@ -148,6 +148,15 @@ func expectedSpans(t *testing.T, ctx context.Context, sys *systemtest.System, ro
 				want = append(want, "RunWorkflow:"+e.GetWorkflowExecutionStartedEventAttributes().GetWorkflowType().GetName())
 			case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
 				want = append(want, "RunActivity:"+e.GetActivityTaskScheduledEventAttributes().GetActivityType().GetName())
+			case enumspb.EVENT_TYPE_MARKER_RECORDED:
+				// A local activity's marker: its "data" names its type.
+				a := e.GetMarkerRecordedEventAttributes()
+				if a.GetMarkerName() != "LocalActivity" {
+					continue
+				}
+				var data struct{ ActivityType string }
+				require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(a.GetDetails()["data"], &data))
+				want = append(want, "RunActivity:"+data.ActivityType)
 			case enumspb.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED:
 				queue = append(queue, e.GetChildWorkflowExecutionStartedEventAttributes().GetWorkflowExecution().GetWorkflowId())
 			}
@@ -248,12 +257,19 @@ func checkTrace(all []systemtest.Span, traceID, orderID string, want, domain []s
 			problems = append(problems, fmt.Sprintf("command to %s has no %s transaction span", queue, service))
 			continue
 		}
-		reply, ok := child(tx, named("publish "+contract.ReplyQueue))
+		// The reply goes to the shared reply queue (a regular activity)
+		// or to the worker's own (a local activity, LocalReplyQueuePrefix).
+		replyQueue := func(op string) func(systemtest.Span) bool {
+			return func(s systemtest.Span) bool {
+				return s.Name == op+" "+contract.ReplyQueue || strings.HasPrefix(s.Name, op+" "+contract.LocalReplyQueuePrefix+".")
+			}
+		}
+		reply, ok := child(tx, replyQueue("publish"))
 		if !ok {
 			problems = append(problems, fmt.Sprintf("%s: the reply's publish does not continue the transaction", tx.Name))
 			continue
 		}
-		if _, ok := child(reply, named("process "+contract.ReplyQueue)); !ok {
+		if _, ok := child(reply, replyQueue("process")); !ok {
 			problems = append(problems, fmt.Sprintf("%s: the reply was not consumed in the trace", tx.Name))
 		}
 	}
