@@ -21,8 +21,8 @@ func localCommandRetry(step *temporal.RetryPolicy) *temporal.RetryPolicy {
 	return retryPolicy(4*time.Second, 0, step.NonRetryableErrorTypes)
 }
 
-// commandLocally runs a forward command step (withdraw, deposit, reserve,
-// commit) as a local activity: the worker sends the command and waits for
+// commandLocally runs a forward command step (the transfer's withdraw and
+// deposit, the order's commit) as a local activity: the worker sends the command and waits for
 // the reply itself, inside the workflow task that decided the step, so the
 // step costs neither an activity task nor a workflow task of its own. The
 // command id derives from the workflow id and the step, so every attempt,

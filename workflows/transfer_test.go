@@ -42,9 +42,9 @@ type harness struct {
 	// localPublishes and publishActivities count the outcome publish's
 	// attempts as a local activity and as a regular one.
 	localPublishes, publishActivities int
-	// localCommands counts the attempts of forward steps run as local
-	// activities.
-	localCommands int
+	// localCommands and regularCommands count the attempts of ledger
+	// steps run as local activities and as regular ones.
+	localCommands, regularCommands int
 }
 
 // newHarnessPublishingWith is a harness whose test mocks the outcome
@@ -81,6 +81,7 @@ func newHarnessPublishingWith(t *testing.T) *harness {
 		}
 		var cmd activities.LedgerCommand
 		require.NoError(t, args.Get(&cmd))
+		h.regularCommands++
 		h.calls = append(h.calls, name+":"+cmd.Step+":"+cmd.AccountID)
 	})
 	h.env.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(args mock.Arguments) {
@@ -431,4 +432,33 @@ func TestLocalPublishRetryPolicy(t *testing.T) {
 	require.Greater(t, opts.ScheduleToCloseTimeout, 4*opts.StartToCloseTimeout, "room for several attempts")
 	require.Empty(t, opts.RetryPolicy.NonRetryableErrorTypes, "only the activity's own non-retryable errors stop it")
 	require.Equal(t, contract.StepPublishOutcome, opts.Summary, "the audit trail names the step by it")
+}
+
+// TestLocalStepGoesOnAsARegularActivity: a deposit the broker cannot take
+// for longer than the local budget is retried locally, then goes on as a
+// regular activity (the server retries it without the history growing)
+// until the broker is back, and the transfer completes.
+func TestLocalStepGoesOnAsARegularActivity(t *testing.T) {
+	h := newHarness(t)
+	ok := activities.CommandResult{}
+	var down time.Time
+	h.env.OnActivity(a.Withdraw, mock.Anything, mock.Anything).Return(ok, nil).Once()
+	h.env.OnActivity(a.Deposit, mock.Anything, mock.Anything).Return(func(context.Context, activities.LedgerCommand) (activities.CommandResult, error) {
+		if down.IsZero() {
+			down = h.env.Now()
+		}
+		if h.env.Now().Sub(down) < 2*localCommandBudget {
+			return ok, errBrokerDown
+		}
+		return ok, nil
+	})
+	h.env.ExecuteWorkflow(TransferWorkflow, validTransfer)
+	require.True(t, h.env.IsWorkflowCompleted())
+	require.NoError(t, h.env.GetWorkflowError())
+	var res contract.TransferResult
+	require.NoError(t, h.env.GetWorkflowResult(&res))
+	require.Equal(t, contract.TransferCompleted, res.Outcome)
+	require.Greater(t, h.localCommands, 2, "the withdraw and the deposit's local attempts")
+	require.Positive(t, h.regularCommands, "the deposit went on as a regular activity")
+	require.Equal(t, "Deposit:deposit:acc-dst", h.calls[len(h.calls)-2], "the last attempt before the publish")
 }
