@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	commonpb "go.temporal.io/api/common/v1"
+	failurepb "go.temporal.io/api/failure/v1"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"google.golang.org/protobuf/proto"
@@ -165,10 +166,25 @@ func (c *Codec) DataConverter() converter.DataConverter {
 // With encryption on it also moves failure messages and stack traces into
 // an encrypted payload: a business rejection's message names accounts.
 func (c *Codec) FailureConverter() converter.FailureConverter {
-	return temporal.NewDefaultFailureConverter(temporal.DefaultFailureConverterOptions{
+	return copyingFailureConverter{temporal.NewDefaultFailureConverter(temporal.DefaultFailureConverterOptions{
 		DataConverter:          c.DataConverter(),
 		EncodeCommonAttributes: c.Enabled(),
-	})
+	})}
+}
+
+// copyingFailureConverter decodes a copy of the failure it turns into an
+// error. The SDK's default converter decodes the failure in place, and the
+// Go SDK hands the failure of a local activity's marker to the workflow
+// before it sends the marker: decoded in place, a failed local activity's
+// message (a rejection names amounts and accounts) would reach the history
+// in plaintext beside its encrypted copy.
+type copyingFailureConverter struct{ converter.FailureConverter }
+
+func (c copyingFailureConverter) FailureToError(f *failurepb.Failure) error {
+	if f == nil {
+		return nil
+	}
+	return c.FailureConverter.FailureToError(proto.Clone(f).(*failurepb.Failure))
 }
 
 // UnknownKeyError is an encrypted payload whose key the ring does not hold.

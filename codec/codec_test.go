@@ -202,6 +202,10 @@ func TestDataAndFailureConverters(t *testing.T) {
 	require.True(t, errors.As(back, &appErr))
 	require.Equal(t, "AccountClosed", appErr.Type())
 	require.Contains(t, appErr.Error(), "account cust-4711 is closed")
+	// Decoding leaves the failure as it was: the SDK sends a local
+	// activity's marker with the failure it decoded for the workflow.
+	require.Equal(t, "Encoded failure", f.GetMessage(), "decoded a copy, not the failure itself")
+	require.NotContains(t, f.String(), "cust-4711")
 
 	// Encryption off: failures keep their message in the clear.
 	off := ring(t, Options{}).FailureConverter().ErrorToFailure(errors.New("plain"))
